@@ -1,0 +1,15 @@
+//! Verify and store atproto repositories.
+//!
+//! The facade over the atrepo crates. It re-exports them rather than
+//! re-implementing anything:
+//!
+//! - [`car`]: verified CAR v1 framing.
+//! - [`mst`]: the Merkle Search Tree.
+//! - [`store`]: block storage backends.
+//! - [`verify`]: keys, signatures, commits and identifier syntax.
+#![warn(missing_docs)]
+
+pub use atrepo_car as car;
+pub use atrepo_mst as mst;
+pub use atrepo_store as store;
+pub use atrepo_verify as verify;

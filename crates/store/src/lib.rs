@@ -1,0 +1,215 @@
+//! Block storage for atproto repositories behind one small trait.
+//!
+//! This crate owns the [`BlockStore`] contract (what every backend promises),
+//! the always-available [`MemoryStore`], and byte accounting ([`Usage`]).
+//! Disk backends plug in behind cargo features and pass the same conformance
+//! suite (`tests/it/conformance.rs`).
+//!
+//! # What this crate must not do
+//!
+//! - It knows nothing about MST nodes, commits or signatures.
+//! - It does not hash blocks: a backend stores the `(CID, bytes)` pairs it is
+//!   given. Verifying that bytes match their CID is the caller's job (the CAR
+//!   reader in `atrepo-car` does it for every block it yields), so that hashing
+//!   happens exactly once per block on the ingest path.
+//! - It never panics on data read back from disk; corruption is an error.
+//!
+//! # Main types
+//!
+//! - [`BlockRead`]: `get`, `has`, `scan`. Missing blocks are `Ok(None)`.
+//! - [`BlockStore`]: adds atomic batched writes ([`Batch`]) and [`Usage`].
+//! - [`MemoryStore`]: a `HashMap` behind a lock; blocks are shared
+//!   [`Bytes`], so reads copy nothing.
+//!
+//! Both traits are object safe, so a backend can be chosen at run time as
+//! `Box<dyn BlockStore>`.
+//!
+//! # Crate features
+//!
+//! None yet beyond the always-on memory backend.
+//!
+//! # Untrusted input
+//!
+//! Backends store whatever they are given; limits on how much (memory budget,
+//! spilled bytes) are enforced by the caller using [`Usage`], or by a wrapping
+//! store that reports [`Error::LimitExceeded`].
+//!
+//! # Example
+//!
+//! ```
+//! use atrepo_store::{Batch, BlockRead, BlockStore, Bytes, MemoryStore};
+//! # use cid::Cid;
+//! # let cid: Cid = "bafyreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm".parse().unwrap();
+//! let store = MemoryStore::new();
+//! let mut batch = Batch::new();
+//! batch.put(cid, Bytes::from_static(b"\xa0"));
+//! store.write(batch)?;
+//! assert_eq!(store.get(&cid)?.as_deref(), Some(&b"\xa0"[..]));
+//! assert_eq!(store.usage()?.blocks, 1);
+//! # Ok::<(), atrepo_store::Error>(())
+//! ```
+#![warn(missing_docs)]
+
+mod batch;
+mod error;
+mod memory;
+
+pub use batch::Batch;
+pub use bytes::Bytes;
+pub use error::{Error, ErrorKind, Result};
+pub use memory::{MEMORY_OVERHEAD_PER_BLOCK, MemoryStore};
+
+use cid::Cid;
+
+/// Read access to a set of content-addressed blocks.
+///
+/// # Contract
+///
+/// - A block that is not present is `Ok(None)` / `Ok(false)`, never an error.
+///   Errors are reserved for the environment (I/O, a broken backend) and for
+///   stored data that cannot be read back.
+/// - Returned bytes are exactly the bytes that were written for that CID.
+///   A backend does not re-hash them; the writer was responsible for checking
+///   them against the CID.
+/// - Reads may run concurrently with each other and with a write; a read
+///   sees either none or all of a concurrent [`Batch`].
+pub trait BlockRead: Send + Sync {
+    /// Returns the block stored under `cid`, or `None` if there is none.
+    ///
+    /// [`Bytes`] is reference counted: backends that keep blocks in memory or
+    /// in a memory map hand out a view without copying.
+    fn get(&self, cid: &Cid) -> Result<Option<Bytes>>;
+
+    /// Returns whether a block is stored under `cid`.
+    ///
+    /// The default calls [`get`](Self::get); backends override it when they
+    /// can answer without reading the block.
+    fn has(&self, cid: &Cid) -> Result<bool> {
+        Ok(self.get(cid)?.is_some())
+    }
+
+    /// Calls `f` once for every stored block, in no particular order, and
+    /// stops at the first error `f` returns.
+    ///
+    /// Writes made while a scan runs may or may not be seen by it.
+    fn scan(&self, f: &mut dyn FnMut(&Cid, &[u8]) -> Result<()>) -> Result<()>;
+}
+
+/// A block store: [`BlockRead`] plus atomic batched writes.
+///
+/// # Contract
+///
+/// - [`write`](Self::write) applies a whole [`Batch`] or nothing: one
+///   transaction per batch on disk backends. A batch is durable when `write`
+///   returns if the backend was opened durable; see each backend's docs.
+/// - Writing a CID that is already stored with equal bytes is a no-op and
+///   is not counted twice in [`Usage`]. Writing a stored CID with *different*
+///   bytes is the caller's bug (CIDs are hashes); backends keep the first
+///   bytes and do not report it, so callers must verify before writing.
+/// - [`usage`](Self::usage) counts distinct blocks and their payload bytes.
+pub trait BlockStore: BlockRead {
+    /// Atomically stores every block of `batch`.
+    fn write(&self, batch: Batch) -> Result<()>;
+
+    /// Stores one block; the same as writing a batch of one.
+    fn put(&self, cid: Cid, bytes: Bytes) -> Result<()> {
+        let mut batch = Batch::new();
+        batch.put(cid, bytes);
+        self.write(batch)
+    }
+
+    /// Returns what the store holds and what it costs to hold it.
+    fn usage(&self) -> Result<Usage>;
+
+    /// Makes every completed write durable, for backends opened without
+    /// per-write durability. A no-op for memory stores.
+    fn flush(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Byte accounting of a store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Number of distinct blocks stored.
+    pub blocks: u64,
+    /// Sum of the stored blocks' lengths.
+    pub payload_bytes: u64,
+    /// Bytes the backend spends beyond the payload: per-entry bookkeeping in
+    /// memory, or file size minus payload on disk. An estimate where the
+    /// backend cannot know exactly, documented per backend.
+    pub overhead_bytes: u64,
+}
+
+impl Usage {
+    /// Payload plus overhead: what the store really costs.
+    pub fn total_bytes(&self) -> u64 {
+        self.payload_bytes.saturating_add(self.overhead_bytes)
+    }
+}
+
+impl<S: BlockRead + ?Sized> BlockRead for &S {
+    fn get(&self, cid: &Cid) -> Result<Option<Bytes>> {
+        (**self).get(cid)
+    }
+    fn has(&self, cid: &Cid) -> Result<bool> {
+        (**self).has(cid)
+    }
+    fn scan(&self, f: &mut dyn FnMut(&Cid, &[u8]) -> Result<()>) -> Result<()> {
+        (**self).scan(f)
+    }
+}
+
+impl<S: BlockRead + ?Sized> BlockRead for Box<S> {
+    fn get(&self, cid: &Cid) -> Result<Option<Bytes>> {
+        (**self).get(cid)
+    }
+    fn has(&self, cid: &Cid) -> Result<bool> {
+        (**self).has(cid)
+    }
+    fn scan(&self, f: &mut dyn FnMut(&Cid, &[u8]) -> Result<()>) -> Result<()> {
+        (**self).scan(f)
+    }
+}
+
+impl<S: BlockStore + ?Sized> BlockStore for Box<S> {
+    fn write(&self, batch: Batch) -> Result<()> {
+        (**self).write(batch)
+    }
+    fn put(&self, cid: Cid, bytes: Bytes) -> Result<()> {
+        (**self).put(cid, bytes)
+    }
+    fn usage(&self) -> Result<Usage> {
+        (**self).usage()
+    }
+    fn flush(&self) -> Result<()> {
+        (**self).flush()
+    }
+}
+
+impl<S: BlockRead + ?Sized> BlockRead for std::sync::Arc<S> {
+    fn get(&self, cid: &Cid) -> Result<Option<Bytes>> {
+        (**self).get(cid)
+    }
+    fn has(&self, cid: &Cid) -> Result<bool> {
+        (**self).has(cid)
+    }
+    fn scan(&self, f: &mut dyn FnMut(&Cid, &[u8]) -> Result<()>) -> Result<()> {
+        (**self).scan(f)
+    }
+}
+
+impl<S: BlockStore + ?Sized> BlockStore for std::sync::Arc<S> {
+    fn write(&self, batch: Batch) -> Result<()> {
+        (**self).write(batch)
+    }
+    fn put(&self, cid: Cid, bytes: Bytes) -> Result<()> {
+        (**self).put(cid, bytes)
+    }
+    fn usage(&self) -> Result<Usage> {
+        (**self).usage()
+    }
+    fn flush(&self) -> Result<()> {
+        (**self).flush()
+    }
+}

@@ -1,0 +1,56 @@
+//! `cargo xtask ci`: the one command CI runs and the README promises.
+
+use anyhow::{Result, bail};
+
+use crate::{cargo, run};
+
+/// Optional cargo features, each tested alone, as `(package, feature)`.
+///
+/// Heavy features that only the bench command needs (peer comparisons) are
+/// deliberately not listed: they would add hundreds of crates to CI.
+pub(crate) const FEATURES: &[(&str, &str)] = &[("atrepo-car", "tokio"), ("atrepo", "tokio")];
+
+/// Runs every check. `--no-interop` skips the fixture run (for machines
+/// without fixtures; CI never passes it).
+pub(crate) fn run_ci(args: &[String]) -> Result<()> {
+    let mut interop = true;
+    for a in args {
+        match a.as_str() {
+            "--no-interop" => interop = false,
+            other => bail!("ci: unknown argument {other:?}"),
+        }
+    }
+    let in_ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    if in_ci && !interop {
+        bail!("ci: --no-interop is not allowed when CI=true");
+    }
+
+    let all_features: Vec<String> = FEATURES.iter().map(|(p, f)| format!("{p}/{f}")).collect();
+    let all_features = all_features.join(",");
+
+    run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    let mut clippy = cargo();
+    clippy.args(["clippy", "--locked", "--workspace", "--all-targets"]);
+    if !all_features.is_empty() {
+        clippy.args(["--features", &all_features]);
+    }
+    run(clippy.args(["--", "-D", "warnings"]))?;
+
+    run(cargo().args(["test", "--locked", "--workspace"]))?;
+    for (package, feature) in FEATURES {
+        run(cargo().args(["test", "--locked", "-p", package, "--features", feature]))?;
+    }
+
+    let mut doc = cargo();
+    doc.args(["doc", "--locked", "--workspace", "--no-deps"]);
+    if !all_features.is_empty() {
+        doc.args(["--features", &all_features]);
+    }
+    run(doc.env("RUSTDOCFLAGS", "-D warnings"))?;
+
+    if interop {
+        crate::interop(&[])?;
+    }
+    eprintln!("ci: all checks passed");
+    Ok(())
+}
