@@ -19,3 +19,5 @@
         clippy::arithmetic_side_effects
     )
 )]
+
+pub mod drisl;

@@ -1,0 +1,72 @@
+//! Strict DRISL (atproto's canonical DAG-CBOR) decoding and encoding.
+//!
+//! DRISL is the deterministic subset of DAG-CBOR that atproto signs and
+//! hashes. This module accepts exactly one encoding of each value, so that
+//! a signature over a re-encoding and a CID over the received bytes always
+//! describe the same data. [`Decoder`] is a cursor for fixed schemas
+//! (commits, MST nodes, firehose events): the schema reads keys in their
+//! canonical order, which rules out unsorted, duplicate and unknown keys at
+//! no extra cost. [`Value`] and [`validate`] handle open data (records).
+//!
+//! Rules enforced (see `docs/formats.md`, section "DRISL"):
+//!
+//! - minimal integer and length encodings; definite lengths only;
+//! - map keys are text, sorted length-first then bytewise, unique;
+//! - the only tag is 42 (a CID link), encoded `d8 2a`, holding a byte
+//!   string of `0x00` followed by a binary CID;
+//! - no floats at all (atproto forbids them), no `undefined`, no simple
+//!   values but `false`, `true`, `null`;
+//! - integers fit in `i64`; strings are valid UTF-8;
+//! - no trailing bytes; nesting and sizes within [`Limits`].
+
+mod decode;
+mod encode;
+mod value;
+
+pub use decode::{DecodeError, Decoder, Kind, Problem};
+pub use encode::Encoder;
+pub use value::{Value, validate, validate_record};
+
+/// Bounds on open DRISL data (records); fixed schemas bound themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Deepest nesting of arrays and maps; the top-level value is depth 1.
+    pub max_depth: usize,
+    /// Most entries in one array or map.
+    pub max_container_len: u64,
+}
+
+impl Limits {
+    /// The default nesting cap.
+    pub const DEFAULT_MAX_DEPTH: usize = 64;
+    /// The default container cap (indigo's `MAX_CBOR_CONTAINER_LEN`).
+    pub const DEFAULT_MAX_CONTAINER_LEN: u64 = 128 * 1024;
+
+    /// Returns these limits with `max_depth` set.
+    pub fn max_depth(mut self, n: usize) -> Self {
+        self.max_depth = n;
+        self
+    }
+
+    /// Returns these limits with `max_container_len` set.
+    pub fn max_container_len(mut self, n: u64) -> Self {
+        self.max_container_len = n;
+        self
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_depth: Self::DEFAULT_MAX_DEPTH,
+            max_container_len: Self::DEFAULT_MAX_CONTAINER_LEN,
+        }
+    }
+}
+
+/// Whether `a` sorts strictly before `b` as DRISL map keys: shorter first,
+/// then bytewise.
+pub fn key_precedes(a: &[u8], b: &[u8]) -> bool {
+    (a.len(), a) < (b.len(), b)
+}
