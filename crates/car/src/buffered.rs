@@ -83,15 +83,90 @@ impl Buffered {
         self.buf.len()
     }
 
-    /// Makes room for at least `needed` buffered bytes plus a read chunk and
-    /// returns the buffer to read into.
-    pub(crate) fn reserve(&mut self, needed: usize) -> &mut BytesMut {
-        let want = needed.max(self.buf.len().saturating_add(READ_CHUNK));
-        self.buf.reserve(want.saturating_sub(self.buf.len()));
-        &mut self.buf
+    /// Makes room for `needed` buffered bytes, or one read chunk more than
+    /// is buffered if that is more, and returns the buffer with how many
+    /// bytes the caller may read into it: never past that target.
+    ///
+    /// The capacity is exactly the target when the buffer has to grow.
+    /// `BytesMut::reserve` would round up (it may double the old allocation),
+    /// and the readers would then read into all of it: two sections' worth
+    /// where the limits promise one.
+    // See: limits::read_ahead_is_bounded_by_one_section_and_one_chunk
+    // (tests/it/limits.rs), which caught a 3.8 MB read with a 2 MiB cap.
+    pub(crate) fn reserve(&mut self, needed: usize) -> (&mut BytesMut, usize) {
+        let len = self.buf.len();
+        let want = needed.max(len.saturating_add(READ_CHUNK));
+        let additional = want.saturating_sub(len);
+        if !self.buf.try_reclaim(additional) {
+            // `needed` is at most one item and its varint, each checked
+            // against `Limits` by the decoder before it asks for them.
+            let mut grown = BytesMut::with_capacity(want);
+            grown.extend_from_slice(&self.buf);
+            self.buf = grown;
+        }
+        (&mut self.buf, additional)
     }
 
     pub(crate) fn set_eof(&mut self) {
         self.eof = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cids::{DAG_CBOR, blessed_cid};
+    use crate::options::Limits;
+    use crate::writer::encode;
+
+    /// Reads `car` through a `Buffered` the way the stream readers do, from
+    /// a source that always fills what it is offered, and returns the
+    /// largest capacity the buffer had.
+    fn largest_capacity(car: &[u8], keep: bool) -> usize {
+        let mut inner = Buffered::new(Options::default());
+        let mut rest = car;
+        let mut kept = Vec::new();
+        let mut largest = 0;
+        loop {
+            match inner.step().unwrap() {
+                Step::Header(_) => {}
+                Step::Block(block) => {
+                    if keep {
+                        kept.push(block);
+                    }
+                }
+                Step::End => return largest,
+                Step::Need(needed) => {
+                    let (buf, room) = inner.reserve(needed);
+                    largest = largest.max(buf.capacity());
+                    let n = room.min(rest.len());
+                    buf.extend_from_slice(&rest[..n]);
+                    rest = &rest[n..];
+                    if n == 0 {
+                        inner.set_eof();
+                    }
+                }
+            }
+        }
+    }
+
+    // See: limits::read_ahead_is_bounded_by_one_section_and_one_chunk
+    // (tests/it/limits.rs): `BytesMut::reserve` doubled the buffer.
+    #[test]
+    #[allow(clippy::cast_possible_truncation)] // Fixed sizes of a few MiB; byte fill wraps on purpose.
+    fn capacity_stays_within_one_section_and_one_chunk() {
+        let max = Limits::DEFAULT_MAX_SECTION_LEN as usize;
+        // Small, full-size, half-size and almost-full sections: a mix that
+        // made `BytesMut::reserve` double its allocation.
+        let sizes = [100_000, max - 36, 1, max / 2, max - 36, 700_000, max - 37, max - 36, 3];
+        let blocks: Vec<Vec<u8>> = sizes.iter().map(|&n| vec![n as u8; n]).collect();
+        let cids: Vec<_> = blocks.iter().map(|b| blessed_cid(DAG_CBOR, b)).collect();
+        let header = Header::new(vec![cids[0]]).unwrap();
+        let car = encode(&header, cids.iter().zip(&blocks).map(|(c, b)| (c, &b[..])));
+        let bound = max + crate::varint::MAX_VARINT_LEN + READ_CHUNK;
+        for keep in [false, true] {
+            let largest = largest_capacity(&car, keep);
+            assert!(largest <= bound, "capacity {largest} > {bound} (keep = {keep})");
+        }
     }
 }

@@ -120,11 +120,12 @@ impl<R: Read> std::iter::FusedIterator for CarReader<R> {}
 fn fill<R: Read>(source: &mut R, inner: &mut Buffered, needed: usize) -> Result<()> {
     while inner.len() < needed {
         let offset = inner.read_offset();
-        let buf = inner.reserve(needed);
+        let (buf, room) = inner.reserve(needed);
         let start = buf.len();
-        // Zeroing the spare capacity costs a memset per chunk; it keeps this
-        // crate free of `unsafe`.
-        buf.resize(buf.capacity(), 0);
+        // Zeroing the bytes to read into costs a memset per read; it keeps
+        // this crate free of `unsafe`. Only `room` bytes, not the whole
+        // capacity: the reader must not read ahead more than the limits say.
+        buf.resize(start.saturating_add(room), 0);
         let result = source.read(buf.get_mut(start..).unwrap_or_default());
         match result {
             Ok(n) => {

@@ -1,6 +1,7 @@
 //! [`AsyncCarReader`] and [`AsyncCarWriter`]: the stream adapters over
 //! tokio's `AsyncRead` and `AsyncWrite`.
 
+use bytes::BufMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::buffered::{Block, Buffered, Step};
@@ -99,8 +100,10 @@ async fn fill<R: AsyncRead + Unpin>(
 ) -> Result<()> {
     while inner.len() < needed {
         let offset = inner.read_offset();
-        let buf = inner.reserve(needed);
-        match source.read_buf(buf).await {
+        let (buf, room) = inner.reserve(needed);
+        // Read at most `room` bytes, not into all spare capacity: the reader
+        // must not read ahead more than the limits say.
+        match source.read_buf(&mut buf.limit(room)).await {
             Ok(0) => {
                 inner.set_eof();
                 return Ok(());

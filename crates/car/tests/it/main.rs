@@ -8,6 +8,8 @@
 mod common;
 /// Display text and `kind()` of every error, as snapshots.
 mod errors;
+/// Stream readers read and buffer no more than the limits allow.
+mod limits;
 /// The malformed-input table: every case's exact outcome.
 mod malformed;
 /// Writers and readers agree on arbitrary blocks, and truncation is never
