@@ -20,7 +20,11 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     /// The input ends inside an item. A CAR always ends exactly after a
     /// whole section; anything else is truncation, never a clean end.
-    #[error("truncated {item} at offset {offset}{}: expected {needed} more bytes", in_section(*section))]
+    #[error(
+        "truncated {item} at offset {offset}{}: expected {}, found the end of the input",
+        in_section(*section),
+        more_bytes(*needed)
+    )]
     Truncated {
         /// What was being read.
         item: Item,
@@ -262,6 +266,13 @@ impl Error {
             | Error::Io { .. } => None,
         }
     }
+}
+
+/// Formats a missing byte count: "1 more byte", "2 more bytes".
+// See: tests/it/snapshots/it__errors__framing.snap, which read
+// "expected 1 more bytes".
+fn more_bytes(n: u64) -> String {
+    if n == 1 { "1 more byte".to_owned() } else { format!("{n} more bytes") }
 }
 
 /// Formats the optional section part of a message.

@@ -200,8 +200,8 @@ fn table_outcomes() {
         let (blocks, end) = blocks_then(&case.input, case.options);
         assert_eq!(blocks, case.blocks, "{}", case.name);
         let line = match end {
-            Ok(()) => format!("{}: ok, {blocks} blocks\n", case.name),
-            Err(e) => format!("{}: {blocks} blocks, then {} | {e}\n", case.name, e.kind()),
+            Ok(()) => format!("{}: ok, blocks: {blocks}\n", case.name),
+            Err(e) => format!("{}: blocks: {blocks}, then {} | {e}\n", case.name, e.kind()),
         };
         out.push_str(&line);
     }
