@@ -298,3 +298,240 @@ impl Decoder {
 fn partial_after(input: &[u8]) -> Status<'static> {
     Status::Partial { needed: input.len().saturating_add(1) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cids::{CidProblem, DAG_CBOR, blessed_cid};
+    use crate::error::Limit;
+    use crate::options::Limits;
+    use crate::varint::VarintError;
+    use crate::writer::encode;
+
+    /// A CAR of the given blocks, rooted at the first (or at `b"r"`).
+    fn car(blocks: &[&[u8]]) -> (Vec<u8>, usize) {
+        let cids: Vec<_> = blocks.iter().map(|b| blessed_cid(DAG_CBOR, b)).collect();
+        let root = cids.first().copied().unwrap_or_else(|| blessed_cid(DAG_CBOR, b"r"));
+        let header = Header::new(vec![root]).unwrap();
+        let header_len = 1 + header.to_cbor().len();
+        (encode(&header, cids.iter().zip(blocks).map(|(c, b)| (c, *b))), header_len)
+    }
+
+    /// Decodes the header of `input` and returns the decoder and the rest.
+    fn past_header(input: &[u8], options: Options) -> (Decoder, &[u8]) {
+        let mut d = Decoder::new(options);
+        match d.decode(input, false).unwrap() {
+            Status::Header { consumed, .. } => (d, &input[consumed..]),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn needed(status: Result<Status<'_>>) -> usize {
+        match status {
+            Ok(Status::Partial { needed }) => needed,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn partial_asks_for_what_the_next_item_needs() {
+        let (bytes, h) = car(&[b"block"]);
+        let mut d = Decoder::new(Options::default());
+        // Nothing yet, then half a header: the varint, then the whole header.
+        assert_eq!(needed(d.decode(&[], false)), 1);
+        assert_eq!(needed(d.decode(&bytes[..1], false)), h);
+        assert_eq!(needed(d.decode(&bytes[..h - 1], false)), h);
+        let (mut d, rest) = past_header(&bytes, Options::default());
+        // A section length split inside a varint, then inside the section.
+        assert_eq!(needed(d.decode(&[], false)), 1);
+        assert_eq!(needed(d.decode(&rest[..1], false)), rest.len());
+        assert_eq!(needed(d.decode(&rest[..rest.len() - 1], false)), rest.len());
+        assert!(
+            matches!(d.decode(rest, false), Ok(Status::Frame { consumed, .. }) if consumed == rest.len())
+        );
+        assert_eq!(d.blocks(), 1);
+        assert_eq!(d.offset(), bytes.len() as u64);
+        // Without eof the decoder cannot know the CAR ended.
+        assert_eq!(needed(d.decode(&[], false)), 1);
+        assert!(matches!(d.decode(&[], true), Ok(Status::End)));
+        assert!(matches!(d.decode(b"more", false), Ok(Status::End)), "End is sticky");
+    }
+
+    #[test]
+    fn a_multi_byte_section_varint_is_asked_for_a_byte_at_a_time() {
+        let big = vec![7; 300];
+        let (bytes, _) = car(&[&big]);
+        let (mut d, rest) = past_header(&bytes, Options::default());
+        assert_eq!(needed(d.decode(&rest[..1], false)), 2);
+        assert_eq!(needed(d.decode(&rest[..2], false)), rest.len());
+    }
+
+    #[test]
+    fn eof_turns_every_partial_into_truncated() {
+        let (bytes, h) = car(&[b"block"]);
+        let at = |input: &[u8]| Decoder::new(Options::default()).decode(input, true).unwrap_err();
+        assert!(matches!(
+            at(&[]),
+            Error::Truncated { item: Item::HeaderLength, offset: 0, section: None, needed: 1 }
+        ));
+        assert!(
+            matches!(at(&bytes[..5]), Error::Truncated { item: Item::Header, needed, .. } if needed == h as u64 - 5)
+        );
+        let (mut d, rest) = past_header(&bytes, Options::default());
+        let h = h as u64;
+        assert!(matches!(
+            d.decode(&[0x80], true),
+            Err(Error::Truncated { item: Item::SectionLength, offset, section: Some(0), needed: 1 }) if offset == h
+        ));
+        assert!(matches!(
+            d.decode(&rest[..3], true),
+            Err(Error::Truncated { item: Item::Section, offset, section: Some(0), needed }) if offset == h && needed == rest.len() as u64 - 3
+        ));
+    }
+
+    #[test]
+    fn an_error_leaves_the_decoder_where_it_was() {
+        let (bytes, _) = car(&[b"a", b"b"]);
+        let (mut d, rest) = past_header(&bytes, Options::default());
+        let mut bad = rest.to_vec();
+        *bad.last_mut().unwrap() ^= 1;
+        let Ok(Status::Frame { consumed, .. }) = d.decode(&bad, false) else { panic!() };
+        let (offset, blocks) = (d.offset(), d.blocks());
+        for _ in 0..2 {
+            let err = d.decode(&bad[consumed..], true).unwrap_err();
+            assert!(matches!(err, Error::HashMismatch { section: 1, .. }));
+            assert_eq!((d.offset(), d.blocks()), (offset, blocks));
+        }
+        // The good bytes still decode from the same state.
+        assert!(matches!(d.decode(&rest[consumed..], true), Ok(Status::Frame { .. })));
+    }
+
+    #[test]
+    fn header_length_errors() {
+        let at = |input: &[u8], limits: Limits| {
+            Decoder::new(Options::default().limits(limits)).decode(input, false).unwrap_err()
+        };
+        let l = Limits::default();
+        assert!(matches!(
+            at(&[0x00], l),
+            Error::InvalidHeader { offset: 1, expected: "a non-empty header" }
+        ));
+        assert!(matches!(
+            at(&[0x80, 0x00], l),
+            Error::Varint { item: Item::HeaderLength, problem: VarintError::NotMinimal, .. }
+        ));
+        assert!(matches!(
+            at(&[0xff; 9], l),
+            Error::Varint { item: Item::HeaderLength, problem: VarintError::TooLong, .. }
+        ));
+        // Limits are checked on the varint alone, before the bytes arrive.
+        assert!(matches!(
+            at(&[0x81, 0x20], l),
+            Error::LimitExceeded {
+                limit: Limit::HeaderLength,
+                max: 4096,
+                found: 4097,
+                offset: 0,
+                section: None
+            }
+        ));
+        assert!(matches!(
+            at(&[0x3a], l.max_total_bytes(58)),
+            Error::LimitExceeded {
+                limit: Limit::TotalBytes,
+                max: 58,
+                found: 59,
+                offset: 0,
+                section: None
+            }
+        ));
+    }
+
+    #[test]
+    fn section_length_errors_come_before_the_section_bytes() {
+        let (bytes, h) = car(&[b"a", b"b"]);
+        let h = h as u64;
+        let at = |input: &[u8], limits: Limits| {
+            let (mut d, _) = past_header(&bytes, Options::default().limits(limits));
+            d.decode(input, false).unwrap_err()
+        };
+        let l = Limits::default();
+        assert!(matches!(
+            at(&[0x80, 0x80, 0x00], l),
+            Error::Varint { item: Item::SectionLength, offset, section: Some(0), problem: VarintError::NotMinimal } if offset == h
+        ));
+        assert!(matches!(
+            at(&[0x80, 0x80, 0x80, 0x02], l),
+            Error::LimitExceeded {
+                limit: Limit::SectionLength,
+                found: 0x40_0000,
+                section: Some(0),
+                ..
+            }
+        ));
+        assert!(matches!(
+            at(&[37], l.max_blocks(0)),
+            Error::LimitExceeded { limit: Limit::Blocks, max: 0, found: 1, section: Some(0), .. }
+        ));
+        assert!(matches!(
+            at(&[37], l.max_total_bytes(h + 37)),
+            Error::LimitExceeded { limit: Limit::TotalBytes, found, section: Some(0), .. } if found == h + 38
+        ));
+    }
+
+    #[test]
+    fn section_content_errors() {
+        let (bytes, h) = car(&[b"a"]);
+        let h = h as u64;
+        let (mut d, rest) = past_header(&bytes, Options::default());
+        assert!(matches!(
+            d.decode(&[0x01, 0x01], false),
+            Err(Error::InvalidCid { offset, section: Some(0), problem: CidProblem::Truncated }) if offset == h + 1
+        ));
+        let mut bad = rest.to_vec();
+        bad[rest.len() - 1] = b'b';
+        match d.decode(&bad, true) {
+            Err(Error::HashMismatch { offset, section: 0, claimed, computed }) => {
+                assert_eq!(offset, h);
+                assert_eq!(*claimed, blessed_cid(DAG_CBOR, b"a"));
+                assert_eq!(*computed, blessed_cid(DAG_CBOR, b"b"));
+            }
+            other => panic!("{other:?}"),
+        }
+        // Unchecked trusts the CID.
+        let (mut d, _) = past_header(&bytes, Options::default().unchecked());
+        assert!(matches!(d.decode(&bad, true), Ok(Status::Frame { .. })));
+    }
+
+    #[test]
+    fn permissive_mode_refuses_what_it_cannot_hash_unless_unchecked() {
+        let (bytes, h) = car(&[]);
+        let mut section = vec![0x01, 0x71, 0x1e, 0x20];
+        section.extend([0; 32]);
+        section.push(b'x');
+        section.insert(0, 37);
+        let permissive = Options::default().cid_mode(CidMode::Permissive);
+        let (mut d, _) = past_header(&bytes, permissive);
+        assert!(matches!(
+            d.decode(&section, true),
+            Err(Error::InvalidCid { offset, section: Some(0), problem: CidProblem::HashFunction { found: 0x1e } }) if offset == h as u64 + 1
+        ));
+        let (mut d, _) = past_header(&bytes, permissive.unchecked());
+        assert!(
+            matches!(d.decode(&section, true), Ok(Status::Frame { frame, .. }) if frame.data == b"x")
+        );
+    }
+
+    #[test]
+    fn frames_carry_their_offset_and_index() {
+        let (bytes, h) = car(&[b"a", b"bb"]);
+        let (mut d, mut rest) = past_header(&bytes, Options::default());
+        let mut seen = Vec::new();
+        while let Ok(Status::Frame { frame, consumed }) = d.decode(rest, true) {
+            seen.push((frame.offset, frame.index, frame.data.to_vec()));
+            rest = &rest[consumed..];
+        }
+        let h = h as u64;
+        assert_eq!(seen, [(h, 0, b"a".to_vec()), (h + 38, 1, b"bb".to_vec())]);
+    }
+}
