@@ -67,6 +67,13 @@ pub enum Error {
         backend: &'static str,
     },
 
+    /// A CAR file opened as a store ([`CarFileStore`](crate::CarFileStore))
+    /// could not be read: it is malformed, a block does not hash to its CID,
+    /// or it crosses a configured limit. The source says which and where.
+    #[cfg(feature = "car")]
+    #[error("car file cannot be used as a store")]
+    Car(#[source] Box<atrepo_car::Error>),
+
     /// An error returned by a caller's callback (for example from
     /// [`BlockRead::scan`](crate::BlockRead::scan)), passed through.
     #[error("callback failed")]
@@ -84,6 +91,9 @@ pub enum ErrorKind {
     Limit,
     /// The store was used wrongly (bad spec, missing feature, read-only).
     Usage,
+    /// The data itself is bad: a CAR file opened as a store is malformed or
+    /// holds a block that does not hash to its CID. Retrying will not help.
+    Input,
     /// A caller's callback failed.
     Callback,
 }
@@ -97,6 +107,12 @@ impl Error {
             Error::ReadOnly { .. } | Error::InvalidSpec { .. } | Error::NotCompiled { .. } => {
                 ErrorKind::Usage
             }
+            #[cfg(feature = "car")]
+            Error::Car(e) => match e.kind() {
+                atrepo_car::ErrorKind::Limit => ErrorKind::Limit,
+                atrepo_car::ErrorKind::Io => ErrorKind::Environment,
+                _ => ErrorKind::Input,
+            },
             Error::Callback(_) => ErrorKind::Callback,
         }
     }
@@ -110,12 +126,20 @@ impl Error {
     }
 }
 
+#[cfg(feature = "car")]
+impl From<atrepo_car::Error> for Error {
+    fn from(e: atrepo_car::Error) -> Self {
+        Error::Car(Box::new(e))
+    }
+}
+
 impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             ErrorKind::Environment => "environment",
             ErrorKind::Limit => "limit",
             ErrorKind::Usage => "usage",
+            ErrorKind::Input => "input",
             ErrorKind::Callback => "callback",
         })
     }

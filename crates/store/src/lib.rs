@@ -49,15 +49,42 @@
 //! # Ok::<(), atrepo_store::Error>(())
 //! ```
 #![warn(missing_docs)]
+// `unsafe` is allowed in exactly one module, `car::mmap`, which maps a
+// file into memory; it is denied everywhere else.
+#![deny(unsafe_code)]
 
 mod batch;
+#[cfg(feature = "car")]
+mod car;
 mod error;
 mod memory;
+mod open;
+#[cfg(feature = "redb")]
+mod redb_store;
+mod scratch;
+#[cfg(feature = "sled")]
+mod sled_store;
+mod spill;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+#[cfg(any(feature = "redb", feature = "sqlite", feature = "sled"))]
+mod util;
 
 pub use batch::Batch;
 pub use bytes::Bytes;
+#[cfg(feature = "car")]
+pub use car::{CarFileOptions, CarFileStore, IndexMode, IndexStatus};
 pub use error::{Error, ErrorKind, Result};
 pub use memory::{MEMORY_OVERHEAD_PER_BLOCK, MemoryStore};
+pub use open::{Backend, Durability, OpenOptions, StoreSpec, open, open_with};
+#[cfg(feature = "redb")]
+pub use redb_store::RedbStore;
+pub use scratch::{SCRATCH_PREFIX, clean_stale};
+#[cfg(feature = "sled")]
+pub use sled_store::SledStore;
+pub use spill::{SpillOptions, SpillStore};
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteStore;
 
 use cid::Cid;
 

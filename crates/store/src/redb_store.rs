@@ -1,0 +1,188 @@
+//! [`RedbStore`]: blocks in a redb database file (feature `redb`).
+//!
+//! Layout: table `blocks` maps the CID's binary form to the block bytes;
+//! table `meta` holds the counters `blocks` and `payload`, updated in the
+//! same write transaction as the blocks, so [`Usage`] is exact and costs no
+//! scan.
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use cid::Cid;
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+
+use crate::util::{Counters, cid_from_key, key_of};
+use crate::{Batch, BlockRead, BlockStore, Durability, Error, OpenOptions, Result, Usage};
+
+const BLOCKS: TableDefinition<'static, &[u8], &[u8]> = TableDefinition::new("blocks");
+const META: TableDefinition<'static, &str, u64> = TableDefinition::new("meta");
+const NAME: &str = "redb";
+
+fn backend(e: impl Into<redb::Error>) -> Error {
+    Error::backend(NAME, e.into())
+}
+
+/// Blocks in a [redb](https://docs.rs/redb) database: one file, pure Rust,
+/// copy-on-write B-trees with checksummed commits.
+///
+/// Each [`Batch`] is one write transaction. With [`Durability::Immediate`]
+/// (the default) a transaction commits with two-phase commit and `fsync`
+/// before `write` returns; with [`Durability::None`] commits are made
+/// durable by [`flush`](BlockStore::flush). Readers use MVCC read
+/// transactions and never wait for a writer. Reads copy the block out of
+/// redb's page cache into a fresh [`Bytes`].
+///
+/// [`Usage::overhead_bytes`] is the file size minus the payload.
+#[derive(Debug)]
+pub struct RedbStore {
+    db: redb::Database,
+    path: PathBuf,
+    durability: Durability,
+}
+
+impl RedbStore {
+    /// Opens (creating if needed) the database at `path` with durable
+    /// writes and redb's default cache.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`] if redb cannot open or create the file (it is
+    /// locked by another process, or is not a redb database).
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path, &OpenOptions::default())
+    }
+
+    /// Opens (creating if needed) the database at `path`.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open).
+    pub fn open_with(path: impl AsRef<Path>, options: &OpenOptions) -> Result<Self> {
+        let path = path.as_ref();
+        let mut builder = redb::Builder::new();
+        if let Some(bytes) = options.cache_bytes {
+            builder.set_cache_size(usize::try_from(bytes).unwrap_or(usize::MAX));
+        }
+        let db = builder.create(path).map_err(backend)?;
+        let store = RedbStore { db, path: path.to_owned(), durability: options.durability };
+        // Create both tables so that readers never meet a missing table.
+        let txn = store.begin_write(Durability::Immediate)?;
+        txn.open_table(BLOCKS).map_err(backend)?;
+        txn.open_table(META).map_err(backend)?;
+        txn.commit().map_err(backend)?;
+        Ok(store)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs redb's own integrity check (every page checksum, the allocator
+    /// state), then checks that the counters match the blocks.
+    ///
+    /// Needs `&mut self` because redb refuses to check while transactions
+    /// are open.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Corrupt`] if redb had to repair the file or the counters
+    /// disagree with the blocks; [`Error::Backend`] if the file cannot be
+    /// repaired.
+    pub fn check_integrity(&mut self) -> Result<()> {
+        if !self.db.check_integrity().map_err(backend)? {
+            return Err(Error::Corrupt {
+                backend: NAME,
+                what: "expected a clean file, found one redb had to repair".into(),
+            });
+        }
+        crate::util::check_counters(NAME, self)
+    }
+
+    fn begin_write(&self, durability: Durability) -> Result<redb::WriteTransaction> {
+        let mut txn = self.db.begin_write().map_err(backend)?;
+        match durability {
+            Durability::None => txn.set_durability(redb::Durability::None).map_err(backend)?,
+            Durability::Immediate => {
+                txn.set_durability(redb::Durability::Immediate).map_err(backend)?;
+                txn.set_two_phase_commit(true);
+            }
+        }
+        Ok(txn)
+    }
+
+    fn counters(&self) -> Result<Counters> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let meta = txn.open_table(META).map_err(backend)?;
+        read_counters(&meta)
+    }
+}
+
+fn read_counters(meta: &impl ReadableTable<&'static str, u64>) -> Result<Counters> {
+    let get = |name| -> Result<u64> {
+        Ok(meta.get(name).map_err(backend)?.map(|g| g.value()).unwrap_or(0))
+    };
+    Ok(Counters { blocks: get("blocks")?, payload: get("payload")? })
+}
+
+impl BlockRead for RedbStore {
+    fn get(&self, cid: &Cid) -> Result<Option<Bytes>> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let table = txn.open_table(BLOCKS).map_err(backend)?;
+        let value = table.get(key_of(cid).as_slice()).map_err(backend)?;
+        Ok(value.map(|v| Bytes::copy_from_slice(v.value())))
+    }
+
+    fn has(&self, cid: &Cid) -> Result<bool> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let table = txn.open_table(BLOCKS).map_err(backend)?;
+        Ok(table.get(key_of(cid).as_slice()).map_err(backend)?.is_some())
+    }
+
+    fn scan(&self, f: &mut dyn FnMut(&Cid, &[u8]) -> Result<()>) -> Result<()> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let table = txn.open_table(BLOCKS).map_err(backend)?;
+        for entry in table.iter().map_err(backend)? {
+            let (key, value) = entry.map_err(backend)?;
+            let cid = cid_from_key(NAME, key.value())?;
+            f(&cid, value.value())?;
+        }
+        Ok(())
+    }
+}
+
+impl BlockStore for RedbStore {
+    fn write(&self, batch: Batch) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let txn = self.begin_write(self.durability)?;
+        {
+            let mut blocks = txn.open_table(BLOCKS).map_err(backend)?;
+            let mut meta = txn.open_table(META).map_err(backend)?;
+            let mut counters = read_counters(&meta)?;
+            for (cid, bytes) in batch {
+                let key = key_of(&cid);
+                // The first bytes stored under a CID win (see the trait).
+                if blocks.get(key.as_slice()).map_err(backend)?.is_none() {
+                    blocks.insert(key.as_slice(), &bytes[..]).map_err(backend)?;
+                    counters.add(bytes.len());
+                }
+            }
+            meta.insert("blocks", counters.blocks).map_err(backend)?;
+            meta.insert("payload", counters.payload).map_err(backend)?;
+        }
+        txn.commit().map_err(backend)
+    }
+
+    fn usage(&self) -> Result<Usage> {
+        let counters = self.counters()?;
+        let file = std::fs::metadata(&self.path)?.len();
+        Ok(counters.usage(file))
+    }
+
+    fn flush(&self) -> Result<()> {
+        // An empty durable commit makes every earlier non-durable one durable.
+        self.begin_write(Durability::Immediate)?.commit().map_err(backend)
+    }
+}
