@@ -13,3 +13,5 @@ pub use atrepo_car as car;
 pub use atrepo_mst as mst;
 pub use atrepo_store as store;
 pub use atrepo_verify as verify;
+
+pub mod json;
