@@ -104,11 +104,11 @@ impl Commit {
         if version == 3 && f.rev.is_none() {
             return Err(Error::MissingField { field: "rev" });
         }
-        syntax::did(did).map_err(|source| Error::InvalidField { field: "did", source })?;
+        syntax::did(did).map_err(|error| Error::InvalidField { field: "did", error })?;
         let rev = match f.rev {
-            Some(rev) => Some(
-                Tid::parse(rev).map_err(|source| Error::InvalidField { field: "rev", source })?,
-            ),
+            Some(rev) => {
+                Some(Tid::parse(rev).map_err(|error| Error::InvalidField { field: "rev", error })?)
+            }
             None => None,
         };
         Ok(Commit { did: did.to_owned(), version, data, rev, prev, sig: sig.to_vec() })
@@ -253,7 +253,7 @@ impl UnsignedCommit {
     /// A version 3 commit for `did` with MST root `data`. Fails if `did` is
     /// not a DID or a link is not CIDv1 dag-cbor sha2-256.
     pub fn new(did: &str, data: Cid, rev: Tid, prev: Option<Cid>) -> Result<UnsignedCommit> {
-        syntax::did(did).map_err(|source| Error::InvalidField { field: "did", source })?;
+        syntax::did(did).map_err(|error| Error::InvalidField { field: "did", error })?;
         check_node_link("data", &data)?;
         if let Some(prev) = &prev {
             check_node_link("prev", prev)?;

@@ -167,11 +167,14 @@ pub enum Error {
     /// canonical, a float, trailing bytes, unsorted or duplicate keys, a
     /// field of the wrong type, a `data` or `prev` link that is not a
     /// blessed dag-cbor CID.
-    #[error("invalid commit encoding: {source}")]
+    ///
+    /// The decoder's error is part of this message, so it is not also
+    /// returned as the [`source`](std::error::Error::source) (an error
+    /// chain printed in full would repeat it).
+    #[error("invalid commit encoding: {error}")]
     Cbor {
         /// What the decoder found, and where.
-        #[source]
-        source: DecodeError,
+        error: DecodeError,
     },
 
     /// A commit field atproto does not define.
@@ -200,14 +203,13 @@ pub enum Error {
     },
 
     /// A commit field that breaks its syntax (`did` not a DID, `rev` not a
-    /// TID).
-    #[error("invalid commit field {field:?}: {source}")]
+    /// TID). The syntax error is part of the message, not a `source`.
+    #[error("invalid commit field {field:?}: {error}")]
     InvalidField {
         /// The field.
         field: &'static str,
         /// The rule broken.
-        #[source]
-        source: SyntaxError,
+        error: SyntaxError,
     },
 
     /// A link given to a commit builder that is not a blessed dag-cbor CID.
@@ -328,8 +330,8 @@ impl Error {
 }
 
 impl From<DecodeError> for Error {
-    fn from(source: DecodeError) -> Self {
-        Error::Cbor { source }
+    fn from(error: DecodeError) -> Self {
+        Error::Cbor { error }
     }
 }
 

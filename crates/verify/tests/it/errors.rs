@@ -29,11 +29,11 @@ fn every_variant() -> Vec<Error> {
         Error::HighS { curve: Curve::P256 },
         Error::BadSignature { curve: Curve::K256 },
         Error::Signing { curve: Curve::K256 },
-        Error::Cbor { source: DecodeError { offset: 42, problem: Problem::Float } },
+        Error::Cbor { error: DecodeError { offset: 42, problem: Problem::Float } },
         Error::UnknownField { field: "tag".to_owned() },
         Error::MissingField { field: "prev" },
         Error::UnsupportedVersion { expected: "3", found: 2 },
-        Error::InvalidField { field: "rev", source: syntax::tid("2024").unwrap_err() },
+        Error::InvalidField { field: "rev", error: syntax::tid("2024").unwrap_err() },
         Error::UnblessedLink {
             field: "data",
             found: "bafkreiccldh766hwcnuxnf2wh6jgzepf2nlu2lvcllt63eww5p6chi4ity".to_owned(),

@@ -220,7 +220,7 @@ fn value_at(entries: &[(&str, V<'_>)], name: &str) -> u64 {
 }
 
 fn cbor(offset: u64, problem: Problem) -> Error {
-    Error::Cbor { source: DecodeError { offset, problem } }
+    Error::Cbor { error: DecodeError { offset, problem } }
 }
 
 #[test]
@@ -313,7 +313,7 @@ fn commit_table() {
     };
     commit_err(
         &map(&with("rev", V::Text("2024-01-01"))),
-        Error::InvalidField { field: "rev", source: not_tid },
+        Error::InvalidField { field: "rev", error: not_tid },
     );
     let not_did = SyntaxError {
         kind: Kind::Did,
@@ -323,7 +323,7 @@ fn commit_table() {
     };
     commit_err(
         &map(&with("did", V::Text("alice.test"))),
-        Error::InvalidField { field: "did", source: not_did },
+        Error::InvalidField { field: "did", error: not_did },
     );
 
     // A field of the wrong type.
