@@ -88,6 +88,41 @@ impl std::fmt::Display for CidProblem {
     }
 }
 
+/// The codec, digest and the bytes after a blessed CID at the front of
+/// `bytes`, or `None` if it does not start with one.
+///
+/// The decoder's fast path: it borrows the digest rather than building a
+/// [`Cid`], so hashing can be checked against the input bytes and the `Cid`
+/// built once, where the frame is.
+#[inline(always)]
+pub(crate) fn split_blessed(bytes: &[u8]) -> Option<(u64, &[u8; 32], &[u8])> {
+    let (prefix, rest) = bytes.split_first_chunk::<4>()?;
+    let codec = match prefix {
+        [0x01, 0x71, 0x12, 0x20] => DAG_CBOR,
+        [0x01, 0x55, 0x12, 0x20] => RAW,
+        _ => return None,
+    };
+    let (digest, data) = rest.split_first_chunk::<32>()?;
+    Some((codec, digest, data))
+}
+
+/// The blessed CID with this codec and sha2-256 digest.
+#[inline(always)]
+pub(crate) fn blessed(codec: u64, digest: &[u8; 32]) -> Cid {
+    match Multihash::wrap(SHA2_256, digest) {
+        Ok(mh) => Cid::new_v1(codec, mh),
+        // A 32-byte digest always fits a 64-byte multihash.
+        Err(_) => Cid::default(),
+    }
+}
+
+/// Whether `data` hashes to `digest` with sha2-256.
+#[inline(always)]
+pub(crate) fn sha256_matches(digest: &[u8; 32], data: &[u8]) -> bool {
+    let computed: [u8; 32] = sha2::Sha256::digest(data).into();
+    computed == *digest
+}
+
 /// Reads one CID from the front of `r` (whose end is the hard end of the
 /// CID's container: a section or a byte string).
 pub(crate) fn read(r: &mut Cursor<'_>, mode: CidMode) -> Result<Cid, CidProblem> {
@@ -224,6 +259,27 @@ mod tests {
         assert_eq!(parse(&bytes, CidMode::Strict), Ok((cid, 36)));
         let raw = blessed_cid(RAW, b"x");
         assert_eq!(parse(&raw.to_bytes(), CidMode::Strict), Ok((raw, 36)));
+    }
+
+    #[test]
+    fn split_blessed_agrees_with_read() {
+        for codec in [DAG_CBOR, RAW] {
+            let cid = blessed_cid(codec, b"x");
+            let mut bytes = cid.to_bytes();
+            bytes.extend(b"data");
+            let (c, digest, data) = split_blessed(&bytes).unwrap();
+            assert_eq!(blessed(c, digest), cid);
+            assert_eq!(data, b"data");
+            assert!(sha256_matches(digest, b"x"));
+            assert!(!sha256_matches(digest, b"y"));
+        }
+        // Anything but the blessed prefix and a whole digest goes the
+        // general way.
+        let v0 = Cid::new_v0(*blessed_cid(DAG_CBOR, b"x").hash()).unwrap().to_bytes();
+        assert_eq!(split_blessed(&v0), None);
+        let bytes = blessed_cid(DAG_CBOR, b"x").to_bytes();
+        assert_eq!(split_blessed(&bytes[..35]), None);
+        assert_eq!(split_blessed(&[0x01, 0x70, 0x12, 0x20]), None);
     }
 
     #[test]
