@@ -1,7 +1,7 @@
 //! [`Commit`]: the signed root of a repository, decoded strictly, verified
 //! against a key, and built and signed by [`UnsignedCommit`].
 //!
-//! A commit is a DRISL map (`docs/formats.md`, "Commit"):
+//! A commit is a DRISL map (repository specification, "Commit Objects"):
 //!
 //! | field     | type                          | notes                          |
 //! |-----------|-------------------------------|--------------------------------|

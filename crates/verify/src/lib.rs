@@ -110,3 +110,84 @@ pub use resolver::{KeyResolver, StaticKeyResolver};
 pub use signing::SigningKey;
 pub use syntax::SyntaxError;
 pub use tid::{Clock, DEFAULT_FUTURE_TOLERANCE, FixedClock, SystemClock, Tid};
+
+/// Entry points for fuzzing and out-of-crate tests.
+///
+/// Not part of the public API: anything here may change in any release.
+#[doc(hidden)]
+pub mod internal {
+    /// Fuzz bodies: each takes arbitrary bytes, must never panic, and
+    /// asserts the invariants that must hold for accepted input.
+    pub mod fuzzing {
+        use crate::{Commit, CommitOptions, Curve, KeyOptions, PublicKey, SigningKey, syntax};
+
+        /// Decodes `data` as a commit (v2 allowed); an accepted commit must
+        /// re-encode to exactly `data`.
+        pub fn commit_decode(data: &[u8]) {
+            if let Ok(commit) = Commit::decode(data, &CommitOptions::default().allow_v2(true)) {
+                assert_eq!(commit.to_cbor(), data, "accepted a non-canonical commit");
+            }
+        }
+
+        /// Decodes `data` as a commit and verifies it against fixed keys on
+        /// both curves; the first byte picks how much of the rest is the
+        /// commit, the remainder is checked as a bare signature.
+        pub fn verify_commit(data: &[u8]) {
+            let keys: Vec<PublicKey> = [Curve::K256, Curve::P256]
+                .into_iter()
+                .filter_map(|c| SigningKey::from_seed(c, b"fuzz").ok())
+                .map(|k| k.public_key())
+                .collect();
+            let split = data.first().map_or(0, |&b| usize::from(b)).min(data.len());
+            let (commit, signature) = data.split_at(split);
+            if let Ok(commit) = Commit::decode(commit, &CommitOptions::default()) {
+                for key in &keys {
+                    let _ = commit.verify(key);
+                }
+            }
+            for key in &keys {
+                let _ = key.verify(b"fuzz", signature);
+            }
+        }
+
+        /// Parses `data` (as UTF-8) as a did:key, a multikey and a legacy
+        /// multibase key; an accepted key must print back exactly.
+        pub fn did_key(data: &[u8]) {
+            let Ok(s) = std::str::from_utf8(data) else { return };
+            if let Ok(key) = PublicKey::from_did_key(s) {
+                assert_eq!(key.to_did_key(), s, "did:key does not round-trip");
+            }
+            if let Ok(key) = PublicKey::from_multikey(s) {
+                assert_eq!(key.to_multikey(), s, "multikey does not round-trip");
+            }
+            let options = KeyOptions::default().legacy_uncompressed(true);
+            for curve in [Curve::K256, Curve::P256] {
+                if let Ok(key) = PublicKey::from_legacy_multibase(curve, s, &KeyOptions::default())
+                {
+                    assert_eq!(key.to_legacy_multibase(), s, "legacy key does not round-trip");
+                }
+                let _ = PublicKey::from_legacy_multibase(curve, s, &options);
+            }
+        }
+
+        /// Runs every identifier validator on `data` (as UTF-8) and checks
+        /// that the strict forms imply the lax ones.
+        pub fn syntax(data: &[u8]) {
+            let Ok(s) = std::str::from_utf8(data) else { return };
+            let _ = (syntax::did(s), syntax::handle(s), syntax::record_key(s), syntax::tid(s));
+            let _ = (syntax::at_uri(s), syntax::datetime(s), syntax::cid_string(s));
+            if syntax::repo_path(s).is_ok() {
+                assert!(syntax::repo_path_lax(s).is_ok(), "strict path refused by the lax rules");
+            }
+            if syntax::nsid_normalized(s).is_ok() {
+                assert!(syntax::nsid(s).is_ok(), "normalized nsid refused as an nsid");
+            }
+            if syntax::at_identifier(s).is_ok() {
+                assert!(syntax::did(s).is_ok() || syntax::handle(s).is_ok());
+            }
+            if syntax::tid(s).is_ok() {
+                assert_eq!(crate::Tid::parse(s).map(|t| t.to_string()).ok().as_deref(), Some(s));
+            }
+        }
+    }
+}

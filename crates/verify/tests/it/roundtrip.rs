@@ -102,10 +102,40 @@ proptest! {
     }
 
     #[test]
+    fn fuzz_bodies_hold_on_random_bytes(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+        use atrepo_verify::internal::fuzzing;
+        fuzzing::commit_decode(&bytes);
+        fuzzing::verify_commit(&bytes);
+        fuzzing::did_key(&bytes);
+        fuzzing::syntax(&bytes);
+    }
+
+    #[test]
     fn did_key_parse_never_panics(s in "did:key:z[1-9A-HJ-NP-Za-km-z]{0,100}") {
         if let Ok(key) = PublicKey::from_did_key(&s) {
             prop_assert_eq!(key.to_did_key(), s);
         }
+    }
+}
+
+#[test]
+fn fuzz_bodies_hold_on_valid_input() {
+    use atrepo_verify::internal::fuzzing;
+    for curve in [Curve::K256, Curve::P256] {
+        let signer = SigningKey::from_seed(curve, b"fuzz").unwrap();
+        let commit = crate::common::signed_commit(&signer).to_cbor();
+        fuzzing::commit_decode(&commit);
+        let mut framed = vec![u8::try_from(commit.len()).unwrap()];
+        framed.extend(&commit);
+        framed.extend(signer.sign(b"fuzz").unwrap());
+        fuzzing::verify_commit(&framed);
+        let public = signer.public_key();
+        for s in [public.to_did_key(), public.to_multikey(), public.to_legacy_multibase()] {
+            fuzzing::did_key(s.as_bytes());
+        }
+    }
+    for s in ["app.bsky.feed.post/3jzfcijpj2z2a", "did:plc:abc", "john.test", "3jzfcijpj2z2a"] {
+        fuzzing::syntax(s.as_bytes());
     }
 }
 
