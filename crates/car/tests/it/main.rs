@@ -12,6 +12,8 @@ mod errors;
 mod limits;
 /// The malformed-input table: every case's exact outcome.
 mod malformed;
+/// Mutated CARs and arbitrary bytes: no panics, every reader agrees.
+mod mutations;
 /// Writers and readers agree on arbitrary blocks, and truncation is never
 /// a clean end.
 mod roundtrip;

@@ -12,13 +12,13 @@ use crate::common::*;
 /// Blocks to write: a pool of distinct contents, and the order they are
 /// written in (indices into the pool, so duplicates happen).
 #[derive(Debug, Clone)]
-struct Input {
+pub(crate) struct Input {
     pool: Vec<(Vec<u8>, bool)>,
     order: Vec<usize>,
     roots: Vec<usize>,
 }
 
-fn input() -> impl Strategy<Value = Input> {
+pub(crate) fn input() -> impl Strategy<Value = Input> {
     let block = prop_oneof![
         1 => Just(Vec::new()),
         4 => proptest::collection::vec(any::<u8>(), 0..4096),
@@ -51,14 +51,14 @@ fn sizes() -> impl Strategy<Value = Vec<usize>> {
 }
 
 /// A written CAR and what reading it must give.
-struct Written {
-    header: Header,
-    blocks: Vec<(Cid, Vec<u8>)>,
-    car: Vec<u8>,
-    expected: Outcome,
+pub(crate) struct Written {
+    pub(crate) header: Header,
+    pub(crate) blocks: Vec<(Cid, Vec<u8>)>,
+    pub(crate) car: Vec<u8>,
+    pub(crate) expected: Outcome,
 }
 
-fn write(input: &Input) -> Written {
+pub(crate) fn write(input: &Input) -> Written {
     let pool: Vec<(Cid, Vec<u8>)> = input
         .pool
         .iter()
