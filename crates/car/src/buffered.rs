@@ -42,25 +42,34 @@ pub(crate) enum Step {
 #[derive(Debug)]
 pub(crate) struct Buffered {
     decoder: Decoder,
+    /// `buf[..filled]` holds bytes read and not yet decoded. Past that,
+    /// `buf[filled..]` holds zeroes for the sync reader to read into (safe
+    /// code cannot read into uninitialised memory); they are kept across
+    /// short reads, so each byte of the buffer is zeroed once, not once
+    /// per `read` call.
     buf: BytesMut,
+    filled: usize,
     eof: bool,
 }
 
 impl Buffered {
     pub(crate) fn new(options: Options) -> Self {
-        Buffered { decoder: Decoder::new(options), buf: BytesMut::new(), eof: false }
+        Buffered { decoder: Decoder::new(options), buf: BytesMut::new(), filled: 0, eof: false }
     }
 
     pub(crate) fn step(&mut self) -> Result<Step> {
-        match self.decoder.decode(&self.buf, self.eof)? {
+        let input = self.buf.get(..self.filled).unwrap_or_default();
+        match self.decoder.decode(input, self.eof)? {
             Status::Header { header, consumed } => {
                 self.buf.advance(consumed);
+                self.filled = self.filled.saturating_sub(consumed);
                 Ok(Step::Header(header))
             }
             Status::Frame { frame, consumed } => {
                 let (cid, offset, index, len) =
                     (frame.cid, frame.offset, frame.index, frame.data.len());
                 let section = self.buf.split_to(consumed).freeze();
+                self.filled = self.filled.saturating_sub(consumed);
                 let data = section.slice(consumed.saturating_sub(len)..);
                 Ok(Step::Block(Block { cid, data, offset, index }))
             }
@@ -76,16 +85,24 @@ impl Buffered {
 
     /// Offset of the end of what has been read from the source.
     pub(crate) fn read_offset(&self) -> u64 {
-        self.decoder.offset().saturating_add(self.buf.len() as u64)
+        self.decoder.offset().saturating_add(self.filled as u64)
     }
 
+    /// Bytes read and not yet decoded.
     pub(crate) fn len(&self) -> usize {
-        self.buf.len()
+        self.filled
     }
 
-    /// Makes room for `needed` buffered bytes, or one read chunk more than
-    /// is buffered if that is more, and returns the buffer with how many
-    /// bytes the caller may read into it: never past that target.
+    /// The target size of the filled part: `needed`, or one read chunk
+    /// more than is filled if that is more.
+    fn target(&self, needed: usize) -> usize {
+        needed.max(self.filled.saturating_add(READ_CHUNK))
+    }
+
+    /// Makes room up to the target size and returns the buffer, holding
+    /// only the filled bytes, with how many bytes the caller may append:
+    /// never past the target. For the async reader, which appends to the
+    /// buffer's spare capacity and then calls [`appended`](Self::appended).
     ///
     /// The capacity is exactly the target when the buffer has to grow.
     /// `BytesMut::reserve` would round up (it may double the old allocation),
@@ -94,9 +111,9 @@ impl Buffered {
     // See: limits::read_ahead_is_bounded_by_one_section_and_one_chunk
     // (tests/it/limits.rs), which caught a 3.8 MB read with a 2 MiB cap.
     pub(crate) fn reserve(&mut self, needed: usize) -> (&mut BytesMut, usize) {
-        let len = self.buf.len();
-        let want = needed.max(len.saturating_add(READ_CHUNK));
-        let additional = want.saturating_sub(len);
+        let want = self.target(needed);
+        self.buf.truncate(self.filled);
+        let additional = want.saturating_sub(self.filled);
         if !self.buf.try_reclaim(additional) {
             // `needed` is at most one item and its varint, each checked
             // against `Limits` by the decoder before it asks for them.
@@ -105,6 +122,35 @@ impl Buffered {
             self.buf = grown;
         }
         (&mut self.buf, additional)
+    }
+
+    /// Counts what the async reader appended to the buffer as filled.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn appended(&mut self) {
+        self.filled = self.buf.len();
+    }
+
+    /// A zeroed slice for the sync reader to read into, up to the target
+    /// size; call [`filled`](Self::filled) with how much was read. Zeroes
+    /// left over from a short read are handed out again rather than made
+    /// anew.
+    // See: buffered::tests::short_reads_reuse_the_zeroed_slot. A source
+    // that returned small reads (a socket's segments, 1-byte test reads)
+    // cost zeroing a whole read chunk per read.
+    pub(crate) fn read_slot(&mut self, needed: usize) -> &mut [u8] {
+        let want = self.target(needed);
+        if self.buf.len() <= self.filled {
+            let (buf, room) = self.reserve(needed);
+            let len = buf.len();
+            buf.resize(len.saturating_add(room), 0);
+        }
+        let end = want.min(self.buf.len());
+        self.buf.get_mut(self.filled..end).unwrap_or_default()
+    }
+
+    /// Counts `n` more bytes of the read slot as filled.
+    pub(crate) fn filled(&mut self, n: usize) {
+        self.filled = self.filled.saturating_add(n).min(self.buf.len());
     }
 
     pub(crate) fn set_eof(&mut self) {
@@ -137,11 +183,12 @@ mod tests {
                 }
                 Step::End => return largest,
                 Step::Need(needed) => {
-                    let (buf, room) = inner.reserve(needed);
-                    largest = largest.max(buf.capacity());
-                    let n = room.min(rest.len());
-                    buf.extend_from_slice(&rest[..n]);
+                    let slot = inner.read_slot(needed);
+                    let n = slot.len().min(rest.len());
+                    slot[..n].copy_from_slice(&rest[..n]);
                     rest = &rest[n..];
+                    inner.filled(n);
+                    largest = largest.max(inner.buf.capacity());
                     if n == 0 {
                         inner.set_eof();
                     }
@@ -168,5 +215,28 @@ mod tests {
             let largest = largest_capacity(&car, keep);
             assert!(largest <= bound, "capacity {largest} > {bound} (keep = {keep})");
         }
+    }
+
+    // See: the comment on `Buffered::read_slot`.
+    #[test]
+    fn short_reads_reuse_the_zeroed_slot() {
+        let mut inner = Buffered::new(Options::default());
+        let slot = inner.read_slot(1);
+        let (start, len) = (slot.as_ptr() as usize, slot.len());
+        assert_eq!(len, READ_CHUNK);
+        slot[0] = 0x3a;
+        inner.filled(1);
+        // The decoder wants the rest of a 58-byte header.
+        let Ok(Step::Need(needed)) = inner.step() else { panic!() };
+        assert_eq!(needed, 59);
+        for i in 1..59 {
+            let slot = inner.read_slot(needed);
+            // The same zeroes, one byte on: nothing was zeroed again.
+            assert_eq!(slot.as_ptr() as usize, start + i);
+            assert_eq!(slot.len(), len - i);
+            assert!(slot.iter().all(|&b| b == 0));
+            inner.filled(1);
+        }
+        assert_eq!(inner.len(), 59);
     }
 }

@@ -120,27 +120,17 @@ impl<R: Read> std::iter::FusedIterator for CarReader<R> {}
 fn fill<R: Read>(source: &mut R, inner: &mut Buffered, needed: usize) -> Result<()> {
     while inner.len() < needed {
         let offset = inner.read_offset();
-        let (buf, room) = inner.reserve(needed);
-        let start = buf.len();
-        // Zeroing the bytes to read into costs a memset per read; it keeps
-        // this crate free of `unsafe`. Only `room` bytes, not the whole
-        // capacity: the reader must not read ahead more than the limits say.
-        buf.resize(start.saturating_add(room), 0);
-        let result = source.read(buf.get_mut(start..).unwrap_or_default());
-        match result {
-            Ok(n) => {
-                buf.truncate(start.saturating_add(n));
-                if n == 0 {
-                    inner.set_eof();
-                    return Ok(());
-                }
+        let slot = inner.read_slot(needed);
+        let room = slot.len();
+        match source.read(slot) {
+            Ok(0) => {
+                inner.set_eof();
+                return Ok(());
             }
-            Err(e) => {
-                buf.truncate(start);
-                if e.kind() != IoKind::Interrupted {
-                    return Err(Error::Io { offset, source: e });
-                }
-            }
+            // A reader claiming more than it was given is not trusted.
+            Ok(n) => inner.filled(n.min(room)),
+            Err(e) if e.kind() == IoKind::Interrupted => {}
+            Err(e) => return Err(Error::Io { offset, source: e }),
         }
     }
     Ok(())

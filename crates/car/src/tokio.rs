@@ -108,7 +108,7 @@ async fn fill<R: AsyncRead + Unpin>(
                 inner.set_eof();
                 return Ok(());
             }
-            Ok(_) => {}
+            Ok(_) => inner.appended(),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(Error::Io { offset, source: e }),
         }
