@@ -1,7 +1,8 @@
 //! Limits bound what the stream readers read and buffer: a length that
 //! breaks a limit is refused right after its varint is read, before any of
 //! the bytes it claims, and a reader never holds more than one section
-//! (with its varint) plus one read chunk beyond what it has yielded.
+//! (with its varint) plus one read chunk beyond what it has yielded. A
+//! source is not trusted beyond the buffer it was given.
 
 use std::cell::Cell;
 use std::io::{self, Read};
@@ -307,4 +308,31 @@ fn a_stream_ending_inside_a_section_is_truncated() {
             needed: MAX_SECTION + 4 - 4 - 1000,
         }
     );
+}
+
+/// A source that fills every buffer it is given to the end, then claims
+/// 7 bytes more than the buffer holds: it breaks `Read`'s contract.
+struct Liar<'a>(&'a [u8]);
+
+impl Read for Liar<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = buf.len().min(self.0.len());
+        buf[..n].copy_from_slice(&self.0[..n]);
+        self.0 = &self.0[n..];
+        Ok(if n == buf.len() { n + 7 } else { n })
+    }
+}
+
+/// Bytes past the buffer a source was given are never counted: the reader
+/// reads what was really there, without panicking.
+// See: the clamp in `stream::fill` (crates/car/src/stream.rs).
+#[test]
+fn a_source_claiming_more_than_its_buffer_is_clamped() {
+    let blocks: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i; 9000]).collect();
+    let refs: Vec<&[u8]> = blocks.iter().map(|b| &b[..]).collect();
+    let car = car(&refs);
+    assert!(car.len() as u64 > 2 * READ_CHUNK, "several full reads");
+    let got = via_reader(Liar(&car), Options::default());
+    assert_eq!(got, via_slice(&car, Options::default()));
+    assert_eq!(got.blocks.len(), 40);
 }
