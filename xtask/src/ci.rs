@@ -8,7 +8,14 @@ use crate::{cargo, run};
 ///
 /// Heavy features that only the bench command needs (peer comparisons) are
 /// deliberately not listed: they would add hundreds of crates to CI.
-pub(crate) const FEATURES: &[(&str, &str)] = &[("atrepo-car", "tokio"), ("atrepo", "tokio")];
+pub(crate) const FEATURES: &[(&str, &str)] = &[
+    ("atrepo-car", "tokio"),
+    ("atrepo", "tokio"),
+    ("atrepo-store", "redb"),
+    ("atrepo-store", "sqlite"),
+    ("atrepo-store", "sled"),
+    ("atrepo-store", "car"),
+];
 
 /// Runs every check. `--no-interop` skips the fixture run (for machines
 /// without fixtures; CI never passes it).

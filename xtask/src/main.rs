@@ -7,10 +7,13 @@
 //!   interop fixtures). `.ci/run` calls exactly this.
 //! - `tidy`: source hygiene checks (also run as a `#[test]`).
 //! - `interop [--fixtures DIR] [--json]`: run the atproto interop fixtures.
+//! - `crash-test [--iterations N] [--seed S]`: the store's SIGKILL crash
+//!   tests with more iterations than the normal test run.
 //! - `fetch-fixtures`: clone the upstream interop fixtures into
 //!   `interop-tests/fixtures` for machines without `../shared`.
 
 mod ci;
+mod crash;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -29,6 +32,7 @@ commands:
   ci                 fmt, clippy, tests (each feature set), docs, interop fixtures
   tidy               source hygiene checks
   interop [ARGS]     run the atproto interop fixtures (ARGS go to the runner)
+  crash-test [ARGS]  store crash tests, longer (--iterations N, default 100; --seed S)
   fetch-fixtures     clone the upstream interop fixtures into interop-tests/fixtures
 ";
 
@@ -54,6 +58,7 @@ fn main() -> Result<()> {
             }
         }
         "interop" => interop(&rest),
+        "crash-test" => crash::run_crash_test(&rest),
         "fetch-fixtures" => fetch_fixtures(),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");

@@ -1,9 +1,11 @@
 //! Block storage for atproto repositories behind one small trait.
 //!
 //! This crate owns the [`BlockStore`] contract (what every backend promises),
-//! the always-available [`MemoryStore`], and byte accounting ([`Usage`]).
-//! Disk backends plug in behind cargo features and pass the same conformance
-//! suite (`tests/it/conformance.rs`).
+//! the backends behind it, the [`SpillStore`] that moves from memory to disk
+//! under a budget, byte accounting ([`Usage`]), and the spec strings that
+//! pick a backend at run time ([`StoreSpec`], [`open`]). Every backend passes
+//! the same conformance suite (`tests/it/conformance.rs`); how to choose
+//! between them, with measurements, is in `docs/choosing-a-backend.md`.
 //!
 //! # What this crate must not do
 //!
@@ -11,7 +13,9 @@
 //! - It does not hash blocks: a backend stores the `(CID, bytes)` pairs it is
 //!   given. Verifying that bytes match their CID is the caller's job (the CAR
 //!   reader in `atrepo-car` does it for every block it yields), so that hashing
-//!   happens exactly once per block on the ingest path.
+//!   happens exactly once per block on the ingest path. The one place blocks
+//!   are read from a CAR here, `CarFileStore`, reads them through
+//!   `atrepo-car` with hashing on.
 //! - It never panics on data read back from disk; corruption is an error.
 //!
 //! # Main types
@@ -20,19 +24,43 @@
 //! - [`BlockStore`]: adds atomic batched writes ([`Batch`]) and [`Usage`].
 //! - [`MemoryStore`]: a `HashMap` behind a lock; blocks are shared
 //!   [`Bytes`], so reads copy nothing.
+//! - `RedbStore`, `SqliteStore`, `SledStore`: disk backends, each behind
+//!   its feature, opened durable or as scratch ([`OpenOptions`],
+//!   [`Durability`]).
+//! - `CarFileStore`: a CAR file as a read-only store, indexed once and read
+//!   through a memory map.
+//! - [`SpillStore`]: memory up to a budget, then a scratch disk store, with
+//!   a cap on what may be spilled ([`SpillOptions`]).
+//! - [`StoreSpec`] and [`open`]: `memory`, `redb:PATH`, `sqlite:PATH`,
+//!   `sled:PATH`, `car:PATH`, `spill:BACKEND`.
 //!
 //! Both traits are object safe, so a backend can be chosen at run time as
 //! `Box<dyn BlockStore>`.
 //!
 //! # Crate features
 //!
-//! None yet beyond the always-on memory backend.
+//! None is on by default; the memory backend and the spill store are always
+//! there.
+//!
+//! - `redb`: `RedbStore` (pure Rust).
+//! - `sqlite`: `SqliteStore`, with SQLite compiled in by rusqlite's
+//!   `bundled` feature (needs a C compiler to build, nothing to install).
+//! - `sled`: `SledStore` (sled 0.34, no longer developed upstream).
+//! - `car`: `CarFileStore`; depends on `atrepo-car` and `memmap2`. The
+//!   crate's only `unsafe` (mapping the file) is in its `mmap` module.
 //!
 //! # Untrusted input
 //!
-//! Backends store whatever they are given; limits on how much (memory budget,
-//! spilled bytes) are enforced by the caller using [`Usage`], or by a wrapping
-//! store that reports [`Error::LimitExceeded`].
+//! - Backends store whatever they are given; limits on how much are enforced
+//!   by [`SpillStore`] (memory budget counting payload plus
+//!   [`MEMORY_OVERHEAD_PER_BLOCK`] per block, and a cap on spilled bytes,
+//!   both as [`Error::LimitExceeded`]) or by the caller using [`Usage`].
+//! - Data read back from disk is checked where it is decoded: keys must
+//!   parse as CIDs, counters must have their size, an index must fit its CAR
+//!   (a stale or corrupt CAR index is rebuilt, never trusted); failures are
+//!   [`Error::Corrupt`].
+//! - `CarFileStore` reads CAR files with `atrepo-car`'s limits and hashes
+//!   every block while indexing unless the caller explicitly opts out.
 //!
 //! # Example
 //!
@@ -46,6 +74,10 @@
 //! store.write(batch)?;
 //! assert_eq!(store.get(&cid)?.as_deref(), Some(&b"\xa0"[..]));
 //! assert_eq!(store.usage()?.blocks, 1);
+//!
+//! // The same through a spec string, as a command line would pick it.
+//! let store = atrepo_store::open("memory")?;
+//! assert!(!store.has(&cid)?);
 //! # Ok::<(), atrepo_store::Error>(())
 //! ```
 #![warn(missing_docs)]
