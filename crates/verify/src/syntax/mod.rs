@@ -307,6 +307,12 @@ pub fn nsid_normalized(s: &str) -> Result<(), SyntaxError> {
 }
 
 fn check_nsid(b: &[u8], normalized: bool) -> Check {
+    // Valid input takes the one-pass check; only failures pay for the
+    // detailed passes, which find the rule broken and where.
+    if nsid_fast(b, normalized) { Ok(()) } else { check_nsid_detailed(b, normalized) }
+}
+
+fn check_nsid_detailed(b: &[u8], normalized: bool) -> Check {
     if b.len() > NSID_MAX_LEN {
         return Err(Fail::at("expected at most 317 bytes", NSID_MAX_LEN));
     }
@@ -345,6 +351,47 @@ fn check_nsid(b: &[u8], normalized: bool) -> Check {
             None => Ok(()),
         },
     }
+}
+
+/// One pass over `b`: whether it is a valid NSID (normalized, if asked).
+/// Must accept exactly what [`check_nsid_detailed`] accepts; a unit test
+/// compares the two on generated input.
+fn nsid_fast(b: &[u8], normalized: bool) -> bool {
+    if b.len() > NSID_MAX_LEN {
+        return false;
+    }
+    // Completed segments so far, and facts about the current one.
+    let mut done = 0usize;
+    let (mut len, mut first, mut last) = (0usize, 0u8, 0u8);
+    let (mut hyphen, mut upper) = (false, false);
+    for &c in b {
+        if c == b'.' {
+            if len == 0 || len > 63 || last == b'-' || (normalized && upper) {
+                return false;
+            }
+            if done == 0 && !first.is_ascii_alphabetic() {
+                return false;
+            }
+            done = done.wrapping_add(1);
+            (len, hyphen, upper) = (0, false, false);
+            continue;
+        }
+        if !is_label_byte(c) {
+            return false;
+        }
+        if len == 0 {
+            if c == b'-' {
+                return false;
+            }
+            first = c;
+        }
+        hyphen |= c == b'-';
+        upper |= c.is_ascii_uppercase();
+        last = c;
+        len = len.wrapping_add(1);
+    }
+    // The last segment is the name.
+    done >= 2 && (1..=63).contains(&len) && first.is_ascii_alphabetic() && !hyphen
 }
 
 // ---------------------------------------------------------------------------

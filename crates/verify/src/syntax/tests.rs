@@ -232,3 +232,31 @@ fn display() {
     let e = record_key("").unwrap_err();
     assert_eq!(e.to_string(), "invalid record key: expected at least one byte");
 }
+
+mod fast_paths {
+    use proptest::prelude::*;
+
+    use super::super::nsid_fast;
+
+    /// The detailed NSID check, without its fast path.
+    fn slow(b: &[u8], normalized: bool) -> bool {
+        super::super::check_nsid_detailed(b, normalized).is_ok()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        /// The one-pass NSID check accepts exactly what the detailed one
+        /// accepts, on strings built from the characters that matter.
+        #[test]
+        fn nsid_fast_agrees(s in "[aZ0.-]{0,12}|([aB1-]{1,4}\\.){1,4}[aB1-]{0,4}", normalized in any::<bool>()) {
+            prop_assert_eq!(nsid_fast(s.as_bytes(), normalized), slow(s.as_bytes(), normalized), "{:?}", s);
+        }
+
+        #[test]
+        fn nsid_fast_agrees_on_lengths(a in 60usize..66, b in 60usize..66, n in 60usize..66) {
+            let s = format!("{}.{}.{}", "a".repeat(a), "b".repeat(b), "c".repeat(n));
+            prop_assert_eq!(nsid_fast(s.as_bytes(), true), slow(s.as_bytes(), true));
+        }
+    }
+}
