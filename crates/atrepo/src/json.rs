@@ -3,7 +3,7 @@
 //! `{"$bytes": "<base64>"}` (standard alphabet, no padding).
 //!
 //! [`from_json`] and [`record_from_json`] read JSON into a
-//! [`Value`](crate::verify::drisl::Value), refusing what the data model
+//! [`Value`], refusing what the data model
 //! forbids; [`to_json`] writes a value back. `from_json(to_json(v)) == v`
 //! for every value, and a value read from JSON encodes to the DRISL bytes
 //! whose CID the interop fixtures give.
