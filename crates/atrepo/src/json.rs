@@ -406,6 +406,23 @@ mod tests {
     }
 
     #[test]
+    fn error_display() {
+        let path = || "/rcrd/a".to_owned();
+        let errors = [
+            Error::Float { path: path() },
+            Error::IntegerRange { path: path(), found: "1e+300".to_owned() },
+            Error::TypedObject { key: "$link", path: path() },
+            Error::InvalidLink { path: path(), found: ".".to_owned() },
+            Error::InvalidBytes { path: path() },
+            Error::DataModel { path: path(), rule: "$type must not be empty" },
+            Error::NotAnObject { found: "a string" },
+            Error::TooDeep { limit: 64, path: path() },
+        ];
+        let text: String = errors.iter().map(|e| format!("{e}\n")).collect();
+        insta::assert_snapshot!("json_error_display", text);
+    }
+
+    #[test]
     fn pointers_escape() {
         assert_eq!(pointer(&[Seg::Key("a/b~c"), Seg::Index(3)]), "/a~1b~0c/3");
     }
