@@ -137,7 +137,7 @@ fn did_keys(path: &Path, curve: Curve) -> Result<Vec<Case>> {
 }
 
 fn decode_hex(s: &str) -> Result<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         bail!("odd-length hex {s:?}");
     }
     (0..s.len())

@@ -8,6 +8,8 @@ use crate::Case;
 
 mod crypto;
 mod data_model;
+mod firehose;
+mod mst;
 mod syntax;
 
 /// A runner for one fixture file.
@@ -21,6 +23,10 @@ pub struct Suite {
 
 /// Every suite atrepo runs.
 pub const SUITES: &[Suite] = &[
+    Suite { file: "mst/key_heights.json", run: mst::key_heights },
+    Suite { file: "mst/common_prefix.json", run: mst::common_prefix },
+    Suite { file: "mst/example_keys.txt", run: mst::example_keys },
+    Suite { file: "firehose/commit-proof-fixtures.json", run: firehose::commit_proofs },
     Suite { file: "crypto/signature-fixtures.json", run: crypto::signatures },
     Suite { file: "crypto/w3c_didkey_K256.json", run: crypto::w3c_k256 },
     Suite { file: "crypto/w3c_didkey_P256.json", run: crypto::w3c_p256 },
@@ -50,6 +56,10 @@ pub const SUITES: &[Suite] = &[
 
 /// Fixture files that must be present and must run; CI fails otherwise.
 pub const REQUIRED: &[&str] = &[
+    "mst/key_heights.json",
+    "mst/common_prefix.json",
+    "mst/example_keys.txt",
+    "firehose/commit-proof-fixtures.json",
     "crypto/signature-fixtures.json",
     "crypto/w3c_didkey_K256.json",
     "crypto/w3c_didkey_P256.json",
@@ -93,4 +103,9 @@ pub fn not_run_reason(file: &str) -> String {
     } else {
         "no atrepo suite handles this file yet".to_owned()
     }
+}
+
+/// The value every leaf of the MST fixtures points to.
+pub(crate) fn leaf_value() -> Result<cid::Cid> {
+    Ok("bafyreie5cvv4h45feadgeuwhbcutmh6t2ceseocckahdoe6uat64zmz454".parse()?)
 }

@@ -1,0 +1,404 @@
+//! [`Walker`]: the validated, iterative, in-order walk of a tree.
+
+use std::collections::HashSet;
+
+use atrepo_store::{BlockRead, Bytes};
+use cid::Cid;
+
+use crate::error::{Error, Result, show};
+use crate::node::{self, NodeBuf};
+use crate::options::{Completeness, Records, WalkOptions};
+
+/// One step of a walk, borrowing the walker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event<'a> {
+    /// A leaf: a key and the CID of its record, with the record's bytes when
+    /// [`Records::Fetch`] is on.
+    Leaf {
+        /// The full key (`collection/rkey`).
+        key: &'a str,
+        /// The record's CID.
+        cid: Cid,
+        /// The record's bytes, when fetched.
+        record: Option<Bytes>,
+    },
+    /// A leaf whose record is not in the store ([`Completeness::Lenient`]
+    /// with records checked or fetched).
+    MissingRecord {
+        /// The full key.
+        key: &'a str,
+        /// The record's CID.
+        cid: Cid,
+    },
+    /// A subtree whose node is not in the store ([`Completeness::Lenient`]).
+    /// Its keys are skipped.
+    MissingNode {
+        /// The missing node.
+        cid: Cid,
+    },
+}
+
+/// One step of a walk, owned: what the [`Iterator`] impl yields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Item {
+    /// A leaf; see [`Event::Leaf`].
+    Leaf {
+        /// The full key.
+        key: String,
+        /// The record's CID.
+        cid: Cid,
+        /// The record's bytes, when fetched.
+        record: Option<Bytes>,
+    },
+    /// See [`Event::MissingRecord`].
+    MissingRecord {
+        /// The full key.
+        key: String,
+        /// The record's CID.
+        cid: Cid,
+    },
+    /// See [`Event::MissingNode`].
+    MissingNode {
+        /// The missing node.
+        cid: Cid,
+    },
+}
+
+impl From<Event<'_>> for Item {
+    fn from(event: Event<'_>) -> Self {
+        match event {
+            Event::Leaf { key, cid, record } => Item::Leaf { key: key.to_owned(), cid, record },
+            Event::MissingRecord { key, cid } => Item::MissingRecord { key: key.to_owned(), cid },
+            Event::MissingNode { cid } => Item::MissingNode { cid },
+        }
+    }
+}
+
+/// Counts gathered during a walk.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WalkStats {
+    /// Nodes decoded.
+    pub nodes: u64,
+    /// Bytes of node blocks decoded.
+    pub node_bytes: u64,
+    /// Leaves yielded (including ones whose record is missing).
+    pub leaves: u64,
+    /// Bytes of records fetched.
+    pub record_bytes: u64,
+    /// Number of layers: the root's layer plus one (0 for an empty tree).
+    pub layers: u8,
+    /// Missing nodes reported (lenient walks).
+    pub missing_nodes: u64,
+    /// Missing records reported (lenient walks).
+    pub missing_records: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Pos {
+    /// About to visit the left subtree.
+    Left,
+    /// About to yield entry `i`.
+    Entry(usize),
+    /// About to visit entry `i`'s right subtree.
+    Right(usize),
+}
+
+#[derive(Debug)]
+struct Frame {
+    cid: Cid,
+    node: NodeBuf,
+    layer: u8,
+    pos: Pos,
+}
+
+/// Walks a tree from its root in key order, checking every rule of the
+/// MST as it goes, and yields leaves lazily.
+///
+/// - Node-local rules (strict DRISL, prefix compression, key syntax and
+///   length, one layer per node, entry cap) are checked when a node is
+///   decoded; tree rules (each child exactly one layer below its parent,
+///   keys strictly increasing across the whole walk, which also bounds
+///   every subtree to its parent's range; no empty node but the root of an
+///   empty tree; the root not an entry-less pointer; no node reached twice)
+///   as the walk reaches them.
+/// - The walk is iterative with an explicit stack capped at
+///   [`Limits::max_depth`](crate::Limits); a shared subtree is caught the
+///   second time it is reached, so work is proportional to the number of
+///   distinct blocks.
+/// - Errors end the walk; an [`Iterator`] walk yields the error and then
+///   `None`.
+///
+/// ```
+/// use atrepo_mst::{Builder, Item, KeyRules, WalkOptions, Walker};
+/// use atrepo_store::MemoryStore;
+/// # let cid: cid::Cid = "bafyreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm".parse().unwrap();
+///
+/// let store = MemoryStore::new();
+/// let root = Builder::new()
+///     .build(&store, [("app.bsky.feed.post/3jzfcijpj2z2a", cid), ("app.bsky.feed.like/3jzfcijpj2z2b", cid)])?;
+/// let keys: Vec<String> = Walker::new(&store, root, WalkOptions::default())
+///     .map(|item| match item? {
+///         Item::Leaf { key, .. } => Ok(key),
+///         other => panic!("unexpected {other:?}"),
+///     })
+///     .collect::<Result<_, atrepo_mst::Error>>()?;
+/// assert_eq!(keys, ["app.bsky.feed.like/3jzfcijpj2z2b", "app.bsky.feed.post/3jzfcijpj2z2a"]);
+/// # Ok::<(), atrepo_mst::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Walker<S> {
+    store: S,
+    options: WalkOptions,
+    root: Cid,
+    stack: Vec<Frame>,
+    pool: Vec<NodeBuf>,
+    visited: HashSet<Cid>,
+    last_key: Vec<u8>,
+    started: bool,
+    done: bool,
+    stats: WalkStats,
+}
+
+/// What descending into a child produced.
+enum Descent {
+    Pushed,
+    Missing(Cid),
+}
+
+impl<S: BlockRead> Walker<S> {
+    /// A walker over the tree rooted at `root` in `store`. Nothing is read
+    /// until the first step.
+    pub fn new(store: S, root: Cid, options: WalkOptions) -> Self {
+        Walker {
+            store,
+            options,
+            root,
+            stack: Vec::new(),
+            pool: Vec::new(),
+            visited: HashSet::new(),
+            last_key: Vec::new(),
+            started: false,
+            done: false,
+            stats: WalkStats::default(),
+        }
+    }
+
+    /// What the walk has seen so far (all of the tree once it has ended).
+    pub fn stats(&self) -> WalkStats {
+        self.stats
+    }
+
+    /// The next step of the walk, or `None` at its end.
+    pub fn next_event(&mut self) -> Result<Option<Event<'_>>> {
+        if self.done {
+            return Ok(None);
+        }
+        match self.step() {
+            Ok(Some(Step::Leaf(cid, record))) => {
+                Ok(Some(Event::Leaf { key: self.key(), cid, record }))
+            }
+            Ok(Some(Step::MissingRecord(cid))) => {
+                Ok(Some(Event::MissingRecord { key: self.key(), cid }))
+            }
+            Ok(Some(Step::MissingNode(cid))) => Ok(Some(Event::MissingNode { cid })),
+            Ok(None) => {
+                self.done = true;
+                Ok(None)
+            }
+            Err(e) => {
+                self.done = true;
+                Err(e)
+            }
+        }
+    }
+
+    /// Walks to the end, calling `f` for each leaf; missing blocks are errors
+    /// or skipped according to the options. Returns the walk's counts.
+    pub fn for_each_leaf(
+        mut self,
+        mut f: impl FnMut(&str, &Cid, Option<&Bytes>) -> Result<()>,
+    ) -> Result<WalkStats> {
+        while let Some(event) = self.next_event()? {
+            if let Event::Leaf { key, cid, record } = event {
+                f(key, &cid, record.as_ref())?;
+            }
+        }
+        Ok(self.stats)
+    }
+
+    fn key(&self) -> &str {
+        // Keys are checked to be UTF-8 when their node is decoded.
+        std::str::from_utf8(&self.last_key).unwrap_or_default()
+    }
+
+    fn step(&mut self) -> Result<Option<Step>> {
+        if !self.started {
+            self.started = true;
+            if let Some(missing) = self.start()? {
+                return Ok(Some(missing));
+            }
+        }
+        loop {
+            let Some(top) = self.stack.last_mut() else { return Ok(None) };
+            match top.pos {
+                Pos::Left => {
+                    top.pos = Pos::Entry(0);
+                    if let Some(left) = top.node.left {
+                        let (parent, layer) = (top.cid, top.layer);
+                        if let Descent::Missing(cid) = self.descend(left, parent, layer)? {
+                            return Ok(Some(Step::MissingNode(cid)));
+                        }
+                    }
+                }
+                Pos::Entry(i) => {
+                    let Some(entry) = top.node.entries.get(i).copied() else {
+                        if let Some(frame) = self.stack.pop() {
+                            self.pool.push(frame.node);
+                        }
+                        continue;
+                    };
+                    top.pos = Pos::Right(i);
+                    let cid = top.cid;
+                    let key = top.node.key(&entry);
+                    if key <= self.last_key.as_slice()
+                        && !(self.last_key.is_empty() && self.stats.leaves == 0)
+                    {
+                        return Err(if key == self.last_key.as_slice() {
+                            Error::DuplicateKey { cid, key: show(key) }
+                        } else {
+                            Error::KeyOrder { cid, key: show(key), previous: show(&self.last_key) }
+                        });
+                    }
+                    self.last_key.clear();
+                    self.last_key.extend_from_slice(key);
+                    self.stats.leaves = self.stats.leaves.saturating_add(1);
+                    return self.record(entry.value).map(Some);
+                }
+                Pos::Right(i) => {
+                    top.pos = Pos::Entry(i.saturating_add(1));
+                    if let Some(right) = top.node.entries.get(i).and_then(|e| e.right) {
+                        let (parent, layer) = (top.cid, top.layer);
+                        if let Descent::Missing(cid) = self.descend(right, parent, layer)? {
+                            return Ok(Some(Step::MissingNode(cid)));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads and checks the root. Returns a step to yield if it is missing
+    /// in a lenient walk.
+    fn start(&mut self) -> Result<Option<Step>> {
+        let root = self.root;
+        let Some(bytes) = self.fetch_node(root)? else {
+            return Ok(Some(Step::MissingNode(root)));
+        };
+        self.visited.insert(root);
+        let mut node = NodeBuf::default();
+        self.decode(&root, &bytes, &mut node)?;
+        let Some(layer) = node.layer else {
+            if node.left.is_some() {
+                return Err(Error::RootOnlyPointer { cid: root });
+            }
+            // The empty tree: nothing to walk.
+            return Ok(None);
+        };
+        let layers = layer.saturating_add(1);
+        if usize::from(layers) > self.options.limits.max_depth {
+            return Err(Error::TooDeep { cid: root, limit: self.options.limits.max_depth });
+        }
+        self.stats.layers = layers;
+        self.stack.push(Frame { cid: root, node, layer, pos: Pos::Left });
+        Ok(None)
+    }
+
+    /// Reads, checks and pushes the child `cid` of a node on `parent_layer`.
+    fn descend(&mut self, cid: Cid, parent: Cid, parent_layer: u8) -> Result<Descent> {
+        let Some(layer) = parent_layer.checked_sub(1) else {
+            return Err(Error::ChildBelowZero { cid: parent });
+        };
+        if self.stack.len() >= self.options.limits.max_depth {
+            return Err(Error::TooDeep { cid, limit: self.options.limits.max_depth });
+        }
+        if !self.visited.insert(cid) {
+            return Err(Error::NodeReachedTwice { cid });
+        }
+        let Some(bytes) = self.fetch_node(cid)? else {
+            return Ok(Descent::Missing(cid));
+        };
+        let mut node = self.pool.pop().unwrap_or_default();
+        self.decode(&cid, &bytes, &mut node)?;
+        match node.layer {
+            Some(found) if found != layer => {
+                let key = node.entries.first().map(|e| show(node.key(e))).unwrap_or_default();
+                return Err(Error::WrongLayer { cid, key, key_layer: found, node_layer: layer });
+            }
+            Some(_) => {}
+            // An entry-less node is only allowed to keep layers contiguous:
+            // it must point further down.
+            None if node.left.is_none() => return Err(Error::EmptyNode { cid }),
+            None if layer == 0 => return Err(Error::ChildBelowZero { cid }),
+            None => {}
+        }
+        self.stack.push(Frame { cid, node, layer, pos: Pos::Left });
+        Ok(Descent::Pushed)
+    }
+
+    /// Gets a node block; `None` if it is missing and the walk is lenient.
+    fn fetch_node(&mut self, cid: Cid) -> Result<Option<Bytes>> {
+        match self.store.get(&cid)? {
+            Some(bytes) => Ok(Some(bytes)),
+            None if self.options.completeness == Completeness::Lenient => {
+                self.stats.missing_nodes = self.stats.missing_nodes.saturating_add(1);
+                Ok(None)
+            }
+            None => Err(Error::MissingNode { cid }),
+        }
+    }
+
+    fn decode(&mut self, cid: &Cid, bytes: &[u8], out: &mut NodeBuf) -> Result<()> {
+        self.stats.nodes = self.stats.nodes.saturating_add(1);
+        self.stats.node_bytes = self.stats.node_bytes.saturating_add(bytes.len() as u64);
+        node::decode(cid, bytes, &self.options.limits, self.options.keys, out)
+    }
+
+    /// Checks or fetches the record of the leaf just stepped onto.
+    fn record(&mut self, cid: Cid) -> Result<Step> {
+        let present = match self.options.records {
+            Records::Skip => return Ok(Step::Leaf(cid, None)),
+            Records::Check => self.store.has(&cid)?.then_some(None),
+            Records::Fetch => self.store.get(&cid)?.map(Some),
+        };
+        match present {
+            Some(record) => {
+                if let Some(bytes) = &record {
+                    self.stats.record_bytes =
+                        self.stats.record_bytes.saturating_add(bytes.len() as u64);
+                }
+                Ok(Step::Leaf(cid, record))
+            }
+            None if self.options.completeness == Completeness::Lenient => {
+                self.stats.missing_records = self.stats.missing_records.saturating_add(1);
+                Ok(Step::MissingRecord(cid))
+            }
+            None => Err(Error::MissingRecord { key: show(&self.last_key), cid }),
+        }
+    }
+}
+
+enum Step {
+    Leaf(Cid, Option<Bytes>),
+    MissingRecord(Cid),
+    MissingNode(Cid),
+}
+
+impl<S: BlockRead> Iterator for Walker<S> {
+    type Item = Result<Item>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_event().map(|e| e.map(Item::from)).transpose()
+    }
+}
+
+impl<S: BlockRead> std::iter::FusedIterator for Walker<S> {}
