@@ -7,11 +7,14 @@
 //! - [`mst`]: the Merkle Search Tree.
 //! - [`store`]: block storage backends.
 //! - [`verify`]: keys, signatures, commits and identifier syntax.
+//! - [`json`]: data model values as JSON.
 #![warn(missing_docs)]
+
+mod error;
+pub mod json;
 
 pub use atrepo_car as car;
 pub use atrepo_mst as mst;
 pub use atrepo_store as store;
 pub use atrepo_verify as verify;
-
-pub mod json;
+pub use error::{Error, ErrorKind, Result};
