@@ -125,8 +125,11 @@ struct Frame {
 ///   [`Limits::max_depth`](crate::Limits); a shared subtree is caught the
 ///   second time it is reached, so work is proportional to the number of
 ///   distinct blocks.
-/// - Errors end the walk; an [`Iterator`] walk yields the error and then
-///   `None`.
+/// - Errors end the walk, except [`Error::MissingNode`] and
+///   [`Error::MissingRecord`] in a strict walk: after those the walker stays
+///   where it was, and the next call retries the same block, so a caller
+///   that reads blocks as they arrive (a streaming CAR) can supply it and go
+///   on. An [`Iterator`] walk stops after the first error either way.
 ///
 /// ```
 /// use atrepo_mst::{Builder, Item, KeyRules, WalkOptions, Walker};
@@ -154,8 +157,12 @@ pub struct Walker<S> {
     pool: Vec<NodeBuf>,
     visited: HashSet<Cid>,
     last_key: Vec<u8>,
+    /// The key being stepped onto, until its record check succeeds.
+    next_key: Vec<u8>,
     started: bool,
     done: bool,
+    /// Set when the last error was a missing block: the walk can go on.
+    resumable: bool,
     stats: WalkStats,
 }
 
@@ -177,8 +184,10 @@ impl<S: BlockRead> Walker<S> {
             pool: Vec::new(),
             visited: HashSet::new(),
             last_key: Vec::new(),
+            next_key: Vec::new(),
             started: false,
             done: false,
+            resumable: false,
             stats: WalkStats::default(),
         }
     }
@@ -206,7 +215,9 @@ impl<S: BlockRead> Walker<S> {
                 Ok(None)
             }
             Err(e) => {
-                self.done = true;
+                // A missing block in a strict walk can be retried; anything
+                // else ends the walk.
+                self.done = !std::mem::take(&mut self.resumable);
                 Err(e)
             }
         }
@@ -233,8 +244,17 @@ impl<S: BlockRead> Walker<S> {
 
     fn step(&mut self) -> Result<Option<Step>> {
         if !self.started {
+            // `started` is set only once the root is read, so a missing root
+            // can be retried.
+            let missing = match self.start() {
+                Ok(missing) => missing,
+                Err(e) => {
+                    self.resumable = e.kind() == crate::ErrorKind::Missing;
+                    return Err(e);
+                }
+            };
             self.started = true;
-            if let Some(missing) = self.start()? {
+            if let Some(missing) = missing {
                 return Ok(Some(missing));
             }
         }
@@ -242,12 +262,16 @@ impl<S: BlockRead> Walker<S> {
             let Some(top) = self.stack.last_mut() else { return Ok(None) };
             match top.pos {
                 Pos::Left => {
+                    let Some(left) = top.node.left else {
+                        top.pos = Pos::Entry(0);
+                        continue;
+                    };
+                    let (parent, layer) = (top.cid, top.layer);
                     top.pos = Pos::Entry(0);
-                    if let Some(left) = top.node.left {
-                        let (parent, layer) = (top.cid, top.layer);
-                        if let Descent::Missing(cid) = self.descend(left, parent, layer)? {
-                            return Ok(Some(Step::MissingNode(cid)));
-                        }
+                    match self.descend(left, parent, layer) {
+                        Ok(Descent::Pushed) => {}
+                        Ok(Descent::Missing(cid)) => return Ok(Some(Step::MissingNode(cid))),
+                        Err(e) => return Err(self.rewind(e, Pos::Left)),
                     }
                 }
                 Pos::Entry(i) => {
@@ -257,34 +281,55 @@ impl<S: BlockRead> Walker<S> {
                         }
                         continue;
                     };
-                    top.pos = Pos::Right(i);
                     let cid = top.cid;
                     let key = top.node.key(&entry);
-                    if key <= self.last_key.as_slice()
-                        && !(self.last_key.is_empty() && self.stats.leaves == 0)
-                    {
+                    // Keys are non-empty, so the first key always passes.
+                    if key <= self.last_key.as_slice() {
                         return Err(if key == self.last_key.as_slice() {
                             Error::DuplicateKey { cid, key: show(key) }
                         } else {
                             Error::KeyOrder { cid, key: show(key), previous: show(&self.last_key) }
                         });
                     }
-                    self.last_key.clear();
-                    self.last_key.extend_from_slice(key);
-                    self.stats.leaves = self.stats.leaves.saturating_add(1);
-                    return self.record(entry.value).map(Some);
+                    self.next_key.clear();
+                    self.next_key.extend_from_slice(key);
+                    top.pos = Pos::Right(i);
+                    match self.record(entry.value) {
+                        Ok(step) => {
+                            std::mem::swap(&mut self.last_key, &mut self.next_key);
+                            self.stats.leaves = self.stats.leaves.saturating_add(1);
+                            return Ok(Some(step));
+                        }
+                        Err(e) => return Err(self.rewind(e, Pos::Entry(i))),
+                    }
                 }
                 Pos::Right(i) => {
+                    let right = top.node.entries.get(i).and_then(|e| e.right);
+                    let (parent, layer) = (top.cid, top.layer);
                     top.pos = Pos::Entry(i.saturating_add(1));
-                    if let Some(right) = top.node.entries.get(i).and_then(|e| e.right) {
-                        let (parent, layer) = (top.cid, top.layer);
-                        if let Descent::Missing(cid) = self.descend(right, parent, layer)? {
-                            return Ok(Some(Step::MissingNode(cid)));
+                    if let Some(right) = right {
+                        match self.descend(right, parent, layer) {
+                            Ok(Descent::Pushed) => {}
+                            Ok(Descent::Missing(cid)) => return Ok(Some(Step::MissingNode(cid))),
+                            Err(e) => return Err(self.rewind(e, Pos::Right(i))),
                         }
                     }
                 }
             }
         }
+    }
+
+    /// After a failed step: a missing block leaves the walk where it was, so
+    /// the same step is retried once the caller has supplied the block.
+    /// Any other error ends the walk.
+    fn rewind(&mut self, error: Error, pos: Pos) -> Error {
+        if error.kind() == crate::ErrorKind::Missing {
+            if let Some(top) = self.stack.last_mut() {
+                top.pos = pos;
+            }
+            self.resumable = true;
+        }
+        error
     }
 
     /// Reads and checks the root. Returns a step to yield if it is missing
@@ -321,12 +366,13 @@ impl<S: BlockRead> Walker<S> {
         if self.stack.len() >= self.options.limits.max_depth {
             return Err(Error::TooDeep { cid, limit: self.options.limits.max_depth });
         }
-        if !self.visited.insert(cid) {
+        if self.visited.contains(&cid) {
             return Err(Error::NodeReachedTwice { cid });
         }
         let Some(bytes) = self.fetch_node(cid)? else {
             return Ok(Descent::Missing(cid));
         };
+        self.visited.insert(cid);
         let mut node = self.pool.pop().unwrap_or_default();
         self.decode(&cid, &bytes, &mut node)?;
         match node.layer {
@@ -382,7 +428,7 @@ impl<S: BlockRead> Walker<S> {
                 self.stats.missing_records = self.stats.missing_records.saturating_add(1);
                 Ok(Step::MissingRecord(cid))
             }
-            None => Err(Error::MissingRecord { key: show(&self.last_key), cid }),
+            None => Err(Error::MissingRecord { key: show(&self.next_key), cid }),
         }
     }
 }

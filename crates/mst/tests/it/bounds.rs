@@ -62,8 +62,8 @@ fn a_long_chain_of_entry_less_nodes_is_capped() {
     // to a layer-0 leaf. With the depth cap below the chain's length the
     // walk stops at the cap, without recursing.
     let store = MemoryStore::new();
-    let top = key_on_layer(5, 0);
-    let leaf = (0..).map(|n| key_on_layer(0, n)).find(|k| *k < top).unwrap();
+    let leaf = key_on_layer(0, 0);
+    let top = crate::common::key_on_layer_after(5, &leaf);
     let mut link = put(&store, node(None, &[(&leaf, value(0), None)]));
     for _ in 1..5 {
         link = put(&store, node(Some(link), &[]));

@@ -15,5 +15,7 @@ mod diff;
 mod proof;
 // Sync 1.1 inversion.
 mod invert;
+// Resuming a strict walk after a missing block is supplied.
+mod resume;
 // Snapshots of every error message.
 mod errors;

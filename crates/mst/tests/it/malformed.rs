@@ -8,7 +8,9 @@ use atrepo_store::MemoryStore;
 use atrepo_verify::drisl::{Encoder, Problem};
 use cid::Cid;
 
-use crate::common::{Raw, cid_of, key_on_layer, node, put, raw_node, value, walk, walk_with};
+use crate::common::{
+    Raw, cid_of, key_on_layer, key_on_layer_after, node, put, raw_node, value, walk, walk_with,
+};
 
 /// Walks `root` strictly and asserts the error matches.
 #[track_caller]
@@ -247,10 +249,10 @@ fn keys_of_two_layers_in_one_node() {
 #[test]
 fn child_node_on_the_wrong_layer() {
     let s = MemoryStore::new();
-    let top = key_on_layer(2, 0);
     // A layer-0 key directly under a layer-2 node: its node should be on
     // layer 1.
-    let low = (0..).map(|n| key_on_layer(0, n)).find(|k| *k < top).unwrap();
+    let low = key_on_layer(0, 0);
+    let top = key_on_layer_after(2, &low);
     let child = put(&s, node(None, &[(&low, value(1), None)]));
     let root = put(&s, node(Some(child), &[(&top, value(2), None)]));
     check(
@@ -265,8 +267,8 @@ fn child_node_on_the_wrong_layer() {
 #[test]
 fn right_subtree_key_below_its_bound() {
     let s = MemoryStore::new();
-    let top = key_on_layer(1, 0);
-    let low = (0..).map(|n| key_on_layer(0, n)).find(|k| *k < top).unwrap();
+    let low = key_on_layer(0, 0);
+    let top = key_on_layer_after(1, &low);
     let child = put(&s, node(None, &[(&low, value(1), None)]));
     let root = put(&s, node(None, &[(&top, value(2), Some(child))]));
     check(
@@ -304,9 +306,9 @@ fn layer_zero_node_with_a_subtree() {
 #[test]
 fn subtree_shared_by_two_links() {
     let s = MemoryStore::new();
-    let mut tops = [key_on_layer(1, 0), key_on_layer(1, 1)];
-    tops.sort();
-    let low = (0..).map(|n| key_on_layer(0, n)).find(|k| *k < tops[0]).unwrap();
+    let low = key_on_layer(0, 0);
+    let first = key_on_layer_after(1, &low);
+    let tops = [first.clone(), key_on_layer_after(1, &first)];
     let child = put(&s, node(None, &[(&low, value(1), None)]));
     let root = put(
         &s,
@@ -353,9 +355,9 @@ fn missing_record() {
 #[test]
 fn deeper_than_the_cap() {
     let s = MemoryStore::new();
-    let top = key_on_layer(2, 0);
-    let mid = (0..).map(|n| key_on_layer(1, n)).find(|k| *k < top).unwrap();
-    let low = (0..).map(|n| key_on_layer(0, n)).find(|k| *k < mid).unwrap();
+    let low = key_on_layer(0, 0);
+    let mid = key_on_layer_after(1, &low);
+    let top = key_on_layer_after(2, &mid);
     let l0 = put(&s, node(None, &[(&low, value(1), None)]));
     let l1 = put(&s, node(Some(l0), &[(&mid, value(2), None)]));
     let root = put(&s, node(Some(l1), &[(&top, value(3), None)]));
