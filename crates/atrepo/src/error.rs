@@ -32,6 +32,10 @@ pub enum Error {
     #[error(transparent)]
     Store(#[from] atrepo_store::Error),
 
+    /// A firehose event failed a check of [`event`](crate::event).
+    #[error(transparent)]
+    Event(#[from] crate::event::EventError),
+
     /// The commit block named by the CAR's first root is not in the CAR.
     #[error("commit block {cid} (the CAR's first root) is missing")]
     MissingCommit {
@@ -154,6 +158,7 @@ impl Error {
                 S::Usage => ErrorKind::Usage,
                 _ => ErrorKind::Environment,
             },
+            Error::Event(e) => e.kind(),
             Error::MissingCommit { .. } => ErrorKind::Missing,
             Error::DidMismatch { .. } => ErrorKind::Verification,
             Error::InvalidRecord { .. } => ErrorKind::Malformed,

@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 mod error;
+pub mod event;
 pub mod json;
 
 pub use atrepo_car as car;

@@ -1,0 +1,405 @@
+//! Firehose frames: a header (`{t, op}`) and a body, two DRISL values back
+//! to back (event stream specification, "Framing"), read one at a time or
+//! from a capture of concatenated frames.
+
+use super::Limits;
+use super::decode::{CommitEvent, EventType, SyncEvent, cbor};
+use super::error::{EventError, snippet};
+use crate::verify::drisl::{self, Decoder, Encoder, Problem, key_precedes};
+
+const HEADER: &str = "frame header";
+const ERROR_BODY: &str = "error frame body";
+const BODY: &str = "frame body";
+
+/// A frame header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FrameHeader<'a> {
+    /// `op: 1`: a message whose type is `t` (`#commit`, `#sync`,
+    /// `#identity`, ...).
+    Message {
+        /// The message type, as the header gives it.
+        kind: &'a str,
+    },
+    /// `op: -1`: an error; the body is `{error, message?}`.
+    Error,
+}
+
+/// One frame: its header and its body's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Frame<'a> {
+    /// The header.
+    pub header: FrameHeader<'a>,
+    /// The body: one DRISL value (checked when it is decoded).
+    pub body: &'a [u8],
+    /// The frame's offset in the input it was read from.
+    pub offset: u64,
+    /// The frame's length in bytes, header included.
+    pub len: u64,
+}
+
+/// Reads a header map: `t` (text) and `op` (integer), unknown keys skipped.
+fn read_header<'a>(d: &mut Decoder<'a>) -> Result<FrameHeader<'a>, EventError> {
+    let n = d.map().map_err(cbor(HEADER))?;
+    let mut prev: Option<&[u8]> = None;
+    let (mut t, mut op) = (None, None);
+    for _ in 0..n {
+        let at = d.offset();
+        let key = d.text_key().map_err(cbor(HEADER))?;
+        if prev.is_some_and(|p| !key_precedes(p, key)) {
+            let error = drisl::DecodeError { offset: at, problem: Problem::KeyOrder };
+            return Err(EventError::Cbor { part: HEADER, error });
+        }
+        prev = Some(key);
+        match key {
+            b"t" => t = Some(d.text().map_err(cbor(HEADER))?),
+            b"op" => op = Some(d.int().map_err(cbor(HEADER))?),
+            _ => d.skip(&drisl::Limits::default()).map_err(cbor(HEADER))?,
+        }
+    }
+    match op {
+        Some(1) => match t {
+            Some(kind) => Ok(FrameHeader::Message { kind }),
+            None => Err(EventError::MissingField { part: HEADER, field: "t" }),
+        },
+        Some(-1) => Ok(FrameHeader::Error),
+        Some(found) => Err(EventError::UnknownFrameOp { found }),
+        None => Err(EventError::MissingField { part: HEADER, field: "op" }),
+    }
+}
+
+impl<'a> Frame<'a> {
+    /// Reads exactly one frame: `bytes` must be a header followed by a body
+    /// and nothing else, at most [`Limits::max_frame_bytes`] long (checked
+    /// first).
+    pub fn decode(bytes: &'a [u8], limits: &Limits) -> Result<Frame<'a>, EventError> {
+        let found = bytes.len() as u64;
+        if found > limits.max_frame_bytes {
+            return Err(EventError::FrameTooLarge { limit: limits.max_frame_bytes, found });
+        }
+        let mut d = Decoder::new(bytes);
+        let header = read_header(&mut d)?;
+        let body =
+            bytes.get(usize::try_from(d.offset()).unwrap_or(usize::MAX)..).unwrap_or_default();
+        Ok(Frame { header, body, offset: 0, len: found })
+    }
+
+    /// A message frame: the header `{t: kind, op: 1}` followed by `body`.
+    pub fn encode(kind: &str, body: &[u8]) -> Vec<u8> {
+        let mut e = Encoder::new();
+        e.map(2).text("t").text(kind).text("op").int(1);
+        let mut out = e.into_bytes();
+        out.extend_from_slice(body);
+        out
+    }
+
+    /// An error frame: the header `{op: -1}` and the body `{error,
+    /// message?}`.
+    pub fn encode_error(error: &str, message: Option<&str>) -> Vec<u8> {
+        let mut e = Encoder::new();
+        e.map(1).text("op").int(-1);
+        e.map(1u64.saturating_add(u64::from(message.is_some()))).text("error").text(error);
+        if let Some(message) = message {
+            e.text("message").text(message);
+        }
+        e.into_bytes()
+    }
+
+    /// Whether `bytes` starts with a frame header rather than an event body:
+    /// its first map's first key is `t` or `op` (an event body's keys are
+    /// longer; `ops` is a `#commit`'s first).
+    pub fn looks_like_frame(bytes: &[u8]) -> bool {
+        let mut d = Decoder::new(bytes);
+        matches!(d.map(), Ok(n) if n > 0) && matches!(d.text_key(), Ok(b"t" | b"op"))
+    }
+}
+
+/// The frames of a capture of concatenated frames (as saved from
+/// `com.atproto.sync.subscribeRepos`), in order.
+///
+/// Each frame is found by decoding its header and skipping its body, which
+/// checks both are strict DRISL, within a window of
+/// [`Limits::max_frame_bytes`]. A frame over the limit is reported as
+/// [`EventError::FrameTooLarge`] and skipped; any other error ends the
+/// iteration, since the next frame's start cannot be found (the spec asks
+/// clients to drop the connection on invalid framing).
+#[derive(Debug, Clone)]
+pub struct Frames<'a> {
+    input: &'a [u8],
+    pos: usize,
+    limits: Limits,
+    done: bool,
+}
+
+impl<'a> Frames<'a> {
+    /// The frames of `input`.
+    pub fn new(input: &'a [u8], limits: &Limits) -> Self {
+        Frames { input, pos: 0, limits: *limits, done: false }
+    }
+
+    /// Offset of the next frame.
+    pub fn offset(&self) -> u64 {
+        self.pos as u64
+    }
+
+    /// Decodes one frame at the start of `window`, returning it and its
+    /// length.
+    fn frame_in(window: &'a [u8]) -> Result<(FrameHeader<'a>, &'a [u8], usize), EventError> {
+        let mut d = Decoder::new(window);
+        let header = read_header(&mut d)?;
+        let start = usize::try_from(d.offset()).unwrap_or(usize::MAX);
+        d.skip(&drisl::Limits::default()).map_err(cbor(BODY))?;
+        let end = usize::try_from(d.offset()).unwrap_or(usize::MAX);
+        let body = window.get(start..end).unwrap_or_default();
+        Ok((header, body, end))
+    }
+}
+
+impl<'a> Iterator for Frames<'a> {
+    type Item = Result<Frame<'a>, EventError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let rest = self.input.get(self.pos..).unwrap_or_default();
+        if rest.is_empty() {
+            self.done = true;
+            return None;
+        }
+        let cap = usize::try_from(self.limits.max_frame_bytes).unwrap_or(usize::MAX);
+        let clipped = rest.len() > cap;
+        let window = rest.get(..cap.min(rest.len())).unwrap_or(rest);
+        let offset = self.pos as u64;
+        match Self::frame_in(window) {
+            Ok((header, body, len)) => {
+                self.pos = self.pos.saturating_add(len);
+                Some(Ok(Frame { header, body, offset, len: len as u64 }))
+            }
+            Err(EventError::Cbor { error, .. })
+                if clipped && error.problem == Problem::Truncated =>
+            {
+                // Over the limit: find its end without the window, so the
+                // stream can go on, and report its size.
+                match Self::frame_in(rest) {
+                    Ok((_, _, len)) => {
+                        self.pos = self.pos.saturating_add(len);
+                        let limit = self.limits.max_frame_bytes;
+                        Some(Err(EventError::FrameTooLarge { limit, found: len as u64 }))
+                    }
+                    Err(e) => {
+                        self.done = true;
+                        Some(Err(e))
+                    }
+                }
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+impl std::iter::FusedIterator for Frames<'_> {}
+
+/// A decoded firehose message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+// Events are decoded once per frame and matched at once; boxing the large
+// variant would only add an allocation per event.
+#[allow(clippy::large_enum_variant)]
+pub enum Event<'a> {
+    /// A `#commit` event.
+    Commit(CommitEvent<'a>),
+    /// A `#sync` event.
+    Sync(SyncEvent<'a>),
+    /// An error frame.
+    Error {
+        /// The error name.
+        error: &'a str,
+        /// The message, if any.
+        message: Option<&'a str>,
+    },
+    /// A message of another type (`#identity`, `#account`, `#info`, or one
+    /// this version does not know), with its body checked to be DRISL.
+    Other {
+        /// The type the header gives.
+        kind: &'a str,
+    },
+}
+
+impl<'a> Event<'a> {
+    /// Decodes a frame's body according to its header.
+    pub fn from_frame(frame: &Frame<'a>, limits: &Limits) -> Result<Event<'a>, EventError> {
+        match frame.header {
+            FrameHeader::Message { kind: "#commit" } => {
+                CommitEvent::decode(frame.body, limits).map(Event::Commit)
+            }
+            FrameHeader::Message { kind: "#sync" } => {
+                SyncEvent::decode(frame.body, limits).map(Event::Sync)
+            }
+            FrameHeader::Message { kind } => {
+                drisl::validate(frame.body, &drisl::Limits::default()).map_err(cbor(BODY))?;
+                Ok(Event::Other { kind })
+            }
+            FrameHeader::Error => read_error_body(frame.body),
+        }
+    }
+
+    /// Decodes either a whole frame (header and body) or a bare `#commit`
+    /// or `#sync` body, telling them apart by their first key
+    /// ([`Frame::looks_like_frame`], [`EventType::detect`]).
+    pub fn decode(bytes: &'a [u8], limits: &Limits) -> Result<Event<'a>, EventError> {
+        let found = bytes.len() as u64;
+        if found > limits.max_frame_bytes {
+            return Err(EventError::FrameTooLarge { limit: limits.max_frame_bytes, found });
+        }
+        if Frame::looks_like_frame(bytes) {
+            return Event::from_frame(&Frame::decode(bytes, limits)?, limits);
+        }
+        match EventType::detect(bytes) {
+            Some(EventType::Commit) => CommitEvent::decode(bytes, limits).map(Event::Commit),
+            Some(EventType::Sync) => SyncEvent::decode(bytes, limits).map(Event::Sync),
+            None => Err(EventError::UnrecognizedBody),
+        }
+    }
+
+    /// The message type: `#commit`, `#sync`, the header's type for other
+    /// messages, or `error`.
+    pub fn kind(&self) -> &'a str {
+        match self {
+            Event::Commit(_) => "#commit",
+            Event::Sync(_) => "#sync",
+            Event::Error { .. } => "error",
+            Event::Other { kind } => kind,
+        }
+    }
+
+    /// The account the event is about, for `#commit` and `#sync`.
+    pub fn did(&self) -> Option<&'a str> {
+        match self {
+            Event::Commit(e) => Some(e.repo),
+            Event::Sync(e) => Some(e.did),
+            Event::Error { .. } | Event::Other { .. } => None,
+        }
+    }
+
+    /// The stream sequence number, for `#commit` and `#sync`.
+    pub fn seq(&self) -> Option<i64> {
+        match self {
+            Event::Commit(e) => Some(e.seq),
+            Event::Sync(e) => Some(e.seq),
+            Event::Error { .. } | Event::Other { .. } => None,
+        }
+    }
+
+    /// This event as an error, for callers that verify only `#commit` and
+    /// `#sync`: [`EventError::ErrorFrame`] or
+    /// [`EventError::UnsupportedEventType`]; `None` for the two.
+    pub fn unsupported(&self) -> Option<EventError> {
+        match self {
+            Event::Commit(_) | Event::Sync(_) => None,
+            Event::Error { error, message } => Some(EventError::ErrorFrame {
+                error: snippet(error, 256),
+                message: message.map(|m| snippet(m, 256)),
+            }),
+            Event::Other { kind } => {
+                Some(EventError::UnsupportedEventType { found: snippet(kind, 64) })
+            }
+        }
+    }
+}
+
+fn read_error_body(body: &[u8]) -> Result<Event<'_>, EventError> {
+    let mut d = Decoder::new(body);
+    let n = d.map().map_err(cbor(ERROR_BODY))?;
+    let mut prev: Option<&[u8]> = None;
+    let (mut error, mut message) = (None, None);
+    for _ in 0..n {
+        let at = d.offset();
+        let key = d.text_key().map_err(cbor(ERROR_BODY))?;
+        if prev.is_some_and(|p| !key_precedes(p, key)) {
+            let error = drisl::DecodeError { offset: at, problem: Problem::KeyOrder };
+            return Err(EventError::Cbor { part: ERROR_BODY, error });
+        }
+        prev = Some(key);
+        match key {
+            b"error" => error = Some(d.text().map_err(cbor(ERROR_BODY))?),
+            b"message" => message = Some(d.text().map_err(cbor(ERROR_BODY))?),
+            _ => d.skip(&drisl::Limits::default()).map_err(cbor(ERROR_BODY))?,
+        }
+    }
+    d.finish().map_err(cbor(ERROR_BODY))?;
+    let error = error.ok_or(EventError::MissingField { part: ERROR_BODY, field: "error" })?;
+    Ok(Event::Error { error, message })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(key: &str) -> Vec<u8> {
+        let mut e = Encoder::new();
+        e.map(1).text(key).text("x");
+        e.into_bytes()
+    }
+
+    #[test]
+    fn frames_split_and_decode() {
+        let mut stream = Frame::encode("#identity", &body("did"));
+        stream.extend(Frame::encode_error("FutureCursor", Some("cursor in the future")));
+        let frames: Vec<_> =
+            Frames::new(&stream, &Limits::default()).collect::<Result<_, _>>().unwrap();
+        assert_eq!(frames.len(), 2);
+        assert!(Frame::looks_like_frame(&stream));
+        assert!(!Frame::looks_like_frame(&body("did")));
+        let first = Event::from_frame(&frames[0], &Limits::default()).unwrap();
+        assert_eq!(first, Event::Other { kind: "#identity" });
+        assert!(matches!(first.unsupported(), Some(EventError::UnsupportedEventType { .. })));
+        let second = Event::from_frame(&frames[1], &Limits::default()).unwrap();
+        assert_eq!(
+            second,
+            Event::Error { error: "FutureCursor", message: Some("cursor in the future") }
+        );
+        assert_eq!(frames[1].offset, frames[0].len);
+    }
+
+    #[test]
+    fn oversized_frames_are_skipped() {
+        let big = Frame::encode("#identity", &body(&"d".repeat(100)));
+        let small = Frame::encode("#identity", &body("did"));
+        let mut stream = big.clone();
+        stream.extend(&small);
+        let limits = Limits::default().max_frame_bytes(64);
+        let items: Vec<_> = Frames::new(&stream, &limits).collect();
+        assert_eq!(items.len(), 2);
+        assert!(
+            matches!(&items[0], Err(EventError::FrameTooLarge { limit: 64, found }) if *found == big.len() as u64)
+        );
+        assert!(items[1].is_ok());
+    }
+
+    #[test]
+    fn bad_headers() {
+        let mut e = Encoder::new();
+        e.map(1).text("op").int(2);
+        let mut frame = e.into_bytes();
+        frame.extend(body("did"));
+        assert!(matches!(
+            Frame::decode(&frame, &Limits::default()),
+            Err(EventError::UnknownFrameOp { found: 2 })
+        ));
+        let mut e = Encoder::new();
+        e.map(1).text("op").int(1);
+        assert!(matches!(
+            Frame::decode(&e.into_bytes(), &Limits::default()),
+            Err(EventError::MissingField { field: "t", .. })
+        ));
+        // Garbage stops the iteration.
+        let items: Vec<_> = Frames::new(&[0xff, 0x00], &Limits::default()).collect();
+        assert_eq!(items.len(), 1);
+        assert!(items[0].is_err());
+    }
+}
