@@ -92,7 +92,6 @@ pub(crate) fn walk_with(
 pub(crate) fn key_on_layer_after(layer_wanted: u8, after: &str) -> String {
     (0u64..)
         .map(|i| format!("com.example.record/k{i:06}"))
-        .filter(|k| k.as_str() > after && layer(k.as_bytes()) == layer_wanted)
-        .next()
+        .find(|k| k.as_str() > after && layer(k.as_bytes()) == layer_wanted)
         .unwrap()
 }

@@ -15,7 +15,7 @@ fn walk_resumes_after_each_missing_block() {
         (0..600).map(|i| (format!("app.bsky.feed.post/k{i:04}"), i)).collect();
     let full = MemoryStore::new();
     let root = Builder::new().build(&full, pairs.iter().map(|(k, v)| (k, value(*v)))).unwrap();
-    for (_, v) in &pairs {
+    for v in pairs.values() {
         full.insert(value(*v), atrepo_store::Bytes::from(v.to_be_bytes().to_vec()));
     }
 
