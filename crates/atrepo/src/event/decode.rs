@@ -378,21 +378,9 @@ fn read_op<'a>(d: &mut Decoder<'a>) -> Result<RepoOp<'a>, EventError> {
     let (mut cid, mut path, mut prev, mut action) = (None, None, None, None);
     for _ in 0..n {
         match next_key(d, &mut prev_key, OP)? {
-            b"cid" => {
-                cid = Some(if d.null().map_err(cbor(OP))? {
-                    None
-                } else {
-                    Some(d.link().map_err(cbor(OP))?)
-                })
-            }
+            b"cid" => cid = Some(link_or_null(d)?),
             b"path" => path = Some(d.text().map_err(cbor(OP))?),
-            b"prev" => {
-                prev = if d.null().map_err(cbor(OP))? {
-                    None
-                } else {
-                    Some(d.link().map_err(cbor(OP))?)
-                }
-            }
+            b"prev" => prev = link_or_null(d)?,
             b"action" => action = Some(d.text().map_err(cbor(OP))?),
             _ => skip(d, OP)?,
         }
@@ -404,6 +392,12 @@ fn read_op<'a>(d: &mut Decoder<'a>) -> Result<RepoOp<'a>, EventError> {
         found: snippet(found, 64),
     })?;
     Ok(RepoOp { action, path, cid: required(cid, OP, "cid")?, prev })
+}
+
+/// Reads `null` or a link to a record (any CID: record links keep the CID
+/// they were given).
+fn link_or_null(d: &mut Decoder<'_>) -> Result<Option<Cid>, EventError> {
+    if d.null().map_err(cbor(OP))? { Ok(None) } else { d.link().map(Some).map_err(cbor(OP)) }
 }
 
 impl<'a> SyncEvent<'a> {

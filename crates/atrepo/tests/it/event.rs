@@ -524,7 +524,7 @@ fn op_that_does_not_match_the_signed_tree() {
     event.ops[2] = RepoOp::new(Action::Delete, &kept, None, Some(cid));
     match event_error(verify(&event.to_cbor(), &repo.key.public_key(), Some(&prior))) {
         EventError::OpCidMismatch { expected: None, found: Some(found), .. } => {
-            assert_eq!(*found, cid)
+            assert_eq!(*found, cid);
         }
         e => panic!("{e:?}"),
     }
