@@ -71,6 +71,16 @@ pub enum Error {
         did: String,
     },
 
+    /// The key resolver could not give a key for the DID.
+    #[error("could not resolve the signing key of {did}")]
+    KeyResolution {
+        /// The DID.
+        did: String,
+        /// The resolver's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+
     /// A resource limit of the facade (memory, spilled bytes) was reached.
     #[error("{what} limit exceeded: limit {limit}, needed {found}")]
     LimitExceeded {
@@ -164,7 +174,7 @@ impl Error {
             Error::InvalidRecord { .. } => ErrorKind::Malformed,
             Error::NoKey { .. } | Error::Usage(_) => ErrorKind::Usage,
             Error::LimitExceeded { .. } => ErrorKind::Limit,
-            Error::Io(_) => ErrorKind::Environment,
+            Error::Io(_) | Error::KeyResolution { .. } => ErrorKind::Environment,
         }
     }
 }

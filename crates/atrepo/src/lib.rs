@@ -12,10 +12,20 @@
 
 mod error;
 pub mod event;
+pub mod generate;
 pub mod json;
+mod repo;
+pub mod writer;
 
 pub use atrepo_car as car;
 pub use atrepo_mst as mst;
 pub use atrepo_store as store;
 pub use atrepo_verify as verify;
 pub use error::{Error, ErrorKind, Result};
+#[cfg(feature = "tokio")]
+pub use repo::{AsyncRepoReader, verify_repo_async};
+pub use repo::{
+    BlockSource, CarReport, MemoryReport, MstReport, OwnedRecord, Record, RecordCheck, RepoReader,
+    Report, SignatureCheck, SignatureReport, SliceSource, StreamSource, VerifyOptions, verify_repo,
+    verify_repo_reader, verify_repo_with,
+};

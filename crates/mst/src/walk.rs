@@ -237,9 +237,14 @@ impl<S: BlockRead> Walker<S> {
         Ok(self.stats)
     }
 
-    fn key(&self) -> &str {
+    /// The key of the last leaf the walk yielded (empty before the first).
+    pub fn current_key(&self) -> &str {
         // Keys are checked to be UTF-8 when their node is decoded.
         std::str::from_utf8(&self.last_key).unwrap_or_default()
+    }
+
+    fn key(&self) -> &str {
+        self.current_key()
     }
 
     fn step(&mut self) -> Result<Option<Step>> {

@@ -1,0 +1,306 @@
+//! [`Engine`]: the sans-IO core of repository verification.
+//!
+//! A driver feeds the engine blocks as it reads them ([`Engine::push`],
+//! [`Engine::push_eof`]) and asks it to make progress ([`Engine::poll`]).
+//! The engine answers with a verified record, "I need another block", or
+//! "done". It never reads anything itself, so the slice, `std::io::Read`
+//! and tokio drivers share every check.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use atrepo_mst::{Event, Records, WalkOptions, Walker};
+use atrepo_store::Bytes;
+use atrepo_verify::{Commit, FixedClock, PublicKey, SystemClock};
+use cid::Cid;
+
+use super::buffer::Buffer;
+use super::options::{RecordCheck, SignatureCheck, VerifyOptions};
+use super::report::{CarReport, MemoryReport, MstReport, Record, Report, SignatureReport};
+use crate::error::{Error, Result};
+
+/// What [`Engine::poll`] reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Poll {
+    /// A record is ready: [`Engine::record`].
+    Record,
+    /// Push another block, or the end of input.
+    NeedBlock,
+    /// The repository and the CAR are fully verified: [`Engine::report`].
+    Done,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Waiting for the commit block.
+    Commit,
+    /// Commit read; its signature must be checked before records flow.
+    AwaitKey,
+    /// Walking the MST.
+    Walk,
+    /// Walk finished; reading the rest of the CAR.
+    Drain,
+    Done,
+}
+
+pub(crate) struct Engine {
+    options: VerifyOptions,
+    root: Cid,
+    buffer: Arc<Buffer>,
+    stage: Stage,
+    eof: bool,
+    commit: Option<Commit>,
+    signed_by: Option<String>,
+    walker: Option<Walker<Arc<Buffer>>>,
+    current: Option<(Cid, Option<Bytes>)>,
+    records: u64,
+    repeated: u64,
+    collections: BTreeMap<String, u64>,
+    blocks: u64,
+    bytes: u64,
+    drained_blocks: u64,
+    drained_bytes: u64,
+}
+
+impl Engine {
+    /// An engine for a CAR whose first root is `root`.
+    pub(crate) fn new(root: Cid, options: VerifyOptions) -> Self {
+        let buffer = Arc::new(Buffer::new(options.memory_limit, options.spill.clone()));
+        Engine {
+            options,
+            root,
+            buffer,
+            stage: Stage::Commit,
+            eof: false,
+            commit: None,
+            signed_by: None,
+            walker: None,
+            current: None,
+            records: 0,
+            repeated: 0,
+            collections: BTreeMap::new(),
+            blocks: 0,
+            bytes: 0,
+            drained_blocks: 0,
+            drained_bytes: 0,
+        }
+    }
+
+    /// Hands over a block just read (its CID already checked by the CAR
+    /// reader) and the CAR bytes it took.
+    pub(crate) fn push(&mut self, cid: Cid, data: Bytes, section_bytes: u64) -> Result<()> {
+        self.blocks = self.blocks.saturating_add(1);
+        self.bytes = self.bytes.saturating_add(section_bytes);
+        if self.stage == Stage::Drain {
+            // The walk is over: nothing can need this block any more.
+            if self.buffer.has_seen(&cid) {
+                self.buffer.count_duplicate();
+            } else {
+                self.drained_blocks = self.drained_blocks.saturating_add(1);
+                self.drained_bytes = self.drained_bytes.saturating_add(data.len() as u64);
+            }
+            return Ok(());
+        }
+        self.buffer.insert(cid, data)
+    }
+
+    /// Counts CAR bytes that are not part of a section (the header).
+    pub(crate) fn add_bytes(&mut self, bytes: u64) {
+        self.bytes = self.bytes.saturating_add(bytes);
+    }
+
+    /// Says that no more blocks will come.
+    pub(crate) fn push_eof(&mut self) {
+        self.eof = true;
+    }
+
+    /// The decoded commit, once read.
+    pub(crate) fn commit(&self) -> Option<&Commit> {
+        self.commit.as_ref()
+    }
+
+    /// The CID of the commit.
+    pub(crate) fn commit_cid(&self) -> Cid {
+        self.root
+    }
+
+    /// Checks the commit's signature with `key` (required before records
+    /// flow unless the options skip it).
+    pub(crate) fn verify_signature(&mut self, key: &PublicKey) -> Result<()> {
+        let Some(commit) = &self.commit else {
+            return Err(Error::Usage("the commit has not been read yet".to_owned()));
+        };
+        commit.verify(key)?;
+        self.signed_by = Some(key.to_did_key());
+        if self.stage == Stage::AwaitKey {
+            self.stage = Stage::Walk;
+        }
+        Ok(())
+    }
+
+    /// Reads the commit if its block is at hand: `Ok(true)` once the commit
+    /// is read and checked (its signature may still be pending).
+    pub(crate) fn poll_commit(&mut self) -> Result<bool> {
+        if self.stage != Stage::Commit {
+            return Ok(true);
+        }
+        match self.buffer.take(&self.root)? {
+            Some(bytes) => {
+                self.read_commit(&bytes)?;
+                Ok(true)
+            }
+            None if self.eof => Err(Error::MissingCommit { cid: self.root }),
+            None => Ok(false),
+        }
+    }
+
+    /// Makes as much progress as the blocks at hand allow.
+    pub(crate) fn poll(&mut self) -> Result<Poll> {
+        self.current = None;
+        loop {
+            match self.stage {
+                Stage::Commit => match self.buffer.take(&self.root)? {
+                    Some(bytes) => self.read_commit(&bytes)?,
+                    None if self.eof => return Err(Error::MissingCommit { cid: self.root }),
+                    None => return Ok(Poll::NeedBlock),
+                },
+                Stage::AwaitKey => {
+                    let did = self.commit.as_ref().map(|c| c.did().to_owned()).unwrap_or_default();
+                    return Err(Error::NoKey { did });
+                }
+                Stage::Walk => return self.walk(),
+                Stage::Drain if self.eof => self.stage = Stage::Done,
+                Stage::Drain => return Ok(Poll::NeedBlock),
+                Stage::Done => return Ok(Poll::Done),
+            }
+        }
+    }
+
+    fn read_commit(&mut self, bytes: &[u8]) -> Result<()> {
+        let commit = Commit::decode(bytes, &self.options.commit)?;
+        if let Some(expected) = &self.options.did
+            && expected != commit.did()
+        {
+            return Err(Error::DidMismatch {
+                expected: expected.clone(),
+                found: commit.did().to_owned(),
+            });
+        }
+        if let Some(rev) = commit.rev() {
+            let tolerance = self.options.future_tolerance;
+            match self.options.now {
+                Some(now) => rev.check_not_future(&FixedClock(now), tolerance)?,
+                None => rev.check_not_future(&SystemClock, tolerance)?,
+            }
+        }
+        let walk = WalkOptions::default()
+            .limits(self.options.mst)
+            .keys(self.options.keys)
+            .records(Records::Check);
+        self.walker = Some(Walker::new(Arc::clone(&self.buffer), *commit.data(), walk));
+        self.commit = Some(commit);
+        self.stage = match (self.options.signature, self.options.key.clone()) {
+            (SignatureCheck::Skip, _) => Stage::Walk,
+            (SignatureCheck::Required, Some(key)) => {
+                self.stage = Stage::AwaitKey;
+                self.verify_signature(&key)?;
+                Stage::Walk
+            }
+            (SignatureCheck::Required, None) => Stage::AwaitKey,
+        };
+        Ok(())
+    }
+
+    fn walk(&mut self) -> Result<Poll> {
+        let Some(walker) = self.walker.as_mut() else {
+            self.stage = Stage::Drain;
+            return self.poll();
+        };
+        let cid = match walker.next_event() {
+            Ok(Some(Event::Leaf { cid, .. })) => cid,
+            // A strict walk reports missing blocks as errors, never as items.
+            Ok(Some(Event::MissingNode { cid })) => {
+                return Err(Error::Mst(atrepo_mst::Error::MissingNode { cid }));
+            }
+            Ok(Some(Event::MissingRecord { key, cid })) => {
+                return Err(Error::Mst(atrepo_mst::Error::MissingRecord {
+                    key: key.to_owned(),
+                    cid,
+                }));
+            }
+            Ok(None) => {
+                self.stage = Stage::Drain;
+                return self.poll();
+            }
+            Err(e) if e.kind() == atrepo_mst::ErrorKind::Missing && !self.eof => {
+                return Ok(Poll::NeedBlock);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let key = walker.current_key();
+        let data = self.buffer.take_record(&cid)?;
+        match &data {
+            Some(bytes) => {
+                if let RecordCheck::Strict(limits) = &self.options.records {
+                    atrepo_verify::drisl::validate_record(bytes, limits).map_err(|error| {
+                        Error::InvalidRecord { key: key.to_owned(), cid, error }
+                    })?;
+                }
+            }
+            None => self.repeated = self.repeated.saturating_add(1),
+        }
+        let collection = key.split_once('/').map_or(key, |(c, _)| c);
+        match self.collections.get_mut(collection) {
+            Some(n) => *n = n.saturating_add(1),
+            None => {
+                self.collections.insert(collection.to_owned(), 1);
+            }
+        }
+        self.records = self.records.saturating_add(1);
+        self.current = Some((cid, data));
+        Ok(Poll::Record)
+    }
+
+    /// The record [`poll`](Self::poll) just reached.
+    pub(crate) fn record(&self) -> Option<Record<'_>> {
+        let (cid, data) = self.current.as_ref()?;
+        let key = self.walker.as_ref().map_or("", Walker::current_key);
+        Some(Record { key, cid: *cid, data: data.clone() })
+    }
+
+    /// The final report, once [`poll`](Self::poll) has returned `Done`.
+    pub(crate) fn report(&self) -> Result<Report> {
+        let Some(commit) = &self.commit else {
+            return Err(Error::MissingCommit { cid: self.root });
+        };
+        let walk = self.walker.as_ref().map(Walker::stats).unwrap_or_default();
+        let buffer = self.buffer.stats();
+        let (left_blocks, left_bytes) = self.buffer.leftover()?;
+        Ok(Report {
+            did: commit.did().to_owned(),
+            rev: commit.rev().map(|r| r.to_string()).unwrap_or_default(),
+            version: commit.version(),
+            commit: self.root.to_string(),
+            data: commit.data().to_string(),
+            signature: SignatureReport {
+                checked: self.signed_by.is_some(),
+                key: self.signed_by.clone(),
+            },
+            records: self.records,
+            collections: self.collections.clone(),
+            repeated_records: self.repeated,
+            mst: MstReport { nodes: walk.nodes, node_bytes: walk.node_bytes, layers: walk.layers },
+            car: CarReport {
+                bytes: self.bytes,
+                blocks: self.blocks,
+                duplicate_blocks: buffer.duplicates,
+                unreferenced_blocks: left_blocks.saturating_add(self.drained_blocks),
+                unreferenced_bytes: left_bytes.saturating_add(self.drained_bytes),
+            },
+            memory: MemoryReport {
+                peak_buffered_bytes: buffer.peak_memory,
+                spilled: buffer.spilled,
+            },
+        })
+    }
+}

@@ -1,0 +1,309 @@
+//! Repository verification: a whole repository CAR, checked end to end,
+//! its records streamed in key order.
+//!
+//! Layout: [`Engine`](engine) is the sans-IO core (every check lives
+//! there); the drivers here feed it from a byte slice, a
+//! `std::io::Read`, or (with the `tokio` feature) a tokio `AsyncRead`.
+//! Blocks wait in a [`Buffer`](buffer) from the moment they are read until
+//! the walk reaches them, and are dropped once used.
+
+mod buffer;
+mod engine;
+mod options;
+mod report;
+
+use std::io::Read;
+
+use atrepo_car::{CarReader, Decoder, Header, Status};
+use atrepo_store::Bytes;
+use atrepo_verify::{Commit, KeyResolver, PublicKey};
+use cid::Cid;
+
+use self::engine::{Engine, Poll};
+use crate::error::{Error, Result};
+
+pub use self::options::{RecordCheck, SignatureCheck, VerifyOptions};
+pub use self::report::{
+    CarReport, MemoryReport, MstReport, OwnedRecord, Record, Report, SignatureReport,
+};
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// Where a [`RepoReader`] gets its blocks: a byte slice ([`SliceSource`])
+/// or a `std::io::Read` ([`StreamSource`]). Sealed.
+pub trait BlockSource: sealed::Sealed {
+    /// The next block, its CID already checked, and how many CAR bytes its
+    /// section took; `None` at the clean end of the CAR.
+    fn next_block(&mut self) -> Result<Option<(Cid, Bytes, u64)>>;
+}
+
+/// Blocks from a CAR held in memory, handed out as views of it (no copy).
+#[derive(Debug)]
+pub struct SliceSource {
+    bytes: Bytes,
+    pos: usize,
+    decoder: Decoder,
+}
+
+impl sealed::Sealed for SliceSource {}
+
+impl BlockSource for SliceSource {
+    fn next_block(&mut self) -> Result<Option<(Cid, Bytes, u64)>> {
+        let rest = self.bytes.get(self.pos..).unwrap_or_default();
+        match self.decoder.decode(rest, true)? {
+            Status::Frame { frame, consumed } => {
+                let end = self.pos.saturating_add(consumed);
+                let start = end.saturating_sub(frame.data.len());
+                let cid = frame.cid;
+                self.pos = end;
+                Ok(Some((cid, self.bytes.slice(start..end), consumed as u64)))
+            }
+            // The header was read when the source was made, and with
+            // `eof = true` the decoder never asks for more input.
+            Status::End | Status::Header { .. } | Status::Partial { .. } => Ok(None),
+        }
+    }
+}
+
+impl SliceSource {
+    fn open(bytes: Bytes, options: atrepo_car::Options) -> Result<(Self, Header, u64)> {
+        let mut decoder = Decoder::new(options);
+        match decoder.decode(&bytes, true)? {
+            Status::Header { header, consumed } => {
+                Ok((SliceSource { bytes, pos: consumed, decoder }, header, consumed as u64))
+            }
+            _ => Err(Error::Usage("a CAR decoder starts with the header".to_owned())),
+        }
+    }
+}
+
+/// Blocks from a CAR read from a `std::io::Read`.
+#[derive(Debug)]
+pub struct StreamSource<R> {
+    reader: CarReader<R>,
+}
+
+impl<R> sealed::Sealed for StreamSource<R> {}
+
+impl<R: Read> BlockSource for StreamSource<R> {
+    fn next_block(&mut self) -> Result<Option<(Cid, Bytes, u64)>> {
+        let before = self.reader.offset();
+        Ok(self.reader.next_block()?.map(|block| {
+            let section = self.reader.offset().saturating_sub(before);
+            (block.cid, block.data, section)
+        }))
+    }
+}
+
+/// Verifies a repository CAR and streams its records, in key order.
+///
+/// Opening reads up to the commit block and checks it (strict encoding,
+/// DID, rev; the signature too if a key was given). Records then come one
+/// at a time from [`next_record`](Self::next_record), each one verified
+/// before it is returned: the block hashes, the MST rules on the path to
+/// it, the record's encoding. [`finish`](Self::finish) reads the rest of
+/// the CAR and returns the [`Report`]; only then is the whole repository
+/// known to be complete and the CAR well-formed.
+///
+/// Blocks in the streamable order (the commit, then MST nodes in pre-order
+/// with each record after its entry) pass through a buffer of a few blocks;
+/// in any other order they wait in the buffer until needed, up to the
+/// memory limit, then on disk (see [`VerifyOptions::spill`]).
+///
+/// ```
+/// use atrepo::{RepoReader, VerifyOptions, writer::RepoWriter};
+/// use atrepo::verify::{Curve, SigningKey, Tid, drisl::Value};
+///
+/// let key = SigningKey::from_seed(Curve::K256, b"example")?;
+/// let mut writer = RepoWriter::new("did:plc:ewvi7nxzyoun6zhxrhs64oiz");
+/// let like = Value::Map([("$type".to_owned(), Value::String("app.bsky.feed.like".into()))].into());
+/// writer.insert_value("app.bsky.feed.like/3jzfcijpj2z2a", &like)?;
+/// let car = writer.to_car(&key, Tid::from_parts(1_700_000_000_000_000, 0).unwrap())?;
+///
+/// let options = VerifyOptions::default().key(key.public_key());
+/// let mut reader = RepoReader::from_bytes(car, options)?;
+/// assert_eq!(reader.commit().did(), "did:plc:ewvi7nxzyoun6zhxrhs64oiz");
+/// while let Some(record) = reader.next_record()? {
+///     assert_eq!(record.collection(), "app.bsky.feed.like");
+/// }
+/// let report = reader.finish()?;
+/// assert_eq!(report.records, 1);
+/// assert!(report.signature.checked);
+/// # Ok::<(), atrepo::Error>(())
+/// ```
+pub struct RepoReader<S> {
+    source: S,
+    engine: Engine,
+    commit: Commit,
+    failed: bool,
+}
+
+impl<S> std::fmt::Debug for RepoReader<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RepoReader").field("commit", &self.engine.commit_cid()).finish()
+    }
+}
+
+impl RepoReader<SliceSource> {
+    /// Opens a repository CAR held in memory. Records are views of `bytes`.
+    pub fn from_bytes(bytes: impl Into<Bytes>, options: VerifyOptions) -> Result<Self> {
+        let (source, header, header_len) = SliceSource::open(bytes.into(), options.car)?;
+        Self::open(source, &header, header_len, options)
+    }
+}
+
+impl<R: Read> RepoReader<StreamSource<R>> {
+    /// Opens a repository CAR read from `reader`.
+    pub fn from_reader(reader: R, options: VerifyOptions) -> Result<Self> {
+        let reader = CarReader::with_options(reader, options.car)?;
+        let header_len = reader.offset();
+        let header = reader.header().clone();
+        Self::open(StreamSource { reader }, &header, header_len, options)
+    }
+}
+
+impl<S: BlockSource> RepoReader<S> {
+    fn open(source: S, header: &Header, header_len: u64, options: VerifyOptions) -> Result<Self> {
+        let mut engine = Engine::new(header.root(), options);
+        engine.add_bytes(header_len);
+        let mut source = source;
+        while !engine.poll_commit()? {
+            pull(&mut source, &mut engine)?;
+        }
+        let commit = engine.commit().cloned().ok_or(Error::MissingCommit { cid: header.root() })?;
+        Ok(RepoReader { source, engine, commit, failed: false })
+    }
+
+    fn pull(&mut self) -> Result<()> {
+        pull(&mut self.source, &mut self.engine)
+    }
+
+    /// The commit, decoded and checked (its signature only once a key was
+    /// given).
+    pub fn commit(&self) -> &Commit {
+        &self.commit
+    }
+
+    /// The commit's CID (the CAR's first root).
+    pub fn commit_cid(&self) -> Cid {
+        self.engine.commit_cid()
+    }
+
+    /// Checks the commit's signature with `key`. Needed before the first
+    /// record unless [`VerifyOptions::key`] was set or the signature check
+    /// is [`SignatureCheck::Skip`].
+    pub fn verify_signature(&mut self, key: &PublicKey) -> Result<()> {
+        self.engine.verify_signature(key)
+    }
+
+    /// Checks the signature with the key `resolver` gives for the commit's
+    /// DID; if that key does not verify, asks once more bypassing caches (the
+    /// key may have been rotated) and tries again.
+    pub async fn verify_signature_with<K: KeyResolver>(&mut self, resolver: &K) -> Result<()> {
+        verify_with(&mut self.engine, resolver).await
+    }
+
+    /// The next record, verified, or `None` when the walk is done.
+    pub fn next_record(&mut self) -> Result<Option<Record<'_>>> {
+        if self.failed {
+            return Ok(None);
+        }
+        loop {
+            match self.engine.poll() {
+                Ok(Poll::Record) => return Ok(self.engine.record()),
+                Ok(Poll::NeedBlock) => {
+                    if let Err(e) = self.pull() {
+                        self.failed = true;
+                        return Err(e);
+                    }
+                }
+                Ok(Poll::Done) => return Ok(None),
+                Err(e) => {
+                    self.failed = true;
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// Verifies the rest of the repository and the CAR, and returns the
+    /// report.
+    pub fn finish(mut self) -> Result<Report> {
+        while self.next_record()?.is_some() {}
+        if self.failed {
+            return Err(Error::Usage("finish called after an error".to_owned()));
+        }
+        self.engine.report()
+    }
+}
+
+impl<S: BlockSource> Iterator for RepoReader<S> {
+    type Item = Result<OwnedRecord>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_record().map(|r| r.map(|r| r.to_owned())).transpose()
+    }
+}
+
+/// Feeds the engine the next block, or the end of the input.
+fn pull<S: BlockSource>(source: &mut S, engine: &mut Engine) -> Result<()> {
+    match source.next_block()? {
+        Some((cid, data, section)) => engine.push(cid, data, section),
+        None => {
+            engine.push_eof();
+            Ok(())
+        }
+    }
+}
+
+async fn verify_with<K: KeyResolver>(engine: &mut Engine, resolver: &K) -> Result<()> {
+    let did = engine.commit().map(|c| c.did().to_owned()).unwrap_or_default();
+    let resolve = |e: K::Error| Error::KeyResolution { did: did.clone(), source: Box::new(e) };
+    let key = resolver.resolve_key(&did).await.map_err(resolve)?;
+    match engine.verify_signature(&key) {
+        Err(Error::Verify(e)) if e.kind() == atrepo_verify::ErrorKind::Verification => {
+            let fresh = resolver.refresh_key(&did).await.map_err(resolve)?;
+            if fresh == key {
+                return Err(Error::Verify(e));
+            }
+            engine.verify_signature(&fresh)
+        }
+        other => other,
+    }
+}
+
+/// Verifies a whole repository CAR held in memory and returns its report.
+///
+/// Every check of [`RepoReader`] runs; records are verified and dropped.
+pub fn verify_repo(bytes: impl Into<Bytes>, options: VerifyOptions) -> Result<Report> {
+    RepoReader::from_bytes(bytes, options)?.finish()
+}
+
+/// Verifies a whole repository CAR read from `reader` and returns its
+/// report, in memory bounded by [`VerifyOptions::memory_limit`].
+pub fn verify_repo_reader(reader: impl Read, options: VerifyOptions) -> Result<Report> {
+    RepoReader::from_reader(reader, options)?.finish()
+}
+
+/// Like [`verify_repo_reader`], handing each verified record to `process`
+/// as it is verified (the record's bytes are not kept afterwards, so a
+/// caller that needs only a projection of each record never holds them
+/// all).
+pub fn verify_repo_with(
+    reader: impl Read,
+    options: VerifyOptions,
+    mut process: impl FnMut(Record<'_>) -> Result<()>,
+) -> Result<Report> {
+    let mut repo = RepoReader::from_reader(reader, options)?;
+    while let Some(record) = repo.next_record()? {
+        process(record)?;
+    }
+    repo.finish()
+}
+
+#[cfg(feature = "tokio")]
+mod tokio;
+#[cfg(feature = "tokio")]
+pub use self::tokio::{AsyncRepoReader, verify_repo_async};

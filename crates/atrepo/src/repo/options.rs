@@ -1,0 +1,151 @@
+//! [`VerifyOptions`]: what a repository verification checks and how much
+//! it may spend.
+
+use std::time::{Duration, SystemTime};
+
+use atrepo_mst::KeyRules;
+use atrepo_store::SpillOptions;
+use atrepo_verify::{CommitOptions, DEFAULT_FUTURE_TOLERANCE, PublicKey};
+
+/// Whether the commit's signature must be checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum SignatureCheck {
+    /// Check it: with [`VerifyOptions::key`], or with a key handed to
+    /// [`RepoReader::verify_signature`](crate::RepoReader::verify_signature)
+    /// before the first record is read. The default.
+    #[default]
+    Required,
+    /// Do not check it. Everything else is still verified; the report says
+    /// the signature was not checked. For inspecting repositories whose key
+    /// is unknown, never for deciding whether to trust one.
+    Skip,
+}
+
+/// How record blocks are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RecordCheck {
+    /// Strict DRISL and the data model rules, within these limits. The
+    /// default.
+    Strict(atrepo_verify::drisl::Limits),
+    /// Only their CIDs (which the CAR reader checks anyway): for callers
+    /// that decode records themselves.
+    Opaque,
+}
+
+impl Default for RecordCheck {
+    fn default() -> Self {
+        RecordCheck::Strict(atrepo_verify::drisl::Limits::default())
+    }
+}
+
+/// Everything that configures [`verify_repo`](crate::verify_repo) and
+/// [`RepoReader`](crate::RepoReader).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct VerifyOptions {
+    /// The DID the repository must belong to, if known.
+    pub did: Option<String>,
+    /// The key the commit must be signed with, if known up front.
+    pub key: Option<PublicKey>,
+    /// Whether the signature must be checked.
+    pub signature: SignatureCheck,
+    /// CAR limits, CID mode and block hashing.
+    pub car: atrepo_car::Options,
+    /// MST limits (entries per node, depth).
+    pub mst: atrepo_mst::Limits,
+    /// Which MST keys are acceptable.
+    pub keys: KeyRules,
+    /// Commit decoding options (v2 commits).
+    pub commit: CommitOptions,
+    /// How records are checked.
+    pub records: RecordCheck,
+    /// Memory the block buffer may use, counting per-block bookkeeping.
+    pub memory_limit: u64,
+    /// Where blocks go past the memory limit; `None` makes crossing it an
+    /// error.
+    pub spill: Option<SpillOptions>,
+    /// How far in the future a commit's `rev` may be.
+    pub future_tolerance: Duration,
+    /// The time rev checks compare with; `None` for the system clock.
+    pub now: Option<SystemTime>,
+}
+
+impl VerifyOptions {
+    /// The default memory limit, 256 MiB.
+    pub const DEFAULT_MEMORY_LIMIT: u64 = 256 * 1024 * 1024;
+
+    /// Returns these options expecting `did`.
+    pub fn did(mut self, did: impl Into<String>) -> Self {
+        self.did = Some(did.into());
+        self
+    }
+    /// Returns these options checking the signature with `key`.
+    pub fn key(mut self, key: PublicKey) -> Self {
+        self.key = Some(key);
+        self
+    }
+    /// Returns these options with the signature check set.
+    pub fn signature(mut self, check: SignatureCheck) -> Self {
+        self.signature = check;
+        self
+    }
+    /// Returns these options with the CAR options set.
+    pub fn car(mut self, car: atrepo_car::Options) -> Self {
+        self.car = car;
+        self
+    }
+    /// Returns these options with the MST limits set.
+    pub fn mst(mut self, limits: atrepo_mst::Limits) -> Self {
+        self.mst = limits;
+        self
+    }
+    /// Returns these options with the MST key rules set.
+    pub fn keys(mut self, keys: KeyRules) -> Self {
+        self.keys = keys;
+        self
+    }
+    /// Returns these options with the record check set.
+    pub fn records(mut self, records: RecordCheck) -> Self {
+        self.records = records;
+        self
+    }
+    /// Returns these options with the memory limit set, in bytes.
+    pub fn memory_limit(mut self, bytes: u64) -> Self {
+        self.memory_limit = bytes;
+        self
+    }
+    /// Returns these options spilling with `spill` (or never, for `None`).
+    pub fn spill(mut self, spill: Option<SpillOptions>) -> Self {
+        self.spill = spill;
+        self
+    }
+    /// Returns these options checking revs against `now`.
+    pub fn now(mut self, now: SystemTime) -> Self {
+        self.now = Some(now);
+        self
+    }
+}
+
+impl Default for VerifyOptions {
+    fn default() -> Self {
+        let spill = SpillOptions::default();
+        VerifyOptions {
+            did: None,
+            key: None,
+            signature: SignatureCheck::default(),
+            car: atrepo_car::Options::default(),
+            mst: atrepo_mst::Limits::default(),
+            keys: KeyRules::default(),
+            commit: CommitOptions::default(),
+            records: RecordCheck::default(),
+            memory_limit: Self::DEFAULT_MEMORY_LIMIT,
+            // Spill when a disk backend is compiled in; otherwise the memory
+            // limit is a hard limit.
+            spill: spill.target.is_some().then_some(spill),
+            future_tolerance: DEFAULT_FUTURE_TOLERANCE,
+            now: None,
+        }
+    }
+}
