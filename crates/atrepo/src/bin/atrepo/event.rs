@@ -1,0 +1,437 @@
+//! `atrepo event`: verify firehose `#commit` and `#sync` events as a relay
+//! would, one event (`verify`) or a capture of concatenated frames
+//! (`verify-stream`), carrying each repository's state from one event to
+//! the next.
+//!
+//! # Output
+//!
+//! `verify` prints one line for a verified event (`ok #commit seq ... did
+//! ... rev ... commit ... data ... ops N`, then any downgraded check as a
+//! `warning:` line); a failure is one `error:` line on stderr naming the
+//! event and the problem. `verify-stream` prints one line per frame, `ok`,
+//! `FAIL` or `skip`, then a summary line (frames, verified, failed,
+//! skipped, time, events/s, failures by kind).
+//!
+//! `--json` prints one JSON object per event (JSON Lines), failures
+//! included (a failed `verify` also writes its `error:` line on stderr),
+//! then for a stream a `{"summary": ...}` object:
+//!
+//! ```text
+//! {"index": 0, "offset": 0, "type": "#commit", "seq": 101, "did": "did:plc:...",
+//!  "rev": "3kdg...", "status": "verified", "commit": "bafy...", "data": "bafy...",
+//!  "ops": 2, "warnings": []}
+//! {"index": 1, "offset": 6120, "type": "#commit", ..., "status": "failed",
+//!  "error": {"kind": "verification", "code": "rev_not_increasing", "message": "..."}}
+//! {"index": 2, "offset": 9000, "type": "#identity", "status": "skipped"}
+//! {"summary": {"frames": 3, "verified": 1, "failed": 1, "skipped": 1,
+//!  "elapsed_secs": 0.002, "events_per_sec": 1000.0,
+//!  "failures_by_kind": {"verification": 1}, "failures_by_code": {"rev_not_increasing": 1}}}
+//! ```
+//!
+//! `index` and `offset` (the frame's byte offset) appear for streams only;
+//! `type`, `seq`, `did` and `rev` when the event got far enough to have
+//! them; `commit`, `data`, `ops` (`#commit` only) and `warnings` (objects
+//! like `error`) when verified; `error` when failed. `kind` is one of
+//! `malformed`, `verification`, `missing`, `limit`, `environment`,
+//! `usage`; `code` names the check (`atrepo::event::EventError::code`, or
+//! `car`, `mst`, `commit`, `store`, `no_key`, `io`, `other` for errors
+//! from elsewhere). Fields are only ever added.
+//!
+//! # Exit codes
+//!
+//! As for `atrepo verify`: 0 every event verified (or was skipped); 1 a
+//! verification failure or a missing block; 2 malformed input or a limit;
+//! 3 usage or I/O. A stream exits with the highest code any frame earned.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use atrepo::Error;
+use atrepo::event::{
+    CheckMode, Event, EventError, Frames, MemoryStateStore, RepoState, Verified, Verifier,
+    VerifyOptions,
+};
+use atrepo::mst::KeyRules;
+use atrepo::verify::{PublicKey, Tid};
+use clap::{Args, Subcommand};
+use serde_json::{Map, Value, json};
+
+/// `atrepo event`: firehose events.
+#[derive(Debug, Args)]
+pub(crate) struct EventArgs {
+    #[command(subcommand)]
+    command: EventCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum EventCommand {
+    /// Verify one #commit or #sync event: a body as carried after the frame
+    /// header (DAG-CBOR), or a whole frame.
+    Verify(VerifyArgs),
+    /// Verify a file of concatenated frames (as captured from
+    /// com.atproto.sync.subscribeRepos), carrying each repository's state
+    /// from one event to the next.
+    VerifyStream(StreamArgs),
+}
+
+/// Checks both subcommands share.
+#[derive(Debug, Args)]
+struct CheckArgs {
+    /// Report a failed inversion (ops against the tree, prevData) as a
+    /// warning instead of failing the event.
+    #[arg(long)]
+    lenient_inversion: bool,
+    /// Report since/prevData disagreeing with the held state as a warning.
+    #[arg(long)]
+    lenient_chain: bool,
+    /// Accept historical record paths (one "/", record-key characters)
+    /// instead of requiring an NSID collection.
+    #[arg(long)]
+    lax_paths: bool,
+    /// Print JSON Lines instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct VerifyArgs {
+    /// The event file.
+    file: PathBuf,
+    /// The repository's signing key, as a did:key.
+    #[arg(long, value_name = "DID_KEY")]
+    key: Option<String>,
+    /// The tree root (commit data CID) the relay holds for the repository.
+    #[arg(long, value_name = "CID", requires = "prev_rev")]
+    prev_data: Option<String>,
+    /// The last rev the relay holds for the repository.
+    #[arg(long, value_name = "TID", requires = "prev_data")]
+    prev_rev: Option<String>,
+    #[command(flatten)]
+    checks: CheckArgs,
+}
+
+#[derive(Debug, Args)]
+struct StreamArgs {
+    /// The capture file.
+    file: PathBuf,
+    /// The signing key of every repository in the stream, as a did:key.
+    #[arg(long, value_name = "DID_KEY")]
+    key: Option<String>,
+    /// The signing key of one repository; repeat for more.
+    #[arg(long = "did-key", value_name = "DID=DID_KEY")]
+    did_keys: Vec<String>,
+    #[command(flatten)]
+    checks: CheckArgs,
+}
+
+/// Runs `atrepo event ...`.
+pub(crate) fn run(args: EventArgs) -> Result<ExitCode> {
+    match args.command {
+        EventCommand::Verify(args) => verify(&args),
+        EventCommand::VerifyStream(args) => verify_stream(&args),
+    }
+}
+
+/// The `code` of an error in JSON output.
+fn code(error: &Error) -> &'static str {
+    match error {
+        Error::Event(e) => e.code(),
+        Error::Car(_) => "car",
+        Error::Mst(_) => "mst",
+        Error::Verify(_) => "commit",
+        Error::Store(_) => "store",
+        Error::NoKey { .. } => "no_key",
+        Error::Io(_) => "io",
+        _ => "other",
+    }
+}
+
+fn verifier(checks: &CheckArgs) -> Verifier {
+    let mode = |lenient: bool| if lenient { CheckMode::Warn } else { CheckMode::Enforce };
+    let keys = if checks.lax_paths { KeyRules::Lax } else { KeyRules::Strict };
+    Verifier::new().with_options(
+        VerifyOptions::default()
+            .keys(keys)
+            .inversion(mode(checks.lenient_inversion))
+            .chain(mode(checks.lenient_chain)),
+    )
+}
+
+fn parse_key(s: &str) -> Result<PublicKey> {
+    PublicKey::from_did_key(s.trim()).with_context(|| format!("invalid key {s:?}"))
+}
+
+/// What is known of an event for reporting, as far as it was decoded.
+#[derive(Default)]
+struct About {
+    index: Option<usize>,
+    offset: Option<u64>,
+    kind: Option<String>,
+    seq: Option<i64>,
+    did: Option<String>,
+    rev: Option<Tid>,
+}
+
+impl About {
+    fn of(event: &Event<'_>) -> About {
+        let rev = match event {
+            Event::Commit(c) => Some(c.rev),
+            Event::Sync(s) => Some(s.rev),
+            _ => None,
+        };
+        About {
+            kind: Some(event.kind().to_owned()),
+            seq: event.seq(),
+            did: event.did().map(str::to_owned),
+            rev,
+            ..About::default()
+        }
+    }
+
+    fn json(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        if let Some(index) = self.index {
+            m.insert("index".into(), json!(index));
+        }
+        if let Some(offset) = self.offset {
+            m.insert("offset".into(), json!(offset));
+        }
+        if let Some(kind) = &self.kind {
+            m.insert("type".into(), json!(kind));
+        }
+        if let Some(seq) = self.seq {
+            m.insert("seq".into(), json!(seq));
+        }
+        if let Some(did) = &self.did {
+            m.insert("did".into(), json!(did));
+        }
+        if let Some(rev) = self.rev {
+            m.insert("rev".into(), json!(rev.to_string()));
+        }
+        m
+    }
+
+    fn text(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(index) = self.index {
+            parts.push(format!("#{index}"));
+        }
+        if let Some(offset) = self.offset {
+            parts.push(format!("@{offset}"));
+        }
+        if let Some(kind) = &self.kind {
+            parts.push(kind.clone());
+        }
+        if let Some(seq) = self.seq {
+            parts.push(format!("seq {seq}"));
+        }
+        if let Some(did) = &self.did {
+            parts.push(did.clone());
+        }
+        if let Some(rev) = self.rev {
+            parts.push(format!("rev {rev}"));
+        }
+        parts.join(" ")
+    }
+}
+
+/// The outcome of one frame.
+enum Outcome {
+    Verified(Box<Verified>),
+    Failed(Error),
+    Skipped,
+}
+
+fn print(about: &About, outcome: &Outcome, as_json: bool) {
+    if as_json {
+        let mut m = about.json();
+        match outcome {
+            Outcome::Verified(v) => {
+                m.insert("status".into(), json!("verified"));
+                let (commit, data, ops) = match &**v {
+                    Verified::Commit(c) => (c.commit, c.data, Some(c.ops)),
+                    Verified::Sync(s) => (s.commit, s.data, None),
+                    _ => return,
+                };
+                m.insert("commit".into(), json!(commit.to_string()));
+                m.insert("data".into(), json!(data.to_string()));
+                if let Some(ops) = ops {
+                    m.insert("ops".into(), json!(ops));
+                }
+                let warnings: Vec<Value> = v.warnings().iter().map(error_json).collect();
+                m.insert("warnings".into(), Value::Array(warnings));
+            }
+            Outcome::Failed(e) => {
+                m.insert("status".into(), json!("failed"));
+                m.insert("error".into(), error_json(e));
+            }
+            Outcome::Skipped => {
+                m.insert("status".into(), json!("skipped"));
+            }
+        }
+        println!("{}", Value::Object(m));
+        return;
+    }
+    let about = about.text();
+    let sep = if about.is_empty() { "" } else { " " };
+    match outcome {
+        Outcome::Verified(v) => {
+            let detail = match &**v {
+                Verified::Commit(c) => {
+                    format!("commit {} data {} ops {}", c.commit, c.data, c.ops)
+                }
+                Verified::Sync(s) => format!("commit {} data {}", s.commit, s.data),
+                _ => String::new(),
+            };
+            println!("ok{sep}{about} {detail}");
+            for w in v.warnings() {
+                println!("  warning: {}: {w}", w.kind());
+            }
+        }
+        Outcome::Failed(e) => println!("FAIL{sep}{about}: {}: {e}", e.kind()),
+        Outcome::Skipped => println!("skip{sep}{about}"),
+    }
+}
+
+fn error_json(e: &Error) -> Value {
+    json!({"kind": crate::kind_name(e.kind()), "code": code(e), "message": e.to_string()})
+}
+
+fn verify(args: &VerifyArgs) -> Result<ExitCode> {
+    let key = args.key.as_deref().map(parse_key).transpose()?;
+    let prior = match (&args.prev_rev, &args.prev_data) {
+        (Some(rev), Some(data)) => Some(RepoState {
+            rev: Tid::parse(rev).with_context(|| format!("invalid --prev-rev {rev:?}"))?,
+            data: data.parse().with_context(|| format!("invalid --prev-data {data:?}"))?,
+        }),
+        _ => None,
+    };
+    let bytes = std::fs::read(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let v = verifier(&args.checks);
+    let limits = v.options().limits;
+    let (about, result) = match Event::decode(&bytes, &limits) {
+        Err(e) => (About::default(), Err(e.into())),
+        Ok(event) => {
+            let about = About::of(&event);
+            let result = match (&key, event.did()) {
+                (Some(key), _) => v.verify_event(&event, key, prior.as_ref()),
+                (None, Some(did)) => Err(Error::NoKey { did: did.to_owned() }),
+                (None, None) => {
+                    Err(event.unsupported().unwrap_or(EventError::UnrecognizedBody).into())
+                }
+            };
+            (about, result)
+        }
+    };
+    match result {
+        Ok(verified) => {
+            print(&about, &Outcome::Verified(Box::new(verified)), args.checks.json);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            if args.checks.json {
+                let mut m = about.json();
+                m.insert("status".into(), json!("failed"));
+                m.insert("error".into(), error_json(&e));
+                println!("{}", Value::Object(m));
+            }
+            let what = about.text();
+            if what.is_empty() { Err(e.into()) } else { Err(anyhow::Error::new(e).context(what)) }
+        }
+    }
+}
+
+fn verify_stream(args: &StreamArgs) -> Result<ExitCode> {
+    let default_key = args.key.as_deref().map(parse_key).transpose()?;
+    let mut keys = BTreeMap::new();
+    for pair in &args.did_keys {
+        let Some((did, key)) = pair.split_once('=') else {
+            bail!("expected --did-key DID=DID_KEY, found {pair:?}");
+        };
+        keys.insert(did.to_owned(), parse_key(key)?);
+    }
+    let bytes = std::fs::read(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let v = verifier(&args.checks);
+    let limits = v.options().limits;
+    let states = MemoryStateStore::new();
+    let (mut verified, mut failed, mut skipped) = (0u64, 0u64, 0u64);
+    let mut by_kind: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut by_code: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut exit = 0u8;
+    let started = Instant::now();
+    let mut frames = Frames::new(&bytes, &limits);
+    let mut index = 0usize;
+    loop {
+        let offset = frames.offset();
+        let Some(item) = frames.next() else { break };
+        let mut about = About { index: Some(index), offset: Some(offset), ..About::default() };
+        index = index.saturating_add(1);
+        let outcome = match item.and_then(|frame| Event::from_frame(&frame, &limits)) {
+            Err(e) => Outcome::Failed(e.into()),
+            Ok(event @ (Event::Commit(_) | Event::Sync(_))) => {
+                about = About { index: about.index, offset: about.offset, ..About::of(&event) };
+                let did = event.did().unwrap_or_default();
+                match keys.get(did).or(default_key.as_ref()) {
+                    None => Outcome::Failed(Error::NoKey { did: did.to_owned() }),
+                    Some(key) => match v.apply(&event, key, &states) {
+                        Ok(ok) => Outcome::Verified(Box::new(ok)),
+                        Err(e) => Outcome::Failed(e),
+                    },
+                }
+            }
+            Ok(Event::Error { error, message }) => {
+                about.kind = Some("error".to_owned());
+                let (error, message) = (error.to_owned(), message.map(str::to_owned));
+                Outcome::Failed(EventError::ErrorFrame { error, message }.into())
+            }
+            Ok(other) => {
+                about.kind = Some(other.kind().to_owned());
+                Outcome::Skipped
+            }
+        };
+        match &outcome {
+            Outcome::Verified(_) => verified = verified.saturating_add(1),
+            Outcome::Skipped => skipped = skipped.saturating_add(1),
+            Outcome::Failed(e) => {
+                failed = failed.saturating_add(1);
+                *by_kind.entry(crate::kind_name(e.kind())).or_default() += 1;
+                *by_code.entry(code(e)).or_default() += 1;
+                exit = exit.max(crate::code_for(e.kind()));
+            }
+        }
+        print(&about, &outcome, args.checks.json);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let events = verified.saturating_add(failed);
+    let rate = if elapsed > 0.0 { events as f64 / elapsed } else { 0.0 };
+    let frames_seen = events.saturating_add(skipped);
+    if args.checks.json {
+        let summary = json!({"summary": {
+            "frames": frames_seen,
+            "verified": verified,
+            "failed": failed,
+            "skipped": skipped,
+            "elapsed_secs": elapsed,
+            "events_per_sec": rate,
+            "failures_by_kind": by_kind,
+            "failures_by_code": by_code,
+        }});
+        println!("{summary}");
+    } else {
+        let failures = if by_kind.is_empty() {
+            "none".to_owned()
+        } else {
+            by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
+        };
+        println!(
+            "summary: {frames_seen} frames: {verified} verified, {failed} failed, {skipped} skipped \
+             in {elapsed:.3} s ({rate:.0} events/s); failures: {failures}"
+        );
+    }
+    Ok(ExitCode::from(exit))
+}
