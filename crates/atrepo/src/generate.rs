@@ -224,7 +224,7 @@ pub fn generate(options: &GenOptions) -> Result<Generated> {
     let key = SigningKey::from_seed(options.curve, &options.seed.to_le_bytes())?;
     let mut writer = RepoWriter::new(did.clone());
 
-    // Start in May 2023, one record every few minutes on average.
+    // Start in May 2023.
     let mut now: u64 = 1_682_899_200_000_000;
     let profile = map(vec![
         ("$type", string("app.bsky.actor.profile")),
@@ -235,8 +235,12 @@ pub fn generate(options: &GenOptions) -> Result<Generated> {
     ]);
     writer.insert_value("app.bsky.actor.profile/self", &profile)?;
 
+    // Spread the records over at most two years, so that big repositories
+    // still end in the past (a rev in the future does not verify).
+    let span: u64 = 2 * 365 * 86_400 * 1_000_000;
+    let max_gap = (span / options.records.max(1)).clamp(1_000, 600_000_000);
     for _ in 1..options.records {
-        now = now.saturating_add(1 + rng.below(600_000_000));
+        now = now.saturating_add(1 + rng.below(max_gap));
         let clock = u16::try_from(rng.below(1024)).unwrap_or(0);
         let rkey = tid_string(now, clock);
         let pick = rng.below(100);

@@ -1,7 +1,5 @@
 //! [`Walker`]: the validated, iterative, in-order walk of a tree.
 
-use std::collections::HashSet;
-
 use atrepo_store::{BlockRead, Bytes};
 use cid::Cid;
 
@@ -155,7 +153,7 @@ pub struct Walker<S> {
     root: Cid,
     stack: Vec<Frame>,
     pool: Vec<NodeBuf>,
-    visited: HashSet<Cid>,
+    visited: atrepo_store::CidSet,
     last_key: Vec<u8>,
     /// The key being stepped onto, until its record check succeeds.
     next_key: Vec<u8>,
@@ -182,7 +180,7 @@ impl<S: BlockRead> Walker<S> {
             root,
             stack: Vec::new(),
             pool: Vec::new(),
-            visited: HashSet::new(),
+            visited: atrepo_store::CidSet::default(),
             last_key: Vec::new(),
             next_key: Vec::new(),
             started: false,

@@ -108,6 +108,16 @@ pub use bytes::Bytes;
 pub use car::{CarFileOptions, CarFileStore, IndexMode, IndexStatus};
 pub use error::{Error, ErrorKind, Result};
 pub use memory::{MEMORY_OVERHEAD_PER_BLOCK, MemoryStore};
+
+/// A hash map keyed by CIDs, with a fast, randomly seeded hasher
+/// (foldhash). Keys are CIDs of blocks whose hashes were checked, so their
+/// digests are SHA-256 outputs an attacker cannot aim at buckets without the
+/// seed; SipHash, the standard default, costs more than the SHA-256 of a
+/// small block.
+pub type CidMap<V> = std::collections::HashMap<Cid, V, foldhash::fast::RandomState>;
+
+/// A hash set of CIDs; see [`CidMap`].
+pub type CidSet = std::collections::HashSet<Cid, foldhash::fast::RandomState>;
 pub use open::{Backend, Durability, OpenOptions, StoreSpec, open, open_with};
 #[cfg(feature = "redb")]
 pub use redb_store::RedbStore;

@@ -1,13 +1,12 @@
 //! [`MemoryStore`]: blocks in a hash map.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::Bytes;
 use cid::Cid;
 
-use crate::{Batch, BlockRead, BlockStore, Result, Usage};
+use crate::{Batch, BlockRead, BlockStore, CidMap, Result, Usage};
 
 /// Estimated heap bytes a [`MemoryStore`] spends per block beyond its payload.
 ///
@@ -32,7 +31,7 @@ pub struct MemoryStore {
 
 #[derive(Debug, Default)]
 struct Inner {
-    blocks: HashMap<Cid, Bytes>,
+    blocks: CidMap<Bytes>,
     payload_bytes: u64,
 }
 

@@ -1,18 +1,29 @@
 //! The block buffer between a CAR stream and the MST walk.
 //!
 //! Blocks wait here from the moment they are read until the walk reaches
-//! them; each is handed out once and then dropped, so in streaming order
-//! (the commit, then nodes in pre-order with records after their entries)
-//! the buffer holds a handful of blocks whatever the repository's size.
-//! Out of order, blocks accumulate: up to the memory budget in memory, then
-//! in a scratch disk store ([`SpillStore`]), or a limit error if spilling is
-//! off.
+//! them; each is handed out once and then dropped.
+//!
+//! Two lanes keep the common case cheap:
+//!
+//! - the *fast lane* is a queue in arrival order. In the streamable order
+//!   (commit, then nodes in pre-order with records after their entries) the
+//!   walk always wants the block at the front, so a lookup is one CID
+//!   comparison and no hashing;
+//! - the *slow lane* is a map. When the walk wants something else, the
+//!   blocks in front of the queue move into the map (each block moves at
+//!   most once) and lookups go there.
+//!
+//! Past the memory budget, new blocks go to a scratch disk store
+//! ([`SpillStore`]) in batches, or the buffer refuses them with a limit
+//! error if spilling is off.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
+use std::hash::{Hash, Hasher};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use atrepo_store::{
-    Batch, BlockRead, BlockStore, Bytes, MEMORY_OVERHEAD_PER_BLOCK, SpillOptions, SpillStore,
+    Batch, BlockRead, BlockStore, Bytes, CidMap, MEMORY_OVERHEAD_PER_BLOCK, SpillOptions,
+    SpillStore,
 };
 use cid::Cid;
 
@@ -42,38 +53,17 @@ pub(crate) struct BufferStats {
     pub(crate) spilled: bool,
 }
 
-/// A block buffer the MST walker reads through [`BlockRead`].
-///
-/// `get` *takes* a block (nodes are read once: the walk refuses a node
-/// reached twice); `has` answers for buffered blocks and for records
-/// already handed out, since two keys may point to one record.
-#[derive(Debug)]
-pub(crate) struct Buffer {
-    inner: Mutex<Inner>,
-}
+/// A 16-byte fingerprint of a CID: 15 digest bytes and a byte mixing codec
+/// and hash function. Finding two CIDs with the same fingerprint takes about
+/// 2^60 hashing work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Key(u64, u64);
 
-#[derive(Debug)]
-struct Inner {
-    memory: HashMap<Cid, Bytes>,
-    memory_bytes: u64,
-    limit: u64,
-    spill_options: Option<SpillOptions>,
-    spill: Option<SpillStore>,
-    /// Blocks on their way to the spill store (one batch).
-    pending: HashMap<Cid, Bytes>,
-    pending_bytes: u64,
-    /// Blocks in the spill store, not yet handed out.
-    spilled: HashSet<Key>,
-    /// Every block handed out, by a 16-byte fingerprint of its CID (the
-    /// first 15 digest bytes and the codec). Finding a collision would take
-    /// about 2^60 hashing work.
-    taken: HashSet<Key>,
-    recent: VecDeque<(Cid, Bytes)>,
-    recent_bytes: usize,
-    stats: BufferStats,
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0 ^ self.1.rotate_left(32));
+    }
 }
-
-type Key = [u8; 16];
 
 fn key(cid: &Cid) -> Key {
     let mut k = [0u8; 16];
@@ -85,7 +75,50 @@ fn key(cid: &Cid) -> Key {
     // Codecs and hash codes that matter here (dag-cbor 0x71, raw 0x55,
     // sha2-256 0x12) each fit in a byte.
     k[15] = cid.codec().to_le_bytes()[0] ^ cid.hash().code().to_le_bytes()[0].rotate_left(4);
-    k
+    let [a0, a1, a2, a3, a4, a5, a6, a7, b0, b1, b2, b3, b4, b5, b6, b7] = k;
+    Key(
+        u64::from_le_bytes([a0, a1, a2, a3, a4, a5, a6, a7]),
+        u64::from_le_bytes([b0, b1, b2, b3, b4, b5, b6, b7]),
+    )
+}
+
+type KeySet = HashSet<Key, foldhash::fast::RandomState>;
+
+/// A block buffer the MST walker reads through [`BlockRead`].
+///
+/// `get` *takes* a block (nodes are read once: the walk refuses a node
+/// reached twice); `has` answers for buffered blocks and for blocks already
+/// handed out, since two keys may point to one record.
+#[derive(Debug)]
+pub(crate) struct Buffer {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// The fast lane: arrived, not yet looked at, in arrival order.
+    queue: VecDeque<(Cid, Bytes)>,
+    /// The slow lane.
+    memory: CidMap<Bytes>,
+    /// Payload and bookkeeping of everything held in memory.
+    memory_bytes: u64,
+    limit: u64,
+    spill_options: Option<SpillOptions>,
+    spill: Option<SpillStore>,
+    /// Blocks on their way to the spill store (one batch).
+    pending: CidMap<Bytes>,
+    pending_bytes: u64,
+    /// Blocks in the spill store, not yet handed out.
+    spilled: KeySet,
+    /// Every block handed out.
+    taken: KeySet,
+    recent: VecDeque<(Cid, Bytes)>,
+    recent_bytes: usize,
+    stats: BufferStats,
+}
+
+fn cost(bytes: &Bytes) -> u64 {
+    (bytes.len() as u64).saturating_add(MEMORY_OVERHEAD_PER_BLOCK)
 }
 
 impl Buffer {
@@ -94,15 +127,16 @@ impl Buffer {
     pub(crate) fn new(limit: u64, spill: Option<SpillOptions>) -> Self {
         Buffer {
             inner: Mutex::new(Inner {
-                memory: HashMap::new(),
+                queue: VecDeque::new(),
+                memory: CidMap::default(),
                 memory_bytes: 0,
                 limit,
                 spill_options: spill,
                 spill: None,
-                pending: HashMap::new(),
+                pending: CidMap::default(),
                 pending_bytes: 0,
-                spilled: HashSet::new(),
-                taken: HashSet::new(),
+                spilled: KeySet::default(),
+                taken: KeySet::default(),
                 recent: VecDeque::new(),
                 recent_bytes: 0,
                 stats: BufferStats::default(),
@@ -117,24 +151,22 @@ impl Buffer {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Adds a block that just arrived. A block already buffered or already
-    /// handed out is counted as a duplicate and dropped.
+    /// Adds a block that just arrived. Duplicates are noticed when the block
+    /// leaves the fast lane.
     pub(crate) fn insert(&self, cid: Cid, bytes: Bytes) -> Result<()> {
         let mut inner = self.lock();
-        let k = key(&cid);
-        if inner.memory.contains_key(&cid)
-            || inner.pending.contains_key(&cid)
-            || inner.taken.contains(&k)
-            || inner.spilled.contains(&k)
-        {
-            inner.stats.duplicates = inner.stats.duplicates.saturating_add(1);
+        let c = cost(&bytes);
+        if inner.memory_bytes.saturating_add(c) <= inner.limit {
+            inner.memory_bytes = inner.memory_bytes.saturating_add(c);
+            inner.stats.peak_memory = inner.stats.peak_memory.max(inner.memory_bytes);
+            inner.queue.push_back((cid, bytes));
             return Ok(());
         }
-        let cost = (bytes.len() as u64).saturating_add(MEMORY_OVERHEAD_PER_BLOCK);
-        if inner.memory_bytes.saturating_add(cost) <= inner.limit {
-            inner.memory_bytes = inner.memory_bytes.saturating_add(cost);
-            inner.stats.peak_memory = inner.stats.peak_memory.max(inner.memory_bytes);
-            inner.memory.insert(cid, bytes);
+        // Over budget: sort out what is queued (dropping duplicates), then
+        // send the new block to disk unless it is a duplicate too.
+        inner.index_queue()?;
+        if inner.knows(&cid) {
+            inner.stats.duplicates = inner.stats.duplicates.saturating_add(1);
             return Ok(());
         }
         inner.spill_block(cid, bytes)
@@ -143,8 +175,7 @@ impl Buffer {
     /// Takes a block out of the buffer; `None` if it is not there (or was
     /// already taken).
     pub(crate) fn take(&self, cid: &Cid) -> Result<Option<Bytes>> {
-        let mut inner = self.lock();
-        inner.take(cid)
+        self.lock().take(cid)
     }
 
     /// Takes a record block. A record that was already handed out (a second
@@ -154,16 +185,30 @@ impl Buffer {
     pub(crate) fn take_record(&self, cid: &Cid) -> Result<Option<Bytes>> {
         let mut inner = self.lock();
         if let Some(bytes) = inner.take(cid)? {
-            inner.remember(*cid, bytes.clone());
+            inner.remember(*cid, &bytes);
             return Ok(Some(bytes));
         }
         Ok(inner.recent.iter().find(|(c, _)| c == cid).map(|(_, b)| b.clone()))
     }
 
+    /// Whether a block with this CID is buffered or was handed out.
+    pub(crate) fn has_seen(&self, cid: &Cid) -> Result<bool> {
+        let mut inner = self.lock();
+        inner.locate(cid)?;
+        Ok(inner.knows(cid))
+    }
+
+    /// Counts a block that arrived again after it was no longer needed.
+    pub(crate) fn count_duplicate(&self) {
+        let mut inner = self.lock();
+        inner.stats.duplicates = inner.stats.duplicates.saturating_add(1);
+    }
+
     /// Blocks still buffered and their payload bytes: at the end of a walk,
     /// the blocks no part of the repository links to.
     pub(crate) fn leftover(&self) -> Result<(u64, u64)> {
-        let inner = self.lock();
+        let mut inner = self.lock();
+        inner.index_queue()?;
         let mut blocks = (inner.memory.len() as u64).saturating_add(inner.pending.len() as u64);
         let mut bytes: u64 =
             inner.memory.values().chain(inner.pending.values()).map(|b| b.len() as u64).sum();
@@ -183,17 +228,6 @@ impl Buffer {
         Ok((blocks, bytes))
     }
 
-    /// Whether a block with this CID is buffered or was handed out.
-    pub(crate) fn has_seen(&self, cid: &Cid) -> bool {
-        self.lock().has(cid)
-    }
-
-    /// Counts a block that arrived again after it was no longer needed.
-    pub(crate) fn count_duplicate(&self) {
-        let mut inner = self.lock();
-        inner.stats.duplicates = inner.stats.duplicates.saturating_add(1);
-    }
-
     /// Counters for the report.
     pub(crate) fn stats(&self) -> BufferStats {
         self.lock().stats
@@ -201,19 +235,76 @@ impl Buffer {
 }
 
 impl Inner {
+    /// Moves blocks from the front of the queue into the slow lane until
+    /// `cid` is at the front (`Ok(true)`) or the queue is empty
+    /// (`Ok(false)`).
+    fn locate(&mut self, cid: &Cid) -> Result<bool> {
+        while let Some((front, _)) = self.queue.front() {
+            if front == cid {
+                return Ok(true);
+            }
+            if let Some((c, b)) = self.queue.pop_front() {
+                self.index(c, b)?;
+            }
+        }
+        Ok(false)
+    }
+
+    /// Moves every queued block into the slow lane.
+    fn index_queue(&mut self) -> Result<()> {
+        while let Some((c, b)) = self.queue.pop_front() {
+            self.index(c, b)?;
+        }
+        Ok(())
+    }
+
+    /// Puts a block that left the queue into the slow lane, or drops it as
+    /// a duplicate.
+    fn index(&mut self, cid: Cid, bytes: Bytes) -> Result<()> {
+        if self.knows(&cid) {
+            self.memory_bytes = self.memory_bytes.saturating_sub(cost(&bytes));
+            self.stats.duplicates = self.stats.duplicates.saturating_add(1);
+            return Ok(());
+        }
+        self.memory.insert(cid, bytes);
+        Ok(())
+    }
+
+    /// Whether the slow lane, the spill store or the taken set knows `cid`
+    /// (the queue is not searched).
+    fn knows(&self, cid: &Cid) -> bool {
+        self.memory.contains_key(cid) || self.pending.contains_key(cid) || {
+            let k = key(cid);
+            self.taken.contains(&k) || self.spilled.contains(&k)
+        }
+    }
+
     fn take(&mut self, cid: &Cid) -> Result<Option<Bytes>> {
-        let k = key(cid);
+        if self.locate(cid)?
+            && let Some((_, bytes)) = self.queue.pop_front()
+        {
+            self.memory_bytes = self.memory_bytes.saturating_sub(cost(&bytes));
+            // An earlier copy may have gone to the slow lane already.
+            if !self.memory.is_empty()
+                && let Some(copy) = self.memory.remove(cid)
+            {
+                self.memory_bytes = self.memory_bytes.saturating_sub(cost(&copy));
+                self.stats.duplicates = self.stats.duplicates.saturating_add(1);
+            }
+            self.mark_taken(key(cid));
+            return Ok(Some(bytes));
+        }
         if let Some(bytes) = self.memory.remove(cid) {
-            let cost = (bytes.len() as u64).saturating_add(MEMORY_OVERHEAD_PER_BLOCK);
-            self.memory_bytes = self.memory_bytes.saturating_sub(cost);
-            self.mark_taken(k);
+            self.memory_bytes = self.memory_bytes.saturating_sub(cost(&bytes));
+            self.mark_taken(key(cid));
             return Ok(Some(bytes));
         }
         if let Some(bytes) = self.pending.remove(cid) {
             self.pending_bytes = self.pending_bytes.saturating_sub(bytes.len() as u64);
-            self.mark_taken(k);
+            self.mark_taken(key(cid));
             return Ok(Some(bytes));
         }
+        let k = key(cid);
         if self.spilled.remove(&k)
             && let Some(spill) = &self.spill
         {
@@ -224,6 +315,10 @@ impl Inner {
         Ok(None)
     }
 
+    fn has(&mut self, cid: &Cid) -> Result<bool> {
+        Ok(self.locate(cid)? || self.knows(cid))
+    }
+
     fn mark_taken(&mut self, k: Key) {
         if self.taken.insert(k) {
             self.memory_bytes = self.memory_bytes.saturating_add(TAKEN_OVERHEAD);
@@ -231,12 +326,12 @@ impl Inner {
         }
     }
 
-    fn remember(&mut self, cid: Cid, bytes: Bytes) {
+    fn remember(&mut self, cid: Cid, bytes: &Bytes) {
         if bytes.len() > RECENT_BYTES {
             return;
         }
         self.recent_bytes = self.recent_bytes.saturating_add(bytes.len());
-        self.recent.push_back((cid, bytes));
+        self.recent.push_back((cid, bytes.clone()));
         while self.recent_bytes > RECENT_BYTES {
             match self.recent.pop_front() {
                 Some((_, old)) => self.recent_bytes = self.recent_bytes.saturating_sub(old.len()),
@@ -274,27 +369,22 @@ impl Inner {
         spill.write(batch)?;
         Ok(())
     }
+}
 
-    fn has(&self, cid: &Cid) -> bool {
-        let k = key(cid);
-        self.memory.contains_key(cid)
-            || self.pending.contains_key(cid)
-            || self.spilled.contains(&k)
-            || self.taken.contains(&k)
+fn store_error(e: Error) -> atrepo_store::Error {
+    match e {
+        Error::Store(e) => e,
+        other => atrepo_store::Error::Callback(Box::new(other)),
     }
 }
 
 impl BlockRead for Buffer {
     fn get(&self, cid: &Cid) -> atrepo_store::Result<Option<Bytes>> {
-        let mut inner = self.lock();
-        inner.take(cid).map_err(|e| match e {
-            Error::Store(e) => e,
-            other => atrepo_store::Error::Callback(Box::new(other)),
-        })
+        self.lock().take(cid).map_err(store_error)
     }
 
     fn has(&self, cid: &Cid) -> atrepo_store::Result<bool> {
-        Ok(self.lock().has(cid))
+        self.lock().has(cid).map_err(store_error)
     }
 
     fn scan(
@@ -302,7 +392,9 @@ impl BlockRead for Buffer {
         f: &mut dyn FnMut(&Cid, &[u8]) -> atrepo_store::Result<()>,
     ) -> atrepo_store::Result<()> {
         let inner = self.lock();
-        for (cid, bytes) in inner.memory.iter().chain(&inner.pending) {
+        for (cid, bytes) in
+            inner.queue.iter().map(|(c, b)| (c, b)).chain(&inner.memory).chain(&inner.pending)
+        {
             f(cid, bytes)?;
         }
         if let Some(spill) = &inner.spill {
@@ -334,9 +426,22 @@ mod tests {
         // Still "present" for a second key, and served from the cache.
         assert!(buffer.has(&cid).unwrap());
         assert_eq!(buffer.take_record(&cid).unwrap(), Some(bytes.clone()));
-        // Arriving again is a duplicate, not a new block.
+        // Arriving again is a duplicate, noticed once it leaves the queue.
         buffer.insert(cid, bytes).unwrap();
+        assert_eq!(buffer.leftover().unwrap(), (0, 0));
         assert_eq!(buffer.stats().duplicates, 1);
+    }
+
+    #[test]
+    fn out_of_order_blocks_are_found_in_the_slow_lane() {
+        let buffer = Buffer::new(1 << 20, None);
+        let blocks: Vec<_> = (0..10).map(block).collect();
+        for (cid, bytes) in &blocks {
+            buffer.insert(*cid, bytes.clone()).unwrap();
+        }
+        for (cid, bytes) in blocks.iter().rev() {
+            assert_eq!(buffer.take(cid).unwrap().as_ref(), Some(bytes));
+        }
         assert_eq!(buffer.leftover().unwrap(), (0, 0));
     }
 

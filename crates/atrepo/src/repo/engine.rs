@@ -93,7 +93,7 @@ impl Engine {
         self.bytes = self.bytes.saturating_add(section_bytes);
         if self.stage == Stage::Drain {
             // The walk is over: nothing can need this block any more.
-            if self.buffer.has_seen(&cid) {
+            if self.buffer.has_seen(&cid)? {
                 self.buffer.count_duplicate();
             } else {
                 self.drained_blocks = self.drained_blocks.saturating_add(1);
@@ -274,8 +274,9 @@ impl Engine {
             return Err(Error::MissingCommit { cid: self.root });
         };
         let walk = self.walker.as_ref().map(Walker::stats).unwrap_or_default();
-        let buffer = self.buffer.stats();
+        // Leftovers first: sorting them out finds the last duplicates.
         let (left_blocks, left_bytes) = self.buffer.leftover()?;
+        let buffer = self.buffer.stats();
         Ok(Report {
             did: commit.did().to_owned(),
             rev: commit.rev().map(|r| r.to_string()).unwrap_or_default(),

@@ -15,7 +15,7 @@ mod report;
 use std::io::Read;
 
 use atrepo_car::{CarReader, Decoder, Header, Status};
-use atrepo_store::Bytes;
+use atrepo_store::{Bytes, MemoryStore};
 use atrepo_verify::{Commit, KeyResolver, PublicKey};
 use cid::Cid;
 
@@ -97,6 +97,72 @@ impl<R: Read> BlockSource for StreamSource<R> {
     }
 }
 
+/// Blocks read, framed and hashed on a second thread, handed over in
+/// batches: the verifying thread then spends its time on the tree and the
+/// records while the other reads and hashes.
+#[derive(Debug)]
+pub struct ThreadedSource {
+    batches: std::sync::mpsc::Receiver<Result<Vec<(Cid, Bytes, u64)>>>,
+    current: std::vec::IntoIter<(Cid, Bytes, u64)>,
+}
+
+impl sealed::Sealed for ThreadedSource {}
+
+impl BlockSource for ThreadedSource {
+    fn next_block(&mut self) -> Result<Option<(Cid, Bytes, u64)>> {
+        loop {
+            if let Some(block) = self.current.next() {
+                return Ok(Some(block));
+            }
+            match self.batches.recv() {
+                Ok(batch) => self.current = batch?.into_iter(),
+                // The reading thread ends after the last block or an error.
+                Err(_) => return Ok(None),
+            }
+        }
+    }
+}
+
+/// Blocks per batch handed from the reading thread.
+const THREAD_BATCH_BLOCKS: usize = 512;
+/// Batches that may wait between the threads: bounds the read-ahead.
+const THREAD_QUEUE: usize = 4;
+
+impl ThreadedSource {
+    fn spawn<R: Read + Send + 'static>(mut reader: CarReader<R>) -> Result<Self> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(THREAD_QUEUE);
+        std::thread::Builder::new().name("atrepo-car-reader".to_owned()).spawn(move || {
+            loop {
+                let mut batch = Vec::new();
+                let mut end = false;
+                while batch.len() < THREAD_BATCH_BLOCKS {
+                    let before = reader.offset();
+                    match reader.next_block() {
+                        Ok(Some(block)) => {
+                            let section = reader.offset().saturating_sub(before);
+                            batch.push((block.cid, block.data, section));
+                        }
+                        Ok(None) => {
+                            end = true;
+                            break;
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Ok(std::mem::take(&mut batch)));
+                            let _ = tx.send(Err(e.into()));
+                            return;
+                        }
+                    }
+                }
+                // A closed channel means the reader was dropped: stop.
+                if tx.send(Ok(batch)).is_err() || end {
+                    return;
+                }
+            }
+        })?;
+        Ok(ThreadedSource { batches: rx, current: Vec::new().into_iter() })
+    }
+}
+
 /// Verifies a repository CAR and streams its records, in key order.
 ///
 /// Opening reads up to the commit block and checks it (strict encoding,
@@ -161,6 +227,22 @@ impl<R: Read> RepoReader<StreamSource<R>> {
         let header_len = reader.offset();
         let header = reader.header().clone();
         Self::open(StreamSource { reader }, &header, header_len, options)
+    }
+}
+
+impl RepoReader<ThreadedSource> {
+    /// Opens a repository CAR read from `reader` on a second thread, which
+    /// reads, frames and hashes blocks while this one verifies the tree and
+    /// the records. Worth it for inputs of a few MiB and more.
+    pub fn from_reader_threaded<R: Read + Send + 'static>(
+        reader: R,
+        options: VerifyOptions,
+    ) -> Result<Self> {
+        let reader = CarReader::with_options(reader, options.car)?;
+        let header_len = reader.offset();
+        let header = reader.header().clone();
+        let source = ThreadedSource::spawn(reader)?;
+        Self::open(source, &header, header_len, options)
     }
 }
 
@@ -247,15 +329,22 @@ impl<S: BlockSource> Iterator for RepoReader<S> {
     }
 }
 
-/// Feeds the engine the next block, or the end of the input.
+/// Blocks read per request for more: in streaming order the walk then finds
+/// the next blocks already there instead of asking once per block.
+pub(crate) const PULL_BATCH: usize = 32;
+
+/// Feeds the engine the next few blocks, or the end of the input.
 fn pull<S: BlockSource>(source: &mut S, engine: &mut Engine) -> Result<()> {
-    match source.next_block()? {
-        Some((cid, data, section)) => engine.push(cid, data, section),
-        None => {
-            engine.push_eof();
-            Ok(())
+    for _ in 0..PULL_BATCH {
+        match source.next_block()? {
+            Some((cid, data, section)) => engine.push(cid, data, section)?,
+            None => {
+                engine.push_eof();
+                break;
+            }
         }
     }
+    Ok(())
 }
 
 async fn verify_with<K: KeyResolver>(engine: &mut Engine, resolver: &K) -> Result<()> {
@@ -274,6 +363,24 @@ async fn verify_with<K: KeyResolver>(engine: &mut Engine, resolver: &K) -> Resul
     }
 }
 
+/// Reads every block of a CAR held in memory into a [`MemoryStore`],
+/// checking each block's hash (unless `options` say otherwise), and returns
+/// the CAR's header and the store. Blocks share `bytes` (no copy).
+///
+/// This is for random access to a CAR (diffs, lookups, proofs): it does not
+/// verify the repository; [`verify_repo`] does.
+pub fn load_car(
+    bytes: impl Into<Bytes>,
+    options: atrepo_car::Options,
+) -> Result<(Header, MemoryStore)> {
+    let (mut source, header, _) = SliceSource::open(bytes.into(), options)?;
+    let store = MemoryStore::new();
+    while let Some((cid, data, _)) = source.next_block()? {
+        store.insert(cid, data);
+    }
+    Ok((header, store))
+}
+
 /// Verifies a whole repository CAR held in memory and returns its report.
 ///
 /// Every check of [`RepoReader`] runs; records are verified and dropped.
@@ -285,6 +392,25 @@ pub fn verify_repo(bytes: impl Into<Bytes>, options: VerifyOptions) -> Result<Re
 /// report, in memory bounded by [`VerifyOptions::memory_limit`].
 pub fn verify_repo_reader(reader: impl Read, options: VerifyOptions) -> Result<Report> {
     RepoReader::from_reader(reader, options)?.finish()
+}
+
+/// Inputs at least this big are read on a second thread by
+/// [`verify_repo_file`].
+pub const THREADED_MIN_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Verifies a repository CAR file, reading and hashing it on a second thread
+/// when it is at least [`THREADED_MIN_BYTES`].
+pub fn verify_repo_file(
+    path: impl AsRef<std::path::Path>,
+    options: VerifyOptions,
+) -> Result<Report> {
+    let file = std::fs::File::open(path)?;
+    let size = file.metadata()?.len();
+    if size >= THREADED_MIN_BYTES {
+        RepoReader::from_reader_threaded(file, options)?.finish()
+    } else {
+        RepoReader::from_reader(file, options)?.finish()
+    }
 }
 
 /// Like [`verify_repo_reader`], handing each verified record to `process`

@@ -93,21 +93,26 @@ impl<R: AsyncRead + Unpin> AsyncRepoReader<R> {
     }
 }
 
+/// Feeds the engine the next few blocks (as many as the sync driver does,
+/// so both hold the same blocks at the same time), or the end of input.
 async fn pull<R: AsyncRead + Unpin>(
     reader: &mut AsyncCarReader<R>,
     engine: &mut Engine,
 ) -> Result<()> {
-    let before = reader.offset();
-    match reader.next_block().await? {
-        Some(block) => {
-            let section = reader.offset().saturating_sub(before);
-            engine.push(block.cid, block.data, section)
-        }
-        None => {
-            engine.push_eof();
-            Ok(())
+    for _ in 0..super::PULL_BATCH {
+        let before = reader.offset();
+        match reader.next_block().await? {
+            Some(block) => {
+                let section = reader.offset().saturating_sub(before);
+                engine.push(block.cid, block.data, section)?;
+            }
+            None => {
+                engine.push_eof();
+                break;
+            }
         }
     }
+    Ok(())
 }
 
 /// Verifies a whole repository CAR read from a tokio `AsyncRead`.

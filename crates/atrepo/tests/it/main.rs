@@ -1,6 +1,8 @@
 //! Integration tests of the `atrepo` facade and command line, one module
 //! per area.
 
+// The command line: output and exit codes.
+mod cli;
 // Whole repositories: drivers, block orders, tampered variants, limits.
 mod repo;
 // Firehose events: fixtures as full events, tampered variants, state, the

@@ -59,10 +59,13 @@ fn a_generated_repository_verifies_through_every_driver() {
 fn streaming_order_keeps_the_buffer_tiny_and_any_order_verifies() {
     let (g, built) = repo(2000);
     let streaming = verify_repo(car(built.commit_cid, &built.blocks), options(&g)).unwrap();
-    // A few blocks at a time: far below the repository's size.
+    // A few dozen blocks at a time, plus 24 bytes per block handed out (the
+    // set that recognises a record CID under a second key): far below the
+    // repository's size.
+    let budget = 32 * 1024 + 24 * streaming.car.blocks;
     assert!(
-        streaming.memory.peak_buffered_bytes < 64 * 1024,
-        "peak {} bytes",
+        streaming.memory.peak_buffered_bytes < budget,
+        "peak {} bytes, budget {budget}",
         streaming.memory.peak_buffered_bytes
     );
 

@@ -1,0 +1,131 @@
+//! `atrepo`: verify, inspect and generate atproto repositories from a shell.
+//!
+//! # Exit codes
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | verified (or the command did what was asked) |
+//! | 1 | verification failed: bad signature, CID mismatch, a broken MST rule, a missing block |
+//! | 2 | malformed input, or a limit exceeded |
+//! | 3 | usage or I/O error |
+//!
+//! Errors are one line on stderr naming the problem and where it is
+//! (offset, CID or key); with `--json` they are also a JSON object on
+//! stdout (see each command's module for the shapes).
+
+mod event;
+mod gen_cmd;
+mod input;
+mod read_cmd;
+mod verify_cmd;
+
+use std::process::ExitCode;
+
+use atrepo::ErrorKind;
+use clap::{Parser, Subcommand};
+
+/// Verify and inspect atproto repositories.
+#[derive(Debug, Parser)]
+#[command(name = "atrepo", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Verify a repository CAR end to end (the sample repository if no file
+    /// is given).
+    Verify(verify_cmd::VerifyArgs),
+    /// List a repository's records.
+    Ls(read_cmd::LsArgs),
+    /// Print one record as JSON.
+    Get(read_cmd::GetArgs),
+    /// Summarize a repository.
+    Stats(read_cmd::StatsArgs),
+    /// List the records created, updated and deleted between two
+    /// repositories.
+    Diff(read_cmd::DiffArgs),
+    /// Write every record as JSON, to a folder or a JSON Lines file.
+    Export(read_cmd::ExportArgs),
+    /// Generate a synthetic signed repository.
+    Gen(gen_cmd::GenArgs),
+    /// Verify firehose events.
+    Event(event::EventArgs),
+}
+
+/// Exit code for a class of error.
+pub(crate) const VERIFICATION_FAILED: u8 = 1;
+/// Exit code for malformed input or a limit.
+pub(crate) const MALFORMED: u8 = 2;
+/// Exit code for usage and I/O errors.
+pub(crate) const USAGE: u8 = 3;
+
+/// The exit code for an error of class `kind`.
+pub(crate) fn code_for(kind: ErrorKind) -> u8 {
+    match kind {
+        ErrorKind::Verification | ErrorKind::Missing => VERIFICATION_FAILED,
+        ErrorKind::Malformed | ErrorKind::Limit => MALFORMED,
+        _ => USAGE,
+    }
+}
+
+/// A stable name for a class of error, used in JSON output.
+pub(crate) fn kind_name(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::Malformed => "malformed",
+        ErrorKind::Verification => "verification",
+        ErrorKind::Missing => "missing",
+        ErrorKind::Limit => "limit",
+        ErrorKind::Environment => "environment",
+        _ => "usage",
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { USAGE } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let result = match cli.command {
+        Command::Verify(args) => verify_cmd::run(&args),
+        Command::Ls(args) => read_cmd::ls(&args),
+        Command::Get(args) => read_cmd::get(&args),
+        Command::Stats(args) => read_cmd::stats(&args),
+        Command::Diff(args) => read_cmd::diff(&args),
+        Command::Export(args) => read_cmd::export(&args),
+        Command::Gen(args) => gen_cmd::run(&args),
+        Command::Event(args) => event::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        // The reader went away (`atrepo ls repo.car | head`): not an error.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the error and its causes, without a backtrace.
+            let mut line = e.to_string();
+            for cause in e.chain().skip(1) {
+                let cause = cause.to_string();
+                if !line.contains(&cause) {
+                    line.push_str(": ");
+                    line.push_str(&cause);
+                }
+            }
+            eprintln!("error: {line}");
+            let code = e.downcast_ref::<atrepo::Error>().map_or(USAGE, |e| code_for(e.kind()));
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

@@ -1,0 +1,342 @@
+//! `atrepo ls | get | stats | diff | export`: reading a repository.
+//!
+//! Every command verifies what it reads (block hashes, the commit's
+//! encoding, every MST rule, record encodings); the signature only with
+//! `--key`. `ls`, `stats` and `export` read the whole repository; `get`
+//! stops once it has the record; `diff` reads only the subtrees that
+//! differ.
+//!
+//! # JSON output (`--json`)
+//!
+//! - `ls`: one line per record, `{"key": "...", "cid": "..."}`.
+//! - `get`: the record in DAG-JSON conventions (`{"$link": ...}`,
+//!   `{"$bytes": ...}`), always (there is no other form).
+//! - `stats`: `{"did", "rev", "commit", "signature_checked", "records",
+//!   "collections": {nsid: {"records", "bytes"}}, "record_bytes":
+//!   {"min", "max", "total"}, "mst": {"nodes", "node_bytes", "layers"},
+//!   "car": {...}}`.
+//! - `diff`: `{"created": n, "updated": n, "deleted": n, "changes":
+//!   [{"key", "before", "after"}]}` (`before`/`after` null when absent).
+//! - `export`: `{"records": n, "out": "..."}`.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use atrepo::mst::{KeyRules, Limits};
+use atrepo::store::MemoryStore;
+use atrepo::verify::{Commit, CommitOptions, PublicKey};
+use atrepo::{RepoReader, SignatureCheck, StreamSource, VerifyOptions};
+use clap::Args;
+use serde_json::json;
+
+use crate::input;
+
+/// Arguments every reading command shares.
+#[derive(Debug, Args)]
+pub(crate) struct Common {
+    /// The key the commit must be signed with (`did:key:z...`); without
+    /// it, everything but the signature is checked.
+    #[arg(long)]
+    key: Option<String>,
+    /// Memory for blocks waiting to be verified, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 256)]
+    mem_limit: u64,
+}
+
+impl Common {
+    fn open(&self, file: &Path) -> Result<RepoReader<StreamSource<Box<dyn std::io::Read + Send>>>> {
+        let mut options =
+            VerifyOptions::default().memory_limit(self.mem_limit.saturating_mul(1 << 20));
+        options = match &self.key {
+            Some(key) => options.key(PublicKey::from_did_key(key.trim())?),
+            None => options.signature(SignatureCheck::Skip),
+        };
+        let input = input::open(file)?;
+        let (reader, _bar) = input.with_progress();
+        Ok(RepoReader::from_reader(reader, options)?)
+    }
+}
+
+/// `atrepo ls`.
+#[derive(Debug, Args)]
+pub(crate) struct LsArgs {
+    /// The CAR file, or `-` for standard input.
+    file: PathBuf,
+    /// Only records of this collection (NSID).
+    #[arg(long)]
+    collection: Option<String>,
+    /// One JSON object per line.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    common: Common,
+}
+
+pub(crate) fn ls(args: &LsArgs) -> Result<ExitCode> {
+    let mut repo = args.common.open(&args.file)?;
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    while let Some(record) = repo.next_record()? {
+        if args.collection.as_deref().is_some_and(|c| c != record.collection()) {
+            continue;
+        }
+        if args.json {
+            writeln!(out, "{}", json!({"key": record.key(), "cid": record.cid().to_string()}))?;
+        } else {
+            writeln!(out, "{}\t{}", record.key(), record.cid())?;
+        }
+    }
+    repo.finish()?;
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `atrepo get`.
+#[derive(Debug, Args)]
+pub(crate) struct GetArgs {
+    /// The CAR file, or `-` for standard input.
+    file: PathBuf,
+    /// The record's key, `collection/rkey`.
+    #[arg(value_name = "COLLECTION/RKEY")]
+    record: String,
+    #[command(flatten)]
+    common: Common,
+}
+
+pub(crate) fn get(args: &GetArgs) -> Result<ExitCode> {
+    let mut repo = args.common.open(&args.file)?;
+    while let Some(record) = repo.next_record()? {
+        if record.key() != args.record {
+            // Keys come in order: once past it, it is not there.
+            if record.key() > args.record.as_str() {
+                break;
+            }
+            continue;
+        }
+        let Some(bytes) = record.data() else {
+            bail!(
+                "record {} repeats an earlier record's CID; its bytes were not kept",
+                args.record
+            );
+        };
+        let value = atrepo::verify::drisl::Value::decode(bytes, &Default::default())?;
+        println!("{}", serde_json::to_string_pretty(&atrepo::json::to_json(&value))?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    bail!("no record {} in {}", args.record, args.file.display())
+}
+
+/// `atrepo stats`.
+#[derive(Debug, Args)]
+pub(crate) struct StatsArgs {
+    /// The CAR file, or `-` for standard input.
+    file: PathBuf,
+    /// Print the statistics as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    common: Common,
+}
+
+pub(crate) fn stats(args: &StatsArgs) -> Result<ExitCode> {
+    let mut repo = args.common.open(&args.file)?;
+    let mut bytes_by: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let (mut min, mut max, mut total) = (u64::MAX, 0u64, 0u64);
+    while let Some(record) = repo.next_record()? {
+        let size = record.data().map_or(0, |d| d.len() as u64);
+        let entry = bytes_by.entry(record.collection().to_owned()).or_default();
+        entry.0 += 1;
+        entry.1 += size;
+        min = min.min(size);
+        max = max.max(size);
+        total += size;
+    }
+    let report = repo.finish()?;
+    if report.records == 0 {
+        min = 0;
+    }
+    if args.json {
+        let collections: BTreeMap<_, _> = bytes_by
+            .iter()
+            .map(|(c, (n, b))| (c.clone(), json!({"records": n, "bytes": b})))
+            .collect();
+        let out = json!({
+            "did": report.did,
+            "rev": report.rev,
+            "commit": report.commit,
+            "signature_checked": report.signature.checked,
+            "records": report.records,
+            "collections": collections,
+            "record_bytes": {"min": min, "max": max, "total": total},
+            "mst": report.mst,
+            "car": report.car,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{}", report.did);
+    println!("  rev        {}", report.rev);
+    println!("  commit     {}", report.commit);
+    println!("  signature  {}", if report.signature.checked { "valid" } else { "not checked" });
+    println!("  records    {} ({total} bytes; smallest {min}, largest {max})", report.records);
+    let width = bytes_by.keys().map(String::len).max().unwrap_or(0);
+    for (collection, (n, b)) in &bytes_by {
+        println!("    {collection:width$}  {n:>8} records  {b:>10} bytes");
+    }
+    println!(
+        "  mst        {} nodes, {} layers, {} bytes",
+        report.mst.nodes, report.mst.layers, report.mst.node_bytes
+    );
+    println!(
+        "  car        {} bytes, {} blocks ({} duplicate, {} unreferenced)",
+        report.car.bytes,
+        report.car.blocks,
+        report.car.duplicate_blocks,
+        report.car.unreferenced_blocks
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `atrepo diff`.
+#[derive(Debug, Args)]
+pub(crate) struct DiffArgs {
+    /// The earlier repository CAR.
+    before: PathBuf,
+    /// The later repository CAR.
+    after: PathBuf,
+    /// Print the changes as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// A CAR's blocks (hashes checked) and its strictly decoded commit.
+fn load(path: &Path) -> Result<(MemoryStore, Commit)> {
+    let bytes = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let (header, store) = atrepo::load_car(bytes, Default::default())?;
+    let root = header.root();
+    let commit_bytes = atrepo::store::BlockRead::get(&store, &root)?
+        .ok_or(atrepo::Error::MissingCommit { cid: root })?;
+    let commit = Commit::decode(&commit_bytes, &CommitOptions::default())?;
+    Ok((store, commit))
+}
+
+pub(crate) fn diff(args: &DiffArgs) -> Result<ExitCode> {
+    let (a, commit_a) = load(&args.before)?;
+    let (b, commit_b) = load(&args.after)?;
+    let (changes, _) = atrepo::mst::diff(
+        &a,
+        *commit_a.data(),
+        &b,
+        *commit_b.data(),
+        KeyRules::Strict,
+        &Limits::default(),
+    )
+    .map_err(atrepo::Error::from)?;
+    let created = changes.iter().filter(|c| c.before.is_none()).count();
+    let deleted = changes.iter().filter(|c| c.after.is_none()).count();
+    let updated = changes.len() - created - deleted;
+    if args.json {
+        let list: Vec<_> = changes
+            .iter()
+            .map(|c| {
+                json!({
+                    "key": c.key,
+                    "before": c.before.map(|c| c.to_string()),
+                    "after": c.after.map(|c| c.to_string()),
+                })
+            })
+            .collect();
+        let out =
+            json!({"created": created, "updated": updated, "deleted": deleted, "changes": list});
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    for c in &changes {
+        match (c.before, c.after) {
+            (None, Some(after)) => writeln!(out, "+ {}\t{after}", c.key)?,
+            (Some(before), None) => writeln!(out, "- {}\t{before}", c.key)?,
+            (Some(before), Some(after)) => writeln!(out, "~ {}\t{before} -> {after}", c.key)?,
+            (None, None) => {}
+        }
+    }
+    writeln!(out, "{created} created, {updated} updated, {deleted} deleted")?;
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `atrepo export`.
+#[derive(Debug, Args)]
+pub(crate) struct ExportArgs {
+    /// The CAR file, or `-` for standard input.
+    file: PathBuf,
+    /// A folder (one `collection/rkey.json` file per record) or a file
+    /// ending in `.jsonl` (one `{"key", "cid", "record"}` line per record).
+    #[arg(long)]
+    out: PathBuf,
+    /// Print a JSON summary.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    common: Common,
+}
+
+pub(crate) fn export(args: &ExportArgs) -> Result<ExitCode> {
+    let mut repo = args.common.open(&args.file)?;
+    let jsonl = args.out.extension().is_some_and(|e| e == "jsonl");
+    let mut lines = if jsonl {
+        let file = fs::File::create(&args.out)
+            .with_context(|| format!("cannot create {}", args.out.display()))?;
+        Some(BufWriter::new(file))
+    } else {
+        fs::create_dir_all(&args.out)
+            .with_context(|| format!("cannot create {}", args.out.display()))?;
+        None
+    };
+    let mut count = 0u64;
+    let mut last: Option<(String, serde_json::Value)> = None;
+    while let Some(record) = repo.next_record()? {
+        let json = match record.data() {
+            Some(bytes) => atrepo::json::to_json(&atrepo::verify::drisl::Value::decode(
+                bytes,
+                &Default::default(),
+            )?),
+            // A repeat of an earlier record's CID: same content.
+            None => match &last {
+                Some((cid, json)) if *cid == record.cid().to_string() => json.clone(),
+                _ => bail!(
+                    "record {} repeats an earlier record's CID whose bytes were not kept",
+                    record.key()
+                ),
+            },
+        };
+        if let Some(lines) = lines.as_mut() {
+            let line =
+                json!({"key": record.key(), "cid": record.cid().to_string(), "record": json});
+            writeln!(lines, "{line}")?;
+        } else {
+            let dir = args.out.join(record.collection());
+            fs::create_dir_all(&dir)?;
+            let path = dir.join(format!("{}.json", record.rkey()));
+            fs::write(&path, serde_json::to_vec_pretty(&json)?)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        last = Some((record.cid().to_string(), json));
+        count += 1;
+    }
+    repo.finish()?;
+    if let Some(mut lines) = lines {
+        lines.flush()?;
+    }
+    if args.json {
+        println!("{}", json!({"records": count, "out": args.out.display().to_string()}));
+    } else {
+        println!("exported {count} records to {}", args.out.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,196 @@
+//! `atrepo verify`: full verification of a repository CAR.
+//!
+//! # Output
+//!
+//! Human output is a short report (see the snapshots in
+//! `tests/it/cli.rs`). `--json` prints one object:
+//!
+//! ```text
+//! {"status": "verified" | "verified_without_signature",
+//!  "file": "...", "elapsed_secs": 0.01, "throughput_mb_s": 120.5,
+//!  "report": { atrepo::Report: did, rev, version, commit, data,
+//!              signature {checked, key}, records, collections {nsid: n},
+//!              repeated_records, mst {nodes, node_bytes, layers},
+//!              car {bytes, blocks, duplicate_blocks, unreferenced_blocks,
+//!                   unreferenced_bytes},
+//!              memory {peak_buffered_bytes, spilled} }}
+//! ```
+//!
+//! or, on failure, `{"status": "failed", "file": "...", "error": {"kind":
+//! "malformed" | "verification" | "missing" | "limit" | "environment" |
+//! "usage", "message": "..."}}`. Fields are only ever added.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+use atrepo::store::SpillOptions;
+use atrepo::verify::PublicKey;
+use atrepo::{Report, SignatureCheck, VerifyOptions};
+use clap::Args;
+use serde_json::json;
+
+use crate::input;
+
+/// `atrepo verify`.
+#[derive(Debug, Args)]
+pub(crate) struct VerifyArgs {
+    /// The CAR file, or `-` for standard input. Without it, the small
+    /// sample repository embedded in atrepo (signed by a key atrepo knows).
+    file: Option<PathBuf>,
+    /// The DID the repository must belong to.
+    #[arg(long)]
+    did: Option<String>,
+    /// The key the commit must be signed with, as `did:key:z...`.
+    #[arg(long)]
+    key: Option<String>,
+    /// Check everything but the signature (when the key is not known).
+    #[arg(long, conflicts_with = "key")]
+    no_signature: bool,
+    /// Memory for blocks waiting to be verified, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 256)]
+    mem_limit: u64,
+    /// Where blocks go past the memory limit: `redb`, `sqlite` or `sled`
+    /// (optionally `BACKEND:DIR` for the scratch folder's parent), or
+    /// `memory` to never spill.
+    #[arg(long, value_name = "SPEC")]
+    store: Option<String>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) fn run(args: &VerifyArgs) -> Result<ExitCode> {
+    let mut options = VerifyOptions::default().memory_limit(args.mem_limit.saturating_mul(1 << 20));
+    if let Some(did) = &args.did {
+        options = options.did(did.clone());
+    }
+    let key = match (&args.key, &args.file) {
+        (Some(key), _) => Some(key.trim().to_owned()),
+        (None, None) if !args.no_signature => Some(input::SAMPLE_KEY.trim().to_owned()),
+        _ => None,
+    };
+    match key {
+        Some(key) => options = options.key(PublicKey::from_did_key(&key)?),
+        None if args.no_signature => options = options.signature(SignatureCheck::Skip),
+        None => bail!(
+            "no signing key: pass --key did:key:... (the key in the DID document), \
+             or --no-signature to check everything else"
+        ),
+    }
+    if let Some(spec) = &args.store {
+        options = options.spill(spill_options(spec)?);
+    }
+
+    let input = input::open_or_sample(args.file.as_ref())?;
+    let name = input.name.clone();
+    // Big (or unknown-size) inputs are read and hashed on a second thread.
+    let threaded = input.size.is_none_or(|n| n >= atrepo::THREADED_MIN_BYTES);
+    let (reader, bar) = input.with_progress();
+    let start = Instant::now();
+    let result = if threaded {
+        atrepo::RepoReader::from_reader_threaded(reader, options)
+            .and_then(atrepo::RepoReader::finish)
+    } else {
+        atrepo::verify_repo_reader(reader, options)
+    };
+    let elapsed = start.elapsed().as_secs_f64();
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    match result {
+        Ok(report) => {
+            let mb_s = if elapsed > 0.0 { report.car.bytes as f64 / elapsed / 1e6 } else { 0.0 };
+            let status =
+                if report.signature.checked { "verified" } else { "verified_without_signature" };
+            if args.json {
+                let out = json!({
+                    "status": status,
+                    "file": name,
+                    "elapsed_secs": elapsed,
+                    "throughput_mb_s": mb_s,
+                    "report": report,
+                });
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            } else {
+                print!("{}", human(&report, elapsed, mb_s));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            if args.json {
+                let out = json!({
+                    "status": "failed",
+                    "file": name,
+                    "error": {"kind": crate::kind_name(e.kind()), "message": e.to_string()},
+                });
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            }
+            Err(e.into())
+        }
+    }
+}
+
+/// Parses `--store`.
+fn spill_options(spec: &str) -> Result<Option<SpillOptions>> {
+    if spec == "memory" {
+        return Ok(None);
+    }
+    let (backend, parent) = match spec.split_once(':') {
+        Some((backend, dir)) => (backend, Some(dir)),
+        None => (spec, None),
+    };
+    if backend == "car" {
+        bail!(
+            "--store car: a CAR file is read-only and cannot hold spilled blocks; use redb, sqlite or sled"
+        );
+    }
+    let mut options = SpillOptions::default().target_spec(backend)?;
+    if let Some(parent) = parent {
+        options = options.parent(parent);
+    }
+    Ok(Some(options))
+}
+
+/// The human-readable report.
+pub(crate) fn human(report: &Report, elapsed: f64, mb_s: f64) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let verdict =
+        if report.signature.checked { "verified" } else { "verified (signature NOT checked)" };
+    let _ = writeln!(s, "{verdict} {}", report.did);
+    let rev = if report.rev.is_empty() { "none" } else { &report.rev };
+    let _ = writeln!(s, "  commit     {} (rev {rev}, version {})", report.commit, report.version);
+    let _ = writeln!(s, "  data       {}", report.data);
+    match &report.signature.key {
+        Some(key) => {
+            let _ = writeln!(s, "  signature  valid, {key}");
+        }
+        None => {
+            let _ = writeln!(s, "  signature  not checked");
+        }
+    }
+    let _ =
+        writeln!(s, "  records    {} in {} collections", report.records, report.collections.len());
+    let width = report.collections.keys().map(String::len).max().unwrap_or(0);
+    for (collection, n) in &report.collections {
+        let _ = writeln!(s, "    {collection:width$}  {n}");
+    }
+    let _ = writeln!(
+        s,
+        "  mst        {} nodes, {} layers, {} bytes",
+        report.mst.nodes, report.mst.layers, report.mst.node_bytes
+    );
+    let _ = writeln!(
+        s,
+        "  blocks     {} ({} duplicate, {} unreferenced)",
+        report.car.blocks, report.car.duplicate_blocks, report.car.unreferenced_blocks
+    );
+    let _ = writeln!(s, "  bytes      {}", report.car.bytes);
+    if report.memory.spilled {
+        let _ = writeln!(s, "  memory     spilled to disk past the limit");
+    }
+    let _ = writeln!(s, "  elapsed    {:.1} ms ({mb_s:.1} MB/s)", elapsed * 1e3);
+    s
+}

@@ -1,0 +1,160 @@
+//! The `atrepo` command line: output (human and JSON) and exit codes,
+//! snapshotted. Timings are redacted; everything else is deterministic
+//! (generated repositories come from fixed seeds).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn atrepo(args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_atrepo")).args(args).output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+/// Replaces timing lines and fields, which change from run to run.
+fn redact(text: &str) -> String {
+    text.lines()
+        .map(|line| {
+            if line.trim_start().starts_with("elapsed ") {
+                "  elapsed    [redacted]".to_owned()
+            } else if let Some((key, value)) = line.split_once(": ")
+                && (key.ends_with("\"elapsed_secs\"") || key.ends_with("\"throughput_mb_s\""))
+            {
+                let comma = if value.ends_with(',') { "," } else { "" };
+                format!("{key}: 0{comma}")
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Generates a repository with `atrepo gen` and returns its path and key.
+fn generated(dir: &Path, name: &str, records: &str, seed: &str, extra: &[&str]) -> (PathBuf, String) {
+    let path = dir.join(name);
+    let mut args = vec!["gen", "--records", records, "--seed", seed, "--json", "--out"];
+    args.push(path.to_str().unwrap());
+    args.extend(extra);
+    let run = atrepo(&args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let info: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    (path, info["key"].as_str().unwrap().to_owned())
+}
+
+#[test]
+fn verify_the_embedded_sample() {
+    let run = atrepo(&["verify"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    insta::assert_snapshot!("verify_sample_human", redact(&run.stdout));
+    let run = atrepo(&["verify", "--json"]);
+    assert_eq!(run.code, 0);
+    insta::assert_snapshot!("verify_sample_json", redact(&run.stdout));
+}
+
+#[test]
+fn verify_exit_codes_and_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, key) = generated(dir.path(), "r.car", "200", "3", &[]);
+    let repo = repo.to_str().unwrap();
+
+    let ok = atrepo(&["verify", repo, "--key", &key]);
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+
+    let no_key = atrepo(&["verify", repo]);
+    assert_eq!(no_key.code, 3);
+    let unsigned = atrepo(&["verify", repo, "--no-signature", "--json"]);
+    assert_eq!(unsigned.code, 0);
+    let status: serde_json::Value = serde_json::from_str(&unsigned.stdout).unwrap();
+    assert_eq!(status["status"], "verified_without_signature");
+
+    let sample_key = include_str!("../../data/sample.did-key");
+    let wrong_key = atrepo(&["verify", repo, "--key", sample_key]);
+    assert_eq!(wrong_key.code, 1);
+
+    let bytes = std::fs::read(repo).unwrap();
+    let truncated = dir.path().join("truncated.car");
+    std::fs::write(&truncated, &bytes[..bytes.len() - 10]).unwrap();
+    let cut = atrepo(&["verify", truncated.to_str().unwrap(), "--key", &key, "--json"]);
+    assert_eq!(cut.code, 2);
+
+    let mut flipped = bytes.clone();
+    let at = flipped.len() - 5;
+    flipped[at] ^= 1;
+    let tampered = dir.path().join("tampered.car");
+    std::fs::write(&tampered, &flipped).unwrap();
+    let bad = atrepo(&["verify", tampered.to_str().unwrap(), "--key", &key]);
+    assert_eq!(bad.code, 1);
+
+    let missing = atrepo(&["verify", "/no/such/file.car", "--no-signature"]);
+    assert_eq!(missing.code, 3);
+
+    insta::assert_snapshot!(
+        "verify_errors",
+        [
+            format!("no key: {}", no_key.stderr.trim()),
+            format!("wrong key: {}", wrong_key.stderr.trim()),
+            format!("truncated: {}", cut.stderr.trim()),
+            format!("truncated json: {}", cut.stdout.trim().replace(dir.path().to_str().unwrap(), "[dir]")),
+            format!("tampered: {}", bad.stderr.trim()),
+        ]
+        .join("\n")
+    );
+}
+
+#[test]
+fn reading_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, _) = generated(dir.path(), "a.car", "40", "11", &[]);
+    let (b, _) = generated(dir.path(), "b.car", "45", "11", &["--order", "shuffled"]);
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+
+    let ls = atrepo(&["ls", a, "--collection", "app.bsky.graph.follow"]);
+    assert_eq!(ls.code, 0, "{}", ls.stderr);
+    insta::assert_snapshot!("ls_follows", ls.stdout);
+
+    let get = atrepo(&["get", a, "app.bsky.actor.profile/self"]);
+    assert_eq!(get.code, 0, "{}", get.stderr);
+    insta::assert_snapshot!("get_profile", get.stdout);
+    let none = atrepo(&["get", a, "app.bsky.feed.post/nonexistent"]);
+    assert_eq!(none.code, 3);
+
+    let stats = atrepo(&["stats", a, "--json"]);
+    assert_eq!(stats.code, 0, "{}", stats.stderr);
+    insta::assert_snapshot!("stats_json", stats.stdout);
+
+    let diff = atrepo(&["diff", a, b]);
+    assert_eq!(diff.code, 0, "{}", diff.stderr);
+    insta::assert_snapshot!("diff", diff.stdout);
+
+    let out = dir.path().join("a.jsonl");
+    let export = atrepo(&["export", a, "--out", out.to_str().unwrap(), "--json"]);
+    assert_eq!(export.code, 0, "{}", export.stderr);
+    let lines = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(lines.lines().count(), 40);
+    let first: serde_json::Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
+    assert_eq!(first["key"], "app.bsky.actor.profile/self");
+
+    let folder = dir.path().join("records");
+    let export = atrepo(&["export", a, "--out", folder.to_str().unwrap()]);
+    assert_eq!(export.code, 0, "{}", export.stderr);
+    assert!(folder.join("app.bsky.actor.profile/self.json").is_file());
+}
+
+#[test]
+fn usage_errors_exit_3() {
+    assert_eq!(atrepo(&["verify", "--no-such-flag"]).code, 3);
+    assert_eq!(atrepo(&["frobnicate"]).code, 3);
+    let help = atrepo(&["--help"]);
+    assert_eq!(help.code, 0);
+    insta::assert_snapshot!("help", help.stdout);
+}
