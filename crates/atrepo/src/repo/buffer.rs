@@ -29,10 +29,6 @@ use cid::Cid;
 
 use crate::error::{Error, Result};
 
-/// Bytes of recently handed-out records kept to serve a record CID that a
-/// second key points to.
-const RECENT_BYTES: usize = 256 * 1024;
-
 /// Estimated bytes per entry of the set of handed-out CIDs (16-byte key,
 /// control byte, load factor).
 const TAKEN_OVERHEAD: u64 = 24;
@@ -112,9 +108,16 @@ struct Inner {
     spilled: KeySet,
     /// Every block handed out.
     taken: KeySet,
-    recent: VecDeque<(Cid, Bytes)>,
-    recent_bytes: usize,
     stats: BufferStats,
+}
+
+/// CID equality comparing the digest bytes actually used, not the whole
+/// 64-byte digest array the `cid` crate stores.
+fn same(a: &Cid, b: &Cid) -> bool {
+    a.hash().digest() == b.hash().digest()
+        && a.codec() == b.codec()
+        && a.hash().code() == b.hash().code()
+        && a.version() == b.version()
 }
 
 fn cost(bytes: &Bytes) -> u64 {
@@ -137,8 +140,6 @@ impl Buffer {
                 pending_bytes: 0,
                 spilled: KeySet::default(),
                 taken: KeySet::default(),
-                recent: VecDeque::new(),
-                recent_bytes: 0,
                 stats: BufferStats::default(),
             }),
         }
@@ -179,16 +180,10 @@ impl Buffer {
     }
 
     /// Takes a record block. A record that was already handed out (a second
-    /// key pointing to the same CID) comes back from a small cache of recent
-    /// records if it is still there; otherwise `Ok(None)`, meaning "seen and
-    /// verified before, bytes no longer held".
+    /// key pointing to the same CID) is `Ok(None)`: seen and verified
+    /// before, bytes no longer held.
     pub(crate) fn take_record(&self, cid: &Cid) -> Result<Option<Bytes>> {
-        let mut inner = self.lock();
-        if let Some(bytes) = inner.take(cid)? {
-            inner.remember(*cid, &bytes);
-            return Ok(Some(bytes));
-        }
-        Ok(inner.recent.iter().find(|(c, _)| c == cid).map(|(_, b)| b.clone()))
+        self.lock().take(cid)
     }
 
     /// Whether a block with this CID is buffered or was handed out.
@@ -240,7 +235,7 @@ impl Inner {
     /// (`Ok(false)`).
     fn locate(&mut self, cid: &Cid) -> Result<bool> {
         while let Some((front, _)) = self.queue.front() {
-            if front == cid {
+            if same(front, cid) {
                 return Ok(true);
             }
             if let Some((c, b)) = self.queue.pop_front() {
@@ -326,20 +321,6 @@ impl Inner {
         }
     }
 
-    fn remember(&mut self, cid: Cid, bytes: &Bytes) {
-        if bytes.len() > RECENT_BYTES {
-            return;
-        }
-        self.recent_bytes = self.recent_bytes.saturating_add(bytes.len());
-        self.recent.push_back((cid, bytes.clone()));
-        while self.recent_bytes > RECENT_BYTES {
-            match self.recent.pop_front() {
-                Some((_, old)) => self.recent_bytes = self.recent_bytes.saturating_sub(old.len()),
-                None => break,
-            }
-        }
-    }
-
     fn spill_block(&mut self, cid: Cid, bytes: Bytes) -> Result<()> {
         let Some(options) = &self.spill_options else {
             let found = self.memory_bytes.saturating_add(bytes.len() as u64);
@@ -417,15 +398,15 @@ mod tests {
     }
 
     #[test]
-    fn blocks_are_taken_once_and_records_remembered() {
+    fn blocks_are_taken_once_and_remembered_as_seen() {
         let buffer = Buffer::new(1 << 20, None);
         let (cid, bytes) = block(1);
         buffer.insert(cid, bytes.clone()).unwrap();
         assert!(buffer.has(&cid).unwrap());
         assert_eq!(buffer.take_record(&cid).unwrap(), Some(bytes.clone()));
-        // Still "present" for a second key, and served from the cache.
+        // Still "present" for a second key, its bytes no longer held.
         assert!(buffer.has(&cid).unwrap());
-        assert_eq!(buffer.take_record(&cid).unwrap(), Some(bytes.clone()));
+        assert_eq!(buffer.take_record(&cid).unwrap(), None);
         // Arriving again is a duplicate, noticed once it leaves the queue.
         buffer.insert(cid, bytes).unwrap();
         assert_eq!(buffer.leftover().unwrap(), (0, 0));

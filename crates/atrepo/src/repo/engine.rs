@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use atrepo_mst::{Event, Records, WalkOptions, Walker};
-use atrepo_store::Bytes;
+use atrepo_store::{Bytes, CidMap};
+use atrepo_verify::drisl::DecodeError;
 use atrepo_verify::{Commit, FixedClock, PublicKey, SystemClock};
 use cid::Cid;
 
@@ -60,7 +61,16 @@ pub(crate) struct Engine {
     bytes: u64,
     drained_blocks: u64,
     drained_bytes: u64,
+    /// Whether the source checks every dag-cbor block as a record (so only
+    /// its failures, in `invalid`, need looking at).
+    checked_upstream: bool,
+    invalid: CidMap<DecodeError>,
 }
+
+/// Most record check failures held from an upstream checker; past this the
+/// engine checks every record itself (a CAR full of broken unreferenced
+/// blocks must not grow this map without bound).
+const MAX_UPSTREAM_FAILURES: usize = 10_000;
 
 impl Engine {
     /// An engine for a CAR whose first root is `root`.
@@ -83,7 +93,25 @@ impl Engine {
             bytes: 0,
             drained_blocks: 0,
             drained_bytes: 0,
+            checked_upstream: false,
+            invalid: CidMap::default(),
         }
+    }
+
+    /// Says whether the block source checks every dag-cbor block as a
+    /// record and reports failures through
+    /// [`record_invalid`](Self::record_invalid).
+    pub(crate) fn set_records_checked_upstream(&mut self, yes: bool) {
+        self.checked_upstream = yes;
+    }
+
+    /// Notes that the source found block `cid` not to be a valid record.
+    pub(crate) fn record_invalid(&mut self, cid: Cid, error: DecodeError) {
+        if self.invalid.len() >= MAX_UPSTREAM_FAILURES {
+            self.checked_upstream = false;
+            return;
+        }
+        self.invalid.insert(cid, error);
     }
 
     /// Hands over a block just read (its CID already checked by the CAR
@@ -242,8 +270,16 @@ impl Engine {
         match &data {
             Some(bytes) => {
                 if let RecordCheck::Strict(limits) = &self.options.records {
-                    atrepo_verify::drisl::validate_record(bytes, limits).map_err(|error| {
-                        Error::InvalidRecord { key: key.to_owned(), cid, error }
+                    let checked = self.checked_upstream && cid.codec() == atrepo_car::DAG_CBOR;
+                    let result = match self.invalid.get(&cid) {
+                        Some(error) => Err(error.clone()),
+                        None if checked => Ok(()),
+                        None => atrepo_verify::drisl::validate_record(bytes, limits),
+                    };
+                    result.map_err(|error| Error::InvalidRecord {
+                        key: key.to_owned(),
+                        cid,
+                        error,
                     })?;
                 }
             }
@@ -265,7 +301,7 @@ impl Engine {
     pub(crate) fn record(&self) -> Option<Record<'_>> {
         let (cid, data) = self.current.as_ref()?;
         let key = self.walker.as_ref().map_or("", Walker::current_key);
-        Some(Record { key, cid: *cid, data: data.clone() })
+        Some(Record { key, cid: *cid, data: data.as_ref() })
     }
 
     /// The final report, once [`poll`](Self::poll) has returned `Done`.

@@ -37,6 +37,21 @@ pub trait BlockSource: sealed::Sealed {
     /// The next block, its CID already checked, and how many CAR bytes its
     /// section took; `None` at the clean end of the CAR.
     fn next_block(&mut self) -> Result<Option<(Cid, Bytes, u64)>>;
+
+    /// Whether this source checks every dag-cbor block as a record itself
+    /// (see [`invalid`](Self::invalid)), so the verifier need not.
+    #[doc(hidden)]
+    fn checks_records(&self) -> bool {
+        false
+    }
+
+    /// The record check failures of the blocks handed out so far, if this
+    /// source checks records (each block's failure comes no later than the
+    /// block).
+    #[doc(hidden)]
+    fn invalid(&mut self) -> Vec<(Cid, atrepo_verify::drisl::DecodeError)> {
+        Vec::new()
+    }
 }
 
 /// Blocks from a CAR held in memory, handed out as views of it (no copy).
@@ -98,12 +113,23 @@ impl<R: Read> BlockSource for StreamSource<R> {
 }
 
 /// Blocks read, framed and hashed on a second thread, handed over in
-/// batches: the verifying thread then spends its time on the tree and the
-/// records while the other reads and hashes.
+/// batches: the verifying thread then spends its time on the tree while the
+/// other reads and hashes. With strict record checks, the reading thread
+/// also checks every dag-cbor block as a record and hands over only the
+/// failures (MST nodes and the commit are records by those rules too), so
+/// the verifying thread does not parse records at all.
 #[derive(Debug)]
 pub struct ThreadedSource {
-    batches: std::sync::mpsc::Receiver<Result<Vec<(Cid, Bytes, u64)>>>,
+    batches: std::sync::mpsc::Receiver<Result<ThreadBatch>>,
     current: std::vec::IntoIter<(Cid, Bytes, u64)>,
+    invalid: Vec<(Cid, atrepo_verify::drisl::DecodeError)>,
+    checks_records: bool,
+}
+
+#[derive(Debug, Default)]
+struct ThreadBatch {
+    blocks: Vec<(Cid, Bytes, u64)>,
+    invalid: Vec<(Cid, atrepo_verify::drisl::DecodeError)>,
 }
 
 impl sealed::Sealed for ThreadedSource {}
@@ -115,11 +141,23 @@ impl BlockSource for ThreadedSource {
                 return Ok(Some(block));
             }
             match self.batches.recv() {
-                Ok(batch) => self.current = batch?.into_iter(),
+                Ok(batch) => {
+                    let batch = batch?;
+                    self.current = batch.blocks.into_iter();
+                    self.invalid.extend(batch.invalid);
+                }
                 // The reading thread ends after the last block or an error.
                 Err(_) => return Ok(None),
             }
         }
+    }
+
+    fn checks_records(&self) -> bool {
+        self.checks_records
+    }
+
+    fn invalid(&mut self) -> Vec<(Cid, atrepo_verify::drisl::DecodeError)> {
+        std::mem::take(&mut self.invalid)
     }
 }
 
@@ -129,25 +167,39 @@ const THREAD_BATCH_BLOCKS: usize = 512;
 const THREAD_QUEUE: usize = 4;
 
 impl ThreadedSource {
-    fn spawn<R: Read + Send + 'static>(mut reader: CarReader<R>) -> Result<Self> {
+    fn spawn<R: Read + Send + 'static>(
+        mut reader: CarReader<R>,
+        records: RecordCheck,
+    ) -> Result<Self> {
         let (tx, rx) = std::sync::mpsc::sync_channel(THREAD_QUEUE);
+        let limits = match records {
+            RecordCheck::Strict(limits) => Some(limits),
+            RecordCheck::Opaque => None,
+        };
         std::thread::Builder::new().name("atrepo-car-reader".to_owned()).spawn(move || {
             loop {
-                let mut batch = Vec::new();
+                let mut batch = ThreadBatch::default();
                 let mut end = false;
-                while batch.len() < THREAD_BATCH_BLOCKS {
+                while batch.blocks.len() < THREAD_BATCH_BLOCKS {
                     let before = reader.offset();
                     match reader.next_block() {
                         Ok(Some(block)) => {
                             let section = reader.offset().saturating_sub(before);
-                            batch.push((block.cid, block.data, section));
+                            if let Some(limits) = &limits
+                                && block.cid.codec() == atrepo_car::DAG_CBOR
+                                && let Err(e) =
+                                    atrepo_verify::drisl::validate_record(&block.data, limits)
+                            {
+                                batch.invalid.push((block.cid, e));
+                            }
+                            batch.blocks.push((block.cid, block.data, section));
                         }
                         Ok(None) => {
                             end = true;
                             break;
                         }
                         Err(e) => {
-                            let _ = tx.send(Ok(std::mem::take(&mut batch)));
+                            let _ = tx.send(Ok(batch));
                             let _ = tx.send(Err(e.into()));
                             return;
                         }
@@ -159,7 +211,12 @@ impl ThreadedSource {
                 }
             }
         })?;
-        Ok(ThreadedSource { batches: rx, current: Vec::new().into_iter() })
+        Ok(ThreadedSource {
+            batches: rx,
+            current: Vec::new().into_iter(),
+            invalid: Vec::new(),
+            checks_records: limits.is_some(),
+        })
     }
 }
 
@@ -241,7 +298,7 @@ impl RepoReader<ThreadedSource> {
         let reader = CarReader::with_options(reader, options.car)?;
         let header_len = reader.offset();
         let header = reader.header().clone();
-        let source = ThreadedSource::spawn(reader)?;
+        let source = ThreadedSource::spawn(reader, options.records)?;
         Self::open(source, &header, header_len, options)
     }
 }
@@ -250,6 +307,7 @@ impl<S: BlockSource> RepoReader<S> {
     fn open(source: S, header: &Header, header_len: u64, options: VerifyOptions) -> Result<Self> {
         let mut engine = Engine::new(header.root(), options);
         engine.add_bytes(header_len);
+        engine.set_records_checked_upstream(source.checks_records());
         let mut source = source;
         while !engine.poll_commit()? {
             pull(&mut source, &mut engine)?;
@@ -343,6 +401,9 @@ fn pull<S: BlockSource>(source: &mut S, engine: &mut Engine) -> Result<()> {
                 break;
             }
         }
+    }
+    for (cid, error) in source.invalid() {
+        engine.record_invalid(cid, error);
     }
     Ok(())
 }

@@ -11,7 +11,7 @@ use serde::Serialize;
 pub struct Record<'a> {
     pub(crate) key: &'a str,
     pub(crate) cid: Cid,
-    pub(crate) data: Option<Bytes>,
+    pub(crate) data: Option<&'a Bytes>,
 }
 
 impl<'a> Record<'a> {
@@ -38,15 +38,14 @@ impl<'a> Record<'a> {
     /// The record's bytes, verified against its CID (and, unless the check
     /// is [`RecordCheck::Opaque`](crate::RecordCheck::Opaque), as strict
     /// DRISL). `None` only for a record whose CID an earlier key already
-    /// pointed to, when the reader no longer holds its bytes: it was
-    /// verified then.
-    pub fn data(&self) -> Option<&Bytes> {
-        self.data.as_ref()
+    /// pointed to: its bytes were handed out and dropped then, verified.
+    pub fn data(&self) -> Option<&'a Bytes> {
+        self.data
     }
 
     /// An owned copy of this record.
     pub fn to_owned(&self) -> OwnedRecord {
-        OwnedRecord { key: self.key.to_owned(), cid: self.cid, data: self.data.clone() }
+        OwnedRecord { key: self.key.to_owned(), cid: self.cid, data: self.data.cloned() }
     }
 }
 

@@ -40,7 +40,13 @@ fn redact(text: &str) -> String {
 }
 
 /// Generates a repository with `atrepo gen` and returns its path and key.
-fn generated(dir: &Path, name: &str, records: &str, seed: &str, extra: &[&str]) -> (PathBuf, String) {
+fn generated(
+    dir: &Path,
+    name: &str,
+    records: &str,
+    seed: &str,
+    extra: &[&str],
+) -> (PathBuf, String) {
     let path = dir.join(name);
     let mut args = vec!["gen", "--records", records, "--seed", seed, "--json", "--out"];
     args.push(path.to_str().unwrap());
@@ -104,7 +110,10 @@ fn verify_exit_codes_and_errors() {
             format!("no key: {}", no_key.stderr.trim()),
             format!("wrong key: {}", wrong_key.stderr.trim()),
             format!("truncated: {}", cut.stderr.trim()),
-            format!("truncated json: {}", cut.stdout.trim().replace(dir.path().to_str().unwrap(), "[dir]")),
+            format!(
+                "truncated json: {}",
+                cut.stdout.trim().replace(dir.path().to_str().unwrap(), "[dir]")
+            ),
             format!("tampered: {}", bad.stderr.trim()),
         ]
         .join("\n")

@@ -261,3 +261,49 @@ fn the_async_driver_agrees() {
     let report = rt.block_on(atrepo::verify_repo_async(&bytes[..], options(&g))).unwrap();
     assert_eq!(report, expected);
 }
+
+#[test]
+fn the_threaded_reader_agrees_and_catches_invalid_records() {
+    let (g, built) = repo(800);
+    let bytes = car(built.commit_cid, &built.blocks);
+    let expected = verify_repo(bytes.clone(), options(&g)).unwrap();
+    let threaded = RepoReader::from_reader_threaded(std::io::Cursor::new(bytes), options(&g))
+        .unwrap()
+        .finish()
+        .unwrap();
+    assert_eq!(threaded, expected);
+
+    // The reading thread checks records; its verdict must reach the walk.
+    let mut writer = g.writer.clone();
+    writer
+        .insert_unchecked("app.bsky.feed.post/3jzfcijpj2z2a", &b"\xa1\x61a\xf9\x3c\x00"[..])
+        .unwrap();
+    let bad = writer.to_car(&g.key, g.rev).unwrap();
+    let err = RepoReader::from_reader_threaded(std::io::Cursor::new(bad), options(&g))
+        .unwrap()
+        .finish()
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidRecord { ref key, .. } if key == "app.bsky.feed.post/3jzfcijpj2z2a"),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn the_threaded_reader_reports_truncation_and_bad_hashes() {
+    let (g, built) = repo(300);
+    let mut bytes = car(built.commit_cid, &built.blocks);
+    let cut = bytes[..bytes.len() - 7].to_vec();
+    let err = RepoReader::from_reader_threaded(std::io::Cursor::new(cut), options(&g))
+        .unwrap()
+        .finish()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Malformed, "{err}");
+    let at = bytes.len() - 3;
+    bytes[at] ^= 1;
+    let err = RepoReader::from_reader_threaded(std::io::Cursor::new(bytes), options(&g))
+        .unwrap()
+        .finish()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Verification, "{err}");
+}
