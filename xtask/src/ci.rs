@@ -17,6 +17,9 @@ pub(crate) const FEATURES: &[(&str, &str)] = &[
     ("atrepo-store", "car"),
 ];
 
+/// Library crates whose build without default features must work too.
+const NO_DEFAULT_FEATURES: &[&str] = &["atrepo"];
+
 /// Runs every check. `--no-interop` skips the fixture run (for machines
 /// without fixtures; CI never passes it).
 pub(crate) fn run_ci(args: &[String]) -> Result<()> {
@@ -44,6 +47,9 @@ pub(crate) fn run_ci(args: &[String]) -> Result<()> {
     run(clippy.args(["--", "-D", "warnings"]))?;
 
     run(cargo().args(["test", "--locked", "--workspace"]))?;
+    for package in NO_DEFAULT_FEATURES {
+        run(cargo().args(["check", "--locked", "-p", package, "--no-default-features", "--lib"]))?;
+    }
     for (package, feature) in FEATURES {
         run(cargo().args(["test", "--locked", "-p", package, "--features", feature]))?;
     }

@@ -36,7 +36,18 @@ commands:
   fetch-fixtures     clone the upstream interop fixtures into interop-tests/fixtures
 ";
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
+    match run_command() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The chain, without the backtrace anyhow adds under RUST_BACKTRACE.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_command() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let Some(command) = args.next() else {
         eprint!("{USAGE}");
@@ -104,9 +115,11 @@ pub(crate) fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }
 
-/// Runs the interop runner in release mode with the given arguments.
+/// Runs the interop runner with the given arguments.
 pub(crate) fn interop(args: &[String]) -> Result<()> {
-    run(cargo().args(["run", "--release", "--locked", "-p", "interop-tests", "--"]).args(args))
+    // A debug build: the fixtures are small, and CI has just built the
+    // workspace in debug for the tests.
+    run(cargo().args(["run", "--locked", "-p", "interop-tests", "--"]).args(args))
 }
 
 fn fetch_fixtures() -> Result<()> {
