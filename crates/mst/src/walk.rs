@@ -153,7 +153,8 @@ pub struct Walker<S> {
     root: Cid,
     stack: Vec<Frame>,
     pool: Vec<NodeBuf>,
-    visited: atrepo_store::CidSet,
+    /// Every node read, by fingerprint (16 bytes each, not 96).
+    visited: atrepo_store::CidKeySet,
     last_key: Vec<u8>,
     /// The key being stepped onto, until its record check succeeds.
     next_key: Vec<u8>,
@@ -180,7 +181,7 @@ impl<S: BlockRead> Walker<S> {
             root,
             stack: Vec::new(),
             pool: Vec::new(),
-            visited: atrepo_store::CidSet::default(),
+            visited: atrepo_store::CidKeySet::default(),
             last_key: Vec::new(),
             next_key: Vec::new(),
             started: false,
@@ -233,6 +234,11 @@ impl<S: BlockRead> Walker<S> {
             }
         }
         Ok(self.stats)
+    }
+
+    /// Whether the walk has read the node `cid`.
+    pub fn visited(&self, cid: &Cid) -> bool {
+        self.visited.contains(&atrepo_store::CidKey::of(cid))
     }
 
     /// The key of the last leaf the walk yielded (empty before the first).
@@ -342,7 +348,7 @@ impl<S: BlockRead> Walker<S> {
         let Some(bytes) = self.fetch_node(root)? else {
             return Ok(Some(Step::MissingNode(root)));
         };
-        self.visited.insert(root);
+        self.visited.insert(atrepo_store::CidKey::of(&root));
         let mut node = NodeBuf::default();
         self.decode(&root, &bytes, &mut node)?;
         let Some(layer) = node.layer else {
@@ -369,13 +375,13 @@ impl<S: BlockRead> Walker<S> {
         if self.stack.len() >= self.options.limits.max_depth {
             return Err(Error::TooDeep { cid, limit: self.options.limits.max_depth });
         }
-        if self.visited.contains(&cid) {
+        if self.visited.contains(&atrepo_store::CidKey::of(&cid)) {
             return Err(Error::NodeReachedTwice { cid });
         }
         let Some(bytes) = self.fetch_node(cid)? else {
             return Ok(Descent::Missing(cid));
         };
-        self.visited.insert(cid);
+        self.visited.insert(atrepo_store::CidKey::of(&cid));
         let mut node = self.pool.pop().unwrap_or_default();
         self.decode(&cid, &bytes, &mut node)?;
         match node.layer {

@@ -89,6 +89,8 @@ mod batch;
 #[cfg(feature = "car")]
 mod car;
 mod error;
+#[doc(hidden)]
+pub mod internal;
 mod memory;
 mod open;
 #[cfg(feature = "redb")]
@@ -282,3 +284,43 @@ impl<S: BlockStore + ?Sized> BlockStore for std::sync::Arc<S> {
         (**self).flush()
     }
 }
+
+/// A 16-byte fingerprint of a CID: 15 digest bytes and one byte mixing the
+/// codec and hash function, for sets that must remember many CIDs in little
+/// memory (a full [`Cid`] takes 96 bytes).
+///
+/// Two different CIDs share a fingerprint with negligible odds by chance,
+/// and finding such a pair on purpose takes about 2^60 hashing work, so a
+/// fingerprint set is as good as a CID set for CIDs of hash-checked blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct CidKey(u64, u64);
+
+impl CidKey {
+    /// The fingerprint of `cid`.
+    pub fn of(cid: &Cid) -> CidKey {
+        let mut k = [0u8; 16];
+        let digest = cid.hash().digest();
+        let n = digest.len().min(15);
+        if let (Some(dst), Some(src)) = (k.get_mut(..n), digest.get(..n)) {
+            dst.copy_from_slice(src);
+        }
+        // The codecs and hash codes in use (dag-cbor 0x71, raw 0x55,
+        // sha2-256 0x12) each fit in a byte.
+        k[15] = cid.codec().to_le_bytes()[0] ^ cid.hash().code().to_le_bytes()[0].rotate_left(4);
+        let [a0, a1, a2, a3, a4, a5, a6, a7, b0, b1, b2, b3, b4, b5, b6, b7] = k;
+        CidKey(
+            u64::from_le_bytes([a0, a1, a2, a3, a4, a5, a6, a7]),
+            u64::from_le_bytes([b0, b1, b2, b3, b4, b5, b6, b7]),
+        )
+    }
+}
+
+impl std::hash::Hash for CidKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0 ^ self.1.rotate_left(32));
+    }
+}
+
+/// A set of [`CidKey`]s with the same fast, seeded hasher as [`CidMap`]:
+/// about 17 bytes per entry.
+pub type CidKeySet = std::collections::HashSet<CidKey, foldhash::fast::RandomState>;

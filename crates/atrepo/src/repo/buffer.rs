@@ -17,13 +17,12 @@
 //! ([`SpillStore`]) in batches, or the buffer refuses them with a limit
 //! error if spilling is off.
 
-use std::collections::{HashSet, VecDeque};
-use std::hash::{Hash, Hasher};
+use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use atrepo_store::{
-    Batch, BlockRead, BlockStore, Bytes, CidMap, MEMORY_OVERHEAD_PER_BLOCK, SpillOptions,
-    SpillStore,
+    Batch, BlockRead, BlockStore, Bytes, CidKey, CidKeySet, CidMap, MEMORY_OVERHEAD_PER_BLOCK,
+    SpillOptions, SpillStore,
 };
 use cid::Cid;
 
@@ -49,36 +48,12 @@ pub(crate) struct BufferStats {
     pub(crate) spilled: bool,
 }
 
-/// A 16-byte fingerprint of a CID: 15 digest bytes and a byte mixing codec
-/// and hash function. Finding two CIDs with the same fingerprint takes about
-/// 2^60 hashing work.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Key(u64, u64);
-
-impl Hash for Key {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.0 ^ self.1.rotate_left(32));
-    }
-}
+type Key = CidKey;
+type KeySet = CidKeySet;
 
 fn key(cid: &Cid) -> Key {
-    let mut k = [0u8; 16];
-    let digest = cid.hash().digest();
-    let n = digest.len().min(15);
-    if let (Some(dst), Some(src)) = (k.get_mut(..n), digest.get(..n)) {
-        dst.copy_from_slice(src);
-    }
-    // Codecs and hash codes that matter here (dag-cbor 0x71, raw 0x55,
-    // sha2-256 0x12) each fit in a byte.
-    k[15] = cid.codec().to_le_bytes()[0] ^ cid.hash().code().to_le_bytes()[0].rotate_left(4);
-    let [a0, a1, a2, a3, a4, a5, a6, a7, b0, b1, b2, b3, b4, b5, b6, b7] = k;
-    Key(
-        u64::from_le_bytes([a0, a1, a2, a3, a4, a5, a6, a7]),
-        u64::from_le_bytes([b0, b1, b2, b3, b4, b5, b6, b7]),
-    )
+    CidKey::of(cid)
 }
-
-type KeySet = HashSet<Key, foldhash::fast::RandomState>;
 
 /// A block buffer the MST walker reads through [`BlockRead`].
 ///
@@ -174,16 +149,21 @@ impl Buffer {
     }
 
     /// Takes a block out of the buffer; `None` if it is not there (or was
-    /// already taken).
+    /// already taken). Nodes are taken this way: the walk remembers them.
     pub(crate) fn take(&self, cid: &Cid) -> Result<Option<Bytes>> {
         self.lock().take(cid)
     }
 
-    /// Takes a record block. A record that was already handed out (a second
-    /// key pointing to the same CID) is `Ok(None)`: seen and verified
+    /// Takes a record block and remembers its CID, since a second key may
+    /// point to the same record: then it is `Ok(None)`, seen and verified
     /// before, bytes no longer held.
     pub(crate) fn take_record(&self, cid: &Cid) -> Result<Option<Bytes>> {
-        self.lock().take(cid)
+        let mut inner = self.lock();
+        let bytes = inner.take(cid)?;
+        if bytes.is_some() {
+            inner.mark_taken(key(cid));
+        }
+        Ok(bytes)
     }
 
     /// Whether a block with this CID is buffered or was handed out.
@@ -200,26 +180,33 @@ impl Buffer {
     }
 
     /// Blocks still buffered and their payload bytes: at the end of a walk,
-    /// the blocks no part of the repository links to.
-    pub(crate) fn leftover(&self) -> Result<(u64, u64)> {
+    /// the blocks no part of the repository links to. Blocks for which
+    /// `used` says the walk read them (a node that arrived twice) count as
+    /// duplicates instead.
+    pub(crate) fn leftover(&self, used: &dyn Fn(&Cid) -> bool) -> Result<(u64, u64)> {
         let mut inner = self.lock();
         inner.index_queue()?;
-        let mut blocks = (inner.memory.len() as u64).saturating_add(inner.pending.len() as u64);
-        let mut bytes: u64 =
-            inner.memory.values().chain(inner.pending.values()).map(|b| b.len() as u64).sum();
+        let (mut blocks, mut bytes, mut dups) = (0u64, 0u64, 0u64);
+        let mut count = |cid: &Cid, len: usize| {
+            if used(cid) {
+                dups = dups.saturating_add(1);
+            } else {
+                blocks = blocks.saturating_add(1);
+                bytes = bytes.saturating_add(len as u64);
+            }
+        };
+        for (cid, data) in inner.memory.iter().chain(&inner.pending) {
+            count(cid, data.len());
+        }
         if let Some(spill) = &inner.spill {
-            let mut spilled_blocks = 0u64;
-            let mut spilled_bytes = 0u64;
             spill.scan(&mut |cid, data| {
                 if inner.spilled.contains(&key(cid)) {
-                    spilled_blocks = spilled_blocks.saturating_add(1);
-                    spilled_bytes = spilled_bytes.saturating_add(data.len() as u64);
+                    count(cid, data.len());
                 }
                 Ok(())
             })?;
-            blocks = blocks.saturating_add(spilled_blocks);
-            bytes = bytes.saturating_add(spilled_bytes);
         }
+        inner.stats.duplicates = inner.stats.duplicates.saturating_add(dups);
         Ok((blocks, bytes))
     }
 
@@ -286,26 +273,21 @@ impl Inner {
                 self.memory_bytes = self.memory_bytes.saturating_sub(cost(&copy));
                 self.stats.duplicates = self.stats.duplicates.saturating_add(1);
             }
-            self.mark_taken(key(cid));
             return Ok(Some(bytes));
         }
         if let Some(bytes) = self.memory.remove(cid) {
             self.memory_bytes = self.memory_bytes.saturating_sub(cost(&bytes));
-            self.mark_taken(key(cid));
             return Ok(Some(bytes));
         }
         if let Some(bytes) = self.pending.remove(cid) {
             self.pending_bytes = self.pending_bytes.saturating_sub(bytes.len() as u64);
-            self.mark_taken(key(cid));
             return Ok(Some(bytes));
         }
         let k = key(cid);
         if self.spilled.remove(&k)
             && let Some(spill) = &self.spill
         {
-            let bytes = spill.get(cid)?;
-            self.mark_taken(k);
-            return Ok(bytes);
+            return Ok(spill.get(cid)?);
         }
         Ok(None)
     }
@@ -409,7 +391,7 @@ mod tests {
         assert_eq!(buffer.take_record(&cid).unwrap(), None);
         // Arriving again is a duplicate, noticed once it leaves the queue.
         buffer.insert(cid, bytes).unwrap();
-        assert_eq!(buffer.leftover().unwrap(), (0, 0));
+        assert_eq!(buffer.leftover(&|_| false).unwrap(), (0, 0));
         assert_eq!(buffer.stats().duplicates, 1);
     }
 
@@ -423,7 +405,7 @@ mod tests {
         for (cid, bytes) in blocks.iter().rev() {
             assert_eq!(buffer.take(cid).unwrap().as_ref(), Some(bytes));
         }
-        assert_eq!(buffer.leftover().unwrap(), (0, 0));
+        assert_eq!(buffer.leftover(&|_| false).unwrap(), (0, 0));
     }
 
     #[test]
@@ -444,6 +426,6 @@ mod tests {
             buffer.insert(cid, bytes).unwrap();
             assert!(buffer.take(&cid).unwrap().is_some());
         }
-        assert_eq!(buffer.leftover().unwrap(), (0, 0));
+        assert_eq!(buffer.leftover(&|_| false).unwrap(), (0, 0));
     }
 }

@@ -121,7 +121,8 @@ impl Engine {
         self.bytes = self.bytes.saturating_add(section_bytes);
         if self.stage == Stage::Drain {
             // The walk is over: nothing can need this block any more.
-            if self.buffer.has_seen(&cid)? {
+            let node = self.walker.as_ref().is_some_and(|w| w.visited(&cid));
+            if node || self.buffer.has_seen(&cid)? {
                 self.buffer.count_duplicate();
             } else {
                 self.drained_blocks = self.drained_blocks.saturating_add(1);
@@ -311,7 +312,9 @@ impl Engine {
         };
         let walk = self.walker.as_ref().map(Walker::stats).unwrap_or_default();
         // Leftovers first: sorting them out finds the last duplicates.
-        let (left_blocks, left_bytes) = self.buffer.leftover()?;
+        let walker = self.walker.as_ref();
+        let (left_blocks, left_bytes) =
+            self.buffer.leftover(&|cid| walker.is_some_and(|w| w.visited(cid)))?;
         let buffer = self.buffer.stats();
         Ok(Report {
             did: commit.did().to_owned(),
