@@ -331,16 +331,6 @@ pub enum EventError {
         /// The error message, if any (at most 256 bytes of it).
         message: Option<String>,
     },
-
-    /// The key resolver failed to produce the DID's key.
-    #[error("could not resolve the signing key of {did}")]
-    KeyResolution {
-        /// The DID.
-        did: String,
-        /// The resolver's error.
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync + 'static>,
-    },
 }
 
 fn show_tid(tid: Option<Tid>) -> String {
@@ -387,9 +377,7 @@ impl EventError {
                 ErrorKind::Missing
             }
             EventError::UnsupportedEventType { .. } => ErrorKind::Usage,
-            EventError::ErrorFrame { .. } | EventError::KeyResolution { .. } => {
-                ErrorKind::Environment
-            }
+            EventError::ErrorFrame { .. } => ErrorKind::Environment,
         }
     }
 
@@ -429,7 +417,6 @@ impl EventError {
             EventError::MissingRecordBlock { .. } => "missing_record_block",
             EventError::UnsupportedEventType { .. } => "unsupported_event_type",
             EventError::ErrorFrame { .. } => "error_frame",
-            EventError::KeyResolution { .. } => "key_resolution",
         }
     }
 }

@@ -580,10 +580,8 @@ impl<C: Clock> Verifier<C> {
 /// if the signature does not match. Returns whether it was refreshed.
 async fn check_resolving<R: KeyResolver>(commit: &Commit, resolver: &R) -> Result<bool> {
     let did = commit.did();
-    let resolution = |source: R::Error| EventError::KeyResolution {
-        did: did.to_owned(),
-        source: Box::new(source),
-    };
+    let resolution =
+        |source: R::Error| Error::KeyResolution { did: did.to_owned(), source: Box::new(source) };
     let key = resolver.resolve_key(did).await.map_err(resolution)?;
     match commit.verify(&key) {
         Ok(()) => Ok(false),

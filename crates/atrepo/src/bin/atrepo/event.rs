@@ -34,7 +34,7 @@
 //! like `error`) when verified; `error` when failed. `kind` is one of
 //! `malformed`, `verification`, `missing`, `limit`, `environment`,
 //! `usage`; `code` names the check (`atrepo::event::EventError::code`, or
-//! `car`, `mst`, `commit`, `store`, `no_key`, `io`, `other` for errors
+//! `car`, `mst`, `commit`, `store`, `no_key`, `key_resolution`, `io`, `other` for errors
 //! from elsewhere). Fields are only ever added.
 //!
 //! # Exit codes
@@ -144,6 +144,7 @@ fn code(error: &Error) -> &'static str {
         Error::Verify(_) => "commit",
         Error::Store(_) => "store",
         Error::NoKey { .. } => "no_key",
+        Error::KeyResolution { .. } => "key_resolution",
         Error::Io(_) => "io",
         _ => "other",
     }
