@@ -13,6 +13,8 @@
 mod error;
 pub mod event;
 pub mod generate;
+#[doc(hidden)]
+pub mod internal;
 pub mod json;
 mod repo;
 pub mod writer;

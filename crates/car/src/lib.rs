@@ -142,7 +142,39 @@ pub mod internal {
             ) {
                 // Strict decoding accepts only the canonical form.
                 assert_eq!(header.to_cbor(), data, "accepted a non-canonical header");
+                // Strict roots are blessed CIDs only.
+                for root in header.roots() {
+                    assert!(is_blessed(root), "accepted an unblessed root {root}");
+                }
             }
+        }
+
+        /// Reads one binary CID from the front of `data` in both CID modes.
+        /// A strict CID is blessed (v1, dag-cbor or raw, sha2-256, 32
+        /// bytes); any accepted CID writes back to exactly the bytes it was
+        /// read from.
+        pub fn cid_parse(data: &[u8]) {
+            for mode in [crate::CidMode::Strict, crate::CidMode::Permissive] {
+                let mut r = crate::cursor::Cursor::new(data, 0);
+                if let Ok(cid) = crate::cids::read(&mut r, mode) {
+                    let used = data.len().saturating_sub(r.rest().len());
+                    assert_eq!(
+                        Some(&cid.to_bytes()[..]),
+                        data.get(..used),
+                        "cid does not round-trip"
+                    );
+                    if mode == crate::CidMode::Strict {
+                        assert!(is_blessed(&cid), "strict mode accepted {cid}");
+                    }
+                }
+            }
+        }
+
+        fn is_blessed(cid: &cid::Cid) -> bool {
+            cid.version() == cid::Version::V1
+                && matches!(cid.codec(), crate::DAG_CBOR | crate::RAW)
+                && cid.hash().code() == crate::SHA2_256
+                && cid.hash().size() == 32
         }
     }
 }

@@ -84,6 +84,7 @@
 mod build;
 mod diff;
 mod error;
+mod fuzz_walk;
 mod invert;
 mod layer;
 mod node;
@@ -125,6 +126,8 @@ pub mod internal {
     pub mod fuzzing {
         use crate::node::{self, NodeBuf};
         use crate::{KeyRules, Limits};
+
+        pub use crate::fuzz_walk::mst_walk_structured;
 
         /// Decodes `data` as one MST node under every key rule.
         pub fn mst_node(data: &[u8]) {

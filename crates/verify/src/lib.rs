@@ -150,6 +150,157 @@ pub mod internal {
             }
         }
 
+        /// [`verify_commit`] on `data`, then signatures made here over
+        /// `data` on both curves: each verifies with its own key only (the
+        /// curve comes from the key, never from the signature), its high-S
+        /// twin is refused as [`HighS`](crate::Error::HighS), its DER form
+        /// as [`DerSignature`](crate::Error::DerSignature), and a key
+        /// printed as did:key parses back on the same curve.
+        pub fn commit_verify(data: &[u8]) {
+            verify_commit(data);
+            let signers = signers();
+            for signer in signers {
+                let Ok(sig) = signer.sign(data) else { continue };
+                let key = signer.public_key();
+                let curve = signer.curve();
+                assert_eq!(key.verify(data, &sig), Ok(()), "own signature refused");
+                for other in signers.iter().filter(|o| o.curve() != curve) {
+                    assert!(other.public_key().verify(data, &sig).is_err(), "other curve accepted");
+                }
+                let high = high_s(curve, &sig);
+                assert_eq!(key.verify(data, &high), Err(crate::Error::HighS { curve }));
+                let der = to_der(&sig);
+                if der.len() != 64 {
+                    let found = der.len();
+                    assert_eq!(key.verify(data, &der), Err(crate::Error::DerSignature { found }));
+                }
+                let parsed = PublicKey::from_did_key(&key.to_did_key());
+                assert_eq!(parsed.map(|k| k.curve()), Ok(curve), "did:key changed curve");
+            }
+        }
+
+        fn signers() -> &'static [SigningKey] {
+            static SIGNERS: std::sync::OnceLock<Vec<SigningKey>> = std::sync::OnceLock::new();
+            SIGNERS.get_or_init(|| {
+                [Curve::K256, Curve::P256]
+                    .into_iter()
+                    .filter_map(|c| SigningKey::from_seed(c, b"fuzz signer").ok())
+                    .collect()
+            })
+        }
+
+        /// The same signature with `s` replaced by `n - s`.
+        fn high_s(curve: Curve, sig: &[u8; 64]) -> [u8; 64] {
+            const K256_N: [u8; 32] = [
+                0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                0xff, 0xfe, 0xba, 0xae, 0xdc, 0xe6, 0xaf, 0x48, 0xa0, 0x3b, 0xbf, 0xd2, 0x5e, 0x8c,
+                0xd0, 0x36, 0x41, 0x41,
+            ];
+            const P256_N: [u8; 32] = [
+                0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                0xff, 0xff, 0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2,
+                0xfc, 0x63, 0x25, 0x51,
+            ];
+            let n = match curve {
+                Curve::K256 => &K256_N,
+                Curve::P256 => &P256_N,
+            };
+            let mut out = *sig;
+            let mut borrow = false;
+            for (o, (&n, &s)) in
+                out.iter_mut().skip(32).zip(n.iter().zip(sig.iter().skip(32))).rev()
+            {
+                let (d, b1) = n.overflowing_sub(s);
+                let (d, b2) = d.overflowing_sub(u8::from(borrow));
+                *o = d;
+                borrow = b1 || b2;
+            }
+            out
+        }
+
+        /// ASN.1 DER `SEQUENCE { INTEGER r, INTEGER s }` of a compact
+        /// signature (each scalar is at most 33 bytes, so lengths fit a
+        /// byte).
+        fn to_der(sig: &[u8; 64]) -> Vec<u8> {
+            let int = |x: &[u8]| {
+                let x: Vec<u8> = x.iter().copied().skip_while(|&b| b == 0).collect();
+                let pad = x.first().is_none_or(|&b| b >= 0x80);
+                let len = u8::try_from(x.len()).unwrap_or(u8::MAX).saturating_add(u8::from(pad));
+                let mut out = vec![0x02, len];
+                if pad {
+                    out.push(0);
+                }
+                out.extend_from_slice(&x);
+                out
+            };
+            let (r, s) = sig.split_at(32);
+            let body = [int(r), int(s)].concat();
+            let mut der = vec![0x30, u8::try_from(body.len()).unwrap_or(u8::MAX)];
+            der.extend_from_slice(&body);
+            der
+        }
+
+        /// Decodes `data` as open DRISL data (a record body). Accepted input
+        /// re-encodes to exactly `data` (so no indefinite length,
+        /// non-minimal head or unsorted key got through) and holds no float
+        /// head (found by a scan independent of the decoder); the
+        /// allocating decoder and the validators agree.
+        pub fn dagcbor_roundtrip(data: &[u8]) {
+            let limits = crate::drisl::Limits::default();
+            let value = crate::drisl::Value::decode(data, &limits);
+            let valid = crate::drisl::validate(data, &limits);
+            let record = crate::drisl::validate_record(data, &limits);
+            match &value {
+                Ok(value) => {
+                    assert_eq!(value.to_cbor(), data, "accepted non-canonical drisl");
+                    assert_eq!(float_heads(data), Some(0), "accepted a float");
+                    assert_eq!(valid, Ok(()), "value accepted what validate refused");
+                }
+                Err(_) => assert!(record.is_err(), "record accepted what value refused"),
+            }
+        }
+
+        /// Counts float heads (major type 7, additional information 25 to
+        /// 27) in one definite-length CBOR item, or `None` if `data` is not
+        /// one well-formed definite-length item. Written apart from the
+        /// decoder so that it checks the decoder.
+        fn float_heads(data: &[u8]) -> Option<u64> {
+            let mut pos = 0usize;
+            let mut pending = 1u64;
+            let mut floats = 0u64;
+            while pending > 0 {
+                pending = pending.checked_sub(1)?;
+                let first = *data.get(pos)?;
+                pos = pos.checked_add(1)?;
+                let (major, info) = (first >> 5, first & 0x1f);
+                let width = match info {
+                    0..=23 => 0,
+                    24 => 1,
+                    25 => 2,
+                    26 => 4,
+                    27 => 8,
+                    _ => return None,
+                };
+                let mut arg = u64::from(info);
+                if width > 0 {
+                    arg = 0;
+                    for &b in data.get(pos..pos.checked_add(width)?)? {
+                        arg = (arg << 8) | u64::from(b);
+                    }
+                    pos = pos.checked_add(width)?;
+                }
+                match major {
+                    2 | 3 => pos = pos.checked_add(usize::try_from(arg).ok()?)?,
+                    4 => pending = pending.checked_add(arg)?,
+                    5 => pending = pending.checked_add(arg.checked_mul(2)?)?,
+                    6 => pending = pending.checked_add(1)?,
+                    7 if width >= 2 => floats = floats.checked_add(1)?,
+                    _ => {}
+                }
+            }
+            (pos == data.len()).then_some(floats)
+        }
+
         /// Parses `data` (as UTF-8) as a did:key, a multikey and a legacy
         /// multibase key; an accepted key must print back exactly.
         pub fn did_key(data: &[u8]) {
