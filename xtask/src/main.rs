@@ -9,11 +9,17 @@
 //! - `interop [--fixtures DIR] [--json]`: run the atproto interop fixtures.
 //! - `crash-test [--iterations N] [--seed S]`: the store's SIGKILL crash
 //!   tests with more iterations than the normal test run.
+//! - `fuzz [--seconds N] [TARGET...]`: the cargo-fuzz targets in `fuzz/`
+//!   (stable, `--sanitizer none`); `fuzz --corpus` rebuilds their seeds.
+//! - `malformed-corpus`: rebuild the malformed-input corpus under
+//!   `crates/atrepo/tests/data/malformed`.
 //! - `fetch-fixtures`: clone the upstream interop fixtures into
 //!   `interop-tests/fixtures` for machines without `../shared`.
 
 mod ci;
+mod corpus;
 mod crash;
+mod fuzz;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -33,6 +39,8 @@ commands:
   tidy               source hygiene checks
   interop [ARGS]     run the atproto interop fixtures (ARGS go to the runner)
   crash-test [ARGS]  store crash tests, longer (--iterations N, default 100; --seed S)
+  fuzz [ARGS]        cargo-fuzz targets (--seconds N, default 60; TARGET...; --corpus rebuilds seeds)
+  malformed-corpus   rebuild the malformed-input corpus (crates/atrepo/tests/data/malformed)
   fetch-fixtures     clone the upstream interop fixtures into interop-tests/fixtures
 ";
 
@@ -70,6 +78,8 @@ fn run_command() -> Result<()> {
         }
         "interop" => interop(&rest),
         "crash-test" => crash::run_crash_test(&rest),
+        "fuzz" => fuzz::run_fuzz(&rest),
+        "malformed-corpus" => corpus::run_malformed_corpus(&rest),
         "fetch-fixtures" => fetch_fixtures(),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
