@@ -8,3 +8,6 @@ mod repo;
 // Firehose events: fixtures as full events, tampered variants, state, the
 // `atrepo event` command line.
 mod event;
+// The malformed-input corpus (tests/data/malformed): one snapshot of every
+// case's error.
+mod malformed_corpus;
