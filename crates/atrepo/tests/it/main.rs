@@ -11,3 +11,6 @@ mod event;
 // The malformed-input corpus (tests/data/malformed): one snapshot of every
 // case's error.
 mod malformed_corpus;
+// Every crate's fuzz bodies as bounded property tests, and the committed
+// seed corpora replayed.
+mod fuzz_bodies;

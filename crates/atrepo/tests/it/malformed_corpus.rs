@@ -72,10 +72,10 @@ fn variant(debug: &str) -> String {
 
 fn error_line(
     kind: impl std::fmt::Display,
-    debug: String,
+    debug: &str,
     message: impl std::fmt::Display,
 ) -> String {
-    format!("Err({kind}) {}: {message}", variant(&debug))
+    format!("Err({kind}) {}: {message}", variant(debug))
 }
 
 /// A whole repository CAR.
@@ -95,7 +95,7 @@ fn run_car(name: &str, bytes: Vec<u8>) -> String {
             "Ok(records {}, blocks {}, duplicates {}, unreferenced {})",
             r.records, r.car.blocks, r.car.duplicate_blocks, r.car.unreferenced_blocks
         ),
-        Err(e) => error_line(e.kind(), format!("{e:?}"), &e),
+        Err(e) => error_line(e.kind(), &format!("{e:?}"), &e),
     }
 }
 
@@ -104,7 +104,7 @@ fn run_cbor(bytes: &[u8]) -> String {
     let limits = drisl::Limits::default();
     match drisl::validate_record(bytes, &limits).and_then(|()| Value::decode(bytes, &limits)) {
         Ok(v) => format!("Ok({v:?})"),
-        Err(e) => error_line("malformed input", format!("{:?}", e.problem), &e),
+        Err(e) => error_line("malformed input", &format!("{:?}", e.problem), &e),
     }
 }
 
@@ -112,12 +112,12 @@ fn run_cbor(bytes: &[u8]) -> String {
 fn run_event(bytes: &[u8]) -> String {
     let event = match CommitEvent::decode(bytes, &Limits::default()) {
         Ok(event) => event,
-        Err(e) => return error_line(e.kind(), format!("Event({e:?})"), &e),
+        Err(e) => return error_line(e.kind(), &format!("Event({e:?})"), &e),
     };
     let verifier = Verifier::new().with_clock(FixedClock(now()));
     match verifier.verify_commit(&event, &corpus_key(), None) {
         Ok(_) => "Ok".to_owned(),
-        Err(e) => error_line(e.kind(), format!("{e:?}"), &e),
+        Err(e) => error_line(e.kind(), &format!("{e:?}"), &e),
     }
 }
 
@@ -138,7 +138,7 @@ fn run_key(text: &str) -> String {
     };
     let key = match key {
         Ok(key) => key,
-        Err(e) => return error_line(e.kind(), format!("{e:?}"), &e),
+        Err(e) => return error_line(e.kind(), &format!("{e:?}"), &e),
     };
     let field = |line: Option<&str>, name: &str| line.and_then(|l| l.strip_prefix(name)).map(hex);
     let (Some(message), Some(signature)) =
@@ -148,7 +148,7 @@ fn run_key(text: &str) -> String {
     };
     match key.verify(&message, &signature) {
         Ok(()) => "Ok(signature verified)".to_owned(),
-        Err(e) => error_line(e.kind(), format!("{e:?}"), &e),
+        Err(e) => error_line(e.kind(), &format!("{e:?}"), &e),
     }
 }
 
