@@ -27,8 +27,8 @@ pub use error::{Error, ErrorKind, Result};
 #[cfg(feature = "tokio")]
 pub use repo::{AsyncRepoReader, verify_repo_async};
 pub use repo::{
-    BlockSource, CarReport, MemoryReport, MstReport, OwnedRecord, Record, RecordCheck, RepoReader,
-    Report, SignatureCheck, SignatureReport, SliceSource, StreamSource, THREADED_MIN_BYTES,
-    ThreadedSource, VerifyOptions, load_car, verify_repo, verify_repo_file, verify_repo_reader,
-    verify_repo_with,
+    BlockSource, CarReport, FileSource, MemoryReport, MstReport, OwnedRecord, Record, RecordCheck,
+    RepoReader, Report, SignatureCheck, SignatureReport, SliceSource, StreamSource,
+    THREADED_MIN_BYTES, ThreadedSource, VerifyOptions, load_car, verify_repo, verify_repo_file,
+    verify_repo_reader, verify_repo_with,
 };

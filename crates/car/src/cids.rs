@@ -232,6 +232,13 @@ pub(crate) fn computed(cid: &Cid, data: &[u8]) -> Cid {
     Cid::new(cid.version(), cid.codec(), mh).unwrap_or(*cid)
 }
 
+/// Whether `data` hashes to `cid`'s digest, for blocks read back from
+/// somewhere the reader's check no longer covers (a file that may have
+/// changed since). `false` for a hash function this crate cannot compute.
+pub fn block_matches(cid: &Cid, data: &[u8]) -> bool {
+    can_hash(cid) && check(cid, data).is_ok()
+}
+
 /// The CID of `data` as a blessed atproto CID with the given codec.
 pub fn blessed_cid(codec: u64, data: &[u8]) -> Cid {
     let digest = sha2::Sha256::digest(data);

@@ -97,7 +97,9 @@ mod varint;
 mod writer;
 
 pub use buffered::Block;
-pub use cids::{CidProblem, DAG_CBOR, IDENTITY, RAW, SHA2_256, SHA2_512, blessed_cid};
+pub use cids::{
+    CidProblem, DAG_CBOR, IDENTITY, RAW, SHA2_256, SHA2_512, blessed_cid, block_matches,
+};
 pub use decoder::{Decoder, Frame, Status};
 pub use error::{Error, ErrorKind, Item, Limit, Result};
 pub use header::Header;

@@ -13,11 +13,16 @@
 //!   blocks in front of the queue move into the map (each block moves at
 //!   most once) and lookups go there.
 //!
-//! Past the memory budget, new blocks go to a scratch disk store
-//! ([`SpillStore`]) in batches, or the buffer refuses them with a limit
-//! error if spilling is off.
+//! Past the memory budget, a block that came from a file is not kept at
+//! all: the buffer notes where it is in the file (about 40 bytes) and reads
+//! it back, re-checking its hash, when the walk needs it. Other blocks go
+//! to a scratch disk store ([`SpillStore`]) in batches, or the buffer
+//! refuses them with a limit error if spilling is off.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::fs::File;
+use std::io::{Read as _, Seek as _, SeekFrom};
+use std::sync::Arc;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use atrepo_store::{
@@ -33,10 +38,29 @@ use crate::error::{Error, Result};
 const TAKEN_OVERHEAD: u64 = 24;
 
 /// Blocks bound for the spill store are written in batches of about this
-/// many bytes, per-block overhead included (one transaction each); until
-/// then they wait in memory, so a spilling buffer may hold up to this much
-/// beyond its budget.
+/// many bytes (one transaction each); until then they wait in memory, so
+/// a spilling buffer may hold up to this much beyond its budget.
 pub(crate) const SPILL_BATCH_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Estimated bytes per block left in the input file: the 16-byte
+/// fingerprint, the packed offset and length, and the map's overhead.
+const IN_FILE_COST: u64 = 32;
+
+/// Bits of a packed file position that hold the block's length: blocks of
+/// up to 16 MiB (sections are capped at 2 MiB by default) in files of up
+/// to 1 TiB can stay in the file.
+const LEN_BITS: u32 = 24;
+
+/// Packs a block's offset and length into one `u64`, if they fit.
+fn pack(offset: u64, len: usize) -> Option<u64> {
+    let len = u64::try_from(len).ok().filter(|&l| l < (1 << LEN_BITS))?;
+    (offset < (1 << (64 - LEN_BITS))).then_some((offset << LEN_BITS) | len)
+}
+
+/// The offset and length of a packed file position.
+fn unpack(packed: u64) -> (u64, u64) {
+    (packed >> LEN_BITS, packed & ((1 << LEN_BITS) - 1))
+}
 
 /// What the buffer has seen, for the report.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -69,9 +93,9 @@ pub(crate) struct Buffer {
 #[derive(Debug)]
 struct Inner {
     /// The fast lane: arrived, not yet looked at, in arrival order.
-    queue: VecDeque<(Cid, Bytes)>,
+    queue: VecDeque<(Cid, Bytes, u64)>,
     /// The slow lane.
-    memory: CidMap<Bytes>,
+    memory: CidMap<(Bytes, u64)>,
     /// Payload and bookkeeping of everything held in memory.
     memory_bytes: u64,
     limit: u64,
@@ -80,8 +104,14 @@ struct Inner {
     /// Blocks on their way to the spill store (one batch).
     pending: CidMap<Bytes>,
     pending_bytes: u64,
-    /// Blocks in the spill store, not yet handed out.
-    spilled: KeySet,
+    /// The input file, for blocks left there (a handle of its own, so
+    /// seeking it does not move the reader's position).
+    file: Option<Arc<File>>,
+    /// Whether blocks that wait are copied out of their read chunk.
+    detach: bool,
+    /// Blocks left in the input file: where their bytes start and their
+    /// length, packed (see [`pack`]).
+    in_file: HashMap<Key, u64, foldhash::fast::RandomState>,
     /// Every block handed out.
     taken: KeySet,
     stats: BufferStats,
@@ -96,16 +126,8 @@ fn same(a: &Cid, b: &Cid) -> bool {
         && a.version() == b.version()
 }
 
-/// Bytes of the fast lane per block: a queue slot, counted twice because
-/// the queue grows by doubling and keeps its capacity when blocks move on
-/// to the slow lane (without it, millions of tiny blocks used half as much
-/// again as the limit: `tests/bounds.rs`).
-const QUEUE_SLOT: u64 = 2 * size_of::<(Cid, Bytes)>() as u64;
-
-/// What a buffered block costs: its payload, its slow-lane slot and
-/// bookkeeping, and its fast-lane slot.
 fn cost(bytes: &Bytes) -> u64 {
-    (bytes.len() as u64).saturating_add(MEMORY_OVERHEAD_PER_BLOCK).saturating_add(QUEUE_SLOT)
+    (bytes.len() as u64).saturating_add(MEMORY_OVERHEAD_PER_BLOCK)
 }
 
 impl Buffer {
@@ -122,7 +144,9 @@ impl Buffer {
                 spill: None,
                 pending: CidMap::default(),
                 pending_bytes: 0,
-                spilled: KeySet::default(),
+                file: None,
+                detach: true,
+                in_file: HashMap::default(),
                 taken: KeySet::default(),
                 stats: BufferStats::default(),
             }),
@@ -138,23 +162,48 @@ impl Buffer {
 
     /// Adds a block that just arrived. Duplicates are noticed when the block
     /// leaves the fast lane.
-    pub(crate) fn insert(&self, cid: Cid, bytes: Bytes) -> Result<()> {
+    /// `offset` is where the block's bytes start in the input.
+    pub(crate) fn insert(&self, cid: Cid, bytes: Bytes, offset: u64) -> Result<()> {
         let mut inner = self.lock();
         let c = cost(&bytes);
         if inner.memory_bytes.saturating_add(c) <= inner.limit {
             inner.memory_bytes = inner.memory_bytes.saturating_add(c);
             inner.stats.peak_memory = inner.stats.peak_memory.max(inner.memory_bytes);
-            inner.queue.push_back((cid, bytes));
+            inner.queue.push_back((cid, bytes, offset));
             return Ok(());
         }
         // Over budget: sort out what is queued (dropping duplicates), then
-        // send the new block to disk unless it is a duplicate too.
+        // make room, unless the new block is a duplicate too.
         inner.index_queue()?;
-        if inner.knows(&cid) {
+        if inner.knows(&cid)? {
             inner.stats.duplicates = inner.stats.duplicates.saturating_add(1);
             return Ok(());
         }
-        inner.spill_block(cid, bytes)
+        if inner.file.is_some() {
+            // Everything waiting in memory came from the file: keep where
+            // it is instead of its bytes (while that bookkeeping fits the
+            // budget), then try again.
+            inner.evict_to_file();
+            if inner.memory_bytes.saturating_add(c) <= inner.limit {
+                inner.memory_bytes = inner.memory_bytes.saturating_add(c);
+                inner.stats.peak_memory = inner.stats.peak_memory.max(inner.memory_bytes);
+                inner.queue.push_back((cid, bytes, offset));
+                return Ok(());
+            }
+        }
+        inner.spill_block(cid, &bytes)
+    }
+
+    /// Says that blocks are views into a buffer the caller holds whole
+    /// (an in-memory CAR), so waiting blocks need not be copied out of it.
+    pub(crate) fn keep_views(&self) {
+        self.lock().detach = false;
+    }
+
+    /// Lets the buffer leave blocks in `file` (the input) when it is over
+    /// budget, reading them back when needed.
+    pub(crate) fn set_file(&self, file: Arc<File>) {
+        self.lock().file = Some(file);
     }
 
     /// Takes a block out of the buffer; `None` if it is not there (or was
@@ -179,7 +228,7 @@ impl Buffer {
     pub(crate) fn has_seen(&self, cid: &Cid) -> Result<bool> {
         let mut inner = self.lock();
         inner.locate(cid)?;
-        Ok(inner.knows(cid))
+        inner.knows(cid)
     }
 
     /// Counts a block that arrived again after it was no longer needed.
@@ -204,16 +253,27 @@ impl Buffer {
                 bytes = bytes.saturating_add(len as u64);
             }
         };
-        for (cid, data) in inner.memory.iter().chain(&inner.pending) {
+        for (cid, (data, _)) in &inner.memory {
+            count(cid, data.len());
+        }
+        for (cid, data) in &inner.pending {
             count(cid, data.len());
         }
         if let Some(spill) = &inner.spill {
             spill.scan(&mut |cid, data| {
-                if inner.spilled.contains(&key(cid)) {
+                // Blocks taken from the spill store stay in it.
+                if !inner.taken.contains(&key(cid)) {
                     count(cid, data.len());
                 }
                 Ok(())
             })?;
+        }
+        // Blocks left in the file are not referenced (the walk is over). A
+        // node that arrived twice past the budget is counted here too: only
+        // fingerprints are kept for these.
+        for packed in inner.in_file.values() {
+            blocks = blocks.saturating_add(1);
+            bytes = bytes.saturating_add(unpack(*packed).1);
         }
         inner.stats.duplicates = inner.stats.duplicates.saturating_add(dups);
         Ok((blocks, bytes))
@@ -230,12 +290,12 @@ impl Inner {
     /// `cid` is at the front (`Ok(true)`) or the queue is empty
     /// (`Ok(false)`).
     fn locate(&mut self, cid: &Cid) -> Result<bool> {
-        while let Some((front, _)) = self.queue.front() {
+        while let Some((front, _, _)) = self.queue.front() {
             if same(front, cid) {
                 return Ok(true);
             }
-            if let Some((c, b)) = self.queue.pop_front() {
-                self.index(c, b)?;
+            if let Some((c, b, o)) = self.queue.pop_front() {
+                self.index(c, &b, o)?;
             }
         }
         Ok(false)
@@ -243,66 +303,133 @@ impl Inner {
 
     /// Moves every queued block into the slow lane.
     fn index_queue(&mut self) -> Result<()> {
-        while let Some((c, b)) = self.queue.pop_front() {
-            self.index(c, b)?;
+        while let Some((c, b, o)) = self.queue.pop_front() {
+            self.index(c, &b, o)?;
         }
         Ok(())
     }
 
     /// Puts a block that left the queue into the slow lane, or drops it as
     /// a duplicate.
-    fn index(&mut self, cid: Cid, bytes: Bytes) -> Result<()> {
-        if self.knows(&cid) {
-            self.memory_bytes = self.memory_bytes.saturating_sub(cost(&bytes));
+    fn index(&mut self, cid: Cid, bytes: &Bytes, offset: u64) -> Result<()> {
+        if self.knows(&cid)? {
+            self.memory_bytes = self.memory_bytes.saturating_sub(cost(bytes));
             self.stats.duplicates = self.stats.duplicates.saturating_add(1);
             return Ok(());
         }
-        self.memory.insert(cid, bytes);
+        // A block read from a stream is a view into its read chunk (128 KiB);
+        // one kept for long would keep the whole chunk alive. Blocks that
+        // wait get their own allocation (not those viewing a buffer the
+        // caller holds whole anyway).
+        let bytes = if self.detach { Bytes::copy_from_slice(bytes) } else { bytes.clone() };
+        self.memory.insert(cid, (bytes, offset));
         Ok(())
     }
 
-    /// Whether the slow lane, the spill store or the taken set knows `cid`
-    /// (the queue is not searched).
-    fn knows(&self, cid: &Cid) -> bool {
-        self.memory.contains_key(cid) || self.pending.contains_key(cid) || {
-            let k = key(cid);
-            self.taken.contains(&k) || self.spilled.contains(&k)
+    /// Replaces every block waiting in the slow lane by where it is in the
+    /// input file (blocks too long to note stay).
+    fn evict_to_file(&mut self) {
+        let before = self.memory.len();
+        let limit = self.limit;
+        self.memory.retain(|cid, (bytes, offset)| match pack(*offset, bytes.len()) {
+            // Noting where a block is must cost less than holding it, and
+            // the notes must fit the budget: past that, blocks go to the
+            // spill store instead.
+            Some(packed) if IN_FILE_COST < cost(bytes) && self.memory_bytes < limit => {
+                self.in_file.insert(CidKey::of(cid), packed);
+                self.memory_bytes =
+                    self.memory_bytes.saturating_sub(cost(bytes)).saturating_add(IN_FILE_COST);
+                false
+            }
+            _ => true,
+        });
+        if self.memory.len() < before {
+            self.stats.spilled = true;
+            self.memory.shrink_to_fit();
+        }
+    }
+
+    /// Whether the slow lane, the file lane, the taken set or the spill
+    /// store knows `cid` (the queue is not searched).
+    fn knows(&self, cid: &Cid) -> Result<bool> {
+        if self.memory.contains_key(cid) || self.pending.contains_key(cid) {
+            return Ok(true);
+        }
+        let k = key(cid);
+        if self.taken.contains(&k) || self.in_file.contains_key(&k) {
+            return Ok(true);
+        }
+        // The spill store is asked directly: a set of what went there would
+        // grow with the input, out of the memory budget.
+        match &self.spill {
+            Some(spill) => Ok(spill.has(cid)?),
+            None => Ok(false),
         }
     }
 
     fn take(&mut self, cid: &Cid) -> Result<Option<Bytes>> {
         if self.locate(cid)?
-            && let Some((_, bytes)) = self.queue.pop_front()
+            && let Some((_, bytes, _)) = self.queue.pop_front()
         {
             self.memory_bytes = self.memory_bytes.saturating_sub(cost(&bytes));
             // An earlier copy may have gone to the slow lane already.
             if !self.memory.is_empty()
-                && let Some(copy) = self.memory.remove(cid)
+                && let Some((copy, _)) = self.memory.remove(cid)
             {
                 self.memory_bytes = self.memory_bytes.saturating_sub(cost(&copy));
                 self.stats.duplicates = self.stats.duplicates.saturating_add(1);
             }
             return Ok(Some(bytes));
         }
-        if let Some(bytes) = self.memory.remove(cid) {
+        if let Some((bytes, _)) = self.memory.remove(cid) {
             self.memory_bytes = self.memory_bytes.saturating_sub(cost(&bytes));
             return Ok(Some(bytes));
         }
         if let Some(bytes) = self.pending.remove(cid) {
-            self.pending_bytes = self.pending_bytes.saturating_sub(cost(&bytes));
+            self.pending_bytes = self.pending_bytes.saturating_sub(bytes.len() as u64);
             return Ok(Some(bytes));
         }
         let k = key(cid);
-        if self.spilled.remove(&k)
-            && let Some(spill) = &self.spill
-        {
-            return Ok(spill.get(cid)?);
+        if let Some(packed) = self.in_file.remove(&k) {
+            self.memory_bytes = self.memory_bytes.saturating_sub(IN_FILE_COST);
+            let (offset, len) = unpack(packed);
+            return self.read_back(cid, offset, len).map(Some);
         }
-        Ok(None)
+        match &self.spill {
+            // A block taken from the spill store stays there (scratch
+            // stores are write-once); the taken set and the walk remember it.
+            Some(spill) if !self.taken.contains(&k) => Ok(spill.get(cid)?),
+            _ => Ok(None),
+        }
+    }
+
+    /// Reads a block left in the input file and checks it still hashes to
+    /// its CID (the file may have changed since it was first read).
+    fn read_back(&self, cid: &Cid, offset: u64, len: u64) -> Result<Bytes> {
+        let Some(file) = &self.file else {
+            return Err(Error::Usage(
+                "a block was left in a file the buffer no longer has".to_owned(),
+            ));
+        };
+        let len = usize::try_from(len).map_err(|_| Error::Usage("block too long".to_owned()))?;
+        let mut data = vec![0u8; len];
+        let mut handle: &File = file;
+        handle.seek(SeekFrom::Start(offset))?;
+        handle.read_exact(&mut data)?;
+        if !atrepo_car::block_matches(cid, &data) {
+            let computed = atrepo_car::blessed_cid(cid.codec(), &data);
+            return Err(Error::Car(atrepo_car::Error::HashMismatch {
+                offset,
+                section: 0,
+                claimed: Box::new(*cid),
+                computed: Box::new(computed),
+            }));
+        }
+        Ok(Bytes::from(data))
     }
 
     fn has(&mut self, cid: &Cid) -> Result<bool> {
-        Ok(self.locate(cid)? || self.knows(cid))
+        Ok(self.locate(cid)? || self.knows(cid)?)
     }
 
     fn mark_taken(&mut self, k: Key) {
@@ -312,7 +439,7 @@ impl Inner {
         }
     }
 
-    fn spill_block(&mut self, cid: Cid, bytes: Bytes) -> Result<()> {
+    fn spill_block(&mut self, cid: Cid, bytes: &Bytes) -> Result<()> {
         let Some(options) = &self.spill_options else {
             let found = self.memory_bytes.saturating_add(bytes.len() as u64);
             return Err(Error::LimitExceeded { what: "memory", limit: self.limit, found });
@@ -322,10 +449,8 @@ impl Inner {
             self.spill = Some(SpillStore::new(options.clone().memory_limit(0))?);
             self.stats.spilled = true;
         }
-        // Counted with per-block overhead, so that a batch of tiny blocks
-        // is bounded in memory too, not only in payload.
-        self.pending_bytes = self.pending_bytes.saturating_add(cost(&bytes));
-        self.pending.insert(cid, bytes);
+        self.pending_bytes = self.pending_bytes.saturating_add(bytes.len() as u64);
+        self.pending.insert(cid, Bytes::copy_from_slice(bytes));
         if self.pending_bytes >= SPILL_BATCH_BYTES {
             self.flush_pending()?;
         }
@@ -336,9 +461,6 @@ impl Inner {
     fn flush_pending(&mut self) -> Result<()> {
         let Some(spill) = &self.spill else { return Ok(()) };
         let batch: Batch = self.pending.drain().collect();
-        for (cid, _) in batch.iter() {
-            self.spilled.insert(key(cid));
-        }
         self.pending_bytes = 0;
         spill.write(batch)?;
         Ok(())
@@ -366,14 +488,14 @@ impl BlockRead for Buffer {
         f: &mut dyn FnMut(&Cid, &[u8]) -> atrepo_store::Result<()>,
     ) -> atrepo_store::Result<()> {
         let inner = self.lock();
-        for (cid, bytes) in
-            inner.queue.iter().map(|(c, b)| (c, b)).chain(&inner.memory).chain(&inner.pending)
-        {
+        let queued = inner.queue.iter().map(|(c, b, _)| (c, b));
+        let indexed = inner.memory.iter().map(|(c, (b, _))| (c, b));
+        for (cid, bytes) in queued.chain(indexed).chain(&inner.pending) {
             f(cid, bytes)?;
         }
         if let Some(spill) = &inner.spill {
             spill.scan(&mut |cid, bytes| {
-                if inner.spilled.contains(&key(cid)) { f(cid, bytes) } else { Ok(()) }
+                if inner.taken.contains(&key(cid)) { Ok(()) } else { f(cid, bytes) }
             })?;
         }
         Ok(())
@@ -394,14 +516,14 @@ mod tests {
     fn blocks_are_taken_once_and_remembered_as_seen() {
         let buffer = Buffer::new(1 << 20, None);
         let (cid, bytes) = block(1);
-        buffer.insert(cid, bytes.clone()).unwrap();
+        buffer.insert(cid, bytes.clone(), 0).unwrap();
         assert!(buffer.has(&cid).unwrap());
         assert_eq!(buffer.take_record(&cid).unwrap(), Some(bytes.clone()));
         // Still "present" for a second key, its bytes no longer held.
         assert!(buffer.has(&cid).unwrap());
         assert_eq!(buffer.take_record(&cid).unwrap(), None);
         // Arriving again is a duplicate, noticed once it leaves the queue.
-        buffer.insert(cid, bytes).unwrap();
+        buffer.insert(cid, bytes, 0).unwrap();
         assert_eq!(buffer.leftover(&|_| false).unwrap(), (0, 0));
         assert_eq!(buffer.stats().duplicates, 1);
     }
@@ -411,7 +533,7 @@ mod tests {
         let buffer = Buffer::new(1 << 20, None);
         let blocks: Vec<_> = (0..10).map(block).collect();
         for (cid, bytes) in &blocks {
-            buffer.insert(*cid, bytes.clone()).unwrap();
+            buffer.insert(*cid, bytes.clone(), 0).unwrap();
         }
         for (cid, bytes) in blocks.iter().rev() {
             assert_eq!(buffer.take(cid).unwrap().as_ref(), Some(bytes));
@@ -420,26 +542,56 @@ mod tests {
     }
 
     #[test]
+    fn a_block_changed_in_the_file_is_caught_on_read_back() {
+        use std::io::Write as _;
+        let (cid, bytes) = block(7);
+        let mut file = tempfile::tempfile().unwrap();
+        // Not the bytes the CID names.
+        file.write_all(b"\0\0\0\x08").unwrap();
+        let buffer = Buffer::new(MEMORY_OVERHEAD_PER_BLOCK + 4 + 64, None);
+        buffer.set_file(Arc::new(file));
+        // Two blocks: the second pushes the first out of memory, into the file.
+        buffer.insert(cid, bytes, 0).unwrap();
+        let (other, more) = block(8);
+        buffer.insert(other, more, 100).unwrap();
+        let err = buffer.take(&cid).unwrap_err();
+        assert!(matches!(err, Error::Car(atrepo_car::Error::HashMismatch { .. })), "{err:?}");
+    }
+
+    #[test]
     fn over_budget_without_spill_is_a_limit_error() {
-        let buffer = Buffer::new(MEMORY_OVERHEAD_PER_BLOCK + QUEUE_SLOT + 4, None);
+        let buffer = Buffer::new(MEMORY_OVERHEAD_PER_BLOCK + 4, None);
         let (a, x) = block(1);
         let (b, y) = block(2);
-        buffer.insert(a, x).unwrap();
-        let err = buffer.insert(b, y).unwrap_err();
+        buffer.insert(a, x, 0).unwrap();
+        let err = buffer.insert(b, y, 4).unwrap_err();
         assert!(matches!(err, Error::LimitExceeded { what: "memory", .. }), "{err:?}");
     }
 
     #[test]
     fn memory_is_released_when_blocks_are_taken() {
-        let buffer = Buffer::new(
-            2 * (MEMORY_OVERHEAD_PER_BLOCK + QUEUE_SLOT + 4) + TAKEN_OVERHEAD * 4,
-            None,
-        );
+        let buffer = Buffer::new(2 * (MEMORY_OVERHEAD_PER_BLOCK + 4) + TAKEN_OVERHEAD * 4, None);
         for n in 0..4 {
             let (cid, bytes) = block(n);
-            buffer.insert(cid, bytes).unwrap();
+            buffer.insert(cid, bytes, 0).unwrap();
             assert!(buffer.take(&cid).unwrap().is_some());
         }
         assert_eq!(buffer.leftover(&|_| false).unwrap(), (0, 0));
+    }
+}
+
+#[cfg(test)]
+mod pack_tests {
+    use super::{pack, unpack};
+
+    #[test]
+    fn positions_pack_and_unpack() {
+        assert_eq!(pack(12_345, 678).map(unpack), Some((12_345, 678)));
+        assert_eq!(
+            pack((1 << 40) - 1, (1 << 24) - 1).map(unpack),
+            Some(((1 << 40) - 1, (1 << 24) - 1))
+        );
+        assert_eq!(pack(1 << 40, 1), None);
+        assert_eq!(pack(0, 1 << 24), None);
     }
 }

@@ -115,8 +115,15 @@ impl Engine {
     }
 
     /// Hands over a block just read (its CID already checked by the CAR
-    /// reader) and the CAR bytes it took.
-    pub(crate) fn push(&mut self, cid: Cid, data: Bytes, section_bytes: u64) -> Result<()> {
+    /// reader), the CAR bytes its section took, and where the section ends
+    /// in the input.
+    pub(crate) fn push(
+        &mut self,
+        cid: Cid,
+        data: Bytes,
+        section_bytes: u64,
+        end: u64,
+    ) -> Result<()> {
         self.blocks = self.blocks.saturating_add(1);
         self.bytes = self.bytes.saturating_add(section_bytes);
         if self.stage == Stage::Drain {
@@ -130,7 +137,20 @@ impl Engine {
             }
             return Ok(());
         }
-        self.buffer.insert(cid, data)
+        let offset = end.saturating_sub(data.len() as u64);
+        self.buffer.insert(cid, data, offset)
+    }
+
+    /// Says the blocks are views into an input held whole in memory.
+    pub(crate) fn keep_views(&mut self) {
+        self.buffer.keep_views();
+    }
+
+    /// Lets the buffer read blocks back from `file` (the input itself, at
+    /// the offsets blocks were read from) instead of keeping or spilling
+    /// them when it is over budget.
+    pub(crate) fn set_file(&mut self, file: Arc<std::fs::File>) {
+        self.buffer.set_file(file);
     }
 
     /// Counts CAR bytes that are not part of a section (the header).

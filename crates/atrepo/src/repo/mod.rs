@@ -34,9 +34,10 @@ mod sealed {
 /// Where a [`RepoReader`] gets its blocks: a byte slice ([`SliceSource`])
 /// or a `std::io::Read` ([`StreamSource`]). Sealed.
 pub trait BlockSource: sealed::Sealed {
-    /// The next block, its CID already checked, and how many CAR bytes its
-    /// section took; `None` at the clean end of the CAR.
-    fn next_block(&mut self) -> Result<Option<(Cid, Bytes, u64)>>;
+    /// The next block, its CID already checked, how many CAR bytes its
+    /// section took, and the absolute offset where the section ends; `None`
+    /// at the clean end of the CAR.
+    fn next_block(&mut self) -> Result<Option<(Cid, Bytes, u64, u64)>>;
 
     /// Whether this source checks every dag-cbor block as a record itself
     /// (see [`invalid`](Self::invalid)), so the verifier need not.
@@ -65,7 +66,7 @@ pub struct SliceSource {
 impl sealed::Sealed for SliceSource {}
 
 impl BlockSource for SliceSource {
-    fn next_block(&mut self) -> Result<Option<(Cid, Bytes, u64)>> {
+    fn next_block(&mut self) -> Result<Option<(Cid, Bytes, u64, u64)>> {
         let rest = self.bytes.get(self.pos..).unwrap_or_default();
         match self.decoder.decode(rest, true)? {
             Status::Frame { frame, consumed } => {
@@ -73,7 +74,7 @@ impl BlockSource for SliceSource {
                 let start = end.saturating_sub(frame.data.len());
                 let cid = frame.cid;
                 self.pos = end;
-                Ok(Some((cid, self.bytes.slice(start..end), consumed as u64)))
+                Ok(Some((cid, self.bytes.slice(start..end), consumed as u64, end as u64)))
             }
             // The header was read when the source was made, and with
             // `eof = true` the decoder never asks for more input.
@@ -103,11 +104,11 @@ pub struct StreamSource<R> {
 impl<R> sealed::Sealed for StreamSource<R> {}
 
 impl<R: Read> BlockSource for StreamSource<R> {
-    fn next_block(&mut self) -> Result<Option<(Cid, Bytes, u64)>> {
+    fn next_block(&mut self) -> Result<Option<(Cid, Bytes, u64, u64)>> {
         let before = self.reader.offset();
         Ok(self.reader.next_block()?.map(|block| {
-            let section = self.reader.offset().saturating_sub(before);
-            (block.cid, block.data, section)
+            let end = self.reader.offset();
+            (block.cid, block.data, end.saturating_sub(before), end)
         }))
     }
 }
@@ -121,21 +122,21 @@ impl<R: Read> BlockSource for StreamSource<R> {
 #[derive(Debug)]
 pub struct ThreadedSource {
     batches: std::sync::mpsc::Receiver<Result<ThreadBatch>>,
-    current: std::vec::IntoIter<(Cid, Bytes, u64)>,
+    current: std::vec::IntoIter<(Cid, Bytes, u64, u64)>,
     invalid: Vec<(Cid, atrepo_verify::drisl::DecodeError)>,
     checks_records: bool,
 }
 
 #[derive(Debug, Default)]
 struct ThreadBatch {
-    blocks: Vec<(Cid, Bytes, u64)>,
+    blocks: Vec<(Cid, Bytes, u64, u64)>,
     invalid: Vec<(Cid, atrepo_verify::drisl::DecodeError)>,
 }
 
 impl sealed::Sealed for ThreadedSource {}
 
 impl BlockSource for ThreadedSource {
-    fn next_block(&mut self) -> Result<Option<(Cid, Bytes, u64)>> {
+    fn next_block(&mut self) -> Result<Option<(Cid, Bytes, u64, u64)>> {
         loop {
             if let Some(block) = self.current.next() {
                 return Ok(Some(block));
@@ -189,7 +190,8 @@ impl ThreadedSource {
                     let before = reader.offset();
                     match reader.next_block() {
                         Ok(Some(block)) => {
-                            let section = reader.offset().saturating_sub(before);
+                            let end = reader.offset();
+                            let section = end.saturating_sub(before);
                             if let Some(limits) = &limits
                                 && block.cid.codec() == atrepo_car::DAG_CBOR
                                 && let Err(e) =
@@ -198,7 +200,7 @@ impl ThreadedSource {
                                 batch.invalid.push((block.cid, e));
                             }
                             batch_bytes = batch_bytes.saturating_add(block.data.len());
-                            batch.blocks.push((block.cid, block.data, section));
+                            batch.blocks.push((block.cid, block.data, section, end));
                         }
                         Ok(None) => {
                             end = true;
@@ -279,7 +281,9 @@ impl RepoReader<SliceSource> {
     /// Opens a repository CAR held in memory. Records are views of `bytes`.
     pub fn from_bytes(bytes: impl Into<Bytes>, options: VerifyOptions) -> Result<Self> {
         let (source, header, header_len) = SliceSource::open(bytes.into(), options.car)?;
-        Self::open(source, &header, header_len, options)
+        let mut reader = Self::open(source, &header, header_len, options)?;
+        reader.engine.keep_views();
+        Ok(reader)
     }
 }
 
@@ -290,6 +294,65 @@ impl<R: Read> RepoReader<StreamSource<R>> {
         let header_len = reader.offset();
         let header = reader.header().clone();
         Self::open(StreamSource { reader }, &header, header_len, options)
+    }
+}
+
+/// Either of the file sources [`RepoReader::from_file`] picks.
+#[derive(Debug)]
+pub enum FileSource {
+    /// A small file, read on this thread.
+    Direct(StreamSource<std::fs::File>),
+    /// A big file, read and hashed on a second thread.
+    Threaded(ThreadedSource),
+}
+
+impl sealed::Sealed for FileSource {}
+
+impl BlockSource for FileSource {
+    fn next_block(&mut self) -> Result<Option<(Cid, Bytes, u64, u64)>> {
+        match self {
+            FileSource::Direct(s) => s.next_block(),
+            FileSource::Threaded(s) => s.next_block(),
+        }
+    }
+    fn checks_records(&self) -> bool {
+        match self {
+            FileSource::Direct(s) => s.checks_records(),
+            FileSource::Threaded(s) => s.checks_records(),
+        }
+    }
+    fn invalid(&mut self) -> Vec<(Cid, atrepo_verify::drisl::DecodeError)> {
+        match self {
+            FileSource::Direct(s) => s.invalid(),
+            FileSource::Threaded(s) => s.invalid(),
+        }
+    }
+}
+
+impl RepoReader<FileSource> {
+    /// Opens a repository CAR file.
+    ///
+    /// Files of at least [`THREADED_MIN_BYTES`] are read and hashed on a
+    /// second thread. Past the memory limit, blocks are not copied anywhere:
+    /// the reader notes where they are in the file and reads them back (and
+    /// re-checks their hashes) when the walk needs them, so a file in any
+    /// block order verifies in memory bounded by about 40 bytes per block
+    /// waiting.
+    pub fn from_file(path: impl AsRef<std::path::Path>, options: VerifyOptions) -> Result<Self> {
+        let path = path.as_ref();
+        let file = std::fs::File::open(path)?;
+        // A second handle with its own position, for reading blocks back.
+        let random = std::sync::Arc::new(std::fs::File::open(path)?);
+        let size = file.metadata()?.len();
+        let reader = CarReader::with_options(file, options.car)?;
+        let header_len = reader.offset();
+        let header = reader.header().clone();
+        let source = if size >= THREADED_MIN_BYTES {
+            FileSource::Threaded(ThreadedSource::spawn(reader, options.records)?)
+        } else {
+            FileSource::Direct(StreamSource { reader })
+        };
+        Self::open_with_file(source, &header, header_len, options, Some(random))
     }
 }
 
@@ -311,7 +374,20 @@ impl RepoReader<ThreadedSource> {
 
 impl<S: BlockSource> RepoReader<S> {
     fn open(source: S, header: &Header, header_len: u64, options: VerifyOptions) -> Result<Self> {
+        Self::open_with_file(source, header, header_len, options, None)
+    }
+
+    fn open_with_file(
+        source: S,
+        header: &Header,
+        header_len: u64,
+        options: VerifyOptions,
+        file: Option<std::sync::Arc<std::fs::File>>,
+    ) -> Result<Self> {
         let mut engine = Engine::new(header.root(), options);
+        if let Some(file) = file {
+            engine.set_file(file);
+        }
         engine.add_bytes(header_len);
         engine.set_records_checked_upstream(source.checks_records());
         let mut source = source;
@@ -401,7 +477,7 @@ pub(crate) const PULL_BATCH: usize = 32;
 fn pull<S: BlockSource>(source: &mut S, engine: &mut Engine) -> Result<()> {
     for _ in 0..PULL_BATCH {
         match source.next_block()? {
-            Some((cid, data, section)) => engine.push(cid, data, section)?,
+            Some((cid, data, section, end)) => engine.push(cid, data, section, end)?,
             None => {
                 engine.push_eof();
                 break;
@@ -442,7 +518,7 @@ pub fn load_car(
 ) -> Result<(Header, MemoryStore)> {
     let (mut source, header, _) = SliceSource::open(bytes.into(), options)?;
     let store = MemoryStore::new();
-    while let Some((cid, data, _)) = source.next_block()? {
+    while let Some((cid, data, _, _)) = source.next_block()? {
         store.insert(cid, data);
     }
     Ok((header, store))
@@ -465,19 +541,12 @@ pub fn verify_repo_reader(reader: impl Read, options: VerifyOptions) -> Result<R
 /// [`verify_repo_file`].
 pub const THREADED_MIN_BYTES: u64 = 4 * 1024 * 1024;
 
-/// Verifies a repository CAR file, reading and hashing it on a second thread
-/// when it is at least [`THREADED_MIN_BYTES`].
+/// Verifies a repository CAR file (see [`RepoReader::from_file`]).
 pub fn verify_repo_file(
     path: impl AsRef<std::path::Path>,
     options: VerifyOptions,
 ) -> Result<Report> {
-    let file = std::fs::File::open(path)?;
-    let size = file.metadata()?.len();
-    if size >= THREADED_MIN_BYTES {
-        RepoReader::from_reader_threaded(file, options)?.finish()
-    } else {
-        RepoReader::from_reader(file, options)?.finish()
-    }
+    RepoReader::from_file(path, options)?.finish()
 }
 
 /// Like [`verify_repo_reader`], handing each verified record to `process`

@@ -103,8 +103,8 @@ async fn pull<R: AsyncRead + Unpin>(
         let before = reader.offset();
         match reader.next_block().await? {
             Some(block) => {
-                let section = reader.offset().saturating_sub(before);
-                engine.push(block.cid, block.data, section)?;
+                let end = reader.offset();
+                engine.push(block.cid, block.data, end.saturating_sub(before), end)?;
             }
             None => {
                 engine.push_eof();

@@ -230,7 +230,7 @@ fn over_the_memory_limit_without_spilling_is_a_limit_error() {
     let (g, built) = repo(500);
     let mut reversed = built.blocks.clone();
     reversed.reverse();
-    let tight = options(&g).memory_limit(64 * 1024).spill(None);
+    let tight = options(&g).memory_limit(32 * 1024).spill(None);
     let err = check_fails(car(built.commit_cid, &reversed), tight.clone(), ErrorKind::Limit);
     assert!(matches!(err, Error::LimitExceeded { what: "memory", .. }), "{err:?}");
     // The same limit is plenty in streaming order.
@@ -306,4 +306,28 @@ fn the_threaded_reader_reports_truncation_and_bad_hashes() {
         .finish()
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Verification, "{err}");
+}
+
+#[test]
+fn a_file_in_any_order_verifies_with_blocks_left_in_the_file() {
+    let (g, built) = repo(600);
+    let mut reversed = built.blocks.clone();
+    reversed.reverse();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("reversed.car");
+    std::fs::write(&path, car(built.commit_cid, &reversed)).unwrap();
+    // No spill store at all: past the limit, blocks stay in the file.
+    let tight = options(&g).memory_limit(64 * 1024).spill(None);
+    let report = atrepo::verify_repo_file(&path, tight.clone()).unwrap();
+    assert_eq!(report.records, 600);
+    assert!(report.memory.spilled, "blocks should have been left in the file");
+    assert!(
+        report.memory.peak_buffered_bytes <= 64 * 1024,
+        "{}",
+        report.memory.peak_buffered_bytes
+    );
+    // The same bytes from a stream, which cannot be re-read, need a spill
+    // store and fail without one.
+    let err = atrepo::verify_repo_reader(std::fs::File::open(&path).unwrap(), tight).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Limit, "{err}");
 }

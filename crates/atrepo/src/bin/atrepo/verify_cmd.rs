@@ -83,17 +83,27 @@ pub(crate) fn run(args: &VerifyArgs) -> Result<ExitCode> {
         options = options.spill(spill_options(spec)?);
     }
 
-    let input = input::open_or_sample(args.file.as_ref())?;
-    let name = input.name.clone();
-    // Big (or unknown-size) inputs are read and hashed on a second thread.
-    let threaded = input.size.is_none_or(|n| n >= atrepo::THREADED_MIN_BYTES);
-    let (reader, bar) = input.with_progress();
     let start = Instant::now();
-    let result = if threaded {
-        atrepo::RepoReader::from_reader_threaded(reader, options)
-            .and_then(atrepo::RepoReader::finish)
-    } else {
-        atrepo::verify_repo_reader(reader, options)
+    let (name, result, bar) = match args.file.as_deref() {
+        // A file: big ones are read on a second thread, and past the memory
+        // limit blocks stay in the file instead of being copied.
+        Some(path) if path != std::path::Path::new("-") => {
+            let name = path.display().to_string();
+            (name, atrepo::verify_repo_file(path, options), None)
+        }
+        _ => {
+            let input = input::open_or_sample(args.file.as_ref())?;
+            let name = input.name.clone();
+            let threaded = input.size.is_none_or(|n| n >= atrepo::THREADED_MIN_BYTES);
+            let (reader, bar) = input.with_progress();
+            let result = if threaded {
+                atrepo::RepoReader::from_reader_threaded(reader, options)
+                    .and_then(atrepo::RepoReader::finish)
+            } else {
+                atrepo::verify_repo_reader(reader, options)
+            };
+            (name, result, bar)
+        }
     };
     let elapsed = start.elapsed().as_secs_f64();
     if let Some(bar) = bar {
