@@ -38,8 +38,9 @@ use crate::error::{Error, Result};
 const TAKEN_OVERHEAD: u64 = 24;
 
 /// Blocks bound for the spill store are written in batches of about this
-/// many bytes (one transaction each); until then they wait in memory, so
-/// a spilling buffer may hold up to this much beyond its budget.
+/// many bytes, per-block overhead included (one transaction each); until
+/// then they wait in memory, so a spilling buffer may hold up to this much
+/// beyond its budget.
 pub(crate) const SPILL_BATCH_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Estimated bytes per block left in the input file: the 16-byte
@@ -126,8 +127,16 @@ fn same(a: &Cid, b: &Cid) -> bool {
         && a.version() == b.version()
 }
 
+/// Bytes of the fast lane per block: a queue slot, counted twice because
+/// the queue grows by doubling and keeps its capacity when blocks move on
+/// to the slow lane (without it, millions of tiny blocks used half as much
+/// again as the limit: `tests/bounds.rs`).
+const QUEUE_SLOT: u64 = 2 * size_of::<(Cid, Bytes, u64)>() as u64;
+
+/// What a buffered block costs: its payload, its slow-lane slot and
+/// bookkeeping, and its fast-lane slot.
 fn cost(bytes: &Bytes) -> u64 {
-    (bytes.len() as u64).saturating_add(MEMORY_OVERHEAD_PER_BLOCK)
+    (bytes.len() as u64).saturating_add(MEMORY_OVERHEAD_PER_BLOCK).saturating_add(QUEUE_SLOT)
 }
 
 impl Buffer {
@@ -386,7 +395,7 @@ impl Inner {
             return Ok(Some(bytes));
         }
         if let Some(bytes) = self.pending.remove(cid) {
-            self.pending_bytes = self.pending_bytes.saturating_sub(bytes.len() as u64);
+            self.pending_bytes = self.pending_bytes.saturating_sub(cost(&bytes));
             return Ok(Some(bytes));
         }
         let k = key(cid);
@@ -449,7 +458,9 @@ impl Inner {
             self.spill = Some(SpillStore::new(options.clone().memory_limit(0))?);
             self.stats.spilled = true;
         }
-        self.pending_bytes = self.pending_bytes.saturating_add(bytes.len() as u64);
+        // Counted with per-block overhead, so that a batch of tiny blocks
+        // is bounded in memory too, not only in payload.
+        self.pending_bytes = self.pending_bytes.saturating_add(cost(bytes));
         self.pending.insert(cid, Bytes::copy_from_slice(bytes));
         if self.pending_bytes >= SPILL_BATCH_BYTES {
             self.flush_pending()?;
@@ -548,7 +559,7 @@ mod tests {
         let mut file = tempfile::tempfile().unwrap();
         // Not the bytes the CID names.
         file.write_all(b"\0\0\0\x08").unwrap();
-        let buffer = Buffer::new(MEMORY_OVERHEAD_PER_BLOCK + 4 + 64, None);
+        let buffer = Buffer::new(MEMORY_OVERHEAD_PER_BLOCK + QUEUE_SLOT + 4 + 64, None);
         buffer.set_file(Arc::new(file));
         // Two blocks: the second pushes the first out of memory, into the file.
         buffer.insert(cid, bytes, 0).unwrap();
@@ -560,7 +571,7 @@ mod tests {
 
     #[test]
     fn over_budget_without_spill_is_a_limit_error() {
-        let buffer = Buffer::new(MEMORY_OVERHEAD_PER_BLOCK + 4, None);
+        let buffer = Buffer::new(MEMORY_OVERHEAD_PER_BLOCK + QUEUE_SLOT + 4, None);
         let (a, x) = block(1);
         let (b, y) = block(2);
         buffer.insert(a, x, 0).unwrap();
@@ -570,7 +581,10 @@ mod tests {
 
     #[test]
     fn memory_is_released_when_blocks_are_taken() {
-        let buffer = Buffer::new(2 * (MEMORY_OVERHEAD_PER_BLOCK + 4) + TAKEN_OVERHEAD * 4, None);
+        let buffer = Buffer::new(
+            2 * (MEMORY_OVERHEAD_PER_BLOCK + QUEUE_SLOT + 4) + TAKEN_OVERHEAD * 4,
+            None,
+        );
         for n in 0..4 {
             let (cid, bytes) = block(n);
             buffer.insert(cid, bytes, 0).unwrap();

@@ -230,7 +230,7 @@ fn over_the_memory_limit_without_spilling_is_a_limit_error() {
     let (g, built) = repo(500);
     let mut reversed = built.blocks.clone();
     reversed.reverse();
-    let tight = options(&g).memory_limit(32 * 1024).spill(None);
+    let tight = options(&g).memory_limit(64 * 1024).spill(None);
     let err = check_fails(car(built.commit_cid, &reversed), tight.clone(), ErrorKind::Limit);
     assert!(matches!(err, Error::LimitExceeded { what: "memory", .. }), "{err:?}");
     // The same limit is plenty in streaming order.
