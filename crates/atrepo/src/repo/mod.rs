@@ -168,8 +168,11 @@ const THREAD_BATCH_BLOCKS: usize = 512;
 /// up to 2 MiB, a count alone let the read-ahead reach gigabytes
 /// (`tests/bounds.rs`).
 const THREAD_BATCH_BYTES: usize = 1024 * 1024;
-/// Batches that may wait between the threads: bounds the read-ahead.
-const THREAD_QUEUE: usize = 4;
+/// Batches that may wait between the threads: bounds the read-ahead (with
+/// the batch being filled and the one being used, four batches of at most
+/// 1 MiB plus one block; four waiting batches of 2 MiB blocks put the
+/// threaded reader over the limit + 16 MiB bound of `tests/bounds.rs`).
+const THREAD_QUEUE: usize = 2;
 
 impl ThreadedSource {
     fn spawn<R: Read + Send + 'static>(
