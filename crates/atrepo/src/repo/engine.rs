@@ -57,6 +57,8 @@ pub(crate) struct Engine {
     records: u64,
     repeated: u64,
     collections: BTreeMap<String, u64>,
+    /// The collection of the records just counted, and how many in a row.
+    run: (String, u64),
     blocks: u64,
     bytes: u64,
     drained_blocks: u64,
@@ -89,6 +91,7 @@ impl Engine {
             records: 0,
             repeated: 0,
             collections: BTreeMap::new(),
+            run: (String::new(), 0),
             blocks: 0,
             bytes: 0,
             drained_blocks: 0,
@@ -306,13 +309,16 @@ impl Engine {
             }
             None => self.repeated = self.repeated.saturating_add(1),
         }
+        // Keys come in order, so a collection's records come together: count
+        // the current run and fold it into the map when the run ends.
         let collection = key.split_once('/').map_or(key, |(c, _)| c);
-        match self.collections.get_mut(collection) {
-            Some(n) => *n = n.saturating_add(1),
-            None => {
-                self.collections.insert(collection.to_owned(), 1);
+        if self.run.0 != collection {
+            let (name, n) = std::mem::replace(&mut self.run, (collection.to_owned(), 0));
+            if n > 0 {
+                *self.collections.entry(name).or_default() += n;
             }
         }
+        self.run.1 = self.run.1.saturating_add(1);
         self.records = self.records.saturating_add(1);
         self.current = Some((cid, data));
         Ok(Poll::Record)
@@ -323,6 +329,15 @@ impl Engine {
         let (cid, data) = self.current.as_ref()?;
         let key = self.walker.as_ref().map_or("", Walker::current_key);
         Some(Record { key, cid: *cid, data: data.as_ref() })
+    }
+
+    /// Records per collection, the current run included.
+    fn collection_counts(&self) -> BTreeMap<String, u64> {
+        let mut counts = self.collections.clone();
+        if self.run.1 > 0 {
+            *counts.entry(self.run.0.clone()).or_default() += self.run.1;
+        }
+        counts
     }
 
     /// The final report, once [`poll`](Self::poll) has returned `Done`.
@@ -347,7 +362,7 @@ impl Engine {
                 key: self.signed_by.clone(),
             },
             records: self.records,
-            collections: self.collections.clone(),
+            collections: self.collection_counts(),
             repeated_records: self.repeated,
             mst: MstReport { nodes: walk.nodes, node_bytes: walk.node_bytes, layers: walk.layers },
             car: CarReport {
