@@ -11,6 +11,9 @@ use crate::{cargo, run};
 pub(crate) const FEATURES: &[(&str, &str)] = &[
     ("atrepo-car", "tokio"),
     ("atrepo", "tokio"),
+    // The facade's crash tests per disk backend (redb is on by default).
+    ("atrepo", "sqlite"),
+    ("atrepo", "sled"),
     ("atrepo-store", "redb"),
     ("atrepo-store", "sqlite"),
     ("atrepo-store", "sled"),

@@ -14,3 +14,7 @@ mod malformed_corpus;
 // Every crate's fuzz bodies as bounded property tests, and the committed
 // seed corpora replayed.
 mod fuzz_bodies;
+// Crash safety of the ingest path: a child killed with SIGKILL while
+// spilling or writing verified blocks to a durable store.
+#[cfg(all(unix, any(feature = "redb", feature = "sqlite", feature = "sled")))]
+mod crash;
