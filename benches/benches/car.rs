@@ -5,7 +5,8 @@
 //! framing around it should be nearly free. Target: verified slice parsing
 //! within 1.25x of the baseline. After the criterion runs, the bench prints
 //! that ratio from its own alternating runs timed in thread CPU time (see
-//! `fastest`), which hold up on a busy machine where wall times do not.
+//! `benches::cpu::fastest`), which hold up on a busy machine where wall
+//! times do not.
 //!
 //! Run: `cargo bench -p benches --bench car -- --warm-up-time 1 --measurement-time 3`.
 
@@ -13,6 +14,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use atrepo_car::{CarReader, CarSlice, Options};
+use benches::cpu::fastest;
 use benches::repo_car::{RepoCar, repo_car};
 use criterion::{Criterion, Throughput};
 use sha2::Digest;
@@ -61,44 +63,6 @@ fn bench(c: &mut Criterion, repo: &RepoCar) {
     });
     g.bench_function("reader_verify", |b| b.iter(|| reader(black_box(&repo.car))));
     g.finish();
-}
-
-/// CPU time used by this thread so far. On a busy machine a run is often
-/// preempted, and wall time then counts other processes' work; CPU time
-/// does not.
-#[cfg(target_os = "linux")]
-fn cpu_time() -> Duration {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid, writable `timespec` that outlives the call,
-    // and `clock_gettime` writes only into it.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
-    let secs = u64::try_from(ts.tv_sec).unwrap_or(0);
-    let nanos = u32::try_from(ts.tv_nsec).unwrap_or(0);
-    Duration::new(secs, nanos)
-}
-
-/// Wall time where thread CPU time is not available.
-#[cfg(not(target_os = "linux"))]
-fn cpu_time() -> Duration {
-    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    START.get_or_init(std::time::Instant::now).elapsed()
-}
-
-/// Runs `a` and `b` alternately `runs` times and returns each one's
-/// fastest run in CPU time: both do a fixed amount of work, so the minimum
-/// is the run least disturbed by the rest of the machine.
-fn fastest(runs: usize, mut a: impl FnMut(), mut b: impl FnMut()) -> (Duration, Duration) {
-    let (mut ta, mut tb) = (Duration::MAX, Duration::MAX);
-    for _ in 0..runs {
-        let t = cpu_time();
-        a();
-        ta = ta.min(cpu_time() - t);
-        let t = cpu_time();
-        b();
-        tb = tb.min(cpu_time() - t);
-    }
-    (ta, tb)
 }
 
 /// Prints verified parsing's time over the hashing baseline's.
