@@ -1,6 +1,7 @@
 //! [`Builder`]: the canonical tree for a set of keys, built bottom-up.
 
 use atrepo_store::{Batch, BlockStore, Bytes};
+use atrepo_verify::syntax;
 use cid::Cid;
 
 use crate::error::{Error, Result, show};
@@ -65,9 +66,24 @@ impl Builder {
     ) -> Result<(Cid, Vec<(Cid, Bytes)>)> {
         let pairs: Vec<(K, Cid)> = pairs.into_iter().collect();
         let mut items: Vec<Item<'_>> = Vec::new();
+        // The collection (with its `/`) of the last key that passed the full
+        // strict check: a key that starts with it is a valid path exactly
+        // when the rest is a record key, so runs of keys in one collection
+        // (sorted input, a repository's export) skip the NSID check.
+        let mut collection: &[u8] = &[];
         for (key, value) in &pairs {
             let key = key.as_ref();
-            self.check(key)?;
+            let same_collection = !collection.is_empty()
+                && key.len() <= MAX_KEY_LEN
+                && key.strip_prefix(collection).is_some_and(syntax::is_record_key);
+            if !same_collection {
+                self.check(key)?;
+                if self.keys == KeyRules::Strict
+                    && let Some(slash) = key.iter().position(|&c| c == b'/')
+                {
+                    collection = key.get(..=slash).unwrap_or_default();
+                }
+            }
             items.push(Item { key, value: *value, layer: layer(key) });
         }
         items.sort_unstable_by(|a, b| a.key.cmp(b.key));
@@ -143,4 +159,37 @@ fn emit(bytes: Vec<u8>, out: &mut Batch) -> Cid {
     let cid = node::cid_of(&bytes);
     out.put(cid, Bytes::from(bytes));
     cid
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The collection shortcut gives the error the full check gives.
+    #[test]
+    fn keys_after_a_checked_collection_get_the_full_checks_error() {
+        let value = node::cid_of(b"value");
+        let long = format!("app.bsky.feed.post/{}", "b".repeat(1006));
+        for bad in [
+            "app.bsky.feed.post/b c",
+            "app.bsky.feed.post/b/c",
+            "app.bsky.feed.post/",
+            "app.bsky.feed.post/..",
+            long.as_str(),
+            "",
+        ] {
+            let builder = Builder::new();
+            let expected = builder.check(bad.as_bytes()).unwrap_err();
+            let found = builder.build_nodes([("app.bsky.feed.post/a", value), (bad, value)]);
+            assert_eq!(format!("{:?}", found.unwrap_err()), format!("{expected:?}"), "{bad:?}");
+        }
+        let (root, _) = Builder::new()
+            .build_nodes([("app.bsky.feed.post/a", value), ("app.bsky.feed.post/b", value)])
+            .unwrap();
+        let (again, _) = Builder::new()
+            .keys(KeyRules::Any)
+            .build_nodes([("app.bsky.feed.post/b", value), ("app.bsky.feed.post/a", value)])
+            .unwrap();
+        assert_eq!(root, again);
+    }
 }

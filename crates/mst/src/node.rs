@@ -5,7 +5,7 @@
 //! are always present, possibly null. See `docs/formats.md`, section
 //! "MST nodes".
 
-use atrepo_verify::drisl::{Decoder, Encoder};
+use atrepo_verify::drisl::{DecodeError, Decoder, Encoder};
 use atrepo_verify::syntax;
 use cid::Cid;
 
@@ -73,26 +73,37 @@ pub(crate) fn decode(
     out.keys.clear();
     out.entries.clear();
     out.layer = None;
-    let malformed = |error| Error::Decode { cid: *cid, error };
+    // Decoder errors become node errors out of line, so the hot path moves
+    // no error-sized values around.
+    macro_rules! drisl {
+        ($e:expr) => {
+            match $e {
+                Ok(value) => value,
+                Err(error) => return Err(malformed(cid, error)),
+            }
+        };
+    }
     let mut d = Decoder::new(bytes);
-    d.map_of(2, "2").map_err(malformed)?;
-    d.key("e").map_err(malformed)?;
-    let count = d.array().map_err(malformed)?;
+    drisl!(d.map_of(2, "2"));
+    drisl!(d.key("e"));
+    let count = drisl!(d.array());
     if count > limits.max_entries {
         return Err(Error::TooManyEntries { cid: *cid, limit: limits.max_entries, found: count });
     }
     let mut prev: std::ops::Range<usize> = 0..0;
+    // Where the `/` of the previous key is, once a strict check passed it.
+    let mut slash: Option<usize> = None;
     for index in 0..count {
         let index = usize::try_from(index).unwrap_or(usize::MAX);
-        d.map_of(4, "4").map_err(malformed)?;
-        d.key("k").map_err(malformed)?;
-        let suffix = d.bytes().map_err(malformed)?;
-        d.key("p").map_err(malformed)?;
-        let prefix = d.uint().map_err(malformed)?;
-        d.key("t").map_err(malformed)?;
-        let right = d.node_link_or_null().map_err(malformed)?;
-        d.key("v").map_err(malformed)?;
-        let value = d.link().map_err(malformed)?;
+        drisl!(d.map_of(4, "4"));
+        drisl!(d.key("k"));
+        let suffix = drisl!(d.bytes());
+        drisl!(d.key("p"));
+        let prefix = drisl!(d.uint());
+        drisl!(d.key("t"));
+        let right = drisl!(d.node_link_or_null());
+        drisl!(d.key("v"));
+        let value = drisl!(d.link());
 
         let prev_len = prev.end.saturating_sub(prev.start);
         if index == 0 && prefix != 0 {
@@ -122,7 +133,17 @@ pub(crate) fn decode(
         let end = out.keys.len();
         let key = out.keys.get(start..end).unwrap_or_default();
         let previous = out.keys.get(prev.clone()).unwrap_or_default();
-        if index > 0 {
+        // The key is `previous[..p]` then `suffix`, so the first suffix byte
+        // against `previous[p]` settles both rules below when it is greater
+        // (or `previous` has no byte `p`): the key sorts after `previous` and
+        // `p` is their longest common prefix. Anything else goes through the
+        // full comparison, which names the rule broken.
+        let sorted_at_p = match (suffix.first(), previous.get(p)) {
+            (Some(next), Some(before)) => next > before,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if index > 0 && !sorted_at_p {
             let longest = common_prefix_len(previous, key);
             if key <= previous {
                 return Err(if key == previous {
@@ -135,7 +156,21 @@ pub(crate) fn decode(
                 return Err(Error::PrefixNotLongest { cid: *cid, index, prefix, longest });
             }
         }
-        check_key(cid, key, rules)?;
+        // A key that shares the previous key's collection and `/` (the
+        // previous key passed the strict check, with its one `/` at `s`) is a
+        // valid path exactly when the rest is a record key. Otherwise, or if
+        // that fails, the full check runs and names what is wrong.
+        let same_collection = match slash {
+            Some(s) if p > s => key.get(s.saturating_add(1)..).is_some_and(syntax::is_record_key),
+            _ => false,
+        };
+        if !same_collection {
+            check_key(cid, key, rules)?;
+            slash = match rules {
+                KeyRules::Strict => key.iter().position(|&c| c == b'/'),
+                KeyRules::Lax | KeyRules::Any => None,
+            };
+        }
         let key_layer = layer(key);
         match out.layer {
             None => out.layer = Some(key_layer),
@@ -147,9 +182,9 @@ pub(crate) fn decode(
         out.entries.push(EntryMeta { key_start: start, key_end: end, value, right });
         prev = start..end;
     }
-    d.key("l").map_err(malformed)?;
-    out.left = d.node_link_or_null().map_err(malformed)?;
-    d.finish().map_err(malformed)?;
+    drisl!(d.key("l"));
+    out.left = drisl!(d.node_link_or_null());
+    drisl!(d.finish());
     if out.layer == Some(0) && (out.left.is_some() || out.entries.iter().any(|e| e.right.is_some()))
     {
         return Err(Error::ChildBelowZero { cid: *cid });
@@ -157,9 +192,20 @@ pub(crate) fn decode(
     Ok(())
 }
 
+#[cold]
+fn malformed(cid: &Cid, error: DecodeError) -> Error {
+    Error::Decode { cid: *cid, error }
+}
+
 /// Checks a key against the configured rules (length and emptiness are
 /// checked by the caller).
 pub(crate) fn check_key(cid: &Cid, key: &[u8], rules: KeyRules) -> Result<()> {
+    // Valid strict keys take the one-pass check (a valid path is ASCII, so
+    // UTF-8); the rest go through UTF-8 decoding and the detailed check,
+    // which name what is wrong.
+    if rules == KeyRules::Strict && syntax::is_repo_path(key) {
+        return Ok(());
+    }
     let Ok(text) = std::str::from_utf8(key) else {
         return Err(Error::KeyNotUtf8 { cid: *cid, key: show(key) });
     };
@@ -201,5 +247,82 @@ pub(crate) fn cid_of(bytes: &[u8]) -> Cid {
         Ok(mh) => Cid::new_v1(0x71, mh),
         // A 32-byte digest always fits.
         Err(_) => Cid::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_keys(keys: &[&[u8]]) -> Result<NodeBuf> {
+        let value = cid_of(b"value");
+        let bytes = encode(None, keys.iter().map(|k| (*k, &value, None)));
+        let mut out = NodeBuf::default();
+        decode(&cid_of(&bytes), &bytes, &Limits::default(), KeyRules::Strict, &mut out)
+            .map(|()| out)
+    }
+
+    /// Decodes a node of `keys` and returns the error, which must be the
+    /// one the full key check gives for `keys[1]` on its own.
+    #[track_caller]
+    fn assert_full_check_error(keys: &[&[u8]]) {
+        let value = cid_of(b"value");
+        let bytes = encode(None, keys.iter().map(|k| (*k, &value, None)));
+        let cid = cid_of(&bytes);
+        let expected = check_key(&cid, keys[1], KeyRules::Strict).unwrap_err();
+        let found = decode_keys(keys).unwrap_err();
+        assert_eq!(format!("{found:?}"), format!("{expected:?}"));
+    }
+
+    #[test]
+    fn a_key_in_the_previous_keys_collection_gets_the_full_checks_error() {
+        let first: &[u8] = b"app.bsky.feed.post/a";
+        let long = [b"app.bsky.feed.post/b".as_slice(), &[b'b'; 512]].concat();
+        for bad in [
+            b"app.bsky.feed.post/b c".as_slice(),
+            b"app.bsky.feed.post/b/c",
+            b"app.bsky.feed.post/b\xc3\xa9",
+            b"app.bsky.feed.post/b\xff",
+            &long,
+            // Shares only part of the collection: the full check runs.
+            b"app.bsky.feed.post~/b",
+            b"app.bsky.feed.pz-/b",
+        ] {
+            assert_full_check_error(&[first, bad]);
+        }
+    }
+
+    #[test]
+    fn order_and_prefix_errors_are_unchanged_by_the_first_byte_shortcut() {
+        let a: &[u8] = b"app.bsky.feed.post/a";
+        let ab: &[u8] = b"app.bsky.feed.post/ab";
+        let b: &[u8] = b"app.bsky.feed.post/b";
+        assert!(matches!(decode_keys(&[b, a]), Err(Error::KeyOrder { .. })));
+        assert!(matches!(decode_keys(&[ab, a]), Err(Error::KeyOrder { .. })));
+        assert!(matches!(decode_keys(&[a, a]), Err(Error::DuplicateKey { .. })));
+        // `ab` after `a` sorts after it at the prefix: no order or prefix
+        // error (possibly another layer).
+        assert!(!matches!(
+            decode_keys(&[a, ab]),
+            Err(Error::KeyOrder { .. }
+                | Error::DuplicateKey { .. }
+                | Error::PrefixNotLongest { .. })
+        ));
+        // A prefix shorter than the longest: the first suffix byte equals
+        // the previous key's byte there.
+        let value = cid_of(b"value");
+        let mut e = Encoder::new();
+        e.map(2).text("e").array(2);
+        for (p, k) in [(0u64, a), (10, &b[10..])] {
+            e.map(4).text("k").bytes(k).text("p").uint(p).text("t").null().text("v").link(&value);
+        }
+        e.text("l").null();
+        let bytes = e.into_bytes();
+        let mut out = NodeBuf::default();
+        let found = decode(&cid_of(&bytes), &bytes, &Limits::default(), KeyRules::Strict, &mut out);
+        assert!(matches!(
+            found,
+            Err(Error::PrefixNotLongest { index: 1, prefix: 10, longest: 19, .. })
+        ));
     }
 }

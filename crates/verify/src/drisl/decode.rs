@@ -204,6 +204,7 @@ struct Head {
 
 impl<'a> Decoder<'a> {
     /// A decoder at the start of `input`.
+    #[inline]
     pub fn new(input: &'a [u8]) -> Self {
         Decoder { input, pos: 0 }
     }
@@ -214,11 +215,13 @@ impl<'a> Decoder<'a> {
     }
 
     /// Bytes not yet read.
+    #[inline]
     pub fn remaining(&self) -> usize {
         self.input.len().saturating_sub(self.pos)
     }
 
     /// Fails unless every byte was read.
+    #[inline]
     pub fn finish(&self) -> Result<()> {
         if self.remaining() == 0 { Ok(()) } else { Err(self.error(Problem::TrailingBytes)) }
     }
@@ -233,26 +236,15 @@ impl<'a> Decoder<'a> {
     }
 
     /// The kind of the next item, without reading it.
+    #[inline]
     pub fn peek_kind(&self) -> Result<Kind> {
         let Some(&initial) = self.input.get(self.pos) else {
             return Err(self.error(Problem::Truncated));
         };
-        Ok(match initial >> 5 {
-            0 => Kind::Unsigned,
-            1 => Kind::Negative,
-            2 => Kind::Bytes,
-            3 => Kind::Text,
-            4 => Kind::Array,
-            5 => Kind::Map,
-            6 => Kind::Tag,
-            _ => match initial {
-                0xf4 | 0xf5 => Kind::Bool,
-                0xf6 => Kind::Null,
-                _ => Kind::Other,
-            },
-        })
+        Ok(kind_of(initial))
     }
 
+    #[inline]
     fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         let end = self.pos.checked_add(n)?;
         let bytes = self.input.get(self.pos..end)?;
@@ -262,6 +254,7 @@ impl<'a> Decoder<'a> {
 
     /// Reads a head, enforcing minimal, definite encodings and refusing
     /// floats and simple values other than false, true and null.
+    #[inline]
     fn head(&mut self) -> Result<Head> {
         let at = self.pos;
         let Some(&initial) = self.input.get(at) else {
@@ -298,16 +291,19 @@ impl<'a> Decoder<'a> {
         Ok(Head { major, arg, at })
     }
 
+    #[inline]
     fn head_of(&mut self, major: u8, expected: &'static str) -> Result<Head> {
-        let kind = self.peek_kind()?;
         let head = self.head()?;
         if head.major != major || (major == 7) {
-            return Err(Self::error_at(head.at, Problem::Unexpected { expected, found: kind }));
+            // `head` read the initial byte at `head.at`, so it is there.
+            let found = self.input.get(head.at).map_or(Kind::Other, |&b| kind_of(b));
+            return Err(Self::error_at(head.at, Problem::Unexpected { expected, found }));
         }
         Ok(head)
     }
 
     /// Reads an unsigned integer.
+    #[inline]
     pub fn uint(&mut self) -> Result<u64> {
         Ok(self.head_of(0, "an unsigned integer")?.arg)
     }
@@ -340,6 +336,7 @@ impl<'a> Decoder<'a> {
     }
 
     /// Reads `null` if it comes next and says whether it did.
+    #[inline]
     pub fn null(&mut self) -> Result<bool> {
         if self.peek_kind()? == Kind::Null {
             self.pos = self.pos.saturating_add(1);
@@ -350,6 +347,7 @@ impl<'a> Decoder<'a> {
     }
 
     /// Reads a byte string, borrowing it.
+    #[inline]
     pub fn bytes(&mut self) -> Result<&'a [u8]> {
         let head = self.head_of(2, "a byte string")?;
         self.payload(head)
@@ -362,6 +360,7 @@ impl<'a> Decoder<'a> {
         std::str::from_utf8(bytes).map_err(|_| Self::error_at(head.at, Problem::InvalidUtf8))
     }
 
+    #[inline]
     fn payload(&mut self, head: Head) -> Result<&'a [u8]> {
         usize::try_from(head.arg)
             .ok()
@@ -371,6 +370,7 @@ impl<'a> Decoder<'a> {
 
     /// Reads an array head and returns its length, which is at most the
     /// number of bytes left.
+    #[inline]
     pub fn array(&mut self) -> Result<u64> {
         let head = self.head_of(4, "an array")?;
         self.count(head, 1)
@@ -378,11 +378,13 @@ impl<'a> Decoder<'a> {
 
     /// Reads a map head and returns its number of entries, which is at most
     /// half the number of bytes left.
+    #[inline]
     pub fn map(&mut self) -> Result<u64> {
         let head = self.head_of(5, "a map")?;
         self.count(head, 2)
     }
 
+    #[inline]
     fn count(&self, head: Head, min_bytes_each: u64) -> Result<u64> {
         if head.arg.saturating_mul(min_bytes_each) > self.remaining() as u64 {
             return Err(Self::error_at(head.at, Problem::Truncated));
@@ -391,6 +393,7 @@ impl<'a> Decoder<'a> {
     }
 
     /// Reads a map head that must have exactly `n` entries.
+    #[inline]
     pub fn map_of(&mut self, n: u64, expected: &'static str) -> Result<()> {
         let at = self.pos;
         let found = self.map()?;
@@ -404,7 +407,24 @@ impl<'a> Decoder<'a> {
     /// Reads a map key that must be exactly `key`. Fixed schemas call this
     /// with their keys in canonical order, which rules out unsorted,
     /// duplicate and unknown keys.
+    #[inline]
     pub fn key(&mut self, key: &'static str) -> Result<()> {
+        // Fast path: the one valid encoding of a short key is its length
+        // head and its bytes. Anything else takes the checked path, which
+        // accepts nothing more and names what is wrong.
+        if let Ok(len @ 0..24) = u8::try_from(key.len())
+            && let Some((&head, rest)) = self.input.get(self.pos..).and_then(<[u8]>::split_first)
+            && head == 0x60 | len
+            && rest.starts_with(key.as_bytes())
+        {
+            self.pos = self.pos.saturating_add(key.len()).saturating_add(1);
+            return Ok(());
+        }
+        self.key_checked(key)
+    }
+
+    #[cold]
+    fn key_checked(&mut self, key: &'static str) -> Result<()> {
         let at = self.pos;
         let found = self.text_key()?;
         if found == key.as_bytes() {
@@ -425,7 +445,16 @@ impl<'a> Decoder<'a> {
     }
 
     /// Reads a CID link (tag 42), any CID the `cid` crate accepts.
+    #[inline]
     pub fn link(&mut self) -> Result<Cid> {
+        match self.canonical_blessed_link(false) {
+            Some(cid) => Ok(cid),
+            None => self.link_checked(),
+        }
+    }
+
+    #[inline(never)]
+    fn link_checked(&mut self) -> Result<Cid> {
         let at = self.pos;
         let bytes = self.link_bytes()?;
         parse_cid(bytes).ok_or_else(|| Self::error_at(at, Problem::InvalidLink))
@@ -445,9 +474,18 @@ impl<'a> Decoder<'a> {
 
     /// Reads a link to a DAG-CBOR block (a commit's `data`, an MST node's
     /// children): CIDv1, dag-cbor, sha2-256.
+    #[inline]
     pub fn node_link(&mut self) -> Result<Cid> {
+        match self.canonical_blessed_link(true) {
+            Some(cid) => Ok(cid),
+            None => self.node_link_checked(),
+        }
+    }
+
+    #[inline(never)]
+    fn node_link_checked(&mut self) -> Result<Cid> {
         let at = self.pos;
-        let cid = self.link()?;
+        let cid = self.link_checked()?;
         if is_blessed(&cid) && cid.codec() == DAG_CBOR {
             Ok(cid)
         } else {
@@ -456,8 +494,31 @@ impl<'a> Decoder<'a> {
     }
 
     /// Reads `null` or a [`node_link`](Self::node_link).
+    #[inline]
     pub fn node_link_or_null(&mut self) -> Result<Option<Cid>> {
         if self.null()? { Ok(None) } else { self.node_link().map(Some) }
+    }
+
+    /// Fast path for links: reads a blessed sha2-256 CID (dag-cbor only if
+    /// `node`, else dag-cbor or raw) in the one canonical encoding of such a
+    /// link, or reads nothing and returns `None`. Everything it accepts the
+    /// checked path accepts with the same result.
+    #[inline]
+    fn canonical_blessed_link(&mut self, node: bool) -> Option<Cid> {
+        // Tag 42, a byte string of 37 bytes, the 0x00 prefix, CIDv1.
+        const START: [u8; 6] = [0xd8, 0x2a, 0x58, 0x25, 0x00, 0x01];
+        let rest = self.input.get(self.pos..)?;
+        let (start, rest) = rest.split_first_chunk::<6>()?;
+        let ([codec, SHA2_256_BYTE, 0x20], rest) = rest.split_first_chunk::<3>()? else {
+            return None;
+        };
+        if *start != START || !(*codec == 0x71 || (!node && *codec == 0x55)) {
+            return None;
+        }
+        let digest = rest.get(..32)?;
+        let hash = Multihash::wrap(SHA2_256, digest).ok()?;
+        self.pos = self.pos.checked_add(41)?;
+        Some(Cid::new_v1(u64::from(*codec), hash))
     }
 
     fn link_bytes(&mut self) -> Result<&'a [u8]> {
@@ -641,8 +702,28 @@ struct Frame<'a> {
 const DAG_CBOR: u64 = 0x71;
 const RAW: u64 = 0x55;
 const SHA2_256: u64 = 0x12;
+/// [`SHA2_256`] as its one-byte varint.
+const SHA2_256_BYTE: u8 = 0x12;
 const BLESSED: &str = "a blessed (CIDv1, dag-cbor or raw, sha2-256)";
 const NODE: &str = "a CIDv1 dag-cbor sha2-256";
+
+/// The kind of the item whose initial byte is `initial`.
+fn kind_of(initial: u8) -> Kind {
+    match initial >> 5 {
+        0 => Kind::Unsigned,
+        1 => Kind::Negative,
+        2 => Kind::Bytes,
+        3 => Kind::Text,
+        4 => Kind::Array,
+        5 => Kind::Map,
+        6 => Kind::Tag,
+        _ => match initial {
+            0xf4 | 0xf5 => Kind::Bool,
+            0xf6 => Kind::Null,
+            _ => Kind::Other,
+        },
+    }
+}
 
 /// Whether `cid` is one of atproto's blessed CIDs.
 pub(crate) fn is_blessed(cid: &Cid) -> bool {
@@ -738,6 +819,78 @@ mod tests {
         assert_eq!(err(&no_prefix, |d| d.link().map(drop)), Problem::InvalidLink);
         // Another tag.
         assert_eq!(err(&[0xc0, 0x60], |d| d.skip(&Default::default())), Problem::Tag { found: 0 });
+    }
+
+    /// Runs `fast` and `checked` on a decoder over `input` each and
+    /// asserts they agree: same result, same bytes consumed.
+    #[track_caller]
+    fn agree<'i, T: PartialEq + fmt::Debug>(
+        input: &'i [u8],
+        fast: impl Fn(&mut Decoder<'i>) -> Result<T>,
+        checked: impl Fn(&mut Decoder<'i>) -> Result<T>,
+    ) {
+        let (mut a, mut b) = (Decoder::new(input), Decoder::new(input));
+        assert_eq!((fast(&mut a), a.pos), (checked(&mut b), b.pos), "{input:02x?}");
+    }
+
+    #[test]
+    fn link_fast_path_agrees_with_the_checked_path() {
+        let mut canonical = vec![0xd8, 0x2a, 0x58, 0x25, 0x00, 0x01, 0x71, 0x12, 0x20];
+        canonical.extend((0..32).map(|i| i * 7));
+        canonical.push(0xf6);
+        let mut inputs = Vec::new();
+        // Every truncation, every value of every byte of the head and the
+        // CID prefix, and an extra byte after.
+        for len in 0..canonical.len() {
+            inputs.push(canonical[..len].to_vec());
+        }
+        for at in 0..9 {
+            for byte in 0..=255 {
+                let mut input = canonical.clone();
+                input[at] = byte;
+                inputs.push(input);
+            }
+        }
+        for input in &inputs {
+            agree(input, Decoder::link, Decoder::link_checked);
+            agree(input, Decoder::node_link, Decoder::node_link_checked);
+            agree(input, Decoder::blessed_link, |d| {
+                let at = d.pos;
+                let cid = d.link_checked()?;
+                if is_blessed(&cid) {
+                    Ok(cid)
+                } else {
+                    Err(Decoder::error_at(at, Problem::UnblessedLink { expected: BLESSED }))
+                }
+            });
+        }
+    }
+
+    #[test]
+    fn key_fast_path_agrees_with_the_checked_path() {
+        let mut inputs: Vec<Vec<u8>> = vec![
+            vec![0x61, b'k'],
+            vec![0x61, b'k', 0x00],
+            vec![0x61],
+            vec![0x61, b'l'],
+            vec![0x62, b'k', b'k'],
+            vec![0x78, 0x01, b'k'],
+            vec![0x41, b'k'],
+            vec![0x7f, b'k', 0xff],
+            vec![],
+        ];
+        for byte in 0..=255 {
+            inputs.push(vec![byte, b'k']);
+        }
+        for input in &inputs {
+            for key in ["k", "kk", ""] {
+                agree(input, |d| d.key(key), |d| d.key_checked(key));
+            }
+        }
+        let long = "a key of twenty-four b";
+        let mut input = vec![0x76];
+        input.extend(long.as_bytes());
+        agree(&input, |d| d.key(long), |d| d.key_checked(long));
     }
 
     #[test]

@@ -158,7 +158,7 @@ fn is_label_byte(b: u8) -> bool {
 }
 
 /// Whether `b` may appear in a record key: letters, digits and `._~:-`.
-pub(crate) fn is_record_key_byte(b: u8) -> bool {
+pub(crate) const fn is_record_key_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':' | b'~')
 }
 
@@ -360,38 +360,102 @@ fn nsid_fast(b: &[u8], normalized: bool) -> bool {
     if b.len() > NSID_MAX_LEN {
         return false;
     }
-    // Completed segments so far, and facts about the current one.
-    let mut done = 0usize;
-    let (mut len, mut first, mut last) = (0usize, 0u8, 0u8);
-    let (mut hyphen, mut upper) = (false, false);
-    for &c in b {
-        if c == b'.' {
-            if len == 0 || len > 63 || last == b'-' || (normalized && upper) {
-                return false;
-            }
-            if done == 0 && !first.is_ascii_alphabetic() {
-                return false;
-            }
-            done = done.wrapping_add(1);
-            (len, hyphen, upper) = (0, false, false);
-            continue;
-        }
-        if !is_label_byte(c) {
+    let Some(dot) = b.iter().rposition(|&c| c == b'.') else {
+        return false;
+    };
+    let Some((authority, rest)) = b.split_at_checked(dot) else {
+        return false;
+    };
+    // The name: 1 to 63 letters and digits, the first a letter.
+    let name = rest.get(1..).unwrap_or_default();
+    match name.first() {
+        Some(&c) if class(c) & ALPHA != 0 && name.len() <= 63 => {}
+        _ => return false,
+    }
+    if !all_of(name, ALNUM) {
+        return false;
+    }
+    // The authority: at least two labels of 1 to 63 letters, digits and
+    // hyphens, not starting or ending with a hyphen, the first starting
+    // with a letter; no uppercase when normalized.
+    let forbidden = if normalized { UPPER } else { 0 };
+    let mut labels = 0usize;
+    for label in authority.split(|&c| c == b'.') {
+        let (Some(&first), Some(&last)) = (label.first(), label.last()) else {
+            return false;
+        };
+        if label.len() > 63 || first == b'-' || last == b'-' {
             return false;
         }
-        if len == 0 {
-            if c == b'-' {
-                return false;
-            }
-            first = c;
+        if labels == 0 && class(first) & ALPHA == 0 {
+            return false;
         }
-        hyphen |= c == b'-';
-        upper |= c.is_ascii_uppercase();
-        last = c;
-        len = len.wrapping_add(1);
+        let (mut all, mut any) = (LABEL, 0u8);
+        for &c in label {
+            let k = class(c);
+            all &= k;
+            any |= k;
+        }
+        if all == 0 || any & forbidden != 0 {
+            return false;
+        }
+        labels = labels.wrapping_add(1);
     }
-    // The last segment is the name.
-    done >= 2 && (1..=63).contains(&len) && first.is_ascii_alphabetic() && !hyphen
+    labels >= 2
+}
+
+/// Whether every byte of `b` has class `bit`.
+fn all_of(b: &[u8], bit: u8) -> bool {
+    let mut all = bit;
+    for &c in b {
+        all &= class(c);
+    }
+    all != 0
+}
+
+/// Byte classes for the one-pass checks, one table lookup per byte.
+const LABEL: u8 = 1;
+const ALPHA: u8 = 2;
+const UPPER: u8 = 4;
+const RECORD_KEY: u8 = 8;
+const ALNUM: u8 = 16;
+
+#[allow(
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation,
+    reason = "a compile-time table: i < 256 throughout"
+)]
+const CLASSES: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        let mut k = 0;
+        if c.is_ascii_alphanumeric() || c == b'-' {
+            k |= LABEL;
+        }
+        if c.is_ascii_alphabetic() {
+            k |= ALPHA;
+        }
+        if c.is_ascii_uppercase() {
+            k |= UPPER;
+        }
+        if is_record_key_byte(c) {
+            k |= RECORD_KEY;
+        }
+        if c.is_ascii_alphanumeric() {
+            k |= ALNUM;
+        }
+        table[i] = k;
+        i += 1;
+    }
+    table
+};
+
+/// The classes of byte `c`.
+fn class(c: u8) -> u8 {
+    CLASSES.get(usize::from(c)).copied().unwrap_or(0)
 }
 
 // ---------------------------------------------------------------------------
@@ -471,13 +535,57 @@ pub const REPO_PATH_LAX_MAX_LEN: usize = 1024;
 /// Offsets in errors are into the whole path.
 pub fn repo_path(s: &str) -> Result<(), SyntaxError> {
     run(Kind::RepoPath, s, |b| {
-        let slash = split_path(b)?;
-        let collection = b.get(..slash).unwrap_or_default();
-        let rkey_at = slash.saturating_add(1);
-        let rkey = b.get(rkey_at..).unwrap_or_default();
-        check_nsid(collection, true)?;
-        check_record_key(rkey).map_err(|f| f.shift(rkey_at))
+        // Valid input takes the one-pass check; only failures pay for the
+        // detailed one, which finds the rule broken and where.
+        if is_repo_path(b) { Ok(()) } else { check_repo_path_detailed(b) }
     })
+}
+
+fn check_repo_path_detailed(b: &[u8]) -> Check {
+    let slash = split_path(b)?;
+    let collection = b.get(..slash).unwrap_or_default();
+    let rkey_at = slash.saturating_add(1);
+    let rkey = b.get(rkey_at..).unwrap_or_default();
+    check_nsid(collection, true)?;
+    check_record_key(rkey).map_err(|f| f.shift(rkey_at))
+}
+
+/// Whether `bytes` is a valid repository path: the same answer as
+/// [`repo_path`] on the bytes as text (a valid path is ASCII, so bytes that
+/// are not UTF-8 are refused), in one pass and without building an error.
+///
+/// For callers that check many keys and only need the details when one
+/// fails: `atrepo-mst` checks every key of every node with it.
+pub fn is_repo_path(bytes: &[u8]) -> bool {
+    let Some(slash) = bytes.iter().position(|&c| c == b'/') else {
+        return false;
+    };
+    let Some((collection, rest)) = bytes.split_at_checked(slash) else {
+        return false;
+    };
+    let rkey = rest.get(1..).unwrap_or_default();
+    // `/` is not a record key byte, so a second one fails here.
+    nsid_fast(collection, true) && record_key_fast(rkey)
+}
+
+/// Whether `bytes` is a valid record key: the same answer as
+/// [`record_key`] on the bytes as text, in one pass and without building an
+/// error.
+///
+/// `atrepo-mst` uses it for a key that shares its collection and `/` with
+/// the previous, already checked key of a node: the rest of the path is
+/// then valid exactly when it is a record key.
+pub fn is_record_key(bytes: &[u8]) -> bool {
+    record_key_fast(bytes)
+}
+
+/// One pass over `b`: whether it is a valid record key. Must accept
+/// exactly what [`check_record_key`] accepts.
+fn record_key_fast(b: &[u8]) -> bool {
+    if b.is_empty() || b.len() > RECORD_KEY_MAX_LEN || b == b"." || b == b".." {
+        return false;
+    }
+    all_of(b, RECORD_KEY)
 }
 
 /// Validates a repository path as historical (v2-era) repositories wrote

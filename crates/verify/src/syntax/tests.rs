@@ -236,11 +236,18 @@ fn display() {
 mod fast_paths {
     use proptest::prelude::*;
 
-    use super::super::nsid_fast;
+    use super::super::{
+        check_repo_path_detailed, is_record_key, is_repo_path, nsid_fast, record_key,
+    };
 
     /// The detailed NSID check, without its fast path.
     fn slow(b: &[u8], normalized: bool) -> bool {
         super::super::check_nsid_detailed(b, normalized).is_ok()
+    }
+
+    /// UTF-8 decoding and the detailed path check, without fast paths.
+    fn slow_path(b: &[u8]) -> bool {
+        std::str::from_utf8(b).is_ok() && check_repo_path_detailed(b).is_ok()
     }
 
     proptest! {
@@ -257,6 +264,39 @@ mod fast_paths {
         fn nsid_fast_agrees_on_lengths(a in 60usize..66, b in 60usize..66, n in 60usize..66) {
             let s = format!("{}.{}.{}", "a".repeat(a), "b".repeat(b), "c".repeat(n));
             prop_assert_eq!(nsid_fast(s.as_bytes(), true), slow(s.as_bytes(), true));
+        }
+
+        /// The one-pass path check accepts exactly what UTF-8 decoding and
+        /// the detailed check accept.
+        #[test]
+        fn is_repo_path_agrees(
+            s in "([aZ0.-]{0,6}){0,3}/?[aZ0.~:_/-]{0,6}|([aB1-]{1,4}\\.){1,4}[aB1-]{0,4}/[a.~:_/-]{0,4}|[a./ \u{e9}*]{0,12}",
+        ) {
+            prop_assert_eq!(is_repo_path(s.as_bytes()), slow_path(s.as_bytes()), "{:?}", s);
+        }
+
+        #[test]
+        fn is_repo_path_agrees_on_bytes(b in proptest::collection::vec(any::<u8>(), 0..24), prefix in any::<bool>()) {
+            let b = if prefix { [b"app.bsky.feed.post/".as_slice(), &b].concat() } else { b };
+            prop_assert_eq!(is_repo_path(&b), slow_path(&b), "{:?}", b);
+        }
+
+        #[test]
+        fn is_record_key_agrees(b in proptest::collection::vec(any::<u8>(), 0..6), s in "[a.~:_/ -]{0,4}") {
+            for b in [b.as_slice(), s.as_bytes()] {
+                let slow = std::str::from_utf8(b).is_ok_and(|s| record_key(s).is_ok());
+                prop_assert_eq!(is_record_key(b), slow, "{:?}", b);
+            }
+        }
+
+        #[test]
+        fn is_repo_path_agrees_on_lengths(collection in 315usize..320, rkey in 0usize..3) {
+            let rkeys = ["a".repeat(512), "a".repeat(513), String::new()];
+            let c = format!("a.b.{}", "c".repeat(collection.min(63)));
+            let long = format!("{}.{}", "a".repeat(collection.saturating_sub(66)), c);
+            for path in [format!("{c}/{}", rkeys[rkey]), format!("{long}/x")] {
+                prop_assert_eq!(is_repo_path(path.as_bytes()), slow_path(path.as_bytes()), "{}", path);
+            }
         }
     }
 }
