@@ -26,8 +26,7 @@ use std::sync::Arc;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use atrepo_store::{
-    Batch, BlockRead, BlockStore, Bytes, CidKey, CidKeySet, CidMap, MEMORY_OVERHEAD_PER_BLOCK,
-    SpillOptions, SpillStore,
+    Batch, BlockRead, BlockStore, Bytes, CidKey, CidKeySet, CidMap, SpillOptions, SpillStore,
 };
 use cid::Cid;
 
@@ -127,17 +126,31 @@ fn same(a: &Cid, b: &Cid) -> bool {
         && a.version() == b.version()
 }
 
-/// Bytes of the fast lane per block: a queue slot, counted twice because
-/// the queue grows by doubling and keeps its capacity when blocks move on
-/// to the slow lane (without it, millions of tiny blocks used half as much
-/// again as the limit: `tests/bounds.rs`).
-const QUEUE_SLOT: u64 = 2 * size_of::<(Cid, Bytes, u64)>() as u64;
+/// Most blocks in the fast lane; beyond that the oldest move on to the slow
+/// lane one at a time. In streaming order the queue holds one pull's worth;
+/// out of order this keeps a long queue from being moved into the map all
+/// at once, which would hold the queue, the old table and the new table
+/// together (`tests/bounds.rs`).
+const QUEUE_MAX: usize = 1024;
 
-/// What a buffered block costs: its payload, its slow-lane slot and
-/// bookkeeping, and its fast-lane slot.
+/// What a waiting block costs besides its payload: a slow-lane slot
+/// (`Cid`, `Bytes`, offset), counted twice because the map may be at half
+/// load after growing, its control byte, and the allocation of its own copy
+/// (see [`Inner::index`]).
+const SLOT_COST: u64 = 2 * (size_of::<(Cid, (Bytes, u64))>() as u64 + 1) + 32;
+
+/// What a buffered block costs: its payload and its slot.
 fn cost(bytes: &Bytes) -> u64 {
-    (bytes.len() as u64).saturating_add(MEMORY_OVERHEAD_PER_BLOCK).saturating_add(QUEUE_SLOT)
+    (bytes.len() as u64).saturating_add(SLOT_COST)
 }
+
+/// The scratch store's page cache when spilling (redb keeps 1 GiB by
+/// default).
+const SCRATCH_CACHE: u64 = 4 * 1024 * 1024;
+
+/// What spilling costs in memory, charged to the budget once it starts: the
+/// batch in flight and the scratch store's cache.
+const SPILL_RESERVE: u64 = SPILL_BATCH_BYTES + SCRATCH_CACHE;
 
 impl Buffer {
     /// A buffer holding at most `limit` bytes in memory, spilling with
@@ -179,10 +192,20 @@ impl Buffer {
             inner.memory_bytes = inner.memory_bytes.saturating_add(c);
             inner.stats.peak_memory = inner.stats.peak_memory.max(inner.memory_bytes);
             inner.queue.push_back((cid, bytes, offset));
+            while inner.queue.len() > QUEUE_MAX {
+                if let Some((c, b, o)) = inner.queue.pop_front() {
+                    inner.index(c, &b, o)?;
+                }
+            }
             return Ok(());
         }
-        // Over budget: sort out what is queued (dropping duplicates), then
-        // make room, unless the new block is a duplicate too.
+        // Over budget with nowhere to put blocks: the limit is the answer.
+        if inner.file.is_none() && inner.spill_options.is_none() {
+            let found = inner.memory_bytes.saturating_add(c);
+            return Err(Error::LimitExceeded { what: "memory", limit: inner.limit, found });
+        }
+        // Sort out what is queued (dropping duplicates), then make room,
+        // unless the new block is a duplicate too.
         inner.index_queue()?;
         if inner.knows(&cid)? {
             inner.stats.duplicates = inner.stats.duplicates.saturating_add(1);
@@ -454,9 +477,15 @@ impl Inner {
             return Err(Error::LimitExceeded { what: "memory", limit: self.limit, found });
         };
         if self.spill.is_none() {
-            // Everything beyond the budget goes straight to disk.
-            self.spill = Some(SpillStore::new(options.clone().memory_limit(0))?);
+            // Everything beyond the budget goes straight to disk, through a
+            // store with a small cache; room for the cache and the batch in
+            // flight is made by moving waiting blocks there too.
+            let open = atrepo_store::OpenOptions::scratch().cache_bytes(Some(SCRATCH_CACHE));
+            let options = options.clone().memory_limit(0).open_options(open);
+            self.spill = Some(SpillStore::new(options)?);
             self.stats.spilled = true;
+            self.memory_bytes = self.memory_bytes.saturating_add(SPILL_RESERVE);
+            self.evict_to_spill()?;
         }
         // Counted with per-block overhead, so that a batch of tiny blocks
         // is bounded in memory too, not only in payload.
@@ -465,6 +494,35 @@ impl Inner {
         if self.pending_bytes >= SPILL_BATCH_BYTES {
             self.flush_pending()?;
         }
+        Ok(())
+    }
+
+    /// Moves blocks from the slow lane to the spill store until the budget
+    /// holds again (or the slow lane is empty).
+    fn evict_to_spill(&mut self) -> Result<()> {
+        let limit = self.limit;
+        let mut freed = 0u64;
+        let over = self.memory_bytes.saturating_sub(limit);
+        let mut moved = Vec::new();
+        self.memory.retain(|cid, (bytes, _)| {
+            if freed >= over {
+                return true;
+            }
+            freed = freed.saturating_add(cost(bytes));
+            moved.push((*cid, bytes.clone()));
+            false
+        });
+        self.memory_bytes = self.memory_bytes.saturating_sub(freed);
+        let Some(spill) = &self.spill else { return Ok(()) };
+        let mut batch = Batch::new();
+        for (cid, bytes) in moved {
+            batch.put(cid, bytes);
+            if batch.payload_bytes() >= SPILL_BATCH_BYTES {
+                spill.write(std::mem::take(&mut batch))?;
+            }
+        }
+        spill.write(batch)?;
+        self.memory.shrink_to_fit();
         Ok(())
     }
 
@@ -559,7 +617,7 @@ mod tests {
         let mut file = tempfile::tempfile().unwrap();
         // Not the bytes the CID names.
         file.write_all(b"\0\0\0\x08").unwrap();
-        let buffer = Buffer::new(MEMORY_OVERHEAD_PER_BLOCK + QUEUE_SLOT + 4 + 64, None);
+        let buffer = Buffer::new(SLOT_COST + 4 + 64, None);
         buffer.set_file(Arc::new(file));
         // Two blocks: the second pushes the first out of memory, into the file.
         buffer.insert(cid, bytes, 0).unwrap();
@@ -571,7 +629,7 @@ mod tests {
 
     #[test]
     fn over_budget_without_spill_is_a_limit_error() {
-        let buffer = Buffer::new(MEMORY_OVERHEAD_PER_BLOCK + QUEUE_SLOT + 4, None);
+        let buffer = Buffer::new(SLOT_COST + 4, None);
         let (a, x) = block(1);
         let (b, y) = block(2);
         buffer.insert(a, x, 0).unwrap();
@@ -581,10 +639,7 @@ mod tests {
 
     #[test]
     fn memory_is_released_when_blocks_are_taken() {
-        let buffer = Buffer::new(
-            2 * (MEMORY_OVERHEAD_PER_BLOCK + QUEUE_SLOT + 4) + TAKEN_OVERHEAD * 4,
-            None,
-        );
+        let buffer = Buffer::new(2 * (SLOT_COST + 4) + TAKEN_OVERHEAD * 4, None);
         for n in 0..4 {
             let (cid, bytes) = block(n);
             buffer.insert(cid, bytes, 0).unwrap();
