@@ -61,12 +61,7 @@ pub(crate) fn run_fuzz(args: &[String]) -> Result<()> {
     }
     ensure_cargo_fuzz()?;
     let fuzz_dir = root().join("fuzz");
-    run(Command::new(cargo_path()).current_dir(&fuzz_dir).args([
-        "fuzz",
-        "build",
-        "--sanitizer",
-        "none",
-    ]))?;
+    run(fuzz_command(&fuzz_dir).args(["fuzz", "build", "--sanitizer", "none"]))?;
 
     let mut results = Vec::new();
     for target in &targets {
@@ -76,9 +71,8 @@ pub(crate) fn run_fuzz(args: &[String]) -> Result<()> {
         std::fs::create_dir_all(&work)?;
         std::fs::create_dir_all(&seeds)?;
         std::fs::create_dir_all(&artifacts)?;
-        let mut cmd = Command::new(cargo_path());
-        cmd.current_dir(&fuzz_dir)
-            .args(["fuzz", "run", "--sanitizer", "none", target])
+        let mut cmd = fuzz_command(&fuzz_dir);
+        cmd.args(["fuzz", "run", "--sanitizer", "none", target])
             .arg(&work)
             .arg(&seeds)
             .arg("--")
@@ -118,6 +112,15 @@ pub(crate) fn run_fuzz(args: &[String]) -> Result<()> {
 /// A `stat::name: N` line from libFuzzer's final statistics.
 fn stat(log: &str, name: &str) -> Option<u64> {
     log.lines().find_map(|l| l.strip_prefix(name)?.trim_start_matches(':').trim().parse().ok())
+}
+
+/// `cargo` in `fuzz/`, building into `fuzz/target` whatever
+/// `CARGO_TARGET_DIR` says: fuzz builds use other compiler flags, and
+/// sharing a target folder with normal builds would rebuild both.
+fn fuzz_command(fuzz_dir: &Path) -> Command {
+    let mut cmd = Command::new(cargo_path());
+    cmd.current_dir(fuzz_dir).env_remove("CARGO_TARGET_DIR");
+    cmd
 }
 
 fn cargo_path() -> std::ffi::OsString {
