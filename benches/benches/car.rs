@@ -8,13 +8,21 @@
 //! `benches::cpu::fastest`), which hold up on a busy machine where wall
 //! times do not.
 //!
+//! The `car/gen-5MB` and `car/gen-100MB` groups do the same on signed
+//! repositories from atrepo's own generator (`atrepo gen`, 15,000 and
+//! 290,000 records, cached under `target/bench-data/`), with the other
+//! baseline next to them: `slice_unchecked` reads every frame without
+//! hashing, so verified parsing sits between the two.
+//!
 //! Run: `cargo bench -p benches --bench car -- --warm-up-time 1 --measurement-time 3`.
 
 use std::hint::black_box;
+use std::ops::Range;
 use std::time::Duration;
 
 use atrepo_car::{CarReader, CarSlice, Options};
 use benches::cpu::fastest;
+use benches::generated::{Order, cached_car_bytes};
 use benches::repo_car::{RepoCar, repo_car};
 use criterion::{Criterion, Throughput};
 use sha2::Digest;
@@ -101,6 +109,56 @@ fn ratio(repo: &RepoCar) {
     );
 }
 
+/// Where each block's bytes are in `car`.
+fn block_ranges(car: &[u8]) -> Vec<Range<usize>> {
+    let start = car.as_ptr() as usize;
+    CarSlice::with_options(car, Options::default().unchecked())
+        .unwrap()
+        .map(|frame| {
+            let data = frame.unwrap().data;
+            let at = data.as_ptr() as usize - start;
+            at..at + data.len()
+        })
+        .collect()
+}
+
+/// The baseline on a generated repository: SHA-256 of every block's bytes.
+fn sha256_ranges(car: &[u8], blocks: &[Range<usize>]) -> u8 {
+    let mut acc = 0;
+    for r in blocks {
+        acc ^= sha2::Sha256::digest(&car[r.clone()])[0];
+    }
+    acc
+}
+
+/// Signed repositories from `atrepo gen`: 5 MB and 100 MB.
+fn bench_generated(c: &mut Criterion) {
+    for (name, records) in [("gen-5MB", 15_000), ("gen-100MB", 290_000)] {
+        let car = cached_car_bytes(records, 1, Order::Streaming);
+        let blocks = block_ranges(&car);
+        assert_eq!(
+            slice(&car, Options::default()),
+            blocks.iter().map(ExactSizeIterator::len).sum::<usize>()
+        );
+        let mut g = c.benchmark_group(format!("car/{name}"));
+        if car.len() > 50_000_000 {
+            g.sample_size(10);
+        }
+        g.throughput(Throughput::Bytes(car.len() as u64));
+        g.bench_function("sha256_blocks_baseline", |b| {
+            b.iter(|| sha256_ranges(black_box(&car), &blocks));
+        });
+        g.bench_function("slice_unchecked", |b| {
+            b.iter(|| slice(black_box(&car), Options::default().unchecked()));
+        });
+        g.bench_function("slice_verify", |b| {
+            b.iter(|| slice(black_box(&car), Options::default()));
+        });
+        g.bench_function("reader_verify", |b| b.iter(|| reader(black_box(&car))));
+        g.finish();
+    }
+}
+
 fn main() {
     let repo = repo_car(SIZE, SEED);
     // The readers must agree with the generator before anything is timed.
@@ -112,6 +170,7 @@ fn main() {
 
     let mut c = Criterion::default().configure_from_args();
     bench(&mut c, &repo);
+    bench_generated(&mut c);
     c.final_summary();
     // `cargo bench` passes `--bench`; `cargo test` runs each bench once
     // and needs no ratio.

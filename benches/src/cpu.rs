@@ -3,7 +3,7 @@
 //!
 //! On a shared machine a run is often preempted and wall time then counts
 //! other processes' work; the CPU time of the measuring thread does not.
-//! [`fastest`] runs two workloads alternately and keeps each one's fastest
+//! [`fastest`](crate::cpu::fastest) runs two workloads alternately and keeps each one's fastest
 //! run, the one least disturbed by the rest of the machine.
 
 use std::time::Duration;

@@ -123,7 +123,7 @@ pub fn repo_car(min_bytes: usize, seed: u64) -> RepoCar {
 }
 
 /// A record of a random kind: `(collection, DAG-CBOR bytes)`.
-fn record(rng: &mut SplitMix64) -> (&'static str, Vec<u8>) {
+pub(crate) fn record(rng: &mut SplitMix64) -> (&'static str, Vec<u8>) {
     let created = format!(
         "2024-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
         1 + rng.below(12),
@@ -279,10 +279,10 @@ impl Cbor {
 }
 
 /// SplitMix64: a tiny deterministic generator (no dependency needed).
-struct SplitMix64(u64);
+pub(crate) struct SplitMix64(pub(crate) u64);
 
 impl SplitMix64 {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -290,7 +290,7 @@ impl SplitMix64 {
         z ^ (z >> 31)
     }
     /// A number below `n` (n > 0); the tiny bias does not matter here.
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 }

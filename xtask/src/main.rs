@@ -13,9 +13,13 @@
 //!   (stable, `--sanitizer none`); `fuzz --corpus` rebuilds their seeds.
 //! - `malformed-corpus`: rebuild the malformed-input corpus under
 //!   `crates/atrepo/tests/data/malformed`.
+//! - `bench [--quick] [--no-peers] [--runs N]`: whole-process
+//!   measurements of `atrepo verify` next to the SHA-256 bound and
+//!   repo-stream, as the Markdown table of `docs/performance.md`.
 //! - `fetch-fixtures`: clone the upstream interop fixtures into
 //!   `interop-tests/fixtures` for machines without `../shared`.
 
+mod bench;
 mod ci;
 mod corpus;
 mod crash;
@@ -41,6 +45,7 @@ commands:
   crash-test [ARGS]  store crash tests, longer (--iterations N, default 100; --seed S)
   fuzz [ARGS]        cargo-fuzz targets (--seconds N, default 60; TARGET...; --corpus rebuilds seeds)
   malformed-corpus   rebuild the malformed-input corpus (crates/atrepo/tests/data/malformed)
+  bench [ARGS]       whole-process speed and memory table (--quick, --no-peers, --runs N)
   fetch-fixtures     clone the upstream interop fixtures into interop-tests/fixtures
 ";
 
@@ -81,6 +86,7 @@ fn run_command() -> Result<()> {
         "fuzz" => fuzz::run_fuzz(&rest),
         "malformed-corpus" => corpus::run_malformed_corpus(&rest),
         "fetch-fixtures" => fetch_fixtures(),
+        "bench" => bench::run_bench(&rest),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())
