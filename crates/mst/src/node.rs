@@ -223,7 +223,8 @@ pub(crate) fn encode<'a>(
     left: Option<&Cid>,
     entries: impl ExactSizeIterator<Item = (&'a [u8], &'a Cid, Option<&'a Cid>)>,
 ) -> Vec<u8> {
-    let mut e = Encoder::new();
+    // About 90 bytes an entry (two links, a short key suffix, four keys).
+    let mut e = Encoder::with_capacity(entries.len().saturating_mul(96).saturating_add(48));
     e.map(2).text("e").array(entries.len() as u64);
     let mut prev: &[u8] = &[];
     for (key, value, right) in entries {

@@ -319,18 +319,27 @@ fn seal(node: &mut Node, out: &mut dyn FnMut(Cid, Vec<u8>)) -> Cid {
         return cid;
     }
     let left = seal_link(&mut node.left, out);
-    let mut rights = Vec::new();
     for e in &mut node.entries {
-        rights.push(seal_link(&mut e.right, out));
+        seal_link(&mut e.right, out);
     }
+    // Every child is sealed now, so each link knows its CID.
     let bytes = node::encode(
         left.as_ref(),
-        node.entries.iter().zip(&rights).map(|(e, r)| (&*e.key, &e.value, r.as_ref())),
+        node.entries.iter().map(|e| (&*e.key, &e.value, sealed_cid(&e.right))),
     );
     let cid = node::cid_of(&bytes);
     out(cid, bytes);
     node.cid = Some(cid);
     cid
+}
+
+/// The CID of a link whose node, if loaded, was sealed.
+fn sealed_cid(link: &Link) -> Option<&Cid> {
+    match link {
+        Link::None => None,
+        Link::Stub(cid) => Some(cid),
+        Link::Node(node) => node.cid.as_ref(),
+    }
 }
 
 fn seal_link(link: &mut Link, out: &mut dyn FnMut(Cid, Vec<u8>)) -> Option<Cid> {
@@ -356,8 +365,24 @@ impl<S: BlockRead> Ctx<'_, S> {
             return Err(Error::MissingNode { cid });
         };
         self.stats.loaded = self.stats.loaded.saturating_add(1);
-        let mut buf = NodeBuf::default();
-        node::decode(&cid, &bytes, self.limits, self.keys, &mut buf)?;
+        // One decoding buffer per thread, reused: its vectors keep their
+        // capacity from node to node.
+        thread_local! {
+            static BUF: std::cell::RefCell<NodeBuf> = std::cell::RefCell::default();
+        }
+        BUF.with_borrow_mut(|buf| self.node_from(cid, &bytes, layer, buf))
+    }
+
+    /// Decodes and checks node `cid` from `bytes` into `buf`, then builds
+    /// the owned node.
+    fn node_from(
+        &self,
+        cid: Cid,
+        bytes: &[u8],
+        layer: Option<u8>,
+        buf: &mut NodeBuf,
+    ) -> Result<Node> {
+        node::decode(&cid, bytes, self.limits, self.keys, buf)?;
         let node_layer = match (buf.layer, layer) {
             (Some(found), Some(expected)) if found != expected => {
                 let key = buf.entries.first().map(|e| show(buf.key(e))).unwrap_or_default();

@@ -2,6 +2,10 @@
 
 use cid::Cid;
 
+/// The most [`Encoder::with_capacity`] reserves up front; beyond it the
+/// output grows as it is written.
+const RESERVE_MAX: usize = 64 * 1024;
+
 /// Writes canonical DRISL into a byte vector.
 ///
 /// Heads are always minimal. Fixed schemas write their map keys in
@@ -18,6 +22,20 @@ impl Encoder {
     /// An empty encoder.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty encoder with room for `bytes` bytes (at most 64 KiB), for
+    /// callers that know about how much they will
+    /// write (an MST node: about 90 bytes an entry), so the output is not
+    /// reallocated as it grows.
+    #[allow(
+        clippy::reserve_after_initialization,
+        reason = "Vec::with_capacity is disallowed project-wide; this size is capped"
+    )]
+    pub fn with_capacity(bytes: usize) -> Self {
+        let mut out = Vec::new();
+        out.reserve(bytes.min(RESERVE_MAX));
+        Encoder { out }
     }
 
     /// The bytes written so far.
@@ -107,6 +125,23 @@ impl Encoder {
 
     /// Writes a CID link: tag 42 around `0x00` and the binary CID.
     pub fn link(&mut self, cid: &Cid) -> &mut Self {
+        // Blessed CIDs (v1, dag-cbor or raw, sha2-256), nearly every link
+        // written, have one fixed 41-byte form: write it directly.
+        let hash = cid.hash();
+        if cid.version() == cid::Version::V1
+            && hash.code() == 0x12
+            && let (Ok(codec @ (0x55 | 0x71)), Ok(digest)) =
+                (u8::try_from(cid.codec()), <&[u8; 32]>::try_from(hash.digest()))
+        {
+            self.out.extend_from_slice(&[0xd8, 0x2a, 0x58, 0x25, 0x00, 0x01, codec, 0x12, 0x20]);
+            self.out.extend_from_slice(digest);
+            return self;
+        }
+        self.link_general(cid)
+    }
+
+    /// [`link`](Self::link) for any CID, through the `cid` crate's writer.
+    fn link_general(&mut self, cid: &Cid) -> &mut Self {
         self.out.extend_from_slice(&[0xd8, 0x2a]);
         let len = cid.encoded_len();
         self.head(2, (len as u64).saturating_add(1));
@@ -129,6 +164,27 @@ impl Encoder {
 mod tests {
     use super::*;
     use crate::drisl::Decoder;
+
+    #[test]
+    fn link_fast_path_writes_what_the_general_path_writes() {
+        use cid::multihash::Multihash;
+        let digest: Vec<u8> = (0..32).collect();
+        let mut cids = Vec::new();
+        for codec in [0x55, 0x71, 0x70, 0x0129] {
+            for (code, len) in [(0x12, 32), (0x12, 20), (0x13, 32), (0x1e, 32)] {
+                let hash = Multihash::<64>::wrap(code, &digest[..len]).unwrap();
+                cids.push(Cid::new_v1(codec, hash));
+            }
+        }
+        let v0 = Multihash::<64>::wrap(0x12, &digest).unwrap();
+        cids.push(Cid::new_v0(v0).unwrap());
+        for cid in &cids {
+            let (mut fast, mut general) = (Encoder::new(), Encoder::new());
+            fast.link(cid);
+            general.link_general(cid);
+            assert_eq!(fast.as_bytes(), general.as_bytes(), "{cid}");
+        }
+    }
 
     #[test]
     fn integers_round_trip_at_every_width() {
