@@ -315,6 +315,14 @@ impl CidKey {
     }
 }
 
+impl CidKey {
+    /// Which of `shards` parts a sharded set or map keeps this fingerprint
+    /// in: from a digest byte, so uniform for hash-checked blocks.
+    pub fn shard(&self, shards: usize) -> usize {
+        usize::from(self.0.to_le_bytes()[0]) % shards.max(1)
+    }
+}
+
 impl std::hash::Hash for CidKey {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         state.write_u64(self.0 ^ self.1.rotate_left(32));
@@ -324,3 +332,30 @@ impl std::hash::Hash for CidKey {
 /// A set of [`CidKey`]s with the same fast, seeded hasher as [`CidMap`]:
 /// about 17 bytes per entry.
 pub type CidKeySet = std::collections::HashSet<CidKey, foldhash::fast::RandomState>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_are_in_range_and_all_used() {
+        let mut seen = [false; 64];
+        for n in 0..4096u32 {
+            let cid = blessed_cid_for_test(&n.to_le_bytes());
+            let key = CidKey::of(&cid);
+            assert_eq!(key.shard(0), 0);
+            assert_eq!(key.shard(1), 0);
+            assert!(key.shard(7) < 7);
+            if let Some(s) = seen.get_mut(key.shard(64)) {
+                *s = true;
+            }
+        }
+        assert!(seen.iter().all(|&s| s), "4096 random digests reach every shard");
+    }
+
+    fn blessed_cid_for_test(data: &[u8]) -> Cid {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(data);
+        Cid::new_v1(0x71, cid::multihash::Multihash::wrap(0x12, &digest).unwrap())
+    }
+}

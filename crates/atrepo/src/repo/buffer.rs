@@ -25,16 +25,24 @@ use std::io::{Read as _, Seek as _, SeekFrom};
 use std::sync::Arc;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use atrepo_store::{
-    Batch, BlockRead, BlockStore, Bytes, CidKey, CidKeySet, CidMap, SpillOptions, SpillStore,
-};
+use atrepo_store::{Batch, BlockRead, BlockStore, Bytes, CidKey, CidMap, SpillOptions, SpillStore};
 use cid::Cid;
 
 use crate::error::{Error, Result};
 
-/// Estimated bytes per entry of the set of handed-out CIDs (16-byte key,
-/// control byte, load factor).
-const TAKEN_OVERHEAD: u64 = 24;
+/// Estimated bytes per entry of the map of handed-out record CIDs (16-byte
+/// key, packed position, control byte, load factor).
+const TAKEN_OVERHEAD: u64 = 32;
+
+/// The packed position of a handed-out record whose place in the input is
+/// not known (it came from the spill store, or did not fit [`pack`]).
+const NO_POSITION: u64 = u64::MAX;
+
+/// Most bytes read back from the input file for records that a second key
+/// points to. Past it such records come without their bytes, so a CAR of
+/// many keys pointing to a few large records cannot make the buffer hash
+/// without end.
+const REPEAT_READ_MAX: u64 = 256 * 1024 * 1024;
 
 /// Blocks bound for the spill store are written in batches of about this
 /// many bytes, per-block overhead included (one transaction each); until
@@ -74,7 +82,46 @@ pub(crate) struct BufferStats {
 }
 
 type Key = CidKey;
-type KeySet = CidKeySet;
+
+/// Shards of [`Taken`].
+const TAKEN_SHARDS: usize = 64;
+
+/// Handed-out record fingerprints and their packed positions, in
+/// [`TAKEN_SHARDS`] maps: each grows on its own, so growing never holds two
+/// full-size tables at once (one map of 1.5 million records held 78 MB for
+/// a moment while doubling, against 52 MB before and after).
+#[derive(Debug)]
+struct Taken {
+    shards: Vec<HashMap<Key, u64, foldhash::fast::RandomState>>,
+}
+
+impl Taken {
+    fn new() -> Self {
+        Taken { shards: (0..TAKEN_SHARDS).map(|_| HashMap::default()).collect() }
+    }
+
+    /// Adds `k` at `position` unless it is there; whether it was new.
+    fn insert(&mut self, k: Key, position: u64) -> bool {
+        match self.shards.get_mut(k.shard(TAKEN_SHARDS)) {
+            Some(shard) => match shard.entry(k) {
+                std::collections::hash_map::Entry::Occupied(_) => false,
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(position);
+                    true
+                }
+            },
+            None => false,
+        }
+    }
+
+    fn get(&self, k: &Key) -> Option<u64> {
+        self.shards.get(k.shard(TAKEN_SHARDS))?.get(k).copied()
+    }
+
+    fn contains_key(&self, k: &Key) -> bool {
+        self.get(k).is_some()
+    }
+}
 
 fn key(cid: &Cid) -> Key {
     CidKey::of(cid)
@@ -112,8 +159,15 @@ struct Inner {
     /// Blocks left in the input file: where their bytes start and their
     /// length, packed (see [`pack`]).
     in_file: HashMap<Key, u64, foldhash::fast::RandomState>,
-    /// Every block handed out.
-    taken: KeySet,
+    /// Every record handed out, with its packed position in the input (or
+    /// [`NO_POSITION`]), so a second key pointing to it can have its bytes
+    /// again.
+    taken: Taken,
+    /// The whole input, when it is held in memory (see
+    /// [`Buffer::keep_views`]).
+    whole: Option<Bytes>,
+    /// Bytes read back from the file for repeated records so far.
+    repeat_read: u64,
     stats: BufferStats,
 }
 
@@ -169,7 +223,9 @@ impl Buffer {
                 file: None,
                 detach: true,
                 in_file: HashMap::default(),
-                taken: KeySet::default(),
+                taken: Taken::new(),
+                whole: None,
+                repeat_read: 0,
                 stats: BufferStats::default(),
             }),
         }
@@ -226,10 +282,13 @@ impl Buffer {
         inner.spill_block(cid, &bytes)
     }
 
-    /// Says that blocks are views into a buffer the caller holds whole
-    /// (an in-memory CAR), so waiting blocks need not be copied out of it.
-    pub(crate) fn keep_views(&self) {
-        self.lock().detach = false;
+    /// Says that blocks are views into `whole`, the input held in memory
+    /// (an in-memory CAR), so waiting blocks need not be copied out of it
+    /// and a record a second key points to can be viewed again.
+    pub(crate) fn keep_views(&self, whole: Bytes) {
+        let mut inner = self.lock();
+        inner.detach = false;
+        inner.whole = Some(whole);
     }
 
     /// Lets the buffer leave blocks in `file` (the input) when it is over
@@ -241,19 +300,22 @@ impl Buffer {
     /// Takes a block out of the buffer; `None` if it is not there (or was
     /// already taken). Nodes are taken this way: the walk remembers them.
     pub(crate) fn take(&self, cid: &Cid) -> Result<Option<Bytes>> {
-        self.lock().take(cid)
+        Ok(self.lock().take(cid)?.map(|(bytes, _)| bytes))
     }
 
-    /// Takes a record block and remembers its CID, since a second key may
-    /// point to the same record: then it is `Ok(None)`, seen and verified
-    /// before, bytes no longer held.
-    pub(crate) fn take_record(&self, cid: &Cid) -> Result<Option<Bytes>> {
+    /// Takes a record block and remembers its CID and where it was, since a
+    /// second key may point to the same record. Returns the bytes and
+    /// whether an earlier key took them already: then they are viewed again
+    /// (an input held in memory), read back from the input file and
+    /// re-hashed, or fetched from the spill store; `None` when the input
+    /// was a stream, or past [`REPEAT_READ_MAX`].
+    pub(crate) fn take_record(&self, cid: &Cid) -> Result<(Option<Bytes>, bool)> {
         let mut inner = self.lock();
-        let bytes = inner.take(cid)?;
-        if bytes.is_some() {
-            inner.mark_taken(key(cid));
+        if let Some((bytes, position)) = inner.take(cid)? {
+            inner.mark_taken(key(cid), position);
+            return Ok((Some(bytes), false));
         }
-        Ok(bytes)
+        Ok((inner.again(cid)?, true))
     }
 
     /// Whether a block with this CID is buffered or was handed out.
@@ -294,7 +356,7 @@ impl Buffer {
         if let Some(spill) = &inner.spill {
             spill.scan(&mut |cid, data| {
                 // Blocks taken from the spill store stay in it.
-                if !inner.taken.contains(&key(cid)) {
+                if !inner.taken.contains_key(&key(cid)) {
                     count(cid, data.len());
                 }
                 Ok(())
@@ -388,7 +450,7 @@ impl Inner {
             return Ok(true);
         }
         let k = key(cid);
-        if self.taken.contains(&k) || self.in_file.contains_key(&k) {
+        if self.taken.contains_key(&k) || self.in_file.contains_key(&k) {
             return Ok(true);
         }
         // The spill store is asked directly: a set of what went there would
@@ -399,9 +461,11 @@ impl Inner {
         }
     }
 
-    fn take(&mut self, cid: &Cid) -> Result<Option<Bytes>> {
+    /// Takes a block out: its bytes and its packed position in the input
+    /// ([`NO_POSITION`] if not known).
+    fn take(&mut self, cid: &Cid) -> Result<Option<(Bytes, u64)>> {
         if self.locate(cid)?
-            && let Some((_, bytes, _)) = self.queue.pop_front()
+            && let Some((_, bytes, offset)) = self.queue.pop_front()
         {
             self.memory_bytes = self.memory_bytes.saturating_sub(cost(&bytes));
             // An earlier copy may have gone to the slow lane already.
@@ -411,27 +475,59 @@ impl Inner {
                 self.memory_bytes = self.memory_bytes.saturating_sub(cost(&copy));
                 self.stats.duplicates = self.stats.duplicates.saturating_add(1);
             }
-            return Ok(Some(bytes));
+            let position = pack(offset, bytes.len()).unwrap_or(NO_POSITION);
+            return Ok(Some((bytes, position)));
         }
-        if let Some((bytes, _)) = self.memory.remove(cid) {
+        if let Some((bytes, offset)) = self.memory.remove(cid) {
             self.memory_bytes = self.memory_bytes.saturating_sub(cost(&bytes));
-            return Ok(Some(bytes));
+            let position = pack(offset, bytes.len()).unwrap_or(NO_POSITION);
+            return Ok(Some((bytes, position)));
         }
         if let Some(bytes) = self.pending.remove(cid) {
             self.pending_bytes = self.pending_bytes.saturating_sub(cost(&bytes));
-            return Ok(Some(bytes));
+            return Ok(Some((bytes, NO_POSITION)));
         }
         let k = key(cid);
         if let Some(packed) = self.in_file.remove(&k) {
             self.memory_bytes = self.memory_bytes.saturating_sub(IN_FILE_COST);
             let (offset, len) = unpack(packed);
-            return self.read_back(cid, offset, len).map(Some);
+            return self.read_back(cid, offset, len).map(|bytes| Some((bytes, packed)));
         }
         match &self.spill {
             // A block taken from the spill store stays there (scratch
-            // stores are write-once); the taken set and the walk remember it.
-            Some(spill) if !self.taken.contains(&k) => Ok(spill.get(cid)?),
+            // stores are write-once); the taken map and the walk remember it.
+            Some(spill) if !self.taken.contains_key(&k) => {
+                Ok(spill.get(cid)?.map(|bytes| (bytes, NO_POSITION)))
+            }
             _ => Ok(None),
+        }
+    }
+
+    /// The bytes of a record handed out before, for a second key that
+    /// points to it (see [`Buffer::take_record`]).
+    fn again(&mut self, cid: &Cid) -> Result<Option<Bytes>> {
+        let Some(position) = self.taken.get(&key(cid)) else { return Ok(None) };
+        if position != NO_POSITION {
+            let (offset, len) = unpack(position);
+            if let Some(whole) = &self.whole {
+                // A view of the input, which was hashed when first read and
+                // cannot have changed since.
+                let start = usize::try_from(offset).unwrap_or(usize::MAX);
+                let end = start.saturating_add(usize::try_from(len).unwrap_or(usize::MAX));
+                return Ok((end <= whole.len()).then(|| whole.slice(start..end)));
+            }
+            if self.file.is_some() {
+                let read = self.repeat_read.saturating_add(len);
+                if read > REPEAT_READ_MAX {
+                    return Ok(None);
+                }
+                self.repeat_read = read;
+                return self.read_back(cid, offset, len).map(Some);
+            }
+        }
+        match &self.spill {
+            Some(spill) => Ok(spill.get(cid)?),
+            None => Ok(None),
         }
     }
 
@@ -464,8 +560,8 @@ impl Inner {
         Ok(self.locate(cid)? || self.knows(cid)?)
     }
 
-    fn mark_taken(&mut self, k: Key) {
-        if self.taken.insert(k) {
+    fn mark_taken(&mut self, k: Key, position: u64) {
+        if self.taken.insert(k, position) {
             self.memory_bytes = self.memory_bytes.saturating_add(TAKEN_OVERHEAD);
             self.stats.peak_memory = self.stats.peak_memory.max(self.memory_bytes);
         }
@@ -545,7 +641,7 @@ fn store_error(e: Error) -> atrepo_store::Error {
 
 impl BlockRead for Buffer {
     fn get(&self, cid: &Cid) -> atrepo_store::Result<Option<Bytes>> {
-        self.lock().take(cid).map_err(store_error)
+        self.lock().take(cid).map(|taken| taken.map(|(bytes, _)| bytes)).map_err(store_error)
     }
 
     fn has(&self, cid: &Cid) -> atrepo_store::Result<bool> {
@@ -564,7 +660,7 @@ impl BlockRead for Buffer {
         }
         if let Some(spill) = &inner.spill {
             spill.scan(&mut |cid, bytes| {
-                if inner.taken.contains(&key(cid)) { Ok(()) } else { f(cid, bytes) }
+                if inner.taken.contains_key(&key(cid)) { Ok(()) } else { f(cid, bytes) }
             })?;
         }
         Ok(())
@@ -582,15 +678,59 @@ mod tests {
     }
 
     #[test]
+    fn a_repeated_record_is_viewed_again_from_an_input_held_whole() {
+        let (cid, bytes) = block(7);
+        let whole = Bytes::from([b"head".as_slice(), &bytes, b"tail"].concat());
+        let buffer = Buffer::new(1 << 20, None);
+        buffer.keep_views(whole.clone());
+        buffer.insert(cid, whole.slice(4..8), 4).unwrap();
+        assert_eq!(buffer.take_record(&cid).unwrap(), (Some(bytes.clone()), false));
+        assert_eq!(buffer.take_record(&cid).unwrap(), (Some(bytes), true));
+    }
+
+    #[test]
+    fn a_repeated_record_is_read_back_from_the_file_within_a_budget() {
+        use std::io::Write;
+        let (cid, bytes) = block(9);
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(b"0123456789").unwrap();
+        file.write_all(&bytes).unwrap();
+        let buffer = Buffer::new(1 << 20, None);
+        buffer.set_file(Arc::new(file));
+        buffer.insert(cid, bytes.clone(), 10).unwrap();
+        assert_eq!(buffer.take_record(&cid).unwrap(), (Some(bytes.clone()), false));
+        assert_eq!(buffer.take_record(&cid).unwrap(), (Some(bytes.clone()), true));
+        // Past the re-reading budget the bytes are not read again.
+        buffer.lock().repeat_read = REPEAT_READ_MAX;
+        assert_eq!(buffer.take_record(&cid).unwrap(), (None, true));
+    }
+
+    #[test]
+    fn a_repeated_record_read_back_is_hashed_again() {
+        use std::io::Write;
+        let (cid, bytes) = block(11);
+        let mut file = tempfile::tempfile().unwrap();
+        // Not the bytes the CID names, where the block claims to be.
+        file.write_all(b"\0\0\0\0").unwrap();
+        let buffer = Buffer::new(1 << 20, None);
+        buffer.set_file(Arc::new(file));
+        buffer.insert(cid, bytes.clone(), 0).unwrap();
+        assert_eq!(buffer.take_record(&cid).unwrap(), (Some(bytes), false));
+        let err = buffer.take_record(&cid).unwrap_err();
+        assert!(matches!(err, Error::Car(atrepo_car::Error::HashMismatch { .. })), "{err}");
+    }
+
+    #[test]
     fn blocks_are_taken_once_and_remembered_as_seen() {
         let buffer = Buffer::new(1 << 20, None);
         let (cid, bytes) = block(1);
         buffer.insert(cid, bytes.clone(), 0).unwrap();
         assert!(buffer.has(&cid).unwrap());
-        assert_eq!(buffer.take_record(&cid).unwrap(), Some(bytes.clone()));
-        // Still "present" for a second key, its bytes no longer held.
+        assert_eq!(buffer.take_record(&cid).unwrap(), (Some(bytes.clone()), false));
+        // Still "present" for a second key; from a stream, its bytes are
+        // no longer held.
         assert!(buffer.has(&cid).unwrap());
-        assert_eq!(buffer.take_record(&cid).unwrap(), None);
+        assert_eq!(buffer.take_record(&cid).unwrap(), (None, true));
         // Arriving again is a duplicate, noticed once it leaves the queue.
         buffer.insert(cid, bytes, 0).unwrap();
         assert_eq!(buffer.leftover(&|_| false).unwrap(), (0, 0));

@@ -144,9 +144,9 @@ impl Engine {
         self.buffer.insert(cid, data, offset)
     }
 
-    /// Says the blocks are views into an input held whole in memory.
-    pub(crate) fn keep_views(&mut self) {
-        self.buffer.keep_views();
+    /// Says the blocks are views into `whole`, the input held in memory.
+    pub(crate) fn keep_views(&mut self, whole: Bytes) {
+        self.buffer.keep_views(whole);
     }
 
     /// Lets the buffer read blocks back from `file` (the input itself, at
@@ -290,9 +290,13 @@ impl Engine {
             Err(e) => return Err(e.into()),
         };
         let key = walker.current_key();
-        let data = self.buffer.take_record(&cid)?;
+        let (data, repeated) = self.buffer.take_record(&cid)?;
+        if repeated {
+            // Checked when the first key pointing to it took it.
+            self.repeated = self.repeated.saturating_add(1);
+        }
         match &data {
-            Some(bytes) => {
+            Some(bytes) if !repeated => {
                 if let RecordCheck::Strict(limits) = &self.options.records {
                     let checked = self.checked_upstream && cid.codec() == atrepo_car::DAG_CBOR;
                     let result = match self.invalid.get(&cid) {
@@ -307,7 +311,7 @@ impl Engine {
                     })?;
                 }
             }
-            None => self.repeated = self.repeated.saturating_add(1),
+            _ => {}
         }
         // Keys come in order, so a collection's records come together: count
         // the current run and fold it into the map when the run ends.

@@ -283,9 +283,11 @@ impl<S> std::fmt::Debug for RepoReader<S> {
 impl RepoReader<SliceSource> {
     /// Opens a repository CAR held in memory. Records are views of `bytes`.
     pub fn from_bytes(bytes: impl Into<Bytes>, options: VerifyOptions) -> Result<Self> {
-        let (source, header, header_len) = SliceSource::open(bytes.into(), options.car)?;
+        let bytes: Bytes = bytes.into();
+        let whole = bytes.clone();
+        let (source, header, header_len) = SliceSource::open(bytes, options.car)?;
         let mut reader = Self::open(source, &header, header_len, options)?;
-        reader.engine.keep_views();
+        reader.engine.keep_views(whole);
         Ok(reader)
     }
 }

@@ -37,8 +37,11 @@ impl<'a> Record<'a> {
 
     /// The record's bytes, verified against its CID (and, unless the check
     /// is [`RecordCheck::Opaque`](crate::RecordCheck::Opaque), as strict
-    /// DRISL). `None` only for a record whose CID an earlier key already
-    /// pointed to: its bytes were handed out and dropped then, verified.
+    /// DRISL). A record whose CID an earlier key already pointed to
+    /// (checked then) has its bytes again when the input is held in memory
+    /// or is a file (read back and re-hashed, up to 256 MiB of such reads
+    /// per repository); `None` for it when the input is a stream, whose
+    /// bytes were dropped once handed out.
     pub fn data(&self) -> Option<&'a Bytes> {
         self.data
     }

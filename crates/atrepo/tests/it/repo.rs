@@ -331,3 +331,68 @@ fn a_file_in_any_order_verifies_with_blocks_left_in_the_file() {
     let err = atrepo::verify_repo_reader(std::fs::File::open(&path).unwrap(), tight).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Limit, "{err}");
 }
+
+#[test]
+fn two_keys_pointing_to_one_record_both_get_its_bytes_from_slices_and_files() {
+    let key = SigningKey::from_seed(Curve::K256, b"repeated records").unwrap();
+    let mut writer = atrepo::writer::RepoWriter::new("did:plc:repeatedrecords2222222");
+    let like = atrepo::verify::drisl::Value::Map(
+        [("$type".to_owned(), atrepo::verify::drisl::Value::String("app.bsky.feed.like".into()))]
+            .into_iter()
+            .collect(),
+    );
+    let first = writer.insert_value("app.bsky.feed.like/3jzfcijpj2z2a", &like).unwrap();
+    let second = writer.insert_value("app.bsky.feed.like/3jzfcijpj2z2b", &like).unwrap();
+    writer.insert_value("app.bsky.feed.like/3jzfcijpj2z2c", &like).unwrap();
+    assert_eq!(first, second, "the same record under three keys");
+    // Past atrepo::THREADED_MIN_BYTES, so files are read on a second thread.
+    for i in 0..6u8 {
+        let blob = atrepo::verify::drisl::Value::Map(
+            [("data".to_owned(), atrepo::verify::drisl::Value::Bytes(vec![i; 900_000]))]
+                .into_iter()
+                .collect(),
+        );
+        writer.insert_value(&format!("app.example.blob/{i}"), &blob).unwrap();
+    }
+    let rev = atrepo::verify::Tid::from_parts(1_700_000_000_000_000, 0).unwrap();
+    let built = writer.build(&key, rev).unwrap();
+    let bytes = car(built.commit_cid, &built.blocks);
+    let options = VerifyOptions::default().key(key.public_key());
+    let expected = like.to_cbor();
+
+    // In memory and from a file: every key gets the bytes.
+    assert!(bytes.len() as u64 >= atrepo::THREADED_MIN_BYTES);
+    let likes = |records: Vec<atrepo::OwnedRecord>| -> Vec<atrepo::OwnedRecord> {
+        records.into_iter().filter(|r| r.key.starts_with("app.bsky.feed.like/")).collect()
+    };
+    let records: Vec<_> = RepoReader::from_bytes(bytes.clone(), options.clone())
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(records.len(), 9);
+    let records = likes(records);
+    assert_eq!(records.len(), 3);
+    for r in &records {
+        assert_eq!(r.data.as_deref(), Some(&expected[..]), "{}", r.key);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("repeated.car");
+    std::fs::write(&path, &bytes).unwrap();
+    let records: Vec<_> =
+        RepoReader::from_file(&path, options.clone()).unwrap().map(Result::unwrap).collect();
+    let records = likes(records);
+    assert_eq!(records.len(), 3);
+    for r in &records {
+        assert_eq!(r.data.as_deref(), Some(&expected[..]), "{}", r.key);
+    }
+    let report = atrepo::verify_repo_file(&path, options.clone()).unwrap();
+    assert_eq!((report.records, report.repeated_records), (9, 2));
+
+    // From a stream the repeats come without bytes, still verified.
+    let records: Vec<_> =
+        RepoReader::from_reader(&bytes[..], options.clone()).unwrap().map(Result::unwrap).collect();
+    let data: Vec<bool> = likes(records).iter().map(|r| r.data.is_some()).collect();
+    assert_eq!(data, [true, false, false]);
+    let report = verify_repo(bytes, options).unwrap();
+    assert_eq!((report.records, report.repeated_records), (9, 2));
+}
