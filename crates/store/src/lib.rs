@@ -356,6 +356,6 @@ mod tests {
     fn blessed_cid_for_test(data: &[u8]) -> Cid {
         use sha2::Digest;
         let digest = sha2::Sha256::digest(data);
-        Cid::new_v1(0x71, cid::multihash::Multihash::wrap(0x12, &digest).unwrap())
+        Cid::new_v1(0x71, multihash::Multihash::wrap(0x12, &digest).unwrap())
     }
 }
