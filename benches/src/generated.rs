@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-use atrepo::generate::{GenOptions, generate};
+use atrepo::generate::{GenOptions, generate, shuffle_blocks};
 use atrepo::verify::{Curve, PublicKey, SigningKey};
 use atrepo::writer::write_blocks;
 
@@ -48,14 +48,7 @@ pub fn generated_car(records: u64, seed: u64, order: Order) -> Vec<u8> {
         .unwrap_or_else(|e| panic!("build: {e}"));
     if order == Order::Shuffled {
         // The same shuffle as `atrepo gen --order shuffled`.
-        let mut state = seed | 1;
-        for i in (1..built.blocks.len()).rev() {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            let j = usize::try_from(state % (i as u64 + 1)).unwrap_or(0);
-            built.blocks.swap(i, j);
-        }
+        shuffle_blocks(&mut built.blocks, seed);
     }
     let mut car = Vec::new();
     write_blocks(&mut car, built.commit_cid, &built.blocks)

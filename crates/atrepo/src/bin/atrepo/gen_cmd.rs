@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use atrepo::generate::{GenOptions, generate};
+use atrepo::generate::{GenOptions, generate, shuffle_blocks};
 use atrepo::verify::Curve;
 use atrepo::writer::write_blocks;
 use clap::{Args, ValueEnum};
@@ -62,16 +62,7 @@ pub(crate) fn run(args: &GenArgs) -> Result<ExitCode> {
     match args.order {
         Order::Streaming => {}
         Order::Reversed => built.blocks.reverse(),
-        Order::Shuffled => {
-            let mut state = args.seed | 1;
-            for i in (1..built.blocks.len()).rev() {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                let j = usize::try_from(state % (i as u64 + 1)).unwrap_or(0);
-                built.blocks.swap(i, j);
-            }
-        }
+        Order::Shuffled => shuffle_blocks(&mut built.blocks, args.seed),
     }
     let bytes: u64 = built.blocks.iter().map(|(_, b)| b.len() as u64).sum();
     if args.out.as_os_str() == "-" {
