@@ -112,6 +112,13 @@ impl VerifyOptions {
         self
     }
     /// Returns these options with the memory limit set, in bytes.
+    ///
+    /// It bounds the blocks waiting for the walk and their bookkeeping
+    /// (about 300 bytes a block in memory, 32 for a block left in the input
+    /// file) and the fingerprints of records handed out (32 bytes each, so
+    /// a repository of millions of records uses tens of MB of it whatever
+    /// its block order). Past it blocks are left in the input file or
+    /// spilled; with neither, verification stops with a limit error.
     pub fn memory_limit(mut self, bytes: u64) -> Self {
         self.memory_limit = bytes;
         self
