@@ -238,7 +238,13 @@ impl<S: BlockRead> Walker<S> {
 
     /// Whether the walk has read the node `cid`.
     pub fn visited(&self, cid: &Cid) -> bool {
-        self.visited.contains(&atrepo_store::CidKey::of(cid))
+        self.visited_key(&atrepo_store::CidKey::of(cid))
+    }
+
+    /// Like [`visited`](Self::visited), for a CID known by its fingerprint
+    /// only.
+    pub fn visited_key(&self, key: &atrepo_store::CidKey) -> bool {
+        self.visited.contains(key)
     }
 
     /// The key of the last leaf the walk yielded (empty before the first).

@@ -15,7 +15,9 @@
 //!
 //! Past the memory budget, a block that came from a file is not kept at
 //! all: the buffer notes where it is in the file (about 40 bytes) and reads
-//! it back, re-checking its hash, when the walk needs it. Other blocks go
+//! it back, re-checking its hash, when the walk needs it. A block of an
+//! input held whole in memory waits that way from the start, and is viewed
+//! again (not copied, not re-hashed) when the walk needs it. Other blocks go
 //! to a scratch disk store ([`SpillStore`]) in batches, or the buffer
 //! refuses them with a limit error if spilling is off.
 
@@ -156,8 +158,8 @@ struct Inner {
     file: Option<Arc<File>>,
     /// Whether blocks that wait are copied out of their read chunk.
     detach: bool,
-    /// Blocks left in the input file: where their bytes start and their
-    /// length, packed (see [`pack`]).
+    /// Blocks left in the input (the file, or the input held whole):
+    /// where their bytes start and their length, packed (see [`pack`]).
     in_file: HashMap<Key, u64, foldhash::fast::RandomState>,
     /// Every record handed out, with its packed position in the input (or
     /// [`NO_POSITION`]), so a second key pointing to it can have its bytes
@@ -333,41 +335,39 @@ impl Buffer {
 
     /// Blocks still buffered and their payload bytes: at the end of a walk,
     /// the blocks no part of the repository links to. Blocks for which
-    /// `used` says the walk read them (a node that arrived twice) count as
-    /// duplicates instead.
-    pub(crate) fn leftover(&self, used: &dyn Fn(&Cid) -> bool) -> Result<(u64, u64)> {
+    /// `used` says the walk read them (a node that arrived twice; by
+    /// fingerprint) count as duplicates instead.
+    pub(crate) fn leftover(&self, used: &dyn Fn(&Key) -> bool) -> Result<(u64, u64)> {
         let mut inner = self.lock();
         inner.index_queue()?;
         let (mut blocks, mut bytes, mut dups) = (0u64, 0u64, 0u64);
-        let mut count = |cid: &Cid, len: usize| {
-            if used(cid) {
+        let mut count = |k: &Key, len: u64| {
+            if used(k) {
                 dups = dups.saturating_add(1);
             } else {
                 blocks = blocks.saturating_add(1);
-                bytes = bytes.saturating_add(len as u64);
+                bytes = bytes.saturating_add(len);
             }
         };
         for (cid, (data, _)) in &inner.memory {
-            count(cid, data.len());
+            count(&key(cid), data.len() as u64);
         }
         for (cid, data) in &inner.pending {
-            count(cid, data.len());
+            count(&key(cid), data.len() as u64);
         }
         if let Some(spill) = &inner.spill {
             spill.scan(&mut |cid, data| {
                 // Blocks taken from the spill store stay in it.
                 if !inner.taken.contains_key(&key(cid)) {
-                    count(cid, data.len());
+                    count(&key(cid), data.len() as u64);
                 }
                 Ok(())
             })?;
         }
-        // Blocks left in the file are not referenced (the walk is over). A
-        // node that arrived twice past the budget is counted here too: only
-        // fingerprints are kept for these.
-        for packed in inner.in_file.values() {
-            blocks = blocks.saturating_add(1);
-            bytes = bytes.saturating_add(unpack(*packed).1);
+        // Blocks left in the input: not referenced (the walk is over), or a
+        // node that arrived twice.
+        for (k, packed) in &inner.in_file {
+            count(k, unpack(*packed).1);
         }
         inner.stats.duplicates = inner.stats.duplicates.saturating_add(dups);
         Ok((blocks, bytes))
@@ -411,6 +411,17 @@ impl Inner {
             self.stats.duplicates = self.stats.duplicates.saturating_add(1);
             return Ok(());
         }
+        // A view of an input held whole waits as its position only (its
+        // bytes are viewed again when taken): 32 bytes a block instead of a
+        // slow-lane slot.
+        if self.whole.is_some()
+            && let Some(packed) = pack(offset, bytes.len())
+        {
+            self.in_file.insert(CidKey::of(&cid), packed);
+            self.memory_bytes =
+                self.memory_bytes.saturating_sub(cost(bytes)).saturating_add(IN_FILE_COST);
+            return Ok(());
+        }
         // A block read from a stream is a view into its read chunk (128 KiB);
         // one kept for long would keep the whole chunk alive. Blocks that
         // wait get their own allocation (not those viewing a buffer the
@@ -418,6 +429,15 @@ impl Inner {
         let bytes = if self.detach { Bytes::copy_from_slice(bytes) } else { bytes.clone() };
         self.memory.insert(cid, (bytes, offset));
         Ok(())
+    }
+
+    /// The block at packed `position` of the input held whole, if any.
+    fn view(&self, position: u64) -> Option<Bytes> {
+        let whole = self.whole.as_ref()?;
+        let (offset, len) = unpack(position);
+        let start = usize::try_from(offset).ok()?;
+        let end = start.checked_add(usize::try_from(len).ok()?)?;
+        (end <= whole.len()).then(|| whole.slice(start..end))
     }
 
     /// Replaces every block waiting in the slow lane by where it is in the
@@ -490,6 +510,11 @@ impl Inner {
         let k = key(cid);
         if let Some(packed) = self.in_file.remove(&k) {
             self.memory_bytes = self.memory_bytes.saturating_sub(IN_FILE_COST);
+            // A view of the input held whole was hashed when first read and
+            // cannot have changed; a file may have, so it is hashed again.
+            if let Some(bytes) = self.view(packed) {
+                return Ok(Some((bytes, packed)));
+            }
             let (offset, len) = unpack(packed);
             return self.read_back(cid, offset, len).map(|bytes| Some((bytes, packed)));
         }
@@ -509,12 +534,8 @@ impl Inner {
         let Some(position) = self.taken.get(&key(cid)) else { return Ok(None) };
         if position != NO_POSITION {
             let (offset, len) = unpack(position);
-            if let Some(whole) = &self.whole {
-                // A view of the input, which was hashed when first read and
-                // cannot have changed since.
-                let start = usize::try_from(offset).unwrap_or(usize::MAX);
-                let end = start.saturating_add(usize::try_from(len).unwrap_or(usize::MAX));
-                return Ok((end <= whole.len()).then(|| whole.slice(start..end)));
+            if self.whole.is_some() {
+                return Ok(self.view(position));
             }
             if self.file.is_some() {
                 let read = self.repeat_read.saturating_add(len);

@@ -353,7 +353,7 @@ impl Engine {
         // Leftovers first: sorting them out finds the last duplicates.
         let walker = self.walker.as_ref();
         let (left_blocks, left_bytes) =
-            self.buffer.leftover(&|cid| walker.is_some_and(|w| w.visited(cid)))?;
+            self.buffer.leftover(&|k| walker.is_some_and(|w| w.visited_key(k)))?;
         let buffer = self.buffer.stats();
         Ok(Report {
             did: commit.did().to_owned(),

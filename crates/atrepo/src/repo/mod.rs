@@ -286,9 +286,9 @@ impl RepoReader<SliceSource> {
         let bytes: Bytes = bytes.into();
         let whole = bytes.clone();
         let (source, header, header_len) = SliceSource::open(bytes, options.car)?;
-        let mut reader = Self::open(source, &header, header_len, options)?;
-        reader.engine.keep_views(whole);
-        Ok(reader)
+        // Views are in place before the first block arrives (the commit
+        // may come last).
+        Self::open_with(source, &header, header_len, options, Input::Whole(whole))
     }
 }
 
@@ -357,7 +357,7 @@ impl RepoReader<FileSource> {
         } else {
             FileSource::Direct(StreamSource { reader })
         };
-        Self::open_with_file(source, &header, header_len, options, Some(random))
+        Self::open_with(source, &header, header_len, options, Input::File(random))
     }
 }
 
@@ -377,21 +377,33 @@ impl RepoReader<ThreadedSource> {
     }
 }
 
+/// What the buffer may go back to for a block it did not keep.
+enum Input {
+    /// The whole input, held in memory.
+    Whole(Bytes),
+    /// The input file, through a handle of its own.
+    File(std::sync::Arc<std::fs::File>),
+    /// Nothing: a stream.
+    Stream,
+}
+
 impl<S: BlockSource> RepoReader<S> {
     fn open(source: S, header: &Header, header_len: u64, options: VerifyOptions) -> Result<Self> {
-        Self::open_with_file(source, header, header_len, options, None)
+        Self::open_with(source, header, header_len, options, Input::Stream)
     }
 
-    fn open_with_file(
+    fn open_with(
         source: S,
         header: &Header,
         header_len: u64,
         options: VerifyOptions,
-        file: Option<std::sync::Arc<std::fs::File>>,
+        input: Input,
     ) -> Result<Self> {
         let mut engine = Engine::new(header.root(), options);
-        if let Some(file) = file {
-            engine.set_file(file);
+        match input {
+            Input::Whole(whole) => engine.keep_views(whole),
+            Input::File(file) => engine.set_file(file),
+            Input::Stream => {}
         }
         engine.add_bytes(header_len);
         engine.set_records_checked_upstream(source.checks_records());

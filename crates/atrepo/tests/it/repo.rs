@@ -59,10 +59,10 @@ fn a_generated_repository_verifies_through_every_driver() {
 fn streaming_order_keeps_the_buffer_tiny_and_any_order_verifies() {
     let (g, built) = repo(2000);
     let streaming = verify_repo(car(built.commit_cid, &built.blocks), options(&g)).unwrap();
-    // A few dozen blocks at a time, plus 24 bytes per block handed out (the
-    // set that recognises a record CID under a second key): far below the
-    // repository's size.
-    let budget = 32 * 1024 + 24 * streaming.car.blocks;
+    // A few dozen blocks at a time, plus 32 bytes per record handed out
+    // (the map that recognises a record CID under a second key): far below
+    // the repository's size.
+    let budget = 32 * 1024 + 32 * streaming.car.blocks;
     assert!(
         streaming.memory.peak_buffered_bytes < budget,
         "peak {} bytes, budget {budget}",
@@ -71,9 +71,23 @@ fn streaming_order_keeps_the_buffer_tiny_and_any_order_verifies() {
 
     let mut reversed = built.blocks.clone();
     reversed.reverse();
-    let report = verify_repo(car(built.commit_cid, &reversed), options(&g)).unwrap();
+    let reversed = car(built.commit_cid, &reversed);
+    let report = verify_repo(reversed.clone(), options(&g)).unwrap();
     assert_eq!(report.records, streaming.records);
     assert!(report.memory.peak_buffered_bytes > streaming.memory.peak_buffered_bytes);
+    // Held whole in memory, waiting blocks are kept as their positions in
+    // the input (32 bytes each), not as copies or slots of their own.
+    let budget = 32 * 1024 + 64 * report.car.blocks;
+    assert!(
+        report.memory.peak_buffered_bytes < budget,
+        "peak {} bytes, budget {budget}, input {} bytes",
+        report.memory.peak_buffered_bytes,
+        reversed.len()
+    );
+    assert!(!report.memory.spilled);
+    // A stream has no such positions to go back to: its blocks wait whole.
+    let from_stream = atrepo::verify_repo_reader(&reversed[..], options(&g)).unwrap();
+    assert!(from_stream.memory.peak_buffered_bytes > reversed.len() as u64 / 2);
 }
 
 #[test]
@@ -231,10 +245,16 @@ fn over_the_memory_limit_without_spilling_is_a_limit_error() {
     let mut reversed = built.blocks.clone();
     reversed.reverse();
     let tight = options(&g).memory_limit(64 * 1024).spill(None);
-    let err = check_fails(car(built.commit_cid, &reversed), tight.clone(), ErrorKind::Limit);
+    let reversed = car(built.commit_cid, &reversed);
+    let err = atrepo::verify_repo_reader(&reversed[..], tight.clone()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Limit, "{err}");
     assert!(matches!(err, Error::LimitExceeded { what: "memory", .. }), "{err:?}");
-    // The same limit is plenty in streaming order.
-    verify_repo(car(built.commit_cid, &built.blocks), tight).unwrap();
+    // The same limit is plenty in streaming order, and for the reversed
+    // bytes held whole in memory, whose waiting blocks cost their positions
+    // only.
+    verify_repo(car(built.commit_cid, &built.blocks), tight.clone()).unwrap();
+    let report = verify_repo(reversed, tight).unwrap();
+    assert_eq!(report.records, 500);
 }
 
 #[cfg(feature = "redb")]
