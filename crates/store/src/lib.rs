@@ -107,7 +107,7 @@ mod util;
 pub use batch::Batch;
 pub use bytes::Bytes;
 #[cfg(feature = "car")]
-pub use car::{CarFileOptions, CarFileStore, IndexMode, IndexStatus};
+pub use car::{CarFileOptions, CarFileStore, IndexMode, IndexStatus, map_file};
 pub use error::{Error, ErrorKind, Result};
 pub use memory::{MEMORY_OVERHEAD_PER_BLOCK, MemoryStore};
 

@@ -165,9 +165,12 @@ struct Inner {
     /// [`NO_POSITION`]), so a second key pointing to it can have its bytes
     /// again.
     taken: Taken,
-    /// The whole input, when it is held in memory (see
-    /// [`Buffer::keep_views`]).
+    /// The whole input, when it is held in memory or mapped (see
+    /// [`Buffer::keep_views`] and [`Buffer::view_file`]).
     whole: Option<Bytes>,
+    /// Whether views of `whole` are hashed again (a mapped file may change
+    /// under the map; bytes held in memory cannot).
+    whole_checked: bool,
     /// Bytes read back from the file for repeated records so far.
     repeat_read: u64,
     stats: BufferStats,
@@ -227,6 +230,7 @@ impl Buffer {
                 in_file: HashMap::default(),
                 taken: Taken::new(),
                 whole: None,
+                whole_checked: false,
                 repeat_read: 0,
                 stats: BufferStats::default(),
             }),
@@ -291,6 +295,17 @@ impl Buffer {
         let mut inner = self.lock();
         inner.detach = false;
         inner.whole = Some(whole);
+        inner.whole_checked = false;
+    }
+
+    /// Lets the buffer view blocks in `map`, the input file mapped into
+    /// memory, instead of keeping them: every waiting block costs its
+    /// position only, and is hashed again when viewed.
+    #[cfg_attr(not(feature = "car"), allow(dead_code, reason = "maps need the car feature"))]
+    pub(crate) fn view_file(&self, map: Bytes) {
+        let mut inner = self.lock();
+        inner.whole = Some(map);
+        inner.whole_checked = true;
     }
 
     /// Lets the buffer leave blocks in `file` (the input) when it is over
@@ -431,13 +446,30 @@ impl Inner {
         Ok(())
     }
 
-    /// The block at packed `position` of the input held whole, if any.
-    fn view(&self, position: u64) -> Option<Bytes> {
-        let whole = self.whole.as_ref()?;
+    /// Block `cid` at packed `position` of the input held whole or mapped,
+    /// if there is one; a mapped file's bytes are hashed again.
+    fn view(&self, cid: &Cid, position: u64) -> Result<Option<Bytes>> {
+        let Some(whole) = self.whole.as_ref() else { return Ok(None) };
         let (offset, len) = unpack(position);
-        let start = usize::try_from(offset).ok()?;
-        let end = start.checked_add(usize::try_from(len).ok()?)?;
-        (end <= whole.len()).then(|| whole.slice(start..end))
+        let range = usize::try_from(offset).ok().and_then(|start| {
+            let end = start.checked_add(usize::try_from(len).ok()?)?;
+            (end <= whole.len()).then_some(start..end)
+        });
+        let Some(range) = range else {
+            // The file shrank under the map's length: read it instead.
+            return Ok(None);
+        };
+        let bytes = whole.slice(range);
+        if self.whole_checked && !atrepo_car::block_matches(cid, &bytes) {
+            let computed = atrepo_car::blessed_cid(cid.codec(), &bytes);
+            return Err(Error::Car(atrepo_car::Error::HashMismatch {
+                offset,
+                section: 0,
+                claimed: Box::new(*cid),
+                computed: Box::new(computed),
+            }));
+        }
+        Ok(Some(bytes))
     }
 
     /// Replaces every block waiting in the slow lane by where it is in the
@@ -512,7 +544,7 @@ impl Inner {
             self.memory_bytes = self.memory_bytes.saturating_sub(IN_FILE_COST);
             // A view of the input held whole was hashed when first read and
             // cannot have changed; a file may have, so it is hashed again.
-            if let Some(bytes) = self.view(packed) {
+            if let Some(bytes) = self.view(cid, packed)? {
                 return Ok(Some((bytes, packed)));
             }
             let (offset, len) = unpack(packed);
@@ -534,8 +566,8 @@ impl Inner {
         let Some(position) = self.taken.get(&key(cid)) else { return Ok(None) };
         if position != NO_POSITION {
             let (offset, len) = unpack(position);
-            if self.whole.is_some() {
-                return Ok(self.view(position));
+            if self.whole.is_some() && !self.whole_checked {
+                return self.view(cid, position);
             }
             if self.file.is_some() {
                 let read = self.repeat_read.saturating_add(len);
@@ -543,6 +575,9 @@ impl Inner {
                     return Ok(None);
                 }
                 self.repeat_read = read;
+                if let Some(bytes) = self.view(cid, position)? {
+                    return Ok(Some(bytes));
+                }
                 return self.read_back(cid, offset, len).map(Some);
             }
         }
@@ -724,6 +759,30 @@ mod tests {
         // Past the re-reading budget the bytes are not read again.
         buffer.lock().repeat_read = REPEAT_READ_MAX;
         assert_eq!(buffer.take_record(&cid).unwrap(), (None, true));
+    }
+
+    #[test]
+    fn a_view_of_a_mapped_file_is_hashed_again() {
+        let (cid, bytes) = block(13);
+        let (other, _) = block(14);
+        // The map shows other bytes than the ones read (the file changed).
+        let buffer = Buffer::new(1 << 20, None);
+        buffer.view_file(Bytes::from_static(b"\0\0\0\0"));
+        buffer.insert(cid, bytes.clone(), 0).unwrap();
+        // Looking for another block moves this one out of the queue: it
+        // waits as its position in the map.
+        assert_eq!(buffer.take(&other).unwrap(), None);
+        let err = buffer.take(&cid).unwrap_err();
+        assert!(matches!(err, Error::Car(atrepo_car::Error::HashMismatch { .. })), "{err}");
+        // Unchanged bytes are viewed, not copied.
+        let buffer = Buffer::new(1 << 20, None);
+        let map = Bytes::from([b"xx".as_slice(), &bytes].concat());
+        buffer.view_file(map.clone());
+        buffer.insert(cid, bytes.clone(), 2).unwrap();
+        assert_eq!(buffer.take(&other).unwrap(), None);
+        let viewed = buffer.take(&cid).unwrap().unwrap();
+        assert_eq!(viewed, bytes);
+        assert_eq!(viewed.as_ptr(), map[2..].as_ptr());
     }
 
     #[test]

@@ -149,6 +149,13 @@ impl Engine {
         self.buffer.keep_views(whole);
     }
 
+    /// Lets the buffer view waiting blocks in `map`, the input file mapped
+    /// into memory (re-hashing each view), instead of keeping them.
+    #[cfg(feature = "car")]
+    pub(crate) fn view_file(&mut self, map: Bytes) {
+        self.buffer.view_file(map);
+    }
+
     /// Lets the buffer read blocks back from `file` (the input itself, at
     /// the offsets blocks were read from) instead of keeping or spilling
     /// them when it is over budget.

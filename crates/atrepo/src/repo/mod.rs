@@ -343,6 +343,14 @@ impl RepoReader<FileSource> {
     /// re-checks their hashes) when the walk needs them, so a file in any
     /// block order verifies in memory bounded by about 40 bytes per block
     /// waiting.
+    ///
+    /// With the `car` feature (on in the command line) the file is also
+    /// mapped into memory, and every block that waits is kept as its
+    /// position only and viewed in the map (hashed again) when needed: no
+    /// copies, whatever the order. As with every memory-mapping reader, the
+    /// file must not be truncated while it is being verified (the kernel
+    /// then stops the process with SIGBUS); other changes are caught by
+    /// the hash checks.
     pub fn from_file(path: impl AsRef<std::path::Path>, options: VerifyOptions) -> Result<Self> {
         let path = path.as_ref();
         let file = std::fs::File::open(path)?;
@@ -357,7 +365,15 @@ impl RepoReader<FileSource> {
         } else {
             FileSource::Direct(StreamSource { reader })
         };
-        Self::open_with(source, &header, header_len, options, Input::File(random))
+        // With the `car` feature, blocks that wait are viewed in a map of
+        // the file (positions only, re-hashed when viewed) instead of copied
+        // into memory; without it, or if the file cannot be mapped, they
+        // are copied, and read back past the memory limit.
+        #[cfg(feature = "car")]
+        let map = atrepo_store::map_file(&random).ok();
+        #[cfg(not(feature = "car"))]
+        let map = None;
+        Self::open_with(source, &header, header_len, options, Input::File(random, map))
     }
 }
 
@@ -381,8 +397,9 @@ impl RepoReader<ThreadedSource> {
 enum Input {
     /// The whole input, held in memory.
     Whole(Bytes),
-    /// The input file, through a handle of its own.
-    File(std::sync::Arc<std::fs::File>),
+    /// The input file, through a handle of its own, and its map if it
+    /// could be mapped.
+    File(std::sync::Arc<std::fs::File>, Option<Bytes>),
     /// Nothing: a stream.
     Stream,
 }
@@ -402,7 +419,15 @@ impl<S: BlockSource> RepoReader<S> {
         let mut engine = Engine::new(header.root(), options);
         match input {
             Input::Whole(whole) => engine.keep_views(whole),
-            Input::File(file) => engine.set_file(file),
+            Input::File(file, map) => {
+                engine.set_file(file);
+                #[cfg(feature = "car")]
+                if let Some(map) = map {
+                    engine.view_file(map);
+                }
+                #[cfg(not(feature = "car"))]
+                let _: Option<Bytes> = map;
+            }
             Input::Stream => {}
         }
         engine.add_bytes(header_len);

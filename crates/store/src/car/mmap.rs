@@ -13,11 +13,15 @@ use std::io;
 
 use bytes::Bytes;
 
-/// Maps the whole of `file` read-only.
+/// Maps the whole of `file` read-only, as shared [`Bytes`] that keep the
+/// map alive.
 ///
 /// The caller promises what [`CarFileStore`](crate::CarFileStore)
-/// documents: the file is not modified or truncated while mapped.
-pub(crate) fn map(file: &File) -> io::Result<Bytes> {
+/// documents: the file is not modified or truncated while mapped (a
+/// truncation turns reads of the lost pages into SIGBUS). Callers that
+/// cannot promise that the bytes stay the same must re-check what they
+/// read, as `atrepo`'s file reader re-hashes every block it views.
+pub fn map_file(file: &File) -> io::Result<Bytes> {
     if file.metadata()?.len() == 0 {
         return Ok(Bytes::new());
     }

@@ -4,6 +4,8 @@
 mod index;
 mod mmap;
 
+pub use mmap::map_file;
+
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -155,7 +157,7 @@ impl CarFileStore {
     pub fn open_with(path: impl AsRef<Path>, options: &CarFileOptions) -> Result<Self> {
         let path = path.as_ref().to_owned();
         let file = File::open(&path)?;
-        let map = mmap::map(&file)?;
+        let map = map_file(&file)?;
         let car = options.car;
         let slice = CarSlice::with_options(&map, car)?;
         let header = slice.header().clone();
@@ -172,7 +174,7 @@ impl CarFileStore {
         let (index, status) = match index_path {
             None => (Index::build(&map, car)?, IndexStatus::InMemory),
             Some(index_path) => {
-                let replaced = match File::open(&index_path).and_then(|f| mmap::map(&f)) {
+                let replaced = match File::open(&index_path).and_then(|f| map_file(&f)) {
                     Ok(bytes) => match Index::load(&bytes, &identity, &car) {
                         Ok(index) => {
                             return Ok(CarFileStore {
