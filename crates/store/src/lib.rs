@@ -289,9 +289,12 @@ impl<S: BlockStore + ?Sized> BlockStore for std::sync::Arc<S> {
 /// codec and hash function, for sets that must remember many CIDs in little
 /// memory (a full [`Cid`] takes 96 bytes).
 ///
-/// Two different CIDs share a fingerprint with negligible odds by chance,
-/// and finding such a pair on purpose takes about 2^60 hashing work, so a
-/// fingerprint set is as good as a CID set for CIDs of hash-checked blocks.
+/// Two different CIDs of hash-checked blocks share a fingerprint with
+/// negligible odds by chance, and finding two such blocks on purpose takes
+/// about 2^60 hashing work. But a bare CID (in a CAR header, an MST entry)
+/// needs no block behind it, and one that shares a given block's
+/// fingerprint is written in no time: a fingerprint hit for such a CID
+/// must be confirmed against the whole CID before it counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct CidKey(u64, u64);
 

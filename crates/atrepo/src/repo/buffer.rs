@@ -64,7 +64,25 @@ const LEN_BITS: u32 = 24;
 /// Packs a block's offset and length into one `u64`, if they fit.
 fn pack(offset: u64, len: usize) -> Option<u64> {
     let len = u64::try_from(len).ok().filter(|&l| l < (1 << LEN_BITS))?;
-    (offset < (1 << (64 - LEN_BITS))).then_some((offset << LEN_BITS) | len)
+    // The top bit stays clear: taken-map values use it for digest tails.
+    (offset < (1 << (63 - LEN_BITS))).then_some((offset << LEN_BITS) | len)
+}
+
+/// Marks a taken-map value that holds more of a CID's digest instead of a
+/// position (see [`tail`]).
+const TAIL_TAG: u64 = 1 << 63;
+
+/// 63 bits of `cid`'s digest beyond those of its [`CidKey`], tagged: what
+/// the taken map keeps when the input cannot be read again, so that a CID
+/// sharing a fingerprint with a taken record (easy to write into an MST
+/// node: the fingerprint is a digest prefix) is not taken for it.
+fn tail(cid: &Cid) -> u64 {
+    let mut b = [0u8; 8];
+    let digest = cid.hash().digest();
+    if let (Some(src), Some(dst)) = (digest.get(15..23), b.get_mut(..)) {
+        dst.copy_from_slice(src);
+    }
+    u64::from_le_bytes(b) | TAIL_TAG
 }
 
 /// The offset and length of a packed file position.
@@ -329,7 +347,7 @@ impl Buffer {
     pub(crate) fn take_record(&self, cid: &Cid) -> Result<(Option<Bytes>, bool)> {
         let mut inner = self.lock();
         if let Some((bytes, position)) = inner.take(cid)? {
-            inner.mark_taken(key(cid), position);
+            inner.mark_taken(cid, position);
             return Ok((Some(bytes), false));
         }
         Ok((inner.again(cid)?, true))
@@ -472,6 +490,37 @@ impl Inner {
         Ok(Some(bytes))
     }
 
+    /// Whether the taken-map value `value` (a position or a digest tail)
+    /// belongs to `cid`, not just to its fingerprint.
+    fn taken_is(&self, cid: &Cid, value: u64) -> Result<bool> {
+        if value & TAIL_TAG != 0 {
+            return Ok(value == tail(cid));
+        }
+        self.confirm(cid, value)
+    }
+
+    /// Whether the section whose data starts at packed `position` of the
+    /// input has `cid` as its CID (the CID's bytes come right before the
+    /// data in a CAR section, and were checked against the data when the
+    /// block was read).
+    fn confirm(&self, cid: &Cid, position: u64) -> Result<bool> {
+        let (offset, _) = unpack(position);
+        let expected = cid.to_bytes();
+        let Some(start) = offset.checked_sub(expected.len() as u64) else { return Ok(false) };
+        if let Some(whole) = &self.whole {
+            let found = usize::try_from(start)
+                .ok()
+                .and_then(|s| whole.get(s..s.checked_add(expected.len())?));
+            return Ok(found == Some(&expected[..]));
+        }
+        let Some(file) = &self.file else { return Ok(false) };
+        let mut found = vec![0u8; expected.len()];
+        let mut handle: &File = file;
+        handle.seek(SeekFrom::Start(start))?;
+        handle.read_exact(&mut found)?;
+        Ok(found == expected)
+    }
+
     /// Replaces every block waiting in the slow lane by where it is in the
     /// input file (blocks too long to note stay).
     fn evict_to_file(&mut self) {
@@ -501,8 +550,18 @@ impl Inner {
         if self.memory.contains_key(cid) || self.pending.contains_key(cid) {
             return Ok(true);
         }
+        // Fingerprints are digest prefixes, which a hostile repository can
+        // match at will with CIDs of blocks it does not have: a hit counts
+        // only once the whole CID is confirmed.
         let k = key(cid);
-        if self.taken.contains_key(&k) || self.in_file.contains_key(&k) {
+        if let Some(value) = self.taken.get(&k)
+            && self.taken_is(cid, value)?
+        {
+            return Ok(true);
+        }
+        if let Some(packed) = self.in_file.get(&k).copied()
+            && self.confirm(cid, packed)?
+        {
             return Ok(true);
         }
         // The spill store is asked directly: a set of what went there would
@@ -540,7 +599,10 @@ impl Inner {
             return Ok(Some((bytes, NO_POSITION)));
         }
         let k = key(cid);
-        if let Some(packed) = self.in_file.remove(&k) {
+        if let Some(packed) = self.in_file.get(&k).copied()
+            && self.confirm(cid, packed)?
+        {
+            self.in_file.remove(&k);
             self.memory_bytes = self.memory_bytes.saturating_sub(IN_FILE_COST);
             // A view of the input held whole was hashed when first read and
             // cannot have changed; a file may have, so it is hashed again.
@@ -553,7 +615,7 @@ impl Inner {
         match &self.spill {
             // A block taken from the spill store stays there (scratch
             // stores are write-once); the taken map and the walk remember it.
-            Some(spill) if !self.taken.contains_key(&k) => {
+            Some(spill) if self.taken.get(&k).is_none_or(|v| v != tail(cid)) => {
                 Ok(spill.get(cid)?.map(|bytes| (bytes, NO_POSITION)))
             }
             _ => Ok(None),
@@ -564,7 +626,10 @@ impl Inner {
     /// points to it (see [`Buffer::take_record`]).
     fn again(&mut self, cid: &Cid) -> Result<Option<Bytes>> {
         let Some(position) = self.taken.get(&key(cid)) else { return Ok(None) };
-        if position != NO_POSITION {
+        if !self.taken_is(cid, position)? {
+            return Ok(None);
+        }
+        if position & TAIL_TAG == 0 {
             let (offset, len) = unpack(position);
             if self.whole.is_some() && !self.whole_checked {
                 return self.view(cid, position);
@@ -616,8 +681,12 @@ impl Inner {
         Ok(self.locate(cid)? || self.knows(cid)?)
     }
 
-    fn mark_taken(&mut self, k: Key, position: u64) {
-        if self.taken.insert(k, position) {
+    fn mark_taken(&mut self, cid: &Cid, position: u64) {
+        // A position only where the input can be read again to confirm the
+        // CID (and give the bytes to a second key); else more of the digest.
+        let readable = self.whole.is_some() || self.file.is_some();
+        let value = if readable && position & TAIL_TAG == 0 { position } else { tail(cid) };
+        if self.taken.insert(key(cid), value) {
             self.memory_bytes = self.memory_bytes.saturating_add(TAKEN_OVERHEAD);
             self.stats.peak_memory = self.stats.peak_memory.max(self.memory_bytes);
         }
@@ -733,27 +802,44 @@ mod tests {
         (blessed_cid(DAG_CBOR, &bytes), bytes)
     }
 
+    /// `before`, then a CAR section's CID and data: the input and where the
+    /// data starts.
+    fn laid_out(before: &[u8], cid: &Cid, data: &[u8]) -> (Vec<u8>, u64) {
+        let mut input = before.to_vec();
+        input.extend(cid.to_bytes());
+        let at = input.len() as u64;
+        input.extend_from_slice(data);
+        (input, at)
+    }
+
+    fn file_of(input: &[u8]) -> Arc<File> {
+        use std::io::Write;
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(input).unwrap();
+        Arc::new(file)
+    }
+
     #[test]
     fn a_repeated_record_is_viewed_again_from_an_input_held_whole() {
         let (cid, bytes) = block(7);
-        let whole = Bytes::from([b"head".as_slice(), &bytes, b"tail"].concat());
+        let (mut input, at) = laid_out(b"head", &cid, &bytes);
+        input.extend_from_slice(b"tail");
+        let whole = Bytes::from(input);
         let buffer = Buffer::new(1 << 20, None);
         buffer.keep_views(whole.clone());
-        buffer.insert(cid, whole.slice(4..8), 4).unwrap();
+        let start = usize::try_from(at).unwrap();
+        buffer.insert(cid, whole.slice(start..start + 4), at).unwrap();
         assert_eq!(buffer.take_record(&cid).unwrap(), (Some(bytes.clone()), false));
         assert_eq!(buffer.take_record(&cid).unwrap(), (Some(bytes), true));
     }
 
     #[test]
     fn a_repeated_record_is_read_back_from_the_file_within_a_budget() {
-        use std::io::Write;
         let (cid, bytes) = block(9);
-        let mut file = tempfile::tempfile().unwrap();
-        file.write_all(b"0123456789").unwrap();
-        file.write_all(&bytes).unwrap();
+        let (input, at) = laid_out(b"0123456789", &cid, &bytes);
         let buffer = Buffer::new(1 << 20, None);
-        buffer.set_file(Arc::new(file));
-        buffer.insert(cid, bytes.clone(), 10).unwrap();
+        buffer.set_file(file_of(&input));
+        buffer.insert(cid, bytes.clone(), at).unwrap();
         assert_eq!(buffer.take_record(&cid).unwrap(), (Some(bytes.clone()), false));
         assert_eq!(buffer.take_record(&cid).unwrap(), (Some(bytes.clone()), true));
         // Past the re-reading budget the bytes are not read again.
@@ -766,9 +852,10 @@ mod tests {
         let (cid, bytes) = block(13);
         let (other, _) = block(14);
         // The map shows other bytes than the ones read (the file changed).
+        let (changed, at) = laid_out(b"", &cid, b"\0\0\0\0");
         let buffer = Buffer::new(1 << 20, None);
-        buffer.view_file(Bytes::from_static(b"\0\0\0\0"));
-        buffer.insert(cid, bytes.clone(), 0).unwrap();
+        buffer.view_file(Bytes::from(changed));
+        buffer.insert(cid, bytes.clone(), at).unwrap();
         // Looking for another block moves this one out of the queue: it
         // waits as its position in the map.
         assert_eq!(buffer.take(&other).unwrap(), None);
@@ -776,25 +863,51 @@ mod tests {
         assert!(matches!(err, Error::Car(atrepo_car::Error::HashMismatch { .. })), "{err}");
         // Unchanged bytes are viewed, not copied.
         let buffer = Buffer::new(1 << 20, None);
-        let map = Bytes::from([b"xx".as_slice(), &bytes].concat());
+        let (input, at) = laid_out(b"xx", &cid, &bytes);
+        let map = Bytes::from(input);
         buffer.view_file(map.clone());
-        buffer.insert(cid, bytes.clone(), 2).unwrap();
+        buffer.insert(cid, bytes.clone(), at).unwrap();
         assert_eq!(buffer.take(&other).unwrap(), None);
         let viewed = buffer.take(&cid).unwrap().unwrap();
         assert_eq!(viewed, bytes);
-        assert_eq!(viewed.as_ptr(), map[2..].as_ptr());
+        assert_eq!(viewed.as_ptr(), map[usize::try_from(at).unwrap()..].as_ptr());
+    }
+
+    #[test]
+    fn a_fingerprint_hit_counts_only_for_the_whole_cid() {
+        let (cid, bytes) = block(15);
+        // Same fingerprint (a digest prefix), another digest.
+        let mut digest = cid.hash().digest().to_vec();
+        digest[20] ^= 1;
+        let twin =
+            Cid::new_v1(cid.codec(), cid::multihash::Multihash::<64>::wrap(0x12, &digest).unwrap());
+        assert_eq!(key(&twin), key(&cid));
+        for readable in [false, true] {
+            let (input, at) = laid_out(b"", &cid, &bytes);
+            let buffer = Buffer::new(1 << 20, None);
+            if readable {
+                buffer.keep_views(Bytes::from(input));
+            }
+            buffer.insert(cid, bytes.clone(), at).unwrap();
+            // Waiting (as a position when the input is held whole): the twin
+            // is not there.
+            assert!(!buffer.has(&twin).unwrap(), "readable: {readable}");
+            assert_eq!(buffer.take(&twin).unwrap(), None);
+            // Taken: the twin is neither seen nor handed the bytes.
+            assert_eq!(buffer.take_record(&cid).unwrap(), (Some(bytes.clone()), false));
+            assert!(!buffer.has(&twin).unwrap(), "readable: {readable}");
+            assert!(buffer.has(&cid).unwrap());
+        }
     }
 
     #[test]
     fn a_repeated_record_read_back_is_hashed_again() {
-        use std::io::Write;
         let (cid, bytes) = block(11);
-        let mut file = tempfile::tempfile().unwrap();
         // Not the bytes the CID names, where the block claims to be.
-        file.write_all(b"\0\0\0\0").unwrap();
+        let (input, at) = laid_out(b"", &cid, b"\0\0\0\0");
         let buffer = Buffer::new(1 << 20, None);
-        buffer.set_file(Arc::new(file));
-        buffer.insert(cid, bytes.clone(), 0).unwrap();
+        buffer.set_file(file_of(&input));
+        buffer.insert(cid, bytes.clone(), at).unwrap();
         assert_eq!(buffer.take_record(&cid).unwrap(), (Some(bytes), false));
         let err = buffer.take_record(&cid).unwrap_err();
         assert!(matches!(err, Error::Car(atrepo_car::Error::HashMismatch { .. })), "{err}");
@@ -832,15 +945,13 @@ mod tests {
 
     #[test]
     fn a_block_changed_in_the_file_is_caught_on_read_back() {
-        use std::io::Write as _;
         let (cid, bytes) = block(7);
-        let mut file = tempfile::tempfile().unwrap();
         // Not the bytes the CID names.
-        file.write_all(b"\0\0\0\x08").unwrap();
+        let (input, at) = laid_out(b"", &cid, b"\0\0\0\x08");
         let buffer = Buffer::new(SLOT_COST + 4 + 64, None);
-        buffer.set_file(Arc::new(file));
+        buffer.set_file(file_of(&input));
         // Two blocks: the second pushes the first out of memory, into the file.
-        buffer.insert(cid, bytes, 0).unwrap();
+        buffer.insert(cid, bytes, at).unwrap();
         let (other, more) = block(8);
         buffer.insert(other, more, 100).unwrap();
         let err = buffer.take(&cid).unwrap_err();
@@ -871,16 +982,18 @@ mod tests {
 
 #[cfg(test)]
 mod pack_tests {
-    use super::{pack, unpack};
+    use super::{TAIL_TAG, pack, unpack};
 
     #[test]
     fn positions_pack_and_unpack() {
         assert_eq!(pack(12_345, 678).map(unpack), Some((12_345, 678)));
         assert_eq!(
-            pack((1 << 40) - 1, (1 << 24) - 1).map(unpack),
-            Some(((1 << 40) - 1, (1 << 24) - 1))
+            pack((1 << 39) - 1, (1 << 24) - 1).map(unpack),
+            Some(((1 << 39) - 1, (1 << 24) - 1))
         );
-        assert_eq!(pack(1 << 40, 1), None);
+        // The top bit stays clear for digest tails.
+        assert_eq!(pack((1 << 39) - 1, (1 << 24) - 1).map(|p| p & TAIL_TAG), Some(0));
+        assert_eq!(pack(1 << 39, 1), None);
         assert_eq!(pack(0, 1 << 24), None);
     }
 }

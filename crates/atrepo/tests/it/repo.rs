@@ -422,3 +422,96 @@ fn two_keys_pointing_to_one_record_both_get_its_bytes_from_slices_and_files() {
     let report = verify_repo(bytes, options).unwrap();
     assert_eq!((report.records, report.repeated_records), (9, 2));
 }
+
+/// A CID with the same fingerprint as `cid` (the fingerprint is a digest
+/// prefix) but another digest: a block nobody has.
+fn fingerprint_twin(cid: &Cid) -> Cid {
+    let mut digest = cid.hash().digest().to_vec();
+    digest[20] ^= 0x01;
+    let twin =
+        Cid::new_v1(cid.codec(), cid::multihash::Multihash::<64>::wrap(0x12, &digest).unwrap());
+    assert_eq!(atrepo::store::CidKey::of(&twin), atrepo::store::CidKey::of(cid));
+    twin
+}
+
+/// Verifies `bytes` from a slice, a file and a stream; each must fail with
+/// a missing block.
+#[track_caller]
+fn missing_everywhere(bytes: &[u8], options: VerifyOptions) -> Vec<Error> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("twin.car");
+    std::fs::write(&path, bytes).unwrap();
+    let errors = vec![
+        verify_repo(bytes.to_vec(), options.clone()).unwrap_err(),
+        atrepo::verify_repo_file(&path, options.clone()).unwrap_err(),
+        atrepo::verify_repo_reader(bytes, options).unwrap_err(),
+    ];
+    for err in &errors {
+        assert_eq!(err.kind(), ErrorKind::Missing, "{err:?}");
+    }
+    errors
+}
+
+#[test]
+fn a_root_sharing_a_fingerprint_with_the_commit_is_a_missing_commit() {
+    // Found by the repo_full fuzz body: the slice driver handed out the
+    // commit block for a root CID that only shares its fingerprint.
+    let (g, built) = repo(50);
+    let mut reversed = built.blocks.clone();
+    reversed.reverse();
+    let twin = fingerprint_twin(&built.commit_cid);
+    for blocks in [&built.blocks, &reversed] {
+        for err in missing_everywhere(&car(twin, blocks), options(&g)) {
+            assert!(matches!(err, Error::MissingCommit { .. }), "{err:?}");
+        }
+    }
+}
+
+#[test]
+fn a_record_cid_sharing_a_fingerprint_with_a_present_record_is_missing() {
+    // A repository owner can write any CID into its tree: one that shares
+    // the fingerprint of a record it does include must not pass for it.
+    let key = SigningKey::from_seed(Curve::K256, b"fingerprint twins").unwrap();
+    let record = atrepo::verify::drisl::Value::Map(
+        [("$type".to_owned(), atrepo::verify::drisl::Value::String("app.bsky.feed.like".into()))]
+            .into_iter()
+            .collect(),
+    )
+    .to_cbor();
+    let real = blessed_cid(DAG_CBOR, &record);
+    let twin = fingerprint_twin(&real);
+    for (first, second) in [(real, twin), (twin, real)] {
+        let (root, nodes) = atrepo::mst::Builder::new()
+            .build_nodes([
+                ("app.bsky.feed.like/3jzfcijpj2z2a", first),
+                ("app.bsky.feed.like/3jzfcijpj2z2b", second),
+            ])
+            .unwrap();
+        let rev = atrepo::verify::Tid::from_parts(1_700_000_000_000_000, 0).unwrap();
+        let commit = atrepo::verify::UnsignedCommit::new(
+            "did:plc:fingerprinttwins22222222",
+            root,
+            rev,
+            None,
+        )
+        .unwrap()
+        .sign(&key)
+        .unwrap();
+        let commit_bytes = Bytes::from(commit.to_cbor());
+        let commit_cid = blessed_cid(DAG_CBOR, &commit_bytes);
+        let mut blocks = vec![(commit_cid, commit_bytes)];
+        blocks.extend(nodes);
+        blocks.push((real, Bytes::from(record.clone())));
+        let mut reversed = blocks.clone();
+        reversed.reverse();
+        let options = VerifyOptions::default().key(key.public_key());
+        for blocks in [&blocks, &reversed] {
+            for err in missing_everywhere(&car(commit_cid, blocks), options.clone()) {
+                assert!(
+                    matches!(err, Error::Mst(atrepo::mst::Error::MissingRecord { ref cid, .. }) if *cid == twin),
+                    "{err:?}"
+                );
+            }
+        }
+    }
+}
