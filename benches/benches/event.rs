@@ -23,6 +23,7 @@ use atrepo::mst::Builder;
 use atrepo::store::{BlockStore, MemoryStore};
 use atrepo::verify::drisl::Value;
 use atrepo::verify::{Commit, CommitOptions, Curve, FixedClock, PublicKey, SigningKey, Tid};
+use benches::cpu::fastest_and_median;
 use criterion::{Criterion, Throughput};
 
 /// The verifier's clock: 2023-11-14T22:13:20Z.
@@ -191,57 +192,12 @@ fn bench(c: &mut Criterion, s: &Setup) {
     g.finish();
 }
 
-/// CPU time used by this thread so far. On a busy machine a run is often
-/// preempted, and wall time then counts other processes' work; CPU time
-/// does not.
-#[cfg(target_os = "linux")]
-fn cpu_time() -> Duration {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid, writable `timespec` that outlives the call,
-    // and `clock_gettime` writes only into it.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
-    let secs = u64::try_from(ts.tv_sec).unwrap_or(0);
-    let nanos = u32::try_from(ts.tv_nsec).unwrap_or(0);
-    Duration::new(secs, nanos)
-}
-
-/// Wall time where thread CPU time is not available.
-#[cfg(not(target_os = "linux"))]
-fn cpu_time() -> Duration {
-    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    START.get_or_init(std::time::Instant::now).elapsed()
-}
-
-/// Runs `a` and `b` alternately `runs` times, each over every case, and
-/// returns each one's (fastest, median) run in CPU time.
-fn alternate(
-    runs: usize,
-    mut a: impl FnMut(),
-    mut b: impl FnMut(),
-) -> ((Duration, Duration), (Duration, Duration)) {
-    let (mut ta, mut tb) = (Vec::new(), Vec::new());
-    for _ in 0..runs {
-        let t = cpu_time();
-        a();
-        ta.push(cpu_time() - t);
-        let t = cpu_time();
-        b();
-        tb.push(cpu_time() - t);
-    }
-    let stats = |v: &mut Vec<Duration>| {
-        v.sort_unstable();
-        (v[0], v[v.len() / 2])
-    };
-    (stats(&mut ta), stats(&mut tb))
-}
-
 /// Prints full verification's time over the bare signature check's, and
 /// events/s.
 fn ratio(s: &Setup) {
     const RUNS: usize = 40;
     let v = verifier();
-    let ((bare_min, bare_med), (full_min, full_med)) = alternate(
+    let ((bare_min, bare_med), (full_min, full_med)) = fastest_and_median(
         RUNS,
         || {
             for case in &s.cases {

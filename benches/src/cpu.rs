@@ -33,17 +33,34 @@ pub fn cpu_time() -> Duration {
 /// Runs `a` and `b` alternately `runs` times and returns each one's
 /// fastest run in CPU time: both do a fixed amount of work, so the minimum
 /// is the run least disturbed by the rest of the machine.
-pub fn fastest(runs: usize, mut a: impl FnMut(), mut b: impl FnMut()) -> (Duration, Duration) {
-    let (mut ta, mut tb) = (Duration::MAX, Duration::MAX);
-    for _ in 0..runs {
+pub fn fastest(runs: usize, a: impl FnMut(), b: impl FnMut()) -> (Duration, Duration) {
+    let ((ta, _), (tb, _)) = fastest_and_median(runs, a, b);
+    (ta, tb)
+}
+
+/// Like [`fastest`], returning each one's (fastest, median) run.
+pub fn fastest_and_median(
+    runs: usize,
+    mut a: impl FnMut(),
+    mut b: impl FnMut(),
+) -> ((Duration, Duration), (Duration, Duration)) {
+    let (mut ta, mut tb) = (Vec::new(), Vec::new());
+    for _ in 0..runs.max(1) {
         let t = cpu_time();
         a();
-        ta = ta.min(cpu_time() - t);
+        ta.push(cpu_time() - t);
         let t = cpu_time();
         b();
-        tb = tb.min(cpu_time() - t);
+        tb.push(cpu_time() - t);
     }
-    (ta, tb)
+    (min_and_median(&mut ta), min_and_median(&mut tb))
+}
+
+/// The least and the median of `v` (not empty).
+fn min_and_median(v: &mut [Duration]) -> (Duration, Duration) {
+    v.sort_unstable();
+    let at = |i: usize| v.get(i).copied().unwrap_or_default();
+    (at(0), at(v.len() / 2))
 }
 
 /// Like [`fastest`] for any number of workloads (boxed closures, say): each
