@@ -529,8 +529,18 @@ impl<C: Clock> Verifier<C> {
         } else {
             let limits = mst::Limits::default();
             let mut tree = Tree::load_with(store, data, self.options.keys, limits)?;
+            // Each op's path must hold its `after` CID. Undoing an op
+            // returns what its path held, so one pass checks and inverts;
+            // paths are unique, so undoing one leaves the others as they
+            // were.
             for op in ops {
-                let found = tree.get(op.path)?;
+                let found = match (invertible, op.action, op.before) {
+                    (true, Action::Create, _) => tree.remove(op.path)?,
+                    (true, _, Some(before)) => tree.insert(op.path, before)?,
+                    // Not invertible (already reported, or downgraded, as
+                    // OpMissingPrev): only the check.
+                    _ => tree.get(op.path)?,
+                };
                 if found != op.after {
                     return Err(EventError::OpCidMismatch {
                         path: snippet(op.path, 1024),
@@ -541,25 +551,7 @@ impl<C: Clock> Verifier<C> {
                 }
             }
             if !invertible {
-                // Already reported (or downgraded) as OpMissingPrev.
                 return Ok(());
-            }
-            for op in ops {
-                let found = match (op.action, op.before) {
-                    (Action::Create, _) => tree.remove(op.path)?,
-                    (_, Some(before)) => tree.insert(op.path, before)?,
-                    (_, None) => return Ok(()),
-                };
-                // The forward check saw each path hold `after`, and paths
-                // are unique, so undoing finds it still there.
-                if found != op.after {
-                    return Err(EventError::OpCidMismatch {
-                        path: snippet(op.path, 1024),
-                        expected: op.after.map(Box::new),
-                        found: found.map(Box::new),
-                    }
-                    .into());
-                }
             }
             tree.root()
         };

@@ -528,6 +528,27 @@ fn op_that_does_not_match_the_signed_tree() {
         }
         e => panic!("{e:?}"),
     }
+    // Without the delete's prev the commit cannot be inverted: the ops are
+    // still checked against the tree (both reported as warnings when the
+    // inversion check is downgraded).
+    let mut event = decode(&built.body);
+    event.ops[0].cid = like_cid;
+    event.ops[2].prev = None;
+    let lenient = verifier().with_options(VerifyOptions::default().inversion(CheckMode::Warn));
+    let key = repo.key.public_key();
+    let verified = verify_with(&lenient, &event.to_cbor(), &key, Some(&prior)).unwrap();
+    match verified.warnings.as_slice() {
+        [
+            Error::Event(EventError::OpMissingPrev { action: Action::Delete, .. }),
+            Error::Event(EventError::OpCidMismatch { expected, found, .. }),
+        ] => {
+            assert_eq!(
+                (expected.as_deref(), found.as_deref()),
+                (like_cid.as_ref(), post_cid.as_ref())
+            );
+        }
+        w => panic!("{w:?}"),
+    }
 }
 
 #[test]
