@@ -68,6 +68,17 @@ fn pack(offset: u64, len: usize) -> Option<u64> {
     (offset < (1 << (63 - LEN_BITS))).then_some((offset << LEN_BITS) | len)
 }
 
+/// Room for a CID's bytes: version, codec, hash code and length varints
+/// and a digest of up to 64 bytes.
+const CID_MAX: usize = 96;
+
+/// `cid`'s bytes as a CAR section stores them, written into `buf`.
+fn cid_bytes<'b>(cid: &Cid, buf: &'b mut [u8; CID_MAX]) -> Option<&'b [u8]> {
+    let n = cid.encoded_len();
+    cid.write_bytes(buf.get_mut(..n)?).ok()?;
+    buf.get(..n)
+}
+
 /// Marks a taken-map value that holds more of a CID's digest instead of a
 /// position (see [`tail`]).
 const TAIL_TAG: u64 = 1 << 63;
@@ -464,22 +475,47 @@ impl Inner {
         Ok(())
     }
 
-    /// Block `cid` at packed `position` of the input held whole or mapped,
-    /// if there is one; a mapped file's bytes are hashed again.
-    fn view(&self, cid: &Cid, position: u64) -> Result<Option<Bytes>> {
-        let Some(whole) = self.whole.as_ref() else { return Ok(None) };
+    /// Block `cid` at packed `position` of the input, if the CAR section
+    /// there is `cid`'s (`None` otherwise): viewed in the input held whole,
+    /// which was hashed when read and cannot change; or viewed in the map of
+    /// the file, or read from the file with its CID in one read, and hashed
+    /// again, since a file may have changed.
+    fn fetch(&self, cid: &Cid, position: u64) -> Result<Option<Bytes>> {
         let (offset, len) = unpack(position);
-        let range = usize::try_from(offset).ok().and_then(|start| {
-            let end = start.checked_add(usize::try_from(len).ok()?)?;
-            (end <= whole.len()).then_some(start..end)
-        });
-        let Some(range) = range else {
-            // The file shrank under the map's length: read it instead.
+        let mut buf = [0u8; CID_MAX];
+        let Some(id) = cid_bytes(cid, &mut buf) else { return Ok(None) };
+        let Some(start) = offset.checked_sub(id.len() as u64) else { return Ok(None) };
+        let (Ok(start), Ok(len)) = (usize::try_from(start), usize::try_from(len)) else {
             return Ok(None);
         };
-        let bytes = whole.slice(range);
-        if self.whole_checked && !atrepo_car::block_matches(cid, &bytes) {
-            let computed = atrepo_car::blessed_cid(cid.codec(), &bytes);
+        let Some(end) = start.checked_add(id.len()).and_then(|e| e.checked_add(len)) else {
+            return Ok(None);
+        };
+        let section = if let Some(whole) = &self.whole {
+            // Shorter than the section: the file shrank under its map.
+            let Some(section) = whole.get(start..end) else { return Ok(None) };
+            if !section.starts_with(id) {
+                return Ok(None);
+            }
+            let bytes = whole.slice(start.saturating_add(id.len())..end);
+            if !self.whole_checked {
+                return Ok(Some(bytes));
+            }
+            bytes
+        } else if let Some(file) = &self.file {
+            let mut section = vec![0u8; end.saturating_sub(start)];
+            let mut handle: &File = file;
+            handle.seek(SeekFrom::Start(start as u64))?;
+            handle.read_exact(&mut section)?;
+            if !section.starts_with(id) {
+                return Ok(None);
+            }
+            Bytes::from(section).slice(id.len()..)
+        } else {
+            return Ok(None);
+        };
+        if !atrepo_car::block_matches(cid, &section) {
+            let computed = atrepo_car::blessed_cid(cid.codec(), &section);
             return Err(Error::Car(atrepo_car::Error::HashMismatch {
                 offset,
                 section: 0,
@@ -487,7 +523,7 @@ impl Inner {
                 computed: Box::new(computed),
             }));
         }
-        Ok(Some(bytes))
+        Ok(Some(section))
     }
 
     /// Whether the taken-map value `value` (a position or a digest tail)
@@ -505,19 +541,21 @@ impl Inner {
     /// block was read).
     fn confirm(&self, cid: &Cid, position: u64) -> Result<bool> {
         let (offset, _) = unpack(position);
-        let expected = cid.to_bytes();
+        let mut buf = [0u8; CID_MAX];
+        let Some(expected) = cid_bytes(cid, &mut buf) else { return Ok(false) };
         let Some(start) = offset.checked_sub(expected.len() as u64) else { return Ok(false) };
         if let Some(whole) = &self.whole {
             let found = usize::try_from(start)
                 .ok()
                 .and_then(|s| whole.get(s..s.checked_add(expected.len())?));
-            return Ok(found == Some(&expected[..]));
+            return Ok(found == Some(expected));
         }
         let Some(file) = &self.file else { return Ok(false) };
-        let mut found = vec![0u8; expected.len()];
+        let mut found = [0u8; CID_MAX];
+        let Some(found) = found.get_mut(..expected.len()) else { return Ok(false) };
         let mut handle: &File = file;
         handle.seek(SeekFrom::Start(start))?;
-        handle.read_exact(&mut found)?;
+        handle.read_exact(found)?;
         Ok(found == expected)
     }
 
@@ -600,17 +638,11 @@ impl Inner {
         }
         let k = key(cid);
         if let Some(packed) = self.in_file.get(&k).copied()
-            && self.confirm(cid, packed)?
+            && let Some(bytes) = self.fetch(cid, packed)?
         {
             self.in_file.remove(&k);
             self.memory_bytes = self.memory_bytes.saturating_sub(IN_FILE_COST);
-            // A view of the input held whole was hashed when first read and
-            // cannot have changed; a file may have, so it is hashed again.
-            if let Some(bytes) = self.view(cid, packed)? {
-                return Ok(Some((bytes, packed)));
-            }
-            let (offset, len) = unpack(packed);
-            return self.read_back(cid, offset, len).map(|bytes| Some((bytes, packed)));
+            return Ok(Some((bytes, packed)));
         }
         match &self.spill {
             // A block taken from the spill store stays there (scratch
@@ -625,56 +657,23 @@ impl Inner {
     /// The bytes of a record handed out before, for a second key that
     /// points to it (see [`Buffer::take_record`]).
     fn again(&mut self, cid: &Cid) -> Result<Option<Bytes>> {
-        let Some(position) = self.taken.get(&key(cid)) else { return Ok(None) };
-        if !self.taken_is(cid, position)? {
-            return Ok(None);
+        let Some(value) = self.taken.get(&key(cid)) else { return Ok(None) };
+        if value & TAIL_TAG != 0 {
+            // Only more of the digest was kept: the spill store may have it.
+            return match &self.spill {
+                Some(spill) if value == tail(cid) => Ok(spill.get(cid)?),
+                _ => Ok(None),
+            };
         }
-        if position & TAIL_TAG == 0 {
-            let (offset, len) = unpack(position);
-            if self.whole.is_some() && !self.whole_checked {
-                return self.view(cid, position);
+        if self.whole_checked || self.whole.is_none() {
+            // Hashed again (a map, or a read from the file): within a budget.
+            let read = self.repeat_read.saturating_add(unpack(value).1);
+            if read > REPEAT_READ_MAX {
+                return Ok(None);
             }
-            if self.file.is_some() {
-                let read = self.repeat_read.saturating_add(len);
-                if read > REPEAT_READ_MAX {
-                    return Ok(None);
-                }
-                self.repeat_read = read;
-                if let Some(bytes) = self.view(cid, position)? {
-                    return Ok(Some(bytes));
-                }
-                return self.read_back(cid, offset, len).map(Some);
-            }
+            self.repeat_read = read;
         }
-        match &self.spill {
-            Some(spill) => Ok(spill.get(cid)?),
-            None => Ok(None),
-        }
-    }
-
-    /// Reads a block left in the input file and checks it still hashes to
-    /// its CID (the file may have changed since it was first read).
-    fn read_back(&self, cid: &Cid, offset: u64, len: u64) -> Result<Bytes> {
-        let Some(file) = &self.file else {
-            return Err(Error::Usage(
-                "a block was left in a file the buffer no longer has".to_owned(),
-            ));
-        };
-        let len = usize::try_from(len).map_err(|_| Error::Usage("block too long".to_owned()))?;
-        let mut data = vec![0u8; len];
-        let mut handle: &File = file;
-        handle.seek(SeekFrom::Start(offset))?;
-        handle.read_exact(&mut data)?;
-        if !atrepo_car::block_matches(cid, &data) {
-            let computed = atrepo_car::blessed_cid(cid.codec(), &data);
-            return Err(Error::Car(atrepo_car::Error::HashMismatch {
-                offset,
-                section: 0,
-                claimed: Box::new(*cid),
-                computed: Box::new(computed),
-            }));
-        }
-        Ok(Bytes::from(data))
+        self.fetch(cid, value)
     }
 
     fn has(&mut self, cid: &Cid) -> Result<bool> {
@@ -882,11 +881,13 @@ mod tests {
         let twin =
             Cid::new_v1(cid.codec(), cid::multihash::Multihash::<64>::wrap(0x12, &digest).unwrap());
         assert_eq!(key(&twin), key(&cid));
-        for readable in [false, true] {
+        for readable in ["stream", "whole", "file"] {
             let (input, at) = laid_out(b"", &cid, &bytes);
             let buffer = Buffer::new(1 << 20, None);
-            if readable {
-                buffer.keep_views(Bytes::from(input));
+            match readable {
+                "whole" => buffer.keep_views(Bytes::from(input)),
+                "file" => buffer.set_file(file_of(&input)),
+                _ => {}
             }
             buffer.insert(cid, bytes.clone(), at).unwrap();
             // Waiting (as a position when the input is held whole): the twin
