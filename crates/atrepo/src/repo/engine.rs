@@ -322,8 +322,13 @@ impl Engine {
         }
         // Keys come in order, so a collection's records come together: count
         // the current run and fold it into the map when the run ends.
-        let collection = key.split_once('/').map_or(key, |(c, _)| c);
-        if self.run.0 != collection {
+        // The common case, a key of the current run, costs one comparison
+        // of the collection (`split_once` ran at 8% of this thread).
+        let same_run = key.len() > self.run.0.len()
+            && key.as_bytes().get(self.run.0.len()) == Some(&b'/')
+            && key.starts_with(self.run.0.as_str());
+        if !same_run {
+            let collection = key.split_once('/').map_or(key, |(c, _)| c);
             let (name, n) = std::mem::replace(&mut self.run, (collection.to_owned(), 0));
             if n > 0 {
                 *self.collections.entry(name).or_default() += n;
