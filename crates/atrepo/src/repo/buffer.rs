@@ -30,10 +30,12 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use atrepo_store::{Batch, BlockRead, BlockStore, Bytes, CidKey, CidMap, SpillOptions, SpillStore};
 use cid::Cid;
 
+use super::taken::Taken;
 use crate::error::{Error, Result};
 
-/// Estimated bytes per entry of the map of handed-out record CIDs (16-byte
-/// key, packed position, control byte, load factor).
+/// Estimated bytes per entry of the set of handed-out record CIDs (16-byte
+/// key and packed position in a run, filter bits, a shard's merge in
+/// flight; see [`Taken`]).
 const TAKEN_OVERHEAD: u64 = 32;
 
 /// The packed position of a handed-out record whose place in the input is
@@ -113,47 +115,6 @@ pub(crate) struct BufferStats {
 }
 
 type Key = CidKey;
-
-/// Shards of [`Taken`].
-const TAKEN_SHARDS: usize = 64;
-
-/// Handed-out record fingerprints and their packed positions, in
-/// [`TAKEN_SHARDS`] maps: each grows on its own, so growing never holds two
-/// full-size tables at once (measured on the 500 MiB generated repository,
-/// 1.5 million records, `--mem-limit 64`: 98 MiB peak RSS with one map,
-/// 71 MiB with the shards; see 4b8864e).
-#[derive(Debug)]
-struct Taken {
-    shards: Vec<HashMap<Key, u64, foldhash::fast::RandomState>>,
-}
-
-impl Taken {
-    fn new() -> Self {
-        Taken { shards: (0..TAKEN_SHARDS).map(|_| HashMap::default()).collect() }
-    }
-
-    /// Adds `k` at `position` unless it is there; whether it was new.
-    fn insert(&mut self, k: Key, position: u64) -> bool {
-        match self.shards.get_mut(k.shard(TAKEN_SHARDS)) {
-            Some(shard) => match shard.entry(k) {
-                std::collections::hash_map::Entry::Occupied(_) => false,
-                std::collections::hash_map::Entry::Vacant(slot) => {
-                    slot.insert(position);
-                    true
-                }
-            },
-            None => false,
-        }
-    }
-
-    fn get(&self, k: &Key) -> Option<u64> {
-        self.shards.get(k.shard(TAKEN_SHARDS))?.get(k).copied()
-    }
-
-    fn contains_key(&self, k: &Key) -> bool {
-        self.get(k).is_some()
-    }
-}
 
 fn key(cid: &Cid) -> Key {
     CidKey::of(cid)
@@ -686,10 +647,9 @@ impl Inner {
         // CID (and give the bytes to a second key); else more of the digest.
         let readable = self.whole.is_some() || self.file.is_some();
         let value = if readable && position & TAIL_TAG == 0 { position } else { tail(cid) };
-        if self.taken.insert(key(cid), value) {
-            self.memory_bytes = self.memory_bytes.saturating_add(TAKEN_OVERHEAD);
-            self.stats.peak_memory = self.stats.peak_memory.max(self.memory_bytes);
-        }
+        self.taken.insert(key(cid), value);
+        self.memory_bytes = self.memory_bytes.saturating_add(TAKEN_OVERHEAD);
+        self.stats.peak_memory = self.stats.peak_memory.max(self.memory_bytes);
     }
 
     fn spill_block(&mut self, cid: Cid, bytes: &Bytes) -> Result<()> {

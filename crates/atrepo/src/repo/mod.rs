@@ -11,6 +11,7 @@ mod buffer;
 mod engine;
 mod options;
 mod report;
+mod taken;
 
 use std::io::Read;
 
