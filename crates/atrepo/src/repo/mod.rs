@@ -120,18 +120,44 @@ impl<R: Read> BlockSource for StreamSource<R> {
 /// also checks every dag-cbor block as a record and hands over only the
 /// failures (MST nodes and the commit are records by those rules too), so
 /// the verifying thread does not parse records at all.
+///
+/// The record checks go to whichever thread has time: the reading thread
+/// checks a batch only when the verifying thread has batches waiting (it
+/// is the slower one); otherwise the batch goes out unchecked and the
+/// verifying thread checks it on arrival. Either way every dag-cbor block
+/// is checked once, before the engine sees it.
 #[derive(Debug)]
 pub struct ThreadedSource {
     batches: std::sync::mpsc::Receiver<Result<ThreadBatch>>,
     current: std::vec::IntoIter<(Cid, Bytes, u64, u64)>,
     invalid: Vec<(Cid, atrepo_verify::drisl::DecodeError)>,
-    checks_records: bool,
+    limits: Option<atrepo_verify::drisl::Limits>,
+    /// Batches sent and not yet received.
+    waiting: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 #[derive(Debug, Default)]
 struct ThreadBatch {
     blocks: Vec<(Cid, Bytes, u64, u64)>,
     invalid: Vec<(Cid, atrepo_verify::drisl::DecodeError)>,
+    /// Whether the reading thread checked the records of this batch.
+    checked: bool,
+}
+
+/// Checks every dag-cbor block of `blocks` as a record, adding failures to
+/// `invalid`.
+fn check_records(
+    blocks: &[(Cid, Bytes, u64, u64)],
+    limits: &atrepo_verify::drisl::Limits,
+    invalid: &mut Vec<(Cid, atrepo_verify::drisl::DecodeError)>,
+) {
+    for (cid, data, _, _) in blocks {
+        if cid.codec() == atrepo_car::DAG_CBOR
+            && let Err(e) = atrepo_verify::drisl::validate_record(data, limits)
+        {
+            invalid.push((*cid, e));
+        }
+    }
 }
 
 impl sealed::Sealed for ThreadedSource {}
@@ -144,9 +170,15 @@ impl BlockSource for ThreadedSource {
             }
             match self.batches.recv() {
                 Ok(batch) => {
+                    self.waiting.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
                     let batch = batch?;
-                    self.current = batch.blocks.into_iter();
                     self.invalid.extend(batch.invalid);
+                    if let Some(limits) = &self.limits
+                        && !batch.checked
+                    {
+                        check_records(&batch.blocks, limits, &mut self.invalid);
+                    }
+                    self.current = batch.blocks.into_iter();
                 }
                 // The reading thread ends after the last block or an error.
                 Err(_) => return Ok(None),
@@ -155,12 +187,25 @@ impl BlockSource for ThreadedSource {
     }
 
     fn checks_records(&self) -> bool {
-        self.checks_records
+        self.limits.is_some()
     }
 
     fn invalid(&mut self) -> Vec<(Cid, atrepo_verify::drisl::DecodeError)> {
         std::mem::take(&mut self.invalid)
     }
+}
+
+/// Which thread of a [`ThreadedSource`] checks records.
+#[derive(Debug, Clone, Copy)]
+enum Split {
+    /// Whichever has time (see [`ThreadedSource`]).
+    Balance,
+    /// Always the reading thread (tests).
+    #[cfg_attr(not(test), allow(dead_code, reason = "forced in tests"))]
+    Reader,
+    /// Always the verifying thread (tests).
+    #[cfg_attr(not(test), allow(dead_code, reason = "forced in tests"))]
+    Verifier,
 }
 
 /// Blocks per batch handed from the reading thread.
@@ -176,33 +221,34 @@ const THREAD_BATCH_BYTES: usize = 1024 * 1024;
 const THREAD_QUEUE: usize = 2;
 
 impl ThreadedSource {
-    fn spawn<R: Read + Send + 'static>(
+    fn spawn<R: Read + Send + 'static>(reader: CarReader<R>, records: RecordCheck) -> Result<Self> {
+        Self::spawn_with(reader, records, Split::Balance)
+    }
+
+    fn spawn_with<R: Read + Send + 'static>(
         mut reader: CarReader<R>,
         records: RecordCheck,
+        split: Split,
     ) -> Result<Self> {
         let (tx, rx) = std::sync::mpsc::sync_channel(THREAD_QUEUE);
         let limits = match records {
             RecordCheck::Strict(limits) => Some(limits),
             RecordCheck::Opaque => None,
         };
+        let waiting = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let queued = std::sync::Arc::clone(&waiting);
         std::thread::Builder::new().name("atrepo-car-reader".to_owned()).spawn(move || {
             loop {
                 let mut batch = ThreadBatch::default();
                 let mut end = false;
                 let mut batch_bytes = 0usize;
+                let mut error = None;
                 while batch.blocks.len() < THREAD_BATCH_BLOCKS && batch_bytes < THREAD_BATCH_BYTES {
                     let before = reader.offset();
                     match reader.next_block() {
                         Ok(Some(block)) => {
                             let end = reader.offset();
                             let section = end.saturating_sub(before);
-                            if let Some(limits) = &limits
-                                && block.cid.codec() == atrepo_car::DAG_CBOR
-                                && let Err(e) =
-                                    atrepo_verify::drisl::validate_record(&block.data, limits)
-                            {
-                                batch.invalid.push((block.cid, e));
-                            }
                             batch_bytes = batch_bytes.saturating_add(block.data.len());
                             batch.blocks.push((block.cid, block.data, section, end));
                         }
@@ -211,14 +257,32 @@ impl ThreadedSource {
                             break;
                         }
                         Err(e) => {
-                            let _ = tx.send(Ok(batch));
-                            let _ = tx.send(Err(e.into()));
-                            return;
+                            error = Some(e);
+                            break;
                         }
                     }
                 }
+                // Check here only if the verifying thread is behind (it has
+                // a batch waiting); else leave it the work.
+                let here = match split {
+                    Split::Balance => queued.load(std::sync::atomic::Ordering::Relaxed) > 0,
+                    Split::Reader => true,
+                    Split::Verifier => false,
+                };
+                if let Some(limits) = &limits
+                    && here
+                {
+                    check_records(&batch.blocks, limits, &mut batch.invalid);
+                    batch.checked = true;
+                }
+                queued.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 // A closed channel means the reader was dropped: stop.
                 if tx.send(Ok(batch)).is_err() || end {
+                    return;
+                }
+                if let Some(e) = error {
+                    queued.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let _ = tx.send(Err(e.into()));
                     return;
                 }
             }
@@ -227,7 +291,8 @@ impl ThreadedSource {
             batches: rx,
             current: Vec::new().into_iter(),
             invalid: Vec::new(),
-            checks_records: limits.is_some(),
+            limits,
+            waiting,
         })
     }
 }
@@ -612,3 +677,43 @@ pub fn verify_repo_with(
 mod tokio;
 #[cfg(feature = "tokio")]
 pub use self::tokio::{AsyncRepoReader, verify_repo_async};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both threads' record checks report the same failures, before the
+    /// blocks they concern.
+    #[test]
+    fn records_are_checked_on_either_thread() {
+        let good = b"\xa1\x65$type\x61x".to_vec();
+        // A float: not DRISL.
+        let bad = b"\xa1\x61a\xf9\x3c\x00".to_vec();
+        let cids: Vec<Cid> = [&good, &bad]
+            .iter()
+            .map(|b| atrepo_car::blessed_cid(atrepo_car::DAG_CBOR, b))
+            .collect();
+        let header = Header::new(vec![cids[0]]).unwrap();
+        let blocks =
+            (0..2000).map(|i| if i == 1500 { (&cids[1], &bad[..]) } else { (&cids[0], &good[..]) });
+        let car = atrepo_car::encode(&header, blocks);
+        for split in [Split::Reader, Split::Verifier, Split::Balance] {
+            let reader =
+                CarReader::with_options(std::io::Cursor::new(car.clone()), Default::default())
+                    .unwrap();
+            let mut source =
+                ThreadedSource::spawn_with(reader, RecordCheck::default(), split).unwrap();
+            assert!(source.checks_records());
+            let mut seen = 0;
+            while let Some((cid, _, _, _)) = source.next_block().unwrap() {
+                seen += 1;
+                if cid == cids[1] {
+                    let invalid = source.invalid();
+                    assert_eq!(invalid.len(), 1, "{split:?}");
+                    assert_eq!(invalid[0].0, cids[1]);
+                }
+            }
+            assert_eq!(seen, 2000, "{split:?}");
+        }
+    }
+}
