@@ -7,15 +7,17 @@
 //! streaming order happens once per pull, and finds nothing. A hash map
 //! made each insert two cache misses into a table of tens of MiB (a
 //! quarter of the verifying thread on the 128 MiB generated repository).
-//! This set instead
+//! This set instead, in each of [`SHARDS`] parts,
 //!
-//! - appends to short unsorted tails, sorted into runs and merged
-//!   log-structured (sequential memory traffic only), in [`SHARDS`] parts so
-//!   that no merge holds more than a part twice;
-//! - answers "certainly not here" from a blocked Bloom filter of about
-//!   [`FILTER_BITS_PER_KEY`] bits per entry (one cache line per query and
-//!   level), so the common lookup scans one short tail and never touches
-//!   the runs. Entries enter the filter when their tail becomes a run.
+//! - appends to a short unsorted tail, sorted into runs and merged
+//!   log-structured (sequential memory traffic only; no merge holds more
+//!   than a shard twice);
+//! - answers "certainly not here" from a blocked Bloom filter of
+//!   [`FILTER_BITS_PER_KEY`] to twice that bits per entry, so the common
+//!   lookup scans one short tail and one cache line, and never touches the
+//!   runs. Entries enter the filter a tail at a time, into one shard's
+//!   filter (a few KiB), which stays in cache; the filter is rebuilt twice
+//!   as big from the runs when the shard outgrows it.
 //!
 //! Shards and filter bits come from a seeded hash of the fingerprint: a
 //! repository cannot aim its records at one shard or one filter block.
@@ -28,24 +30,19 @@ use atrepo_store::CidKey;
 const SHARDS: usize = 64;
 
 /// Entries a shard's unsorted tail holds before it is sorted into a run
-/// (and how many entries a lookup past the filter may scan linearly).
+/// (and how many entries a lookup may scan linearly).
 const TAIL: usize = 128;
 
-/// Filter bits per entry at a level's full capacity. Five bits per entry
-/// set in one 512-bit block give about 3% false positives at capacity,
-/// which cost one search of the runs each; more bits made the newest level
-/// too big to stay in cache while it is filled.
+/// Filter bits per entry when a shard's filter is full (twice that just
+/// after it is rebuilt). Five bits per entry in one 512-bit block give
+/// about 3% false positives when full, each costing a search of the runs.
 const FILTER_BITS_PER_KEY: usize = 8;
-
-/// Entries the first filter level is sized for; each further level is
-/// twice the size of the one before.
-const FIRST_LEVEL_KEYS: usize = 1024;
 
 /// Bits set per entry.
 const FILTER_HASHES: u32 = 5;
 
-/// One entry: a record's fingerprint and the value kept for it (a packed
-/// position or a digest tail; see `buffer.rs`).
+/// One entry of a run: a record's fingerprint and the value kept for it (a
+/// packed position or a digest tail; see `buffer.rs`).
 type Entry = (CidKey, u64);
 
 /// A set of record fingerprints with a value each; see the module docs.
@@ -53,27 +50,25 @@ type Entry = (CidKey, u64);
 pub(crate) struct Taken {
     hasher: foldhash::fast::RandomState,
     shards: Vec<Shard>,
-    filter: Filter,
     len: usize,
 }
 
 #[derive(Debug, Default)]
 struct Shard {
-    /// Unsorted, newest last, at most [`TAIL`] entries.
-    tail: Vec<Entry>,
-    /// Sorted runs, oldest (and biggest) first; each at least twice the
+    /// Unsorted, newest last, at most [`TAIL`] entries, with their hashes.
+    tail: Vec<(CidKey, u64, u64)>,
+    /// Sorted runs, oldest (and biggest) first; each more than twice the
     /// size of the next, so there are at most log2(entries / TAIL) + 1.
     runs: Vec<Vec<Entry>>,
+    /// Entries in the runs.
+    in_runs: usize,
+    /// The filter of the runs' entries: 512-bit blocks.
+    filter: Vec<[u64; 8]>,
 }
 
 impl Taken {
     pub(crate) fn new() -> Self {
-        Taken {
-            hasher: foldhash::fast::RandomState::default(),
-            shards: Vec::new(),
-            filter: Filter::default(),
-            len: 0,
-        }
+        Taken { hasher: foldhash::fast::RandomState::default(), shards: Vec::new(), len: 0 }
     }
 
     /// Entries held.
@@ -94,30 +89,16 @@ impl Taken {
         }
         self.len = self.len.saturating_add(1);
         let Some(shard) = self.shards.get_mut(shard_of(h)) else { return };
-        shard.tail.push((k, value));
+        shard.tail.push((k, value, h));
         if shard.tail.len() >= TAIL {
-            // Filter bits are set a tail at a time: independent cache
-            // misses in a tight loop overlap, where one per insert, among
-            // the walk's other work, did not (62% of the insert).
-            for (k, _) in &shard.tail {
-                self.filter.insert(self.hasher.hash_one(k), self.len);
-            }
-            shard.flush();
+            shard.flush(&self.hasher);
         }
     }
 
     /// The value kept for `k`.
     pub(crate) fn get(&self, k: &CidKey) -> Option<u64> {
         let h = self.hasher.hash_one(k);
-        let shard = self.shards.get(shard_of(h))?;
-        // Tails are not in the filter yet.
-        if let Some(&(_, v)) = shard.tail.iter().find(|(key, _)| key == k) {
-            return Some(v);
-        }
-        if !self.filter.may_contain(h) {
-            return None;
-        }
-        shard.find_in_runs(k)
+        self.shards.get(shard_of(h))?.get(k, h)
     }
 
     pub(crate) fn contains_key(&self, k: &CidKey) -> bool {
@@ -132,12 +113,42 @@ fn shard_of(h: u64) -> usize {
 }
 
 impl Shard {
-    /// Sorts the tail into a run and merges runs.
-    fn flush(&mut self) {
-        self.tail.sort_unstable_by_key(|&(k, _)| k);
-        // A copy of the sorted tail, so the tail keeps its allocation.
-        let mut run = self.tail.clone();
-        self.tail.clear();
+    fn get(&self, k: &CidKey, h: u64) -> Option<u64> {
+        // The tail is not in the filter yet.
+        if let Some(&(_, v, _)) = self.tail.iter().find(|(key, _, _)| key == k) {
+            return Some(v);
+        }
+        if !test(&self.filter, h) {
+            return None;
+        }
+        // A key stored twice has right values both times: any hit will do.
+        self.runs.iter().find_map(|run| {
+            run.binary_search_by_key(k, |&(key, _)| key).ok().and_then(|i| run.get(i)).map(|e| e.1)
+        })
+    }
+
+    /// Moves the tail into the filter and the runs.
+    fn flush(&mut self, hasher: &foldhash::fast::RandomState) {
+        self.in_runs = self.in_runs.saturating_add(self.tail.len());
+        if self.in_runs.saturating_mul(FILTER_BITS_PER_KEY) > self.filter.len().saturating_mul(512)
+        {
+            // Twice the bits the runs need now: rebuilt from them, and
+            // rebuilt again when they have doubled.
+            let blocks = self.in_runs.saturating_mul(FILTER_BITS_PER_KEY * 2) / 512;
+            self.filter = vec![[0u64; 8]; blocks.max(1)];
+            for run in &self.runs {
+                for (k, _) in run {
+                    set(&mut self.filter, hasher.hash_one(k));
+                }
+            }
+        }
+        for &(_, _, h) in &self.tail {
+            set(&mut self.filter, h);
+        }
+        self.tail.sort_unstable_by_key(|&(k, _, _)| k);
+        let mut run: Vec<Entry> = Vec::new();
+        run.reserve_exact(self.tail.len());
+        run.extend(self.tail.drain(..).map(|(k, v, _)| (k, v)));
         // Merge while the run before is no more than twice as big: every
         // entry is merged O(log n) times, and the runs stay few.
         while let Some(before) = self.runs.last() {
@@ -145,79 +156,35 @@ impl Shard {
                 break;
             }
             let before = self.runs.pop().unwrap_or_default();
-            run = merge(before, run);
+            run = merge(&before, &run);
         }
         self.runs.push(run);
-    }
-
-    fn find_in_runs(&self, k: &CidKey) -> Option<u64> {
-        // A key stored twice has right values both times: any hit will do.
-        self.runs.iter().find_map(|run| {
-            run.binary_search_by_key(k, |&(key, _)| key).ok().and_then(|i| run.get(i)).map(|e| e.1)
-        })
     }
 }
 
 /// Two sorted runs as one.
-fn merge(a: Vec<Entry>, b: Vec<Entry>) -> Vec<Entry> {
+fn merge(a: &[Entry], b: &[Entry]) -> Vec<Entry> {
     // Sized from two runs already in memory (not from input): one
     // allocation instead of doublings.
     let mut out = Vec::new();
     out.reserve_exact(a.len().saturating_add(b.len()));
-    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
-    loop {
-        let next = match (a.peek(), b.peek()) {
-            (Some(x), Some(y)) if x.0 <= y.0 => a.next(),
-            (Some(_), Some(_)) => b.next(),
-            (Some(_), None) => a.next(),
-            (None, Some(_)) => b.next(),
-            (None, None) => break,
-        };
-        out.extend(next);
+    let (mut i, mut j) = (0, 0);
+    while let (Some(x), Some(y)) = (a.get(i), b.get(j)) {
+        if x.0 <= y.0 {
+            out.push(*x);
+            i += 1;
+        } else {
+            out.push(*y);
+            j += 1;
+        }
     }
+    out.extend_from_slice(a.get(i..).unwrap_or_default());
+    out.extend_from_slice(b.get(j..).unwrap_or_default());
     out
 }
 
-/// A blocked Bloom filter that grows by levels: level `i` is sized for
-/// `FIRST_LEVEL_KEYS << i` entries, and entries go to the newest level.
-/// A query asks every level (one 64-byte block each).
-#[derive(Debug, Default)]
-struct Filter {
-    levels: Vec<Vec<[u64; 8]>>,
-    /// Entries the levels before the newest hold in all.
-    filled: usize,
-}
-
-impl Filter {
-    /// Adds hash `h`; `len` is how many entries the filter holds now.
-    fn insert(&mut self, h: u64, len: usize) {
-        let capacity = self.capacity();
-        if len >= capacity || self.levels.is_empty() {
-            self.filled = capacity;
-            let keys = FIRST_LEVEL_KEYS << self.levels.len().min(40);
-            let blocks = (keys.saturating_mul(FILTER_BITS_PER_KEY) / 512).max(1);
-            self.levels.push(vec![[0u64; 8]; blocks]);
-        }
-        if let Some(level) = self.levels.last_mut() {
-            set(level, h);
-        }
-    }
-
-    /// Entries all levels are sized for.
-    fn capacity(&self) -> usize {
-        match self.levels.len() {
-            0 => 0,
-            n => self.filled.saturating_add(FIRST_LEVEL_KEYS << (n - 1).min(40)),
-        }
-    }
-
-    fn may_contain(&self, h: u64) -> bool {
-        self.levels.iter().any(|level| test(level, h))
-    }
-}
-
-/// The block, of `blocks`, for hash `h`, and the word and bit of each of the
-/// [`FILTER_HASHES`] bits within it (nine bits each).
+/// The block, of `blocks`, for hash `h`, and the word and bit of each of
+/// the [`FILTER_HASHES`] bits within it (nine bits each).
 fn bits(blocks: usize, h: u64) -> (usize, impl Iterator<Item = (usize, u64)>) {
     // The block comes from the low 32 bits, scaled to the block count
     // (the shard takes the top bits); the bits within the block from a
@@ -234,9 +201,9 @@ fn bits(blocks: usize, h: u64) -> (usize, impl Iterator<Item = (usize, u64)>) {
     (block, positions)
 }
 
-fn set(level: &mut [[u64; 8]], h: u64) {
-    let (block, positions) = bits(level.len(), h);
-    if let Some(words) = level.get_mut(block) {
+fn set(filter: &mut [[u64; 8]], h: u64) {
+    let (block, positions) = bits(filter.len(), h);
+    if let Some(words) = filter.get_mut(block) {
         for (word, bit) in positions {
             if let Some(w) = words.get_mut(word) {
                 *w |= bit;
@@ -245,9 +212,9 @@ fn set(level: &mut [[u64; 8]], h: u64) {
     }
 }
 
-fn test(level: &[[u64; 8]], h: u64) -> bool {
-    let (block, mut positions) = bits(level.len(), h);
-    match level.get(block) {
+fn test(filter: &[[u64; 8]], h: u64) -> bool {
+    let (block, mut positions) = bits(filter.len(), h);
+    match filter.get(block) {
         Some(words) => positions.all(|(word, bit)| words.get(word).is_some_and(|w| w & bit != 0)),
         None => false,
     }
@@ -275,7 +242,7 @@ mod tests {
     }
 
     #[test]
-    fn holds_every_entry_through_merges_and_levels() {
+    fn holds_every_entry_through_merges_and_filter_rebuilds() {
         let mut taken = Taken::new();
         let n = 200_000usize;
         for i in 0..n as u64 {
@@ -301,11 +268,12 @@ mod tests {
         for i in 1_000_000..1_100_000u64 {
             let k = key(i);
             let h = taken.hasher.hash_one(k);
-            maybe += usize::from(taken.filter.may_contain(h));
+            let shard = &taken.shards[shard_of(h)];
+            maybe += usize::from(test(&shard.filter, h));
             assert_eq!(taken.get(&k), None);
         }
-        // Six levels of about 3% each at capacity, less below.
-        assert!(maybe < 10_000, "{maybe} filter hits in 100000 absent keys");
+        // About 3% when a filter is full, less when it was just rebuilt.
+        assert!(maybe < 4_000, "{maybe} filter hits in 100000 absent keys");
     }
 
     #[test]
