@@ -237,6 +237,34 @@ fn an_invalid_record_is_malformed() {
         matches!(err, Error::InvalidRecord { ref key, .. } if key == "app.bsky.feed.post/3jzfcijpj2z2a"),
         "{err:?}"
     );
+
+    // A record shaped like an MST node is left to the verifying thread by
+    // the threaded reader's record checks: it must still be checked (this
+    // failed with the engine trusting upstream checks for it), and a valid
+    // one must pass.
+    for (bytes, valid) in
+        [(&b"\xa2\x61e\xf9\x3c\x00\x61l\xf6"[..], false), (&b"\xa2\x61e\x01\x61l\x02"[..], true)]
+    {
+        let mut writer = g.writer.clone();
+        writer.insert_unchecked("app.bsky.feed.post/3jzfcijpj2z2b", bytes).unwrap();
+        let car = writer.to_car(&g.key, g.rev).unwrap();
+        for threaded in [false, true] {
+            let result = if threaded {
+                RepoReader::from_reader_threaded(std::io::Cursor::new(car.clone()), options(&g))
+                    .and_then(RepoReader::finish)
+            } else {
+                verify_repo(car.clone(), options(&g))
+            };
+            match result {
+                Ok(report) => assert!(valid, "threaded {threaded}: {report:?}"),
+                Err(err) => assert!(
+                    !valid
+                        && matches!(err, Error::InvalidRecord { ref key, .. } if key == "app.bsky.feed.post/3jzfcijpj2z2b"),
+                    "threaded {threaded}: {err:?}"
+                ),
+            }
+        }
+    }
 }
 
 #[test]
