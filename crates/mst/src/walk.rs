@@ -155,9 +155,9 @@ pub struct Walker<S> {
     pool: Vec<NodeBuf>,
     /// Every node read, by fingerprint (16 bytes each, not 96).
     visited: atrepo_store::CidKeySet,
-    last_key: Vec<u8>,
+    last_key: String,
     /// The key being stepped onto, until its record check succeeds.
-    next_key: Vec<u8>,
+    next_key: String,
     started: bool,
     done: bool,
     /// Set when the last error was a missing block: the walk can go on.
@@ -182,8 +182,8 @@ impl<S: BlockRead> Walker<S> {
             stack: Vec::new(),
             pool: Vec::new(),
             visited: atrepo_store::CidKeySet::default(),
-            last_key: Vec::new(),
-            next_key: Vec::new(),
+            last_key: String::new(),
+            next_key: String::new(),
             started: false,
             done: false,
             resumable: false,
@@ -249,8 +249,7 @@ impl<S: BlockRead> Walker<S> {
 
     /// The key of the last leaf the walk yielded (empty before the first).
     pub fn current_key(&self) -> &str {
-        // Keys are checked to be UTF-8 when their node is decoded.
-        std::str::from_utf8(&self.last_key).unwrap_or_default()
+        &self.last_key
     }
 
     fn key(&self) -> &str {
@@ -299,15 +298,22 @@ impl<S: BlockRead> Walker<S> {
                     let cid = top.cid;
                     let key = top.node.key(&entry);
                     // Keys are non-empty, so the first key always passes.
-                    if key <= self.last_key.as_slice() {
-                        return Err(if key == self.last_key.as_slice() {
+                    if key <= self.last_key.as_bytes() {
+                        return Err(if key == self.last_key.as_bytes() {
                             Error::DuplicateKey { cid, key: show(key) }
                         } else {
-                            Error::KeyOrder { cid, key: show(key), previous: show(&self.last_key) }
+                            let previous = show(self.last_key.as_bytes());
+                            Error::KeyOrder { cid, key: show(key), previous }
                         });
                     }
+                    // Keys were checked to be UTF-8 when their node was
+                    // decoded; checked once here, not on every read of the
+                    // current key.
+                    let Ok(text) = std::str::from_utf8(key) else {
+                        return Err(Error::KeyNotUtf8 { cid, key: show(key) });
+                    };
                     self.next_key.clear();
-                    self.next_key.extend_from_slice(key);
+                    self.next_key.push_str(text);
                     top.pos = Pos::Right(i);
                     match self.record(entry.value) {
                         Ok(step) => {
@@ -443,7 +449,7 @@ impl<S: BlockRead> Walker<S> {
                 self.stats.missing_records = self.stats.missing_records.saturating_add(1);
                 Ok(Step::MissingRecord(cid))
             }
-            None => Err(Error::MissingRecord { key: show(&self.next_key), cid }),
+            None => Err(Error::MissingRecord { key: self.next_key.clone(), cid }),
         }
     }
 }
