@@ -181,6 +181,7 @@ impl Engine {
     /// Says that no more blocks will come.
     pub(crate) fn push_eof(&mut self) {
         self.eof = true;
+        self.buffer.set_eof();
     }
 
     /// The decoded commit, once read.

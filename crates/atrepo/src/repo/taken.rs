@@ -2,26 +2,29 @@
 //! was in the input, so a second key pointing to the same record can be
 //! recognised (and given its bytes again).
 //!
-//! Every record is added once and almost never looked up: lookups come
-//! only when the walk wants a record that is not in the buffer, which in
-//! streaming order happens once per pull, and finds nothing. A hash map
-//! made each insert two cache misses into a table of tens of MiB (a
-//! quarter of the verifying thread on the 128 MiB generated repository).
-//! This set instead, in each of [`SHARDS`] parts,
+//! Every record is added once and almost never looked up: in streaming
+//! order the buffer asks only when a record came twice or never (see
+//! `Inner::has` in `buffer.rs`); out of order, every block that waits is
+//! looked up once, and nearly always is not here. A hash map made each
+//! insert two cache misses into a table of tens of MiB (a quarter of the
+//! verifying thread on the 128 MiB generated repository). This set
+//! instead, in each of [`SHARDS`] parts,
 //!
-//! - appends to a short unsorted tail, sorted into runs and merged
-//!   log-structured (sequential memory traffic only; no merge holds more
-//!   than a shard twice);
+//! - appends to an unsorted log;
 //! - answers "certainly not here" from a blocked Bloom filter of
 //!   [`FILTER_BITS_PER_KEY`] to twice that bits per entry, so the common
-//!   lookup scans one short tail and one cache line, and never touches the
-//!   runs. Entries enter the filter a tail at a time, into one shard's
-//!   filter (a few KiB), which stays in cache; the filter is rebuilt twice
-//!   as big from the runs when the shard outgrows it.
+//!   lookup scans at most [`TAIL`] log entries and one cache line. Entries
+//!   enter the filter [`TAIL`] at a time, into one shard's filter (a few
+//!   KiB), which stays in cache; the filter is rebuilt twice as big when
+//!   the shard outgrows it;
+//! - sorts the log into runs, merged log-structured (sequential traffic
+//!   only; no merge holds more than a shard twice), only when a lookup gets
+//!   past the filter.
 //!
 //! Shards and filter bits come from a seeded hash of the fingerprint: a
 //! repository cannot aim its records at one shard or one filter block.
 
+use std::cell::RefCell;
 use std::hash::BuildHasher as _;
 
 use atrepo_store::CidKey;
@@ -29,8 +32,8 @@ use atrepo_store::CidKey;
 /// Parts the set is split into (by seeded hash).
 const SHARDS: usize = 64;
 
-/// Entries a shard's unsorted tail holds before it is sorted into a run
-/// (and how many entries a lookup may scan linearly).
+/// Log entries a shard takes before they enter its filter (and how many
+/// entries a lookup may scan linearly).
 const TAIL: usize = 128;
 
 /// Filter bits per entry when a shard's filter is full (twice that just
@@ -49,20 +52,23 @@ type Entry = (CidKey, u64);
 #[derive(Debug)]
 pub(crate) struct Taken {
     hasher: foldhash::fast::RandomState,
-    shards: Vec<Shard>,
+    shards: Vec<RefCell<Shard>>,
     len: usize,
 }
 
 #[derive(Debug, Default)]
 struct Shard {
-    /// Unsorted, newest last, at most [`TAIL`] entries, with their hashes.
-    tail: Vec<(CidKey, u64, u64)>,
+    /// Entries not in a run yet, unsorted, with their hashes; those before
+    /// `filtered` are in the filter.
+    log: Vec<(CidKey, u64, u64)>,
+    filtered: usize,
     /// Sorted runs, oldest (and biggest) first; each more than twice the
-    /// size of the next, so there are at most log2(entries / TAIL) + 1.
+    /// size of the next, so there are O(log entries) of them.
     runs: Vec<Vec<Entry>>,
-    /// Entries in the runs.
-    in_runs: usize,
-    /// The filter of the runs' entries: 512-bit blocks.
+    /// Entries in the filter.
+    in_filter: usize,
+    /// The filter of the runs' entries and the log's first `filtered`:
+    /// 512-bit blocks.
     filter: Vec<[u64; 8]>,
 }
 
@@ -85,20 +91,27 @@ impl Taken {
     pub(crate) fn insert(&mut self, k: CidKey, value: u64) {
         let h = self.hasher.hash_one(k);
         if self.shards.is_empty() {
-            self.shards = (0..SHARDS).map(|_| Shard::default()).collect();
+            self.shards = (0..SHARDS).map(|_| RefCell::new(Shard::default())).collect();
         }
         self.len = self.len.saturating_add(1);
         let Some(shard) = self.shards.get_mut(shard_of(h)) else { return };
-        shard.tail.push((k, value, h));
-        if shard.tail.len() >= TAIL {
-            shard.flush(&self.hasher);
+        let shard = shard.get_mut();
+        shard.log.push((k, value, h));
+        if shard.log.len().saturating_sub(shard.filtered) >= TAIL {
+            shard.filter_log(&self.hasher);
         }
     }
 
     /// The value kept for `k`.
     pub(crate) fn get(&self, k: &CidKey) -> Option<u64> {
         let h = self.hasher.hash_one(k);
-        self.shards.get(shard_of(h))?.get(k, h)
+        let shard = self.shards.get(shard_of(h))?;
+        // Sorting happens on demand, behind the buffer's lock; if the shard
+        // is somehow borrowed already, a linear search answers instead.
+        match shard.try_borrow_mut() {
+            Ok(mut shard) => shard.get(k, h, &self.hasher),
+            Err(_) => shard.try_borrow().ok()?.scan(k),
+        }
     }
 
     pub(crate) fn contains_key(&self, k: &CidKey) -> bool {
@@ -113,42 +126,69 @@ fn shard_of(h: u64) -> usize {
 }
 
 impl Shard {
-    fn get(&self, k: &CidKey, h: u64) -> Option<u64> {
-        // The tail is not in the filter yet.
-        if let Some(&(_, v, _)) = self.tail.iter().find(|(key, _, _)| key == k) {
+    fn get(&mut self, k: &CidKey, h: u64, hasher: &foldhash::fast::RandomState) -> Option<u64> {
+        // The log's last entries are not in the filter yet.
+        let unfiltered = self.log.get(self.filtered..).unwrap_or_default();
+        if let Some(&(_, v, _)) = unfiltered.iter().find(|(key, _, _)| key == k) {
             return Some(v);
         }
         if !test(&self.filter, h) {
             return None;
         }
+        // Past the filter: sort the log into the runs, then search them.
+        self.sort_log(hasher);
         // A key stored twice has right values both times: any hit will do.
         self.runs.iter().find_map(|run| {
             run.binary_search_by_key(k, |&(key, _)| key).ok().and_then(|i| run.get(i)).map(|e| e.1)
         })
     }
 
-    /// Moves the tail into the filter and the runs.
-    fn flush(&mut self, hasher: &foldhash::fast::RandomState) {
-        self.in_runs = self.in_runs.saturating_add(self.tail.len());
-        if self.in_runs.saturating_mul(FILTER_BITS_PER_KEY) > self.filter.len().saturating_mul(512)
+    /// A linear search of everything.
+    fn scan(&self, k: &CidKey) -> Option<u64> {
+        let logged = self.log.iter().find(|(key, _, _)| key == k).map(|e| e.1);
+        logged.or_else(|| self.runs.iter().flatten().find(|(key, _)| key == k).map(|e| e.1))
+    }
+
+    /// Sets the filter bits of the log's unfiltered entries.
+    fn filter_log(&mut self, hasher: &foldhash::fast::RandomState) {
+        let fresh = self.log.len().saturating_sub(self.filtered);
+        self.in_filter = self.in_filter.saturating_add(fresh);
+        if self.in_filter.saturating_mul(FILTER_BITS_PER_KEY)
+            > self.filter.len().saturating_mul(512)
         {
-            // Twice the bits the runs need now: rebuilt from them, and
-            // rebuilt again when they have doubled.
-            let blocks = self.in_runs.saturating_mul(FILTER_BITS_PER_KEY * 2) / 512;
+            // Twice the bits needed now: rebuilt from everything, and
+            // rebuilt again when the shard has doubled.
+            let blocks = self.in_filter.saturating_mul(FILTER_BITS_PER_KEY * 2) / 512;
             self.filter = vec![[0u64; 8]; blocks.max(1)];
             for run in &self.runs {
                 for (k, _) in run {
                     set(&mut self.filter, hasher.hash_one(k));
                 }
             }
+            self.filtered = 0;
         }
-        for &(_, _, h) in &self.tail {
+        // Bits are set a batch at a time: independent cache misses in a
+        // tight loop overlap, where one per insert, among the walk's other
+        // work, did not.
+        for &(_, _, h) in self.log.get(self.filtered..).unwrap_or_default() {
             set(&mut self.filter, h);
         }
-        self.tail.sort_unstable_by_key(|&(k, _, _)| k);
+        self.filtered = self.log.len();
+    }
+
+    /// Moves the log into the runs, sorted. Only lookups that get past the
+    /// filter need this: in streaming order, none do, and records cost an
+    /// append and their filter bits only.
+    fn sort_log(&mut self, hasher: &foldhash::fast::RandomState) {
+        if self.log.is_empty() {
+            return;
+        }
+        self.filter_log(hasher);
+        self.log.sort_unstable_by_key(|&(k, _, _)| k);
         let mut run: Vec<Entry> = Vec::new();
-        run.reserve_exact(self.tail.len());
-        run.extend(self.tail.drain(..).map(|(k, v, _)| (k, v)));
+        run.reserve_exact(self.log.len());
+        run.extend(self.log.drain(..).map(|(k, v, _)| (k, v)));
+        self.filtered = 0;
         // Merge while the run before is no more than twice as big: every
         // entry is merged O(log n) times, and the runs stay few.
         while let Some(before) = self.runs.last() {
@@ -268,8 +308,9 @@ mod tests {
         for i in 1_000_000..1_100_000u64 {
             let k = key(i);
             let h = taken.hasher.hash_one(k);
-            let shard = &taken.shards[shard_of(h)];
+            let shard = taken.shards[shard_of(h)].borrow();
             maybe += usize::from(test(&shard.filter, h));
+            drop(shard);
             assert_eq!(taken.get(&k), None);
         }
         // About 3% when a filter is full, less when it was just rebuilt.
@@ -281,12 +322,16 @@ mod tests {
         let mut taken = Taken::new();
         for i in 0..(SHARDS * TAIL * 64) as u64 {
             taken.insert(key(i), i);
+            // Lookups that get past the filter sort logs into runs.
+            if i % 7 == 0 {
+                assert_eq!(taken.get(&key(i / 2)), Some(i / 2));
+            }
         }
-        let most = taken.shards.iter().map(|s| s.runs.len()).max().unwrap_or(0);
+        let most = taken.shards.iter().map(|s| s.borrow().runs.len()).max().unwrap_or(0);
         // Entries per shard ~ TAIL * 64: about log2(64) + 1 runs.
         assert!(most <= 10, "{most} runs in a shard");
         for shard in &taken.shards {
-            for run in &shard.runs {
+            for run in &shard.borrow().runs {
                 assert!(run.windows(2).all(|w| w[0].0 < w[1].0));
             }
         }
