@@ -10,7 +10,7 @@
 //! verifying thread on the 128 MiB generated repository). This set
 //! instead, in each of [`SHARDS`] parts,
 //!
-//! - appends to an unsorted log;
+//! - appends to an unsorted log, in chunks;
 //! - answers "certainly not here" from a blocked Bloom filter of
 //!   [`FILTER_BITS_PER_KEY`] to twice that bits per entry, so the common
 //!   lookup scans at most [`TAIL`] log entries and one cache line. Entries
@@ -58,17 +58,18 @@ pub(crate) struct Taken {
 
 #[derive(Debug, Default)]
 struct Shard {
-    /// Entries not in a run yet, unsorted, with their hashes; those before
-    /// `filtered` are in the filter.
-    log: Vec<(CidKey, u64, u64)>,
-    filtered: usize,
+    /// Entries not in a run yet, unsorted, in chunks of [`TAIL`]: every
+    /// chunk but the last is full and in the filter. Chunks, not one
+    /// growing vector, so the log never holds twice its size (a vector's
+    /// doubling would, and the buffer charges 32 bytes an entry).
+    log: Vec<Vec<Entry>>,
     /// Sorted runs, oldest (and biggest) first; each more than twice the
     /// size of the next, so there are O(log entries) of them.
     runs: Vec<Vec<Entry>>,
     /// Entries in the filter.
     in_filter: usize,
-    /// The filter of the runs' entries and the log's first `filtered`:
-    /// 512-bit blocks.
+    /// The filter of the runs' entries and the log's full chunks: 512-bit
+    /// blocks.
     filter: Vec<[u64; 8]>,
 }
 
@@ -96,9 +97,17 @@ impl Taken {
         self.len = self.len.saturating_add(1);
         let Some(shard) = self.shards.get_mut(shard_of(h)) else { return };
         let shard = shard.get_mut();
-        shard.log.push((k, value, h));
-        if shard.log.len().saturating_sub(shard.filtered) >= TAIL {
-            shard.filter_log(&self.hasher);
+        match shard.log.last_mut() {
+            Some(chunk) if chunk.len() < TAIL => chunk.push((k, value)),
+            _ => {
+                let mut chunk = Vec::new();
+                chunk.reserve_exact(TAIL);
+                chunk.push((k, value));
+                shard.log.push(chunk);
+            }
+        }
+        if shard.log.last().is_some_and(|c| c.len() >= TAIL) {
+            shard.filter_last(&self.hasher);
         }
     }
 
@@ -127,9 +136,10 @@ fn shard_of(h: u64) -> usize {
 
 impl Shard {
     fn get(&mut self, k: &CidKey, h: u64, hasher: &foldhash::fast::RandomState) -> Option<u64> {
-        // The log's last entries are not in the filter yet.
-        let unfiltered = self.log.get(self.filtered..).unwrap_or_default();
-        if let Some(&(_, v, _)) = unfiltered.iter().find(|(key, _, _)| key == k) {
+        // A chunk that is not full is not in the filter yet.
+        if let Some(chunk) = self.log.last().filter(|c| c.len() < TAIL)
+            && let Some(&(_, v)) = chunk.iter().find(|(key, _)| key == k)
+        {
             return Some(v);
         }
         if !test(&self.filter, h) {
@@ -145,13 +155,12 @@ impl Shard {
 
     /// A linear search of everything.
     fn scan(&self, k: &CidKey) -> Option<u64> {
-        let logged = self.log.iter().find(|(key, _, _)| key == k).map(|e| e.1);
-        logged.or_else(|| self.runs.iter().flatten().find(|(key, _)| key == k).map(|e| e.1))
+        self.log.iter().chain(&self.runs).flatten().find(|(key, _)| key == k).map(|e| e.1)
     }
 
-    /// Sets the filter bits of the log's unfiltered entries.
-    fn filter_log(&mut self, hasher: &foldhash::fast::RandomState) {
-        let fresh = self.log.len().saturating_sub(self.filtered);
+    /// Puts the last chunk of the log into the filter.
+    fn filter_last(&mut self, hasher: &foldhash::fast::RandomState) {
+        let fresh = self.log.last().map_or(0, Vec::len);
         self.in_filter = self.in_filter.saturating_add(fresh);
         if self.in_filter.saturating_mul(FILTER_BITS_PER_KEY)
             > self.filter.len().saturating_mul(512)
@@ -160,20 +169,17 @@ impl Shard {
             // rebuilt again when the shard has doubled.
             let blocks = self.in_filter.saturating_mul(FILTER_BITS_PER_KEY * 2) / 512;
             self.filter = vec![[0u64; 8]; blocks.max(1)];
-            for run in &self.runs {
-                for (k, _) in run {
-                    set(&mut self.filter, hasher.hash_one(k));
-                }
+            for (k, _) in self.runs.iter().chain(&self.log).flatten() {
+                set(&mut self.filter, hasher.hash_one(k));
             }
-            self.filtered = 0;
+            return;
         }
-        // Bits are set a batch at a time: independent cache misses in a
+        // Bits are set a chunk at a time: independent cache misses in a
         // tight loop overlap, where one per insert, among the walk's other
         // work, did not.
-        for &(_, _, h) in self.log.get(self.filtered..).unwrap_or_default() {
-            set(&mut self.filter, h);
+        for (k, _) in self.log.last().into_iter().flatten() {
+            set(&mut self.filter, hasher.hash_one(k));
         }
-        self.filtered = self.log.len();
     }
 
     /// Moves the log into the runs, sorted. Only lookups that get past the
@@ -183,12 +189,15 @@ impl Shard {
         if self.log.is_empty() {
             return;
         }
-        self.filter_log(hasher);
-        self.log.sort_unstable_by_key(|&(k, _, _)| k);
+        if self.log.last().is_some_and(|c| c.len() < TAIL) {
+            self.filter_last(hasher);
+        }
         let mut run: Vec<Entry> = Vec::new();
-        run.reserve_exact(self.log.len());
-        run.extend(self.log.drain(..).map(|(k, v, _)| (k, v)));
-        self.filtered = 0;
+        run.reserve_exact(self.log.iter().map(Vec::len).sum());
+        for chunk in self.log.drain(..) {
+            run.extend_from_slice(&chunk);
+        }
+        run.sort_unstable_by_key(|&(k, _)| k);
         // Merge while the run before is no more than twice as big: every
         // entry is merged O(log n) times, and the runs stay few.
         while let Some(before) = self.runs.last() {
