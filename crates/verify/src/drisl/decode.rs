@@ -473,6 +473,11 @@ impl<'a> Decoder<'a> {
     pub fn blessed_link(&mut self) -> Result<Cid> {
         let at = self.pos;
         let cid = self.link()?;
+        Self::blessed_at(at, cid)
+    }
+
+    /// `cid`, read at `at`, if it is blessed.
+    fn blessed_at(at: usize, cid: Cid) -> Result<Cid> {
         if is_blessed(&cid) {
             Ok(cid)
         } else {
@@ -850,6 +855,59 @@ mod tests {
     }
 
     #[test]
+    fn text_must_be_utf8_in_keys_and_values() {
+        let limits = Default::default();
+        // {"a": "é"} and {"é": 1}: valid, not ASCII.
+        assert_eq!(Decoder::new(&[0xa1, 0x61, b'a', 0x62, 0xc3, 0xa9]).skip(&limits), Ok(()));
+        assert_eq!(Decoder::new(&[0xa1, 0x62, 0xc3, 0xa9, 0x01]).skip(&limits), Ok(()));
+        // A lone continuation byte, an overlong '/', a surrogate: invalid.
+        for bad in [&[0x80][..], &[0xc0, 0xaf], &[0xed, 0xa0, 0x80]] {
+            let len = 0x60 | u8::try_from(bad.len()).unwrap();
+            let mut value = vec![0xa1, 0x61, b'a', len];
+            value.extend_from_slice(bad);
+            assert_eq!(err(&value, |d| d.skip(&limits)), Problem::InvalidUtf8, "{value:02x?}");
+            let mut key = vec![0xa1, len];
+            key.extend_from_slice(bad);
+            key.push(0x01);
+            assert_eq!(err(&key, |d| d.skip(&limits)), Problem::InvalidUtf8, "{key:02x?}");
+        }
+    }
+
+    /// `{"a": {"a": ... {"a": inner} ...}}`, `depth` maps deep, then a
+    /// sibling key `after` in the outermost map.
+    fn nested(depth: usize, inner: &[u8], after: &[u8]) -> Vec<u8> {
+        let mut out = vec![0xa2, 0x61, b'a'];
+        for _ in 1..depth {
+            out.extend_from_slice(&[0xa1, 0x61, b'a']);
+        }
+        out.extend_from_slice(inner);
+        out.extend_from_slice(after);
+        out
+    }
+
+    #[test]
+    fn open_containers_past_the_inline_frames_are_checked_alike() {
+        let limits = super::super::Limits::default();
+        // Ordered, unordered, and an incomplete blob, innermost; then the
+        // outermost map's second key, in order ("b") or not ("A" < "a").
+        let ordered = [0xa2, 0x61, b'x', 0x01, 0x61, b'y', 0x02];
+        let unordered = [0xa2, 0x61, b'y', 0x01, 0x61, b'x', 0x02];
+        let blob = [0xa1, 0x65, b'$', b't', b'y', b'p', b'e', 0x64, b'b', b'l', b'o', b'b'];
+        for depth in 1..INLINE_FRAMES * 3 {
+            let ok = nested(depth, &ordered, &[0x61, b'b', 0x00]);
+            assert_eq!(Decoder::new(&ok).skip_data_model(&limits), Ok(()), "depth {depth}");
+            let inner = nested(depth, &unordered, &[0x61, b'b', 0x00]);
+            assert_eq!(err(&inner, |d| d.skip(&limits)), Problem::KeyOrder, "depth {depth}");
+            // Popping back out of the deep frames keeps the outer map's key.
+            let outer = nested(depth, &ordered, &[0x61, b'A', 0x00]);
+            assert_eq!(err(&outer, |d| d.skip(&limits)), Problem::KeyOrder, "depth {depth}");
+            let incomplete = nested(depth, &blob, &[0x61, b'b', 0x00]);
+            let problem = err(&incomplete, |d| d.skip_data_model(&limits));
+            assert!(matches!(problem, Problem::DataModel { .. }), "depth {depth}: {problem:?}");
+        }
+    }
+
+    #[test]
     fn depth_and_length_limits() {
         let deep = [0x81; 300];
         let problem = err(&deep, |d| d.skip(&Default::default()));
@@ -913,11 +971,7 @@ mod tests {
             agree(input, Decoder::blessed_link, |d| {
                 let at = d.pos;
                 let cid = d.link_checked()?;
-                if is_blessed(&cid) {
-                    Ok(cid)
-                } else {
-                    Err(Decoder::error_at(at, Problem::UnblessedLink { expected: BLESSED }))
-                }
+                Decoder::blessed_at(at, cid)
             });
         }
     }

@@ -88,3 +88,41 @@ pub fn key_precedes(a: &[u8], b: &[u8]) -> bool {
 pub(crate) fn is_utf8(bytes: &[u8]) -> bool {
     bytes.is_ascii() || std::str::from_utf8(bytes).is_ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The byte loop orders keys as the definition does: length, then
+    /// bytes.
+    #[test]
+    fn key_precedes_is_length_then_bytes() {
+        let mut keys: Vec<Vec<u8>> = vec![Vec::new()];
+        for len in 1..=3 {
+            let alphabet = [0x00, b'a', b'b', 0x7f, 0xc3, 0xff];
+            let mut next = Vec::new();
+            for key in keys.iter().filter(|k| k.len() == len - 1) {
+                for &b in &alphabet {
+                    let mut k = key.clone();
+                    k.push(b);
+                    next.push(k);
+                }
+            }
+            keys.extend(next);
+        }
+        for a in &keys {
+            for b in &keys {
+                let expected = (a.len(), a) < (b.len(), b);
+                assert_eq!(key_precedes(a, b), expected, "{a:02x?} {b:02x?}");
+            }
+        }
+    }
+
+    #[test]
+    fn is_utf8_agrees_with_the_standard_check() {
+        for bytes in [&b""[..], b"plain", "é".as_bytes(), "😀".as_bytes(), b"\x80", b"a\xc0\xaf"]
+        {
+            assert_eq!(is_utf8(bytes), std::str::from_utf8(bytes).is_ok(), "{bytes:02x?}");
+        }
+    }
+}
