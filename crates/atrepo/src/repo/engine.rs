@@ -79,6 +79,14 @@ pub(crate) fn node_shaped(data: &[u8]) -> bool {
     data.starts_with(&[0xa2, 0x61, b'e'])
 }
 
+/// Whether a source that checks records upstream checks this block as a
+/// record: every dag-cbor block but the [node-shaped](node_shaped) ones.
+/// The reading thread's checks and the engine's trust in them both follow
+/// this one rule.
+pub(crate) fn checked_upstream(cid: &Cid, data: &[u8]) -> bool {
+    cid.codec() == atrepo_car::DAG_CBOR && !node_shaped(data)
+}
+
 /// Most record check failures held from an upstream checker; past this the
 /// engine checks every record itself (a CAR full of broken unreferenced
 /// blocks must not grow this map without bound).
@@ -111,9 +119,9 @@ impl Engine {
         }
     }
 
-    /// Says whether the block source checks every dag-cbor block as a
-    /// record (except [node-shaped](node_shaped) ones) and reports failures
-    /// through [`record_invalid`](Self::record_invalid).
+    /// Says whether the block source checks records (the blocks
+    /// [`checked_upstream`] names) and reports failures through
+    /// [`record_invalid`](Self::record_invalid).
     pub(crate) fn set_records_checked_upstream(&mut self, yes: bool) {
         self.checked_upstream = yes;
     }
@@ -324,10 +332,7 @@ impl Engine {
         match &data {
             Some(bytes) if !repeated => {
                 if let RecordCheck::Strict(limits) = &self.options.records {
-                    // Upstream checks skip node-shaped blocks: check those.
-                    let checked = self.checked_upstream
-                        && cid.codec() == atrepo_car::DAG_CBOR
-                        && !node_shaped(bytes);
+                    let checked = self.checked_upstream && checked_upstream(&cid, bytes);
                     let result = match self.invalid.get(&cid) {
                         Some(error) => Err(error.clone()),
                         None if checked => Ok(()),

@@ -40,10 +40,10 @@ pub trait BlockSource: sealed::Sealed {
     /// at the clean end of the CAR.
     fn next_block(&mut self) -> Result<Option<(Cid, Bytes, u64, u64)>>;
 
-    /// Whether this source checks every dag-cbor block as a record itself
-    /// (see [`invalid`](Self::invalid)), so the verifier need not; blocks
-    /// shaped like MST nodes excepted (the verifier checks those if they
-    /// turn out to be records).
+    /// Whether this source checks records itself (see
+    /// [`invalid`](Self::invalid)), so the verifier need not: every
+    /// dag-cbor block but those shaped like MST nodes, which the verifier
+    /// checks if they turn out to be records.
     #[doc(hidden)]
     fn checks_records(&self) -> bool {
         false
@@ -118,16 +118,17 @@ impl<R: Read> BlockSource for StreamSource<R> {
 
 /// Blocks read, framed and hashed on a second thread, handed over in
 /// batches: the verifying thread then spends its time on the tree while the
-/// other reads and hashes. With strict record checks, the reading thread
-/// also checks every dag-cbor block as a record and hands over only the
-/// failures (MST nodes and the commit are records by those rules too), so
-/// the verifying thread does not parse records at all.
+/// other reads and hashes.
 ///
-/// The record checks go to whichever thread has time: the reading thread
-/// checks a batch only when the verifying thread has batches waiting (it
-/// is the slower one); otherwise the batch goes out unchecked and the
-/// verifying thread checks it on arrival. Either way every dag-cbor block
-/// is checked once, before the engine sees it.
+/// With strict record checks, the source checks every dag-cbor block as a
+/// record, except blocks shaped like MST nodes (which the walk decodes
+/// strictly, and the engine checks itself if a key points to one as a
+/// record), and hands the engine only the failures. The checks go to
+/// whichever thread has time: the reading thread checks a batch only when
+/// the verifying thread has batches waiting (it is the slower one);
+/// otherwise the batch goes out unchecked and the verifying thread checks
+/// it on arrival. Either way each block is checked once, and its failure
+/// arrives no later than the block.
 #[derive(Debug)]
 pub struct ThreadedSource {
     batches: std::sync::mpsc::Receiver<Result<ThreadBatch>>,
@@ -146,18 +147,15 @@ struct ThreadBatch {
     checked: bool,
 }
 
-/// Checks every dag-cbor block of `blocks` as a record, adding failures to
-/// `invalid`, except blocks shaped like MST nodes
-/// ([`engine::node_shaped`]): the walk decodes nodes strictly anyway, and
-/// the engine checks such a block itself if a key points to it as a record.
+/// Checks the blocks of `blocks` that [`engine::checked_upstream`] names as
+/// records, adding failures to `invalid`.
 fn check_records(
     blocks: &[(Cid, Bytes, u64, u64)],
     limits: &atrepo_verify::drisl::Limits,
     invalid: &mut Vec<(Cid, atrepo_verify::drisl::DecodeError)>,
 ) {
     for (cid, data, _, _) in blocks {
-        if cid.codec() == atrepo_car::DAG_CBOR
-            && !engine::node_shaped(data)
+        if engine::checked_upstream(cid, data)
             && let Err(e) = atrepo_verify::drisl::validate_record(data, limits)
         {
             invalid.push((*cid, e));

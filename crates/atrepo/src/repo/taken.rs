@@ -53,7 +53,6 @@ type Entry = (CidKey, u64);
 pub(crate) struct Taken {
     hasher: foldhash::fast::RandomState,
     shards: Vec<RefCell<Shard>>,
-    len: usize,
 }
 
 #[derive(Debug, Default)]
@@ -75,13 +74,17 @@ struct Shard {
 
 impl Taken {
     pub(crate) fn new() -> Self {
-        Taken { hasher: foldhash::fast::RandomState::default(), shards: Vec::new(), len: 0 }
+        Taken { hasher: foldhash::fast::RandomState::default(), shards: Vec::new() }
     }
 
     /// Entries held.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.len
+        let shard_len = |s: &RefCell<Shard>| {
+            let s = s.borrow();
+            s.log.iter().chain(&s.runs).map(Vec::len).sum::<usize>()
+        };
+        self.shards.iter().map(shard_len).sum()
     }
 
     /// Adds `k` with `value`. Inserts do not look for `k` first (that
@@ -94,7 +97,6 @@ impl Taken {
         if self.shards.is_empty() {
             self.shards = (0..SHARDS).map(|_| RefCell::new(Shard::default())).collect();
         }
-        self.len = self.len.saturating_add(1);
         let Some(shard) = self.shards.get_mut(shard_of(h)) else { return };
         let shard = shard.get_mut();
         match shard.log.last_mut() {
