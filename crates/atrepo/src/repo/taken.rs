@@ -8,9 +8,12 @@
 //! looked up once, and nearly always is not here. A hash map made each
 //! insert two cache misses into a table of tens of MiB (a quarter of the
 //! verifying thread on the 128 MiB generated repository). This set
-//! instead, in each of [`SHARDS`] parts,
+//! instead
 //!
-//! - appends to an unsorted log, in chunks;
+//! - appends each entry to a pending log, in order, unhashed: in streaming
+//!   order that is all an entry ever costs. A lookup first moves the
+//!   pending entries into their shards;
+//! - in each of [`SHARDS`] shards, appends to an unsorted log, in chunks;
 //! - answers "certainly not here" from a blocked Bloom filter of
 //!   [`FILTER_BITS_PER_KEY`] to twice that bits per entry, so the common
 //!   lookup scans at most [`TAIL`] log entries and one cache line. Entries
@@ -52,8 +55,16 @@ type Entry = (CidKey, u64);
 #[derive(Debug)]
 pub(crate) struct Taken {
     hasher: foldhash::fast::RandomState,
+    /// Entries added since the last lookup, in order, in chunks of
+    /// [`PENDING`]: not hashed, not in a shard yet. In streaming order
+    /// almost nothing is looked up, so almost every entry costs one append
+    /// here and nothing more.
+    pending: RefCell<Vec<Vec<Entry>>>,
     shards: Vec<RefCell<Shard>>,
 }
+
+/// Entries per chunk of [`Taken::pending`].
+const PENDING: usize = 1024;
 
 #[derive(Debug, Default)]
 struct Shard {
@@ -74,7 +85,11 @@ struct Shard {
 
 impl Taken {
     pub(crate) fn new() -> Self {
-        Taken { hasher: foldhash::fast::RandomState::default(), shards: Vec::new() }
+        Taken {
+            hasher: foldhash::fast::RandomState::default(),
+            pending: RefCell::new(Vec::new()),
+            shards: Vec::new(),
+        }
     }
 
     /// Entries held.
@@ -84,7 +99,8 @@ impl Taken {
             let s = s.borrow();
             s.log.iter().chain(&s.runs).map(Vec::len).sum::<usize>()
         };
-        self.shards.iter().map(shard_len).sum()
+        let pending = self.pending.borrow().iter().map(Vec::len).sum::<usize>();
+        self.shards.iter().map(shard_len).sum::<usize>() + pending
     }
 
     /// Adds `k` with `value`. Inserts do not look for `k` first (that
@@ -93,28 +109,64 @@ impl Taken {
     /// lookup returns either value. Callers add a value for `k` only when
     /// it is true of `k`, so either is right.
     pub(crate) fn insert(&mut self, k: CidKey, value: u64) {
-        let h = self.hasher.hash_one(k);
         if self.shards.is_empty() {
             self.shards = (0..SHARDS).map(|_| RefCell::new(Shard::default())).collect();
         }
-        let Some(shard) = self.shards.get_mut(shard_of(h)) else { return };
-        let shard = shard.get_mut();
-        match shard.log.last_mut() {
-            Some(chunk) if chunk.len() < TAIL => chunk.push((k, value)),
+        let pending = self.pending.get_mut();
+        match pending.last_mut() {
+            Some(chunk) if chunk.len() < PENDING => chunk.push((k, value)),
             _ => {
                 let mut chunk = Vec::new();
-                chunk.reserve_exact(TAIL);
+                chunk.reserve_exact(PENDING);
                 chunk.push((k, value));
-                shard.log.push(chunk);
+                pending.push(chunk);
             }
         }
-        if shard.log.last().is_some_and(|c| c.len() >= TAIL) {
-            shard.filter_last(&self.hasher);
+    }
+
+    /// Moves the pending entries into their shards, a chunk at a time (each
+    /// chunk is freed once moved, so the entries are never held twice).
+    fn distribute(&self, pending: &mut Vec<Vec<Entry>>) {
+        if pending.is_empty() {
+            return;
+        }
+        let mut shards: Vec<_> =
+            self.shards.iter().filter_map(|s| s.try_borrow_mut().ok()).collect();
+        if shards.len() != SHARDS {
+            // Some shard is borrowed (never, behind the buffer's lock):
+            // leave the entries pending; lookups scan them.
+            return;
+        }
+        for chunk in pending.drain(..) {
+            for (k, value) in chunk {
+                let h = self.hasher.hash_one(k);
+                if let Some(shard) = shards.get_mut(shard_of(h)) {
+                    shard.push(k, value, &self.hasher);
+                }
+            }
         }
     }
 
     /// The value kept for `k`.
     pub(crate) fn get(&self, k: &CidKey) -> Option<u64> {
+        match self.pending.try_borrow_mut() {
+            Ok(mut pending) => self.distribute(&mut pending),
+            Err(_) => return self.get_slow(k),
+        }
+        self.get_sharded(k)
+    }
+
+    /// A lookup when the pending log is borrowed (never, behind the
+    /// buffer's lock): a linear search of it, then the shards.
+    #[cold]
+    fn get_slow(&self, k: &CidKey) -> Option<u64> {
+        let pending = self.pending.try_borrow().ok()?;
+        let found = pending.iter().flatten().find(|(key, _)| key == k).map(|e| e.1);
+        drop(pending);
+        found.or_else(|| self.get_sharded(k))
+    }
+
+    fn get_sharded(&self, k: &CidKey) -> Option<u64> {
         let h = self.hasher.hash_one(k);
         let shard = self.shards.get(shard_of(h))?;
         // Sorting happens on demand, behind the buffer's lock; if the shard
@@ -137,6 +189,22 @@ fn shard_of(h: u64) -> usize {
 }
 
 impl Shard {
+    /// Appends an entry to the log; a full chunk enters the filter.
+    fn push(&mut self, k: CidKey, value: u64, hasher: &foldhash::fast::RandomState) {
+        match self.log.last_mut() {
+            Some(chunk) if chunk.len() < TAIL => chunk.push((k, value)),
+            _ => {
+                let mut chunk = Vec::new();
+                chunk.reserve_exact(TAIL);
+                chunk.push((k, value));
+                self.log.push(chunk);
+            }
+        }
+        if self.log.last().is_some_and(|c| c.len() >= TAIL) {
+            self.filter_last(hasher);
+        }
+    }
+
     fn get(&mut self, k: &CidKey, h: u64, hasher: &foldhash::fast::RandomState) -> Option<u64> {
         // A chunk that is not full is not in the filter yet.
         if let Some(chunk) = self.log.last().filter(|c| c.len() < TAIL)
@@ -315,6 +383,9 @@ mod tests {
         for i in 0..50_000u64 {
             taken.insert(key(i), i);
         }
+        // A lookup moves the pending entries into the shards and filters.
+        assert_eq!(taken.get(&key(0)), Some(0));
+        assert!(taken.pending.borrow().is_empty());
         let mut maybe = 0;
         for i in 1_000_000..1_100_000u64 {
             let k = key(i);
