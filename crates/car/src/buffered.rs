@@ -68,9 +68,13 @@ impl Buffered {
             Status::Frame { frame, consumed } => {
                 let (cid, offset, index, len) =
                     (frame.cid, frame.offset, frame.index, frame.data.len());
-                let section = self.buf.split_to(consumed).freeze();
+                // Split off the section and drop its varint and CID while it
+                // is still a `BytesMut`: no reference count is touched for
+                // that, where `Bytes::slice` took and dropped one.
+                let mut section = self.buf.split_to(consumed);
+                section.advance(consumed.saturating_sub(len));
                 self.filled = self.filled.saturating_sub(consumed);
-                let data = section.slice(consumed.saturating_sub(len)..);
+                let data = section.freeze();
                 Ok(Step::Block(Block { cid, data, offset, index }))
             }
             Status::Partial { needed } => Ok(Step::Need(needed)),

@@ -174,7 +174,14 @@ struct Inner {
 /// CID equality comparing the digest bytes actually used, not the whole
 /// 64-byte digest array the `cid` crate stores.
 fn same(a: &Cid, b: &Cid) -> bool {
-    a.hash().digest() == b.hash().digest()
+    let (x, y) = (a.hash().digest(), b.hash().digest());
+    // SHA-256 digests (all but exotic CIDs) compare as fixed-size arrays:
+    // inline vector compares, not a call to `memcmp`.
+    let digests = match (<&[u8; 32]>::try_from(x), <&[u8; 32]>::try_from(y)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => x == y,
+    };
+    digests
         && a.codec() == b.codec()
         && a.hash().code() == b.hash().code()
         && a.version() == b.version()
