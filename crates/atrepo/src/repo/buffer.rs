@@ -171,6 +171,20 @@ struct Inner {
     stats: BufferStats,
 }
 
+/// What [`Buffer::take_record`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RecordTake {
+    /// The record, handed out for the first time.
+    Fresh(Bytes),
+    /// A record an earlier key took: its bytes viewed again (an input held
+    /// in memory), read back from the input file and re-hashed, or fetched
+    /// from the spill store; `None` when the input was a stream, or past
+    /// [`REPEAT_READ_MAX`].
+    Repeat(Option<Bytes>),
+    /// Not here: not arrived yet, or (at the end of the input) missing.
+    Absent,
+}
+
 /// CID equality comparing the digest bytes actually used, not the whole
 /// 64-byte digest array the `cid` crate stores.
 fn same(a: &Cid, b: &Cid) -> bool {
@@ -325,18 +339,31 @@ impl Buffer {
     }
 
     /// Takes a record block and remembers its CID and where it was, since a
-    /// second key may point to the same record. Returns the bytes and
-    /// whether an earlier key took them already: then they are viewed again
-    /// (an input held in memory), read back from the input file and
-    /// re-hashed, or fetched from the spill store; `None` when the input
-    /// was a stream, or past [`REPEAT_READ_MAX`].
-    pub(crate) fn take_record(&self, cid: &Cid) -> Result<(Option<Bytes>, bool)> {
+    /// second key may point to the same record.
+    ///
+    /// This is also the walk's presence check for records (one lock and one
+    /// queue lookup a record, where asking [`BlockRead::has`] first took
+    /// two): [`RecordTake::Absent`] before the end of the input means "not
+    /// yet", and the caller asks again after the next blocks. The first
+    /// such miss of a record before the end of the input does not ask the
+    /// set of taken records, like [`BlockRead::has`] (see `Inner::has`).
+    pub(crate) fn take_record(&self, cid: &Cid) -> Result<RecordTake> {
         let mut inner = self.lock();
         if let Some((bytes, position)) = inner.take(cid)? {
             inner.mark_taken(cid, position);
-            return Ok((Some(bytes), false));
+            return Ok(RecordTake::Fresh(bytes));
         }
-        Ok((inner.again(cid)?, true))
+        let k = key(cid);
+        if !inner.eof && inner.last_miss != Some(k) {
+            inner.last_miss = Some(k);
+            return Ok(RecordTake::Absent);
+        }
+        // Fingerprints are digest prefixes: a hit counts only once the
+        // whole CID is confirmed (see `Inner::knows`).
+        match inner.taken.get(&k) {
+            Some(value) if inner.taken_is(cid, value)? => Ok(RecordTake::Repeat(inner.again(cid)?)),
+            _ => Ok(RecordTake::Absent),
+        }
     }
 
     /// Says that no more blocks will come.
@@ -828,8 +855,10 @@ mod tests {
         buffer.keep_views(whole.clone());
         let start = usize::try_from(at).unwrap();
         buffer.insert(cid, whole.slice(start..start + 4), at).unwrap();
-        assert_eq!(buffer.take_record(&cid).unwrap(), (Some(bytes.clone()), false));
-        assert_eq!(buffer.take_record(&cid).unwrap(), (Some(bytes), true));
+        assert_eq!(buffer.take_record(&cid).unwrap(), RecordTake::Fresh(bytes.clone()));
+        // Before the end of the input, the first miss is "not yet".
+        assert_eq!(buffer.take_record(&cid).unwrap(), RecordTake::Absent);
+        assert_eq!(buffer.take_record(&cid).unwrap(), RecordTake::Repeat(Some(bytes)));
     }
 
     #[test]
@@ -839,11 +868,13 @@ mod tests {
         let buffer = Buffer::new(1 << 20, None);
         buffer.set_file(file_of(&input));
         buffer.insert(cid, bytes.clone(), at).unwrap();
-        assert_eq!(buffer.take_record(&cid).unwrap(), (Some(bytes.clone()), false));
-        assert_eq!(buffer.take_record(&cid).unwrap(), (Some(bytes.clone()), true));
+        assert_eq!(buffer.take_record(&cid).unwrap(), RecordTake::Fresh(bytes.clone()));
+        // At the end of the input, the first ask finds it taken.
+        buffer.set_eof();
+        assert_eq!(buffer.take_record(&cid).unwrap(), RecordTake::Repeat(Some(bytes.clone())));
         // Past the re-reading budget the bytes are not read again.
         buffer.lock().repeat_read = REPEAT_READ_MAX;
-        assert_eq!(buffer.take_record(&cid).unwrap(), (None, true));
+        assert_eq!(buffer.take_record(&cid).unwrap(), RecordTake::Repeat(None));
     }
 
     #[test]
@@ -895,9 +926,13 @@ mod tests {
             assert!(!buffer.has(&twin).unwrap(), "readable: {readable}");
             assert_eq!(buffer.take(&twin).unwrap(), None);
             // Taken: the twin is neither seen nor handed the bytes.
-            assert_eq!(buffer.take_record(&cid).unwrap(), (Some(bytes.clone()), false));
+            assert_eq!(buffer.take_record(&cid).unwrap(), RecordTake::Fresh(bytes.clone()));
             assert!(!buffer.has(&twin).unwrap(), "readable: {readable}");
             assert!(buffer.has(&cid).unwrap());
+            // Nor is the twin taken as a repeat of the record.
+            buffer.set_eof();
+            assert_eq!(buffer.take_record(&twin).unwrap(), RecordTake::Absent, "{readable}");
+            assert!(matches!(buffer.take_record(&cid).unwrap(), RecordTake::Repeat(_)));
         }
     }
 
@@ -909,7 +944,8 @@ mod tests {
         let buffer = Buffer::new(1 << 20, None);
         buffer.set_file(file_of(&input));
         buffer.insert(cid, bytes.clone(), at).unwrap();
-        assert_eq!(buffer.take_record(&cid).unwrap(), (Some(bytes), false));
+        assert_eq!(buffer.take_record(&cid).unwrap(), RecordTake::Fresh(bytes));
+        buffer.set_eof();
         let err = buffer.take_record(&cid).unwrap_err();
         assert!(matches!(err, Error::Car(atrepo_car::Error::HashMismatch { .. })), "{err}");
     }
@@ -920,17 +956,17 @@ mod tests {
         let (cid, bytes) = block(1);
         buffer.insert(cid, bytes.clone(), 0).unwrap();
         assert!(buffer.has(&cid).unwrap());
-        assert_eq!(buffer.take_record(&cid).unwrap(), (Some(bytes.clone()), false));
+        assert_eq!(buffer.take_record(&cid).unwrap(), RecordTake::Fresh(bytes.clone()));
         // Still "present" for a second key, once asked again (the first ask
         // before the end of the input leaves the taken set out; see
         // `Inner::has`); from a stream, its bytes are no longer held.
         assert!(!buffer.has(&cid).unwrap());
         assert!(buffer.has(&cid).unwrap());
-        assert_eq!(buffer.take_record(&cid).unwrap(), (None, true));
+        assert_eq!(buffer.take_record(&cid).unwrap(), RecordTake::Repeat(None));
         // At the end of the input, the first ask says so.
         let (other, other_bytes) = block(2);
         buffer.insert(other, other_bytes.clone(), 0).unwrap();
-        assert_eq!(buffer.take_record(&other).unwrap(), (Some(other_bytes), false));
+        assert_eq!(buffer.take_record(&other).unwrap(), RecordTake::Fresh(other_bytes));
         buffer.set_eof();
         assert!(buffer.has(&other).unwrap());
         // Arriving again is a duplicate, noticed once it leaves the queue.

@@ -15,7 +15,7 @@ use atrepo_verify::drisl::DecodeError;
 use atrepo_verify::{Commit, FixedClock, PublicKey, SystemClock};
 use cid::Cid;
 
-use super::buffer::Buffer;
+use super::buffer::{Buffer, RecordTake};
 use super::options::{RecordCheck, SignatureCheck, VerifyOptions};
 use super::report::{CarReport, MemoryReport, MstReport, Record, Report, SignatureReport};
 use crate::error::{Error, Result};
@@ -53,6 +53,9 @@ pub(crate) struct Engine {
     commit: Option<Commit>,
     signed_by: Option<String>,
     walker: Option<Walker<Arc<Buffer>>>,
+    /// The record of the leaf the walk is on, not taken yet because it has
+    /// not arrived: asked for again once more blocks came.
+    awaited: Option<Cid>,
     current: Option<(Cid, Option<Bytes>)>,
     records: u64,
     repeated: u64,
@@ -105,6 +108,7 @@ impl Engine {
             commit: None,
             signed_by: None,
             walker: None,
+            awaited: None,
             current: None,
             records: 0,
             repeated: 0,
@@ -279,10 +283,12 @@ impl Engine {
                 None => rev.check_not_future(&SystemClock, tolerance)?,
             }
         }
+        // The walk does not ask the buffer for records: `walk` takes each
+        // one, and that is the presence check (one buffer lookup, not two).
         let walk = WalkOptions::default()
             .limits(self.options.mst)
             .keys(self.options.keys)
-            .records(Records::Check);
+            .records(Records::Skip);
         self.walker = Some(Walker::new(Arc::clone(&self.buffer), *commit.data(), walk));
         self.commit = Some(commit);
         self.stage = match (self.options.signature, self.options.key.clone()) {
@@ -302,29 +308,48 @@ impl Engine {
             self.stage = Stage::Drain;
             return self.poll();
         };
-        let cid = match walker.next_event() {
-            Ok(Some(Event::Leaf { cid, .. })) => cid,
-            // A strict walk reports missing blocks as errors, never as items.
-            Ok(Some(Event::MissingNode { cid })) => {
-                return Err(Error::Mst(atrepo_mst::Error::MissingNode { cid }));
-            }
-            Ok(Some(Event::MissingRecord { key, cid })) => {
+        let cid = match self.awaited.take() {
+            // Still on the leaf whose record had not arrived.
+            Some(cid) => cid,
+            None => match walker.next_event() {
+                Ok(Some(Event::Leaf { cid, .. })) => cid,
+                // A strict walk reports missing blocks as errors, never as
+                // items (and one that skips records never misses one).
+                Ok(Some(Event::MissingNode { cid })) => {
+                    return Err(Error::Mst(atrepo_mst::Error::MissingNode { cid }));
+                }
+                Ok(Some(Event::MissingRecord { key, cid })) => {
+                    return Err(Error::Mst(atrepo_mst::Error::MissingRecord {
+                        key: key.to_owned(),
+                        cid,
+                    }));
+                }
+                Ok(None) => {
+                    self.stage = Stage::Drain;
+                    return self.poll();
+                }
+                Err(e) if e.kind() == atrepo_mst::ErrorKind::Missing && !self.eof => {
+                    return Ok(Poll::NeedBlock);
+                }
+                Err(e) => return Err(e.into()),
+            },
+        };
+        let key = walker.current_key();
+        let (data, repeated) = match self.buffer.take_record(&cid)? {
+            RecordTake::Fresh(bytes) => (Some(bytes), false),
+            RecordTake::Repeat(bytes) => (bytes, true),
+            RecordTake::Absent if self.eof => {
                 return Err(Error::Mst(atrepo_mst::Error::MissingRecord {
                     key: key.to_owned(),
                     cid,
                 }));
             }
-            Ok(None) => {
-                self.stage = Stage::Drain;
-                return self.poll();
-            }
-            Err(e) if e.kind() == atrepo_mst::ErrorKind::Missing && !self.eof => {
+            RecordTake::Absent => {
+                // Not arrived yet: the walk stays on this leaf.
+                self.awaited = Some(cid);
                 return Ok(Poll::NeedBlock);
             }
-            Err(e) => return Err(e.into()),
         };
-        let key = walker.current_key();
-        let (data, repeated) = self.buffer.take_record(&cid)?;
         if repeated {
             // Checked when the first key pointing to it took it.
             self.repeated = self.repeated.saturating_add(1);
