@@ -387,13 +387,25 @@ impl<S: BlockRead> Walker<S> {
         if self.stack.len() >= self.options.limits.max_depth {
             return Err(Error::TooDeep { cid, limit: self.options.limits.max_depth });
         }
-        if self.visited.contains(&atrepo_store::CidKey::of(&cid)) {
+        // Marked visited before the read (one probe of the set, where a
+        // check, then an insert once read, took two: at 500 MiB the set
+        // outgrows the caches and each probe is a miss), and unmarked if
+        // the node is not there yet.
+        let k = atrepo_store::CidKey::of(&cid);
+        if !self.visited.insert(k) {
             return Err(Error::NodeReachedTwice { cid });
         }
-        let Some(bytes) = self.fetch_node(cid)? else {
-            return Ok(Descent::Missing(cid));
+        let bytes = match self.fetch_node(cid) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => {
+                self.visited.remove(&k);
+                return Ok(Descent::Missing(cid));
+            }
+            Err(e) => {
+                self.visited.remove(&k);
+                return Err(e);
+            }
         };
-        self.visited.insert(atrepo_store::CidKey::of(&cid));
         let mut node = self.pool.pop().unwrap_or_default();
         self.decode(&cid, &bytes, &mut node)?;
         match node.layer {
