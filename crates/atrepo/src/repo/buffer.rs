@@ -693,13 +693,14 @@ impl Inner {
         if self.locate(cid)? {
             return Ok(true);
         }
-        // In streaming order the walk asks for a record that has not arrived
-        // yet once per pull (it comes with the next one). The first time a
+        // In streaming order a record is asked for before it arrives about
+        // once per pull (it comes with the next one). The first time a
         // record is missing, before the end of the input, the set of taken
         // records is not asked: it could only say "a second key points to
         // it", which the next ask (after the next pull) finds as well. This
         // spares that set a lookup per pull, and so its sorting (see
-        // `taken.rs`).
+        // `taken.rs`). `Buffer::take_record`, the engine's presence check,
+        // follows the same rule.
         let k = key(cid);
         if !self.eof && self.last_miss != Some(k) {
             self.last_miss = Some(k);
