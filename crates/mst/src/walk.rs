@@ -247,6 +247,11 @@ impl<S: BlockRead> Walker<S> {
         self.visited.contains(key)
     }
 
+    /// The fingerprints of every node the walk has read.
+    pub fn visited_keys(&self) -> impl Iterator<Item = &atrepo_store::CidKey> + '_ {
+        self.visited.iter()
+    }
+
     /// The key of the last leaf the walk yielded (empty before the first).
     pub fn current_key(&self) -> &str {
         &self.last_key

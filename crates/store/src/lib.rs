@@ -319,6 +319,16 @@ impl CidKey {
 }
 
 impl CidKey {
+    /// The fingerprint folded to 8 bytes, for maps with very many entries
+    /// whose hits are confirmed against the whole CID anyway (such as
+    /// positions of blocks in a file, where the CID's bytes can be read
+    /// back). Two hash-checked blocks share it by chance with negligible
+    /// odds, but on purpose with about 2^32 hashing work: a map keyed by it
+    /// must treat a clash as "not here" at worst, never as a hit.
+    pub fn short(&self) -> u64 {
+        self.0 ^ self.1
+    }
+
     /// Which of `shards` parts a sharded set or map keeps this fingerprint
     /// in: from a digest byte, so uniform for hash-checked blocks.
     pub fn shard(&self, shards: usize) -> usize {

@@ -104,6 +104,29 @@ fn duplicates_and_unreferenced_blocks_are_tolerated_and_counted() {
     assert_eq!(report.car.unreferenced_bytes, 4);
 }
 
+// A node copy that arrives after the walk took the node waits as its
+// position in the input (known by short fingerprint), and is counted at the
+// end against the walk's nodes: a duplicate, not an unreferenced block.
+#[test]
+fn a_node_that_arrives_again_late_counts_as_a_duplicate() {
+    let (g, built) = repo(300);
+    // The root node: the walk takes it first, long before the input ends.
+    let root = built.blocks.iter().find(|(_, b)| b.starts_with(&[0xa2, 0x61, b'e'])).unwrap();
+    let mut blocks = built.blocks.clone();
+    blocks.insert(blocks.len() - 1, root.clone());
+    let bytes = car(built.commit_cid, &blocks);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("late-node.car");
+    std::fs::write(&path, &bytes).unwrap();
+    let from_slice = verify_repo(bytes, options(&g)).unwrap();
+    let from_file = atrepo::verify_repo_file(&path, options(&g)).unwrap();
+    for report in [from_slice, from_file] {
+        assert_eq!(report.records, 300);
+        assert_eq!(report.car.duplicate_blocks, 1);
+        assert_eq!(report.car.unreferenced_blocks, 0);
+    }
+}
+
 #[test]
 fn a_flipped_record_byte_fails_its_hash() {
     let (g, built) = repo(50);
