@@ -138,7 +138,7 @@ pub(crate) struct Buffer {
 #[derive(Debug)]
 struct Inner {
     /// The fast lane: arrived, not yet looked at, in arrival order.
-    queue: VecDeque<(Cid, Bytes, u64)>,
+    queue: Queue,
     /// The slow lane.
     memory: CidMap<(Bytes, u64)>,
     /// Payload and bookkeeping of everything held in memory.
@@ -199,6 +199,72 @@ pub(crate) enum RecordTake {
     Absent,
 }
 
+/// A block as a source hands it over: its CID, its bytes, the CAR bytes
+/// its section took, and where the section ends in the input.
+pub(crate) type Arrived = (Cid, Bytes, u64, u64);
+
+/// The fast lane: blocks in arrival order, kept in the batches they came
+/// in. A batch from the reading thread joins the queue as it is, not block
+/// by block: each block (a 96-byte `Cid` among others) is moved once, when
+/// it leaves, instead of into a queue slot first.
+#[derive(Debug, Default)]
+struct Queue {
+    /// Each batch, with the index of its first block still queued.
+    batches: VecDeque<(Vec<Arrived>, usize)>,
+    len: usize,
+}
+
+impl Queue {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn front(&self) -> Option<&Arrived> {
+        self.batches.front().and_then(|(blocks, head)| blocks.get(*head))
+    }
+
+    /// Takes the first block out: its CID, bytes and where its bytes start.
+    fn pop_front(&mut self) -> Option<(Cid, Bytes, u64)> {
+        let (blocks, head) = self.batches.front_mut()?;
+        let (cid, bytes, _, end) = blocks.get_mut(*head)?;
+        let (cid, bytes) = (*cid, std::mem::take(bytes));
+        let offset = end.saturating_sub(bytes.len() as u64);
+        *head += 1;
+        if *head >= blocks.len() {
+            self.batches.pop_front();
+        }
+        self.len = self.len.saturating_sub(1);
+        Some((cid, bytes, offset))
+    }
+
+    /// Adds one block whose bytes start at `offset`.
+    fn push_back(&mut self, cid: Cid, bytes: Bytes, offset: u64) {
+        let end = offset.saturating_add(bytes.len() as u64);
+        match self.batches.back_mut() {
+            Some((blocks, _)) => blocks.push((cid, bytes, 0, end)),
+            None => self.batches.push_back((vec![(cid, bytes, 0, end)], 0)),
+        }
+        self.len = self.len.saturating_add(1);
+    }
+
+    /// Adds a batch of blocks as it is.
+    fn push_batch(&mut self, blocks: Vec<Arrived>) {
+        if blocks.is_empty() {
+            return;
+        }
+        self.len = self.len.saturating_add(blocks.len());
+        self.batches.push_back((blocks, 0));
+    }
+
+    /// The queued blocks' CIDs and bytes, in order.
+    fn iter(&self) -> impl Iterator<Item = (&Cid, &Bytes)> {
+        self.batches
+            .iter()
+            .flat_map(|(blocks, head)| blocks.get(*head..).unwrap_or_default())
+            .map(|(cid, bytes, _, _)| (cid, bytes))
+    }
+}
+
 /// CID equality comparing the digest bytes actually used, not the whole
 /// 64-byte digest array the `cid` crate stores.
 fn same(a: &Cid, b: &Cid) -> bool {
@@ -247,7 +313,7 @@ impl Buffer {
     pub(crate) fn new(limit: u64, spill: Option<SpillOptions>) -> Self {
         Buffer {
             inner: Mutex::new(Inner {
-                queue: VecDeque::new(),
+                queue: Queue::default(),
                 memory: CidMap::default(),
                 memory_bytes: 0,
                 limit,
@@ -280,44 +346,26 @@ impl Buffer {
     /// leaves the fast lane.
     /// `offset` is where the block's bytes start in the input.
     pub(crate) fn insert(&self, cid: Cid, bytes: Bytes, offset: u64) -> Result<()> {
+        self.lock().insert(cid, bytes, offset)
+    }
+
+    /// Adds blocks that just arrived, in order, as [`insert`](Self::insert)
+    /// would one by one, under one lock; within the budget the batch joins
+    /// the queue as it is.
+    pub(crate) fn insert_batch(&self, blocks: Vec<Arrived>) -> Result<()> {
         let mut inner = self.lock();
-        let c = cost(&bytes);
+        let c = blocks.iter().fold(0u64, |sum, (_, bytes, _, _)| sum.saturating_add(cost(bytes)));
         if inner.memory_bytes.saturating_add(c) <= inner.limit {
             inner.memory_bytes = inner.memory_bytes.saturating_add(c);
             inner.stats.peak_memory = inner.stats.peak_memory.max(inner.memory_bytes);
-            inner.queue.push_back((cid, bytes, offset));
-            while inner.queue.len() > QUEUE_MAX {
-                if let Some((c, b, o)) = inner.queue.pop_front() {
-                    inner.index(c, &b, o)?;
-                }
-            }
-            return Ok(());
+            inner.queue.push_batch(blocks);
+            return inner.trim_queue();
         }
-        // Over budget with nowhere to put blocks: the limit is the answer.
-        if inner.file.is_none() && inner.spill_options.is_none() {
-            let found = inner.memory_bytes.saturating_add(c);
-            return Err(Error::LimitExceeded { what: "memory", limit: inner.limit, found });
+        for (cid, bytes, _, end) in blocks {
+            let offset = end.saturating_sub(bytes.len() as u64);
+            inner.insert(cid, bytes, offset)?;
         }
-        // Sort out what is queued (dropping duplicates), then make room,
-        // unless the new block is a duplicate too.
-        inner.index_queue()?;
-        if inner.knows(&cid)? {
-            inner.stats.duplicates = inner.stats.duplicates.saturating_add(1);
-            return Ok(());
-        }
-        if inner.file.is_some() {
-            // Everything waiting in memory came from the file: keep where
-            // it is instead of its bytes (while that bookkeeping fits the
-            // budget), then try again.
-            inner.evict_to_file();
-            if inner.memory_bytes.saturating_add(c) <= inner.limit {
-                inner.memory_bytes = inner.memory_bytes.saturating_add(c);
-                inner.stats.peak_memory = inner.stats.peak_memory.max(inner.memory_bytes);
-                inner.queue.push_back((cid, bytes, offset));
-                return Ok(());
-            }
-        }
-        inner.spill_block(cid, &bytes)
+        Ok(())
     }
 
     /// Says that blocks are views into `whole`, the input held in memory
@@ -456,11 +504,59 @@ impl Buffer {
 }
 
 impl Inner {
+    /// See [`Buffer::insert`].
+    fn insert(&mut self, cid: Cid, bytes: Bytes, offset: u64) -> Result<()> {
+        let inner = self;
+        let c = cost(&bytes);
+        if inner.memory_bytes.saturating_add(c) <= inner.limit {
+            inner.memory_bytes = inner.memory_bytes.saturating_add(c);
+            inner.stats.peak_memory = inner.stats.peak_memory.max(inner.memory_bytes);
+            inner.queue.push_back(cid, bytes, offset);
+            return inner.trim_queue();
+        }
+        // Over budget with nowhere to put blocks: the limit is the answer.
+        if inner.file.is_none() && inner.spill_options.is_none() {
+            let found = inner.memory_bytes.saturating_add(c);
+            return Err(Error::LimitExceeded { what: "memory", limit: inner.limit, found });
+        }
+        // Sort out what is queued (dropping duplicates), then make room,
+        // unless the new block is a duplicate too.
+        inner.index_queue()?;
+        if inner.knows(&cid)? {
+            inner.stats.duplicates = inner.stats.duplicates.saturating_add(1);
+            return Ok(());
+        }
+        if inner.file.is_some() {
+            // Everything waiting in memory came from the file: keep where
+            // it is instead of its bytes (while that bookkeeping fits the
+            // budget), then try again.
+            inner.evict_to_file();
+            if inner.memory_bytes.saturating_add(c) <= inner.limit {
+                inner.memory_bytes = inner.memory_bytes.saturating_add(c);
+                inner.stats.peak_memory = inner.stats.peak_memory.max(inner.memory_bytes);
+                inner.queue.push_back(cid, bytes, offset);
+                return Ok(());
+            }
+        }
+        inner.spill_block(cid, &bytes)
+    }
+
+    /// Moves the oldest queued blocks on to the slow lane while the queue
+    /// holds more than [`QUEUE_MAX`].
+    fn trim_queue(&mut self) -> Result<()> {
+        while self.queue.len() > QUEUE_MAX {
+            if let Some((c, b, o)) = self.queue.pop_front() {
+                self.index(c, &b, o)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Moves blocks from the front of the queue into the slow lane until
     /// `cid` is at the front (`Ok(true)`) or the queue is empty
     /// (`Ok(false)`).
     fn locate(&mut self, cid: &Cid) -> Result<bool> {
-        while let Some((front, _, _)) = self.queue.front() {
+        while let Some((front, _, _, _)) = self.queue.front() {
             if same(front, cid) {
                 return Ok(true);
             }
@@ -829,7 +925,7 @@ impl BlockRead for Buffer {
         f: &mut dyn FnMut(&Cid, &[u8]) -> atrepo_store::Result<()>,
     ) -> atrepo_store::Result<()> {
         let inner = self.lock();
-        let queued = inner.queue.iter().map(|(c, b, _)| (c, b));
+        let queued = inner.queue.iter();
         let indexed = inner.memory.iter().map(|(c, (b, _))| (c, b));
         for (cid, bytes) in queued.chain(indexed).chain(&inner.pending) {
             f(cid, bytes)?;
@@ -973,6 +1069,35 @@ mod tests {
         buffer.set_eof();
         let err = buffer.take_record(&cid).unwrap_err();
         assert!(matches!(err, Error::Car(atrepo_car::Error::HashMismatch { .. })), "{err}");
+    }
+
+    #[test]
+    fn a_batch_joins_the_queue_as_it_is_and_leaves_in_order() {
+        let blocks: Vec<(Cid, Bytes)> = (20..25).map(block).collect();
+        let arrived = |i: usize| (blocks[i].0, blocks[i].1.clone(), 40, 1000 + i as u64);
+        let buffer = Buffer::new(1 << 20, None);
+        buffer.insert(blocks[0].0, blocks[0].1.clone(), 0).unwrap();
+        buffer.insert_batch((1..4).map(arrived).collect()).unwrap();
+        buffer.insert(blocks[4].0, blocks[4].1.clone(), 0).unwrap();
+        assert_eq!(buffer.lock().queue.len(), 5);
+        let queued: Vec<Cid> = buffer.lock().queue.iter().map(|(c, _)| *c).collect();
+        assert_eq!(queued, blocks.iter().map(|(c, _)| *c).collect::<Vec<_>>());
+        // Out of order: the ones in front move to the slow lane on the way.
+        assert_eq!(buffer.take(&blocks[2].0).unwrap(), Some(blocks[2].1.clone()));
+        for i in [0, 1, 3, 4] {
+            assert_eq!(buffer.take(&blocks[i].0).unwrap(), Some(blocks[i].1.clone()), "{i}");
+        }
+        assert_eq!(buffer.lock().queue.len(), 0);
+        // Where a batch block's bytes start: its section's end less its length.
+        let buffer = Buffer::new(1 << 20, None);
+        buffer.insert_batch(vec![arrived(1)]).unwrap();
+        let (_, bytes, offset) = buffer.lock().queue.pop_front().unwrap();
+        assert_eq!(offset, 1001 - bytes.len() as u64);
+        // Over the budget with nowhere to go, a batch is refused as single
+        // blocks are.
+        let small = Buffer::new(8, None);
+        let err = small.insert_batch(vec![arrived(1)]).unwrap_err();
+        assert!(matches!(err, Error::LimitExceeded { what: "memory", .. }), "{err}");
     }
 
     #[test]

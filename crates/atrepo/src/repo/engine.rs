@@ -15,7 +15,7 @@ use atrepo_verify::drisl::DecodeError;
 use atrepo_verify::{Commit, FixedClock, PublicKey, SystemClock};
 use cid::Cid;
 
-use super::buffer::{Buffer, RecordTake};
+use super::buffer::{Arrived, Buffer, RecordTake};
 use super::options::{RecordCheck, SignatureCheck, VerifyOptions};
 use super::report::{CarReport, MemoryReport, MstReport, Record, Report, SignatureReport};
 use crate::error::{Error, Result};
@@ -80,6 +80,17 @@ pub(crate) struct Engine {
 /// a node-shaped block itself when a key points to it as a record.
 pub(crate) fn node_shaped(data: &[u8]) -> bool {
     data.starts_with(&[0xa2, 0x61, b'e'])
+}
+
+/// Blocks read on another thread reach this core's cache when first read;
+/// a node's first read is its decoding, a chain of dependent loads that
+/// waited out each miss. Reading one byte per cache line of the nodes of a
+/// pull as they are handed over overlaps those misses instead.
+fn touch_node(data: &[u8]) {
+    if node_shaped(data) {
+        let touched = data.iter().step_by(64).fold(0u8, |a, &b| a ^ b);
+        std::hint::black_box(touched);
+    }
 }
 
 /// Whether a source that checks records upstream checks this block as a
@@ -162,16 +173,26 @@ impl Engine {
             }
             return Ok(());
         }
-        // Blocks read on another thread reach this core's cache when first
-        // read; a node's first read is its decoding, a chain of dependent
-        // loads that waited out each miss. Reading one byte per cache line
-        // of the nodes of a pull here overlaps those misses instead.
-        if node_shaped(&data) {
-            let touched = data.iter().step_by(64).fold(0u8, |a, &b| a ^ b);
-            std::hint::black_box(touched);
-        }
+        touch_node(&data);
         let offset = end.saturating_sub(data.len() as u64);
         self.buffer.insert(cid, data, offset)
+    }
+
+    /// Hands over blocks just read, in order, as [`push`](Self::push) one
+    /// by one would; the batch joins the buffer's queue as it is.
+    pub(crate) fn push_batch(&mut self, blocks: Vec<Arrived>) -> Result<()> {
+        if self.stage == Stage::Drain {
+            for (cid, data, section, end) in blocks {
+                self.push(cid, data, section, end)?;
+            }
+            return Ok(());
+        }
+        for (_, data, section, _) in &blocks {
+            self.blocks = self.blocks.saturating_add(1);
+            self.bytes = self.bytes.saturating_add(*section);
+            touch_node(data);
+        }
+        self.buffer.insert_batch(blocks)
     }
 
     /// Says the blocks are views into `whole`, the input held in memory.

@@ -20,6 +20,7 @@ use atrepo_store::{Bytes, MemoryStore};
 use atrepo_verify::{Commit, KeyResolver, PublicKey};
 use cid::Cid;
 
+use self::buffer::Arrived;
 use self::engine::{Engine, Poll};
 use crate::error::{Error, Result};
 
@@ -39,6 +40,15 @@ pub trait BlockSource: sealed::Sealed {
     /// section took, and the absolute offset where the section ends; `None`
     /// at the clean end of the CAR.
     fn next_block(&mut self) -> Result<Option<(Cid, Bytes, u64, u64)>>;
+
+    /// The next blocks as a whole batch, for a source that reads in
+    /// batches (the threaded reader): `Ok(None)` if this source hands out
+    /// blocks one at a time only, an empty batch at the clean end of the
+    /// CAR.
+    #[doc(hidden)]
+    fn next_batch(&mut self) -> Result<Option<Vec<Arrived>>> {
+        Ok(None)
+    }
 
     /// Whether this source checks records itself (see
     /// [`invalid`](Self::invalid)), so the verifier need not: every
@@ -165,12 +175,11 @@ fn check_records(
 
 impl sealed::Sealed for ThreadedSource {}
 
-impl BlockSource for ThreadedSource {
-    fn next_block(&mut self) -> Result<Option<(Cid, Bytes, u64, u64)>> {
+impl ThreadedSource {
+    /// The next batch that has blocks, its records checked and their
+    /// failures noted; `None` once the reading thread has ended.
+    fn receive(&mut self) -> Result<Option<Vec<Arrived>>> {
         loop {
-            if let Some(block) = self.current.next() {
-                return Ok(Some(block));
-            }
             match self.batches.recv() {
                 Ok(batch) => {
                     self.waiting.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
@@ -181,12 +190,37 @@ impl BlockSource for ThreadedSource {
                     {
                         check_records(&batch.blocks, limits, &mut self.invalid);
                     }
-                    self.current = batch.blocks.into_iter();
+                    // An empty batch may still be followed by an error.
+                    if !batch.blocks.is_empty() {
+                        return Ok(Some(batch.blocks));
+                    }
                 }
                 // The reading thread ends after the last block or an error.
                 Err(_) => return Ok(None),
             }
         }
+    }
+}
+
+impl BlockSource for ThreadedSource {
+    fn next_block(&mut self) -> Result<Option<(Cid, Bytes, u64, u64)>> {
+        loop {
+            if let Some(block) = self.current.next() {
+                return Ok(Some(block));
+            }
+            match self.receive()? {
+                Some(blocks) => self.current = blocks.into_iter(),
+                None => return Ok(None),
+            }
+        }
+    }
+
+    fn next_batch(&mut self) -> Result<Option<Vec<Arrived>>> {
+        // Blocks left over from `next_block` go first.
+        if self.current.len() > 0 {
+            return Ok(Some(self.current.by_ref().collect()));
+        }
+        Ok(Some(self.receive()?.unwrap_or_default()))
     }
 
     fn checks_records(&self) -> bool {
@@ -392,6 +426,12 @@ impl BlockSource for FileSource {
             FileSource::Threaded(s) => s.next_block(),
         }
     }
+    fn next_batch(&mut self) -> Result<Option<Vec<Arrived>>> {
+        match self {
+            FileSource::Direct(s) => s.next_batch(),
+            FileSource::Threaded(s) => s.next_batch(),
+        }
+    }
     fn checks_records(&self) -> bool {
         match self {
             FileSource::Direct(s) => s.checks_records(),
@@ -589,12 +629,18 @@ pub(crate) const PULL_BATCH: usize = 32;
 
 /// Feeds the engine the next few blocks, or the end of the input.
 fn pull<S: BlockSource>(source: &mut S, engine: &mut Engine) -> Result<()> {
-    for _ in 0..PULL_BATCH {
-        match source.next_block()? {
-            Some((cid, data, section, end)) => engine.push(cid, data, section, end)?,
-            None => {
-                engine.push_eof();
-                break;
+    match source.next_batch()? {
+        Some(blocks) if blocks.is_empty() => engine.push_eof(),
+        Some(blocks) => engine.push_batch(blocks)?,
+        None => {
+            for _ in 0..PULL_BATCH {
+                match source.next_block()? {
+                    Some((cid, data, section, end)) => engine.push(cid, data, section, end)?,
+                    None => {
+                        engine.push_eof();
+                        break;
+                    }
+                }
             }
         }
     }
