@@ -225,13 +225,21 @@ impl Queue {
 
     /// Takes the first block out: its CID, bytes and where its bytes start.
     fn pop_front(&mut self) -> Option<(Cid, Bytes, u64)> {
+        let only = self.batches.len() == 1;
         let (blocks, head) = self.batches.front_mut()?;
         let (cid, bytes, _, end) = blocks.get_mut(*head)?;
         let (cid, bytes) = (*cid, std::mem::take(bytes));
         let offset = end.saturating_sub(bytes.len() as u64);
         *head += 1;
         if *head >= blocks.len() {
-            self.batches.pop_front();
+            if only {
+                // Kept, emptied, for the next blocks pushed one at a time
+                // (sources without batches): no allocation per pull.
+                blocks.clear();
+                *head = 0;
+            } else {
+                self.batches.pop_front();
+            }
         }
         self.len = self.len.saturating_sub(1);
         Some((cid, bytes, offset))
@@ -247,10 +255,15 @@ impl Queue {
         self.len = self.len.saturating_add(1);
     }
 
-    /// Adds a batch of blocks as it is.
+    /// Adds a batch of blocks as it is. Only the sole batch can be empty
+    /// (see [`pop_front`](Self::pop_front)); it gives way, so the front
+    /// batch holds the first block whenever there is one.
     fn push_batch(&mut self, blocks: Vec<Arrived>) {
         if blocks.is_empty() {
             return;
+        }
+        if self.len == 0 {
+            self.batches.clear();
         }
         self.len = self.len.saturating_add(blocks.len());
         self.batches.push_back((blocks, 0));
