@@ -180,7 +180,8 @@ struct Inner {
     repeat_read: u64,
     /// Whether the input has ended (no block will come any more).
     eof: bool,
-    /// The record [`Inner::has`] last found missing.
+    /// The record last found missing early (see
+    /// [`Inner::first_early_miss`]).
     last_miss: Option<Key>,
     stats: BufferStats,
 }
@@ -368,9 +369,8 @@ impl Buffer {
     pub(crate) fn insert_batch(&self, blocks: Vec<Arrived>) -> Result<()> {
         let mut inner = self.lock();
         let c = blocks.iter().fold(0u64, |sum, (_, bytes, _, _)| sum.saturating_add(cost(bytes)));
-        if inner.memory_bytes.saturating_add(c) <= inner.limit {
-            inner.memory_bytes = inner.memory_bytes.saturating_add(c);
-            inner.stats.peak_memory = inner.stats.peak_memory.max(inner.memory_bytes);
+        if inner.fits(c) {
+            inner.charge(c);
             inner.queue.push_batch(blocks);
             return inner.trim_queue();
         }
@@ -421,24 +421,17 @@ impl Buffer {
     /// two): [`RecordTake::Absent`] before the end of the input means "not
     /// yet", and the caller asks again after the next blocks. The first
     /// such miss of a record before the end of the input does not ask the
-    /// set of taken records, like [`BlockRead::has`] (see `Inner::has`).
+    /// set of taken records (see `Inner::first_early_miss`).
     pub(crate) fn take_record(&self, cid: &Cid) -> Result<RecordTake> {
         let mut inner = self.lock();
         if let Some((bytes, position)) = inner.take(cid)? {
             inner.mark_taken(cid, position);
             return Ok(RecordTake::Fresh(bytes));
         }
-        let k = key(cid);
-        if !inner.eof && inner.last_miss != Some(k) {
-            inner.last_miss = Some(k);
-            return Ok(RecordTake::Absent);
+        if !inner.first_early_miss(cid) && inner.taken_before(cid)? {
+            return Ok(RecordTake::Repeat(inner.again(cid)?));
         }
-        // Fingerprints are digest prefixes: a hit counts only once the
-        // whole CID is confirmed (see `Inner::knows`).
-        match inner.taken.get(&k) {
-            Some(value) if inner.taken_is(cid, value)? => Ok(RecordTake::Repeat(inner.again(cid)?)),
-            _ => Ok(RecordTake::Absent),
-        }
+        Ok(RecordTake::Absent)
     }
 
     /// Says that no more blocks will come.
@@ -472,8 +465,8 @@ impl Buffer {
         let mut inner = self.lock();
         inner.index_queue()?;
         let (mut blocks, mut bytes, mut dups) = (0u64, 0u64, 0u64);
-        let mut count = |k: &Key, len: u64| {
-            if used(k) {
+        let mut count = |used: bool, len: u64| {
+            if used {
                 dups = dups.saturating_add(1);
             } else {
                 blocks = blocks.saturating_add(1);
@@ -481,16 +474,16 @@ impl Buffer {
             }
         };
         for (cid, (data, _)) in &inner.memory {
-            count(&key(cid), data.len() as u64);
+            count(used(&key(cid)), data.len() as u64);
         }
         for (cid, data) in &inner.pending {
-            count(&key(cid), data.len() as u64);
+            count(used(&key(cid)), data.len() as u64);
         }
         if let Some(spill) = &inner.spill {
             spill.scan(&mut |cid, data| {
                 // Blocks taken from the spill store stay in it.
                 if !inner.taken.contains_key(&key(cid)) {
-                    count(&key(cid), data.len() as u64);
+                    count(used(&key(cid)), data.len() as u64);
                 }
                 Ok(())
             })?;
@@ -498,13 +491,7 @@ impl Buffer {
         // Blocks left in the input: not referenced (the walk is over), or a
         // node that arrived twice.
         for (&k, packed) in &inner.in_file {
-            let len = unpack(*packed).1;
-            if used_short(k) {
-                dups = dups.saturating_add(1);
-            } else {
-                blocks = blocks.saturating_add(1);
-                bytes = bytes.saturating_add(len);
-            }
+            count(used_short(k), unpack(*packed).1);
         }
         inner.stats.duplicates = inner.stats.duplicates.saturating_add(dups);
         Ok((blocks, bytes))
@@ -519,39 +506,47 @@ impl Buffer {
 impl Inner {
     /// See [`Buffer::insert`].
     fn insert(&mut self, cid: Cid, bytes: Bytes, offset: u64) -> Result<()> {
-        let inner = self;
         let c = cost(&bytes);
-        if inner.memory_bytes.saturating_add(c) <= inner.limit {
-            inner.memory_bytes = inner.memory_bytes.saturating_add(c);
-            inner.stats.peak_memory = inner.stats.peak_memory.max(inner.memory_bytes);
-            inner.queue.push_back(cid, bytes, offset);
-            return inner.trim_queue();
+        if self.fits(c) {
+            self.charge(c);
+            self.queue.push_back(cid, bytes, offset);
+            return self.trim_queue();
         }
         // Over budget with nowhere to put blocks: the limit is the answer.
-        if inner.file.is_none() && inner.spill_options.is_none() {
-            let found = inner.memory_bytes.saturating_add(c);
-            return Err(Error::LimitExceeded { what: "memory", limit: inner.limit, found });
+        if self.file.is_none() && self.spill_options.is_none() {
+            let found = self.memory_bytes.saturating_add(c);
+            return Err(Error::LimitExceeded { what: "memory", limit: self.limit, found });
         }
         // Sort out what is queued (dropping duplicates), then make room,
         // unless the new block is a duplicate too.
-        inner.index_queue()?;
-        if inner.knows(&cid)? {
-            inner.stats.duplicates = inner.stats.duplicates.saturating_add(1);
+        self.index_queue()?;
+        if self.knows(&cid)? {
+            self.stats.duplicates = self.stats.duplicates.saturating_add(1);
             return Ok(());
         }
-        if inner.file.is_some() {
+        if self.file.is_some() {
             // Everything waiting in memory came from the file: keep where
             // it is instead of its bytes (while that bookkeeping fits the
             // budget), then try again.
-            inner.evict_to_file();
-            if inner.memory_bytes.saturating_add(c) <= inner.limit {
-                inner.memory_bytes = inner.memory_bytes.saturating_add(c);
-                inner.stats.peak_memory = inner.stats.peak_memory.max(inner.memory_bytes);
-                inner.queue.push_back(cid, bytes, offset);
+            self.evict_to_file();
+            if self.fits(c) {
+                self.charge(c);
+                self.queue.push_back(cid, bytes, offset);
                 return Ok(());
             }
         }
-        inner.spill_block(cid, &bytes)
+        self.spill_block(cid, &bytes)
+    }
+
+    /// Whether `c` more bytes fit the budget.
+    fn fits(&self, c: u64) -> bool {
+        self.memory_bytes.saturating_add(c) <= self.limit
+    }
+
+    /// Counts `c` more bytes held, and the peak.
+    fn charge(&mut self, c: u64) {
+        self.memory_bytes = self.memory_bytes.saturating_add(c);
+        self.stats.peak_memory = self.stats.peak_memory.max(self.memory_bytes);
     }
 
     /// Moves the oldest queued blocks on to the slow lane while the queue
@@ -729,13 +724,34 @@ impl Inner {
         if self.waits(cid)? {
             return Ok(true);
         }
-        // Fingerprints are digest prefixes, which a hostile repository can
-        // match at will with CIDs of blocks it does not have: a hit counts
-        // only once the whole CID is confirmed.
+        self.taken_before(cid)
+    }
+
+    /// Whether `cid` is a record handed out before. Fingerprints are digest
+    /// prefixes, which a hostile repository can match at will with CIDs of
+    /// blocks it does not have: a hit counts only once the whole CID is
+    /// confirmed.
+    fn taken_before(&self, cid: &Cid) -> Result<bool> {
         match self.taken.get(&key(cid)) {
             Some(value) => self.taken_is(cid, value),
             None => Ok(false),
         }
+    }
+
+    /// Whether this is the first time in a row `cid` is asked for and
+    /// missing before the end of the input (and notes it). In streaming
+    /// order a record is asked for before it arrives about once per pull
+    /// (it comes with the next one). Such a first miss does not ask the set
+    /// of taken records: it could only say "a second key points to it",
+    /// which the next ask (after the next pull) finds as well. This spares
+    /// that set a lookup per pull, and so its sorting (see `taken.rs`).
+    fn first_early_miss(&mut self, cid: &Cid) -> bool {
+        let k = key(cid);
+        if self.eof || self.last_miss == Some(k) {
+            return false;
+        }
+        self.last_miss = Some(k);
+        true
     }
 
     /// Whether `cid` waits in the slow lane, the file lane or the spill
@@ -783,10 +799,11 @@ impl Inner {
             self.pending_bytes = self.pending_bytes.saturating_sub(cost(&bytes));
             return Ok(Some((bytes, NO_POSITION)));
         }
-        if let Some(packed) = self.in_file.get(&short(cid)).copied()
+        let k = short(cid);
+        if let Some(packed) = self.in_file.get(&k).copied()
             && let Some(bytes) = self.fetch(cid, packed)?
         {
-            self.in_file.remove(&short(cid));
+            self.in_file.remove(&k);
             self.memory_bytes = self.memory_bytes.saturating_sub(IN_FILE_COST);
             return Ok(Some((bytes, packed)));
         }
@@ -826,17 +843,7 @@ impl Inner {
         if self.locate(cid)? {
             return Ok(true);
         }
-        // In streaming order a record is asked for before it arrives about
-        // once per pull (it comes with the next one). The first time a
-        // record is missing, before the end of the input, the set of taken
-        // records is not asked: it could only say "a second key points to
-        // it", which the next ask (after the next pull) finds as well. This
-        // spares that set a lookup per pull, and so its sorting (see
-        // `taken.rs`). `Buffer::take_record`, the engine's presence check,
-        // follows the same rule.
-        let k = key(cid);
-        if !self.eof && self.last_miss != Some(k) {
-            self.last_miss = Some(k);
+        if self.first_early_miss(cid) {
             return self.waits(cid);
         }
         self.knows(cid)
@@ -848,8 +855,7 @@ impl Inner {
         let readable = self.whole.is_some() || self.file.is_some();
         let value = if readable && position & TAIL_TAG == 0 { position } else { tail(cid) };
         self.taken.insert(key(cid), value);
-        self.memory_bytes = self.memory_bytes.saturating_add(TAKEN_OVERHEAD);
-        self.stats.peak_memory = self.stats.peak_memory.max(self.memory_bytes);
+        self.charge(TAKEN_OVERHEAD);
     }
 
     fn spill_block(&mut self, cid: Cid, bytes: &Bytes) -> Result<()> {
@@ -1101,6 +1107,13 @@ mod tests {
             assert_eq!(buffer.take(&blocks[i].0).unwrap(), Some(blocks[i].1.clone()), "{i}");
         }
         assert_eq!(buffer.lock().queue.len(), 0);
+        // The emptied batch is kept for single blocks; a batch pushed now
+        // takes its place at the front.
+        buffer.insert_batch((1..3).map(arrived).collect()).unwrap();
+        buffer.insert(blocks[4].0, blocks[4].1.clone(), 0).unwrap();
+        for i in [1, 2, 4] {
+            assert_eq!(buffer.lock().queue.pop_front().map(|(c, _, _)| c), Some(blocks[i].0));
+        }
         // Where a batch block's bytes start: its section's end less its length.
         let buffer = Buffer::new(1 << 20, None);
         buffer.insert_batch(vec![arrived(1)]).unwrap();
