@@ -142,7 +142,7 @@ impl<R: Read> BlockSource for StreamSource<R> {
 #[derive(Debug)]
 pub struct ThreadedSource {
     batches: std::sync::mpsc::Receiver<Result<ThreadBatch>>,
-    current: std::vec::IntoIter<(Cid, Bytes, u64, u64)>,
+    current: std::vec::IntoIter<Arrived>,
     invalid: Vec<(Cid, atrepo_verify::drisl::DecodeError)>,
     limits: Option<atrepo_verify::drisl::Limits>,
     /// Batches sent and not yet received.
@@ -151,7 +151,7 @@ pub struct ThreadedSource {
 
 #[derive(Debug, Default)]
 struct ThreadBatch {
-    blocks: Vec<(Cid, Bytes, u64, u64)>,
+    blocks: Vec<Arrived>,
     invalid: Vec<(Cid, atrepo_verify::drisl::DecodeError)>,
     /// Whether the reading thread checked the records of this batch.
     checked: bool,
@@ -160,7 +160,7 @@ struct ThreadBatch {
 /// Checks the blocks of `blocks` that [`engine::checked_upstream`] names as
 /// records, adding failures to `invalid`.
 fn check_records(
-    blocks: &[(Cid, Bytes, u64, u64)],
+    blocks: &[Arrived],
     limits: &atrepo_verify::drisl::Limits,
     invalid: &mut Vec<(Cid, atrepo_verify::drisl::DecodeError)>,
 ) {
@@ -734,11 +734,14 @@ pub use self::tokio::{AsyncRepoReader, verify_repo_async};
 mod tests {
     use super::*;
 
+    /// A small valid record.
+    const GOOD: &[u8] = b"\xa1\x65$type\x61x";
+
     /// Both threads' record checks report the same failures, before the
     /// blocks they concern.
     #[test]
     fn records_are_checked_on_either_thread() {
-        let good = b"\xa1\x65$type\x61x".to_vec();
+        let good = GOOD.to_vec();
         // A float: not DRISL.
         let bad = b"\xa1\x61a\xf9\x3c\x00".to_vec();
         // Not DRISL either, but shaped like an MST node: left to the engine.
@@ -761,10 +764,15 @@ mod tests {
             let mut source =
                 ThreadedSource::spawn_with(reader, RecordCheck::default(), split).unwrap();
             assert!(source.checks_records());
+            // Whole batches, as `pull` takes them.
             let mut seen = 0;
-            while let Some((cid, _, _, _)) = source.next_block().unwrap() {
-                seen += 1;
-                if cid == cids[1] {
+            loop {
+                let batch = source.next_batch().unwrap().unwrap();
+                if batch.is_empty() {
+                    break;
+                }
+                seen += batch.len();
+                if batch.iter().any(|(cid, _, _, _)| *cid == cids[1]) {
                     let invalid = source.invalid();
                     assert_eq!(invalid.len(), 1, "{split:?}");
                     assert_eq!(invalid[0].0, cids[1]);
@@ -772,6 +780,31 @@ mod tests {
             }
             assert_eq!(seen, 2000, "{split:?}");
             assert!(source.invalid().is_empty(), "{split:?}: node-shaped blocks are not checked");
+        }
+    }
+
+    /// A read error right after a full batch reaches the reader as an
+    /// error, not as the end of the CAR (the reading thread sends an empty
+    /// batch before it).
+    #[test]
+    fn an_error_after_a_full_batch_is_not_the_end() {
+        let good = GOOD.to_vec();
+        let cid = atrepo_car::blessed_cid(atrepo_car::DAG_CBOR, &good);
+        let header = Header::new(vec![cid]).unwrap();
+        let mut car =
+            atrepo_car::encode(&header, (0..THREAD_BATCH_BLOCKS).map(|_| (&cid, &good[..])));
+        // A section that says 40 bytes and ends after 3.
+        car.extend_from_slice(&[40, 0x01, 0x71, 0x12]);
+        for split in [Split::Reader, Split::Verifier] {
+            let reader =
+                CarReader::with_options(std::io::Cursor::new(car.clone()), Default::default())
+                    .unwrap();
+            let mut source =
+                ThreadedSource::spawn_with(reader, RecordCheck::default(), split).unwrap();
+            let first = source.next_batch().unwrap().unwrap();
+            assert_eq!(first.len(), THREAD_BATCH_BLOCKS);
+            let err = source.next_batch().unwrap_err();
+            assert_eq!(err.kind(), crate::ErrorKind::Malformed, "{err}");
         }
     }
 }
