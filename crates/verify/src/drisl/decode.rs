@@ -360,6 +360,18 @@ impl<'a> Decoder<'a> {
         std::str::from_utf8(bytes).map_err(|_| Self::error_at(head.at, Problem::InvalidUtf8))
     }
 
+    /// The payload of text string `head`, checked to be UTF-8 (without
+    /// making a `str` of it, which the record validator does not need).
+    #[inline]
+    fn utf8_payload(&mut self, head: Head) -> Result<&'a [u8]> {
+        let bytes = self.payload(head)?;
+        if super::is_utf8(bytes) {
+            Ok(bytes)
+        } else {
+            Err(Self::error_at(head.at, Problem::InvalidUtf8))
+        }
+    }
+
     #[inline]
     fn payload(&mut self, head: Head) -> Result<&'a [u8]> {
         usize::try_from(head.arg)
@@ -441,12 +453,7 @@ impl<'a> Decoder<'a> {
         match self.peek_kind()? {
             Kind::Text => {
                 let head = self.head_of(3, "a text string")?;
-                let bytes = self.payload(head)?;
-                if super::is_utf8(bytes) {
-                    Ok(bytes)
-                } else {
-                    Err(Self::error_at(head.at, Problem::InvalidUtf8))
-                }
+                self.utf8_payload(head)
             }
             _ => Err(Self::error_at(at, Problem::KeyNotText)),
         }
@@ -622,13 +629,7 @@ impl<'a> Decoder<'a> {
                 2 => {
                     self.payload(head)?;
                 }
-                3 => {
-                    let bytes = self.payload(head)?;
-                    if !super::is_utf8(bytes) {
-                        return Err(Self::error_at(head.at, Problem::InvalidUtf8));
-                    }
-                    text = Some(bytes);
-                }
+                3 => text = Some(self.utf8_payload(head)?),
                 4 | 5 => {}
                 6 => {
                     let at = head.at;
