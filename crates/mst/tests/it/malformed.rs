@@ -317,6 +317,27 @@ fn subtree_shared_by_two_links() {
     check(&s, root, |e| matches!(e, Error::NodeReachedTwice { cid } if *cid == child));
 }
 
+// A lenient walk reports a missing subtree wherever it is linked: it was
+// never read, so the second link is not "reached twice" (the walk marks a
+// node visited before reading it, and unmarks it when it is missing).
+#[test]
+fn a_missing_subtree_linked_twice_is_missing_twice_when_lenient() {
+    let s = MemoryStore::new();
+    let low = key_on_layer(0, 0);
+    let first = key_on_layer_after(1, &low);
+    let tops = [first.clone(), key_on_layer_after(1, &first)];
+    let child = put(&MemoryStore::new(), node(None, &[(&low, value(1), None)]));
+    let root = put(
+        &s,
+        node(Some(child), &[(&tops[0], value(2), Some(child)), (&tops[1], value(3), None)]),
+    );
+    let lenient = WalkOptions::default().completeness(Completeness::Lenient);
+    let items: Vec<Item> = Walker::new(&s, root, lenient).collect::<Result<_, _>>().unwrap();
+    assert_eq!(items.len(), 4, "{items:?}");
+    assert_eq!(items[0], Item::MissingNode { cid: child });
+    assert_eq!(items[2], Item::MissingNode { cid: child });
+}
+
 #[test]
 fn missing_node() {
     let s = MemoryStore::new();
