@@ -303,17 +303,25 @@ fn layer_zero_node_with_a_subtree() {
     check(&s, root, |e| matches!(e, Error::ChildBelowZero { cid } if *cid == root));
 }
 
-#[test]
-fn subtree_shared_by_two_links() {
-    let s = MemoryStore::new();
+/// A root linking to one child twice (its left link and its first entry's
+/// right link); the child is written to `child_in`, the root to `root_in`.
+/// Returns the root and the child.
+fn shared_subtree(child_in: &MemoryStore, root_in: &MemoryStore) -> (Cid, Cid) {
     let low = key_on_layer(0, 0);
     let first = key_on_layer_after(1, &low);
     let tops = [first.clone(), key_on_layer_after(1, &first)];
-    let child = put(&s, node(None, &[(&low, value(1), None)]));
+    let child = put(child_in, node(None, &[(&low, value(1), None)]));
     let root = put(
-        &s,
+        root_in,
         node(Some(child), &[(&tops[0], value(2), Some(child)), (&tops[1], value(3), None)]),
     );
+    (root, child)
+}
+
+#[test]
+fn subtree_shared_by_two_links() {
+    let s = MemoryStore::new();
+    let (root, child) = shared_subtree(&s, &s);
     check(&s, root, |e| matches!(e, Error::NodeReachedTwice { cid } if *cid == child));
 }
 
@@ -323,14 +331,7 @@ fn subtree_shared_by_two_links() {
 #[test]
 fn a_missing_subtree_linked_twice_is_missing_twice_when_lenient() {
     let s = MemoryStore::new();
-    let low = key_on_layer(0, 0);
-    let first = key_on_layer_after(1, &low);
-    let tops = [first.clone(), key_on_layer_after(1, &first)];
-    let child = put(&MemoryStore::new(), node(None, &[(&low, value(1), None)]));
-    let root = put(
-        &s,
-        node(Some(child), &[(&tops[0], value(2), Some(child)), (&tops[1], value(3), None)]),
-    );
+    let (root, child) = shared_subtree(&MemoryStore::new(), &s);
     let lenient = WalkOptions::default().completeness(Completeness::Lenient);
     let items: Vec<Item> = Walker::new(&s, root, lenient).collect::<Result<_, _>>().unwrap();
     assert_eq!(items.len(), 4, "{items:?}");
