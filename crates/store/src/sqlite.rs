@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use cid::Cid;
 use rusqlite::types::ValueRef;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::util::{Counters, cid_from_key, key_of};
 use crate::{Batch, BlockRead, BlockStore, Durability, Error, OpenOptions, Result, Usage};
@@ -227,7 +227,12 @@ impl BlockStore for SqliteStore {
             return Ok(());
         }
         let mut conn = self.writer();
-        let txn = conn.transaction().map_err(backend)?;
+        // IMMEDIATE takes the write lock up front, waiting on the busy
+        // timeout. A deferred transaction starts as a read (the counters)
+        // and upgrades to a write, and SQLite can refuse that upgrade at
+        // once with SQLITE_BUSY, without waiting, while readers come and go.
+        let txn =
+            conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
         {
             let mut counters = read_counters(&txn)?;
             let mut insert = txn

@@ -26,6 +26,16 @@ use atrepo_store::{Batch, BlockStore, Bytes, Error};
 use cid::Cid;
 use sha2::Digest;
 
+/// Sets its flag when dropped. Readers that loop until the flag is set stop
+/// even when the writing side panics, so the test fails instead of hanging.
+pub(crate) struct SetOnDrop<'a>(pub(crate) &'a AtomicBool);
+
+impl Drop for SetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
 /// A store together with the temporary folder its files live in.
 pub(crate) struct Scratch<S> {
     pub(crate) store: S,
@@ -459,10 +469,11 @@ pub(crate) fn readers_see_whole_batches_or_nothing(store: &dyn BlockStore) {
                 checks += 1;
             }
         });
+        let stop = SetOnDrop(&done);
         for batch in &batches {
             store.write(batch.iter().cloned().collect()).unwrap();
         }
-        done.store(true, Ordering::Release);
+        drop(stop);
         reader.join().unwrap();
     });
     assert_usage(store, 1000, batches.iter().map(|b| payload(b)).sum());
@@ -484,10 +495,11 @@ pub(crate) fn concurrent_readers_during_a_write(store: &dyn BlockStore) {
                 })
             })
             .collect();
+        let stop = SetOnDrop(&done);
         for i in 0..10 {
             store.write(blocks(&format!("new{i}"), 100).into_iter().collect()).unwrap();
         }
-        done.store(true, Ordering::Release);
+        drop(stop);
         for r in readers {
             r.join().unwrap();
         }

@@ -74,7 +74,7 @@ mod with_disk {
     use atrepo_store::BlockRead;
     use std::sync::atomic::{AtomicBool, Ordering};
 
-    use crate::conformance::blocks;
+    use crate::conformance::{SetOnDrop, blocks};
 
     fn targets() -> Vec<Backend> {
         [Backend::Redb, Backend::Sqlite, Backend::Sled]
@@ -212,10 +212,11 @@ mod with_disk {
                     }
                 }
             });
+            let stop = SetOnDrop(&done);
             for i in 0..50 {
                 store.write(blocks(&format!("more{i}"), 20).into_iter().collect()).unwrap();
             }
-            done.store(true, Ordering::Release);
+            drop(stop);
             reader.join().unwrap();
         });
         assert!(store.is_spilled());
