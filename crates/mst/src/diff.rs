@@ -148,12 +148,16 @@ impl<'s> Cursor<'s> {
     }
 
     fn read(&self, cid: Cid, layer: Option<u8>, stats: &mut DiffStats) -> Result<NodeBuf> {
-        let Some(bytes) = self.store.get(&cid)? else {
-            return Err(Error::MissingNode { cid });
-        };
-        stats.nodes_read = stats.nodes_read.saturating_add(1);
         let mut node = NodeBuf::default();
-        node::decode(&cid, &bytes, &self.limits, self.keys, &mut node)?;
+        let mut decoded = Ok(());
+        let found = self.store.read_with(&cid, &mut |bytes| {
+            decoded = node::decode(&cid, bytes, &self.limits, self.keys, &mut node);
+        })?;
+        if !found {
+            return Err(Error::MissingNode { cid });
+        }
+        stats.nodes_read = stats.nodes_read.saturating_add(1);
+        decoded?;
         match (node.layer, layer) {
             (Some(found), Some(expected)) if found != expected => {
                 let key = node.entries.first().map(|e| show(node.key(e))).unwrap_or_default();

@@ -362,12 +362,12 @@ impl<S: BlockRead> Walker<S> {
     /// in a lenient walk.
     fn start(&mut self) -> Result<Option<Step>> {
         let root = self.root;
-        let Some(bytes) = self.fetch_node(root)? else {
+        let mut node = NodeBuf::default();
+        let Some(decoded) = self.read_node(&root, &mut node)? else {
             return Ok(Some(Step::MissingNode(root)));
         };
         self.visited.insert(atrepo_store::CidKey::of(&root));
-        let mut node = NodeBuf::default();
-        self.decode(&root, &bytes, &mut node)?;
+        decoded?;
         let Some(layer) = node.layer else {
             if node.left.is_some() {
                 return Err(Error::RootOnlyPointer { cid: root });
@@ -400,19 +400,21 @@ impl<S: BlockRead> Walker<S> {
         if !self.visited.insert(k) {
             return Err(Error::NodeReachedTwice { cid });
         }
-        let bytes = match self.fetch_node(cid) {
-            Ok(Some(bytes)) => bytes,
+        let mut node = self.pool.pop().unwrap_or_default();
+        let decoded = match self.read_node(&cid, &mut node) {
+            Ok(Some(decoded)) => decoded,
             Ok(None) => {
                 self.visited.remove(&k);
+                self.pool.push(node);
                 return Ok(Descent::Missing(cid));
             }
             Err(e) => {
                 self.visited.remove(&k);
+                self.pool.push(node);
                 return Err(e);
             }
         };
-        let mut node = self.pool.pop().unwrap_or_default();
-        self.decode(&cid, &bytes, &mut node)?;
+        decoded?;
         match node.layer {
             Some(found) if found != layer => {
                 let key = node.entries.first().map(|e| show(node.key(e))).unwrap_or_default();
@@ -429,22 +431,27 @@ impl<S: BlockRead> Walker<S> {
         Ok(Descent::Pushed)
     }
 
-    /// Gets a node block; `None` if it is missing and the walk is lenient.
-    fn fetch_node(&mut self, cid: Cid) -> Result<Option<Bytes>> {
-        match self.store.get(&cid)? {
-            Some(bytes) => Ok(Some(bytes)),
-            None if self.options.completeness == Completeness::Lenient => {
+    /// Reads node `cid` and decodes it into `out`, the block lent by the
+    /// store for the time of the decoding (no reference count touched).
+    /// `Ok(None)` if the node is missing and the walk is lenient; the outer
+    /// error is the store's or the missing node's, the inner one the node's
+    /// own.
+    fn read_node(&mut self, cid: &Cid, out: &mut NodeBuf) -> Result<Option<Result<()>>> {
+        let mut decoded = Ok(());
+        let (stats, options) = (&mut self.stats, &self.options);
+        let found = self.store.read_with(cid, &mut |bytes| {
+            stats.nodes = stats.nodes.saturating_add(1);
+            stats.node_bytes = stats.node_bytes.saturating_add(bytes.len() as u64);
+            decoded = node::decode(cid, bytes, &options.limits, options.keys, out);
+        })?;
+        match found {
+            true => Ok(Some(decoded)),
+            false if self.options.completeness == Completeness::Lenient => {
                 self.stats.missing_nodes = self.stats.missing_nodes.saturating_add(1);
                 Ok(None)
             }
-            None => Err(Error::MissingNode { cid }),
+            false => Err(Error::MissingNode { cid: *cid }),
         }
-    }
-
-    fn decode(&mut self, cid: &Cid, bytes: &[u8], out: &mut NodeBuf) -> Result<()> {
-        self.stats.nodes = self.stats.nodes.saturating_add(1);
-        self.stats.node_bytes = self.stats.node_bytes.saturating_add(bytes.len() as u64);
-        node::decode(cid, bytes, &self.options.limits, self.options.keys, out)
     }
 
     /// Checks or fetches the record of the leaf just stepped onto.

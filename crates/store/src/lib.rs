@@ -20,10 +20,11 @@
 //!
 //! # Main types
 //!
-//! - [`BlockRead`]: `get`, `has`, `scan`. Missing blocks are `Ok(None)`.
+//! - [`BlockRead`]: `get`, `has`, `read_with`, `scan`. Missing blocks are
+//!   `Ok(None)`.
 //! - [`BlockStore`]: adds atomic batched writes ([`Batch`]) and [`Usage`].
-//! - [`MemoryStore`]: a `HashMap` behind a lock; blocks are shared
-//!   [`Bytes`], so reads copy nothing.
+//! - [`MemoryStore`]: a `HashMap` behind a lock, keyed compactly; blocks
+//!   are shared [`Bytes`], so reads copy nothing.
 //! - `RedbStore`, `SqliteStore`, `SledStore`: disk backends, each behind
 //!   its feature, opened durable or as scratch ([`OpenOptions`],
 //!   [`Durability`]).
@@ -159,6 +160,22 @@ pub trait BlockRead: Send + Sync {
         Ok(self.get(cid)?.is_some())
     }
 
+    /// Calls `f` with the block stored under `cid` and returns `true`, or
+    /// returns `false` without calling it if there is none.
+    ///
+    /// For readers that only look at a block (an MST walk decodes each
+    /// node and drops it). The default calls [`get`](Self::get); backends
+    /// that hold blocks in memory lend them instead, without touching the
+    /// block's reference count, a cache line of its own. `f` may run under
+    /// the store's lock: it must not use the store.
+    fn read_with(&self, cid: &Cid, f: &mut dyn FnMut(&[u8])) -> Result<bool> {
+        let block = self.get(cid)?;
+        if let Some(block) = &block {
+            f(block);
+        }
+        Ok(block.is_some())
+    }
+
     /// Calls `f` once for every stored block, in no particular order, and
     /// stops at the first error `f` returns.
     ///
@@ -226,6 +243,9 @@ impl<S: BlockRead + ?Sized> BlockRead for &S {
     fn has(&self, cid: &Cid) -> Result<bool> {
         (**self).has(cid)
     }
+    fn read_with(&self, cid: &Cid, f: &mut dyn FnMut(&[u8])) -> Result<bool> {
+        (**self).read_with(cid, f)
+    }
     fn scan(&self, f: &mut dyn FnMut(&Cid, &[u8]) -> Result<()>) -> Result<()> {
         (**self).scan(f)
     }
@@ -237,6 +257,9 @@ impl<S: BlockRead + ?Sized> BlockRead for Box<S> {
     }
     fn has(&self, cid: &Cid) -> Result<bool> {
         (**self).has(cid)
+    }
+    fn read_with(&self, cid: &Cid, f: &mut dyn FnMut(&[u8])) -> Result<bool> {
+        (**self).read_with(cid, f)
     }
     fn scan(&self, f: &mut dyn FnMut(&Cid, &[u8]) -> Result<()>) -> Result<()> {
         (**self).scan(f)
@@ -264,6 +287,9 @@ impl<S: BlockRead + ?Sized> BlockRead for std::sync::Arc<S> {
     }
     fn has(&self, cid: &Cid) -> Result<bool> {
         (**self).has(cid)
+    }
+    fn read_with(&self, cid: &Cid, f: &mut dyn FnMut(&[u8])) -> Result<bool> {
+        (**self).read_with(cid, f)
     }
     fn scan(&self, f: &mut dyn FnMut(&Cid, &[u8]) -> Result<()>) -> Result<()> {
         (**self).scan(f)
