@@ -273,7 +273,7 @@ fn print(about: &About, outcome: &Outcome, as_json: bool) {
                 m.insert("status".into(), json!("skipped"));
             }
         }
-        println!("{}", Value::Object(m));
+        println!("{}", crate::sorted(Value::Object(m)));
         return;
     }
     let about = about.text();
@@ -338,7 +338,7 @@ fn verify(args: &VerifyArgs) -> Result<ExitCode> {
                 let mut m = about.json();
                 m.insert("status".into(), json!("failed"));
                 m.insert("error".into(), error_json(&e));
-                println!("{}", Value::Object(m));
+                println!("{}", crate::sorted(Value::Object(m)));
             }
             let what = about.text();
             if what.is_empty() { Err(e.into()) } else { Err(anyhow::Error::new(e).context(what)) }
@@ -412,7 +412,7 @@ fn verify_stream(args: &StreamArgs) -> Result<ExitCode> {
     let rate = if elapsed > 0.0 { events as f64 / elapsed } else { 0.0 };
     let frames_seen = events.saturating_add(skipped);
     if args.checks.json {
-        let summary = json!({"summary": {
+        let summary = crate::sorted(json!({"summary": {
             "frames": frames_seen,
             "verified": verified,
             "failed": failed,
@@ -421,7 +421,7 @@ fn verify_stream(args: &StreamArgs) -> Result<ExitCode> {
             "events_per_sec": rate,
             "failures_by_kind": by_kind,
             "failures_by_code": by_code,
-        }});
+        }}));
         println!("{summary}");
     } else {
         let failures = if by_kind.is_empty() {

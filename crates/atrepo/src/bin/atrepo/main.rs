@@ -82,6 +82,18 @@ pub(crate) fn kind_name(kind: ErrorKind) -> &'static str {
     }
 }
 
+/// `value` with every object's keys sorted, as the command line prints
+/// JSON (`{}` on one line, `{:#}` pretty).
+///
+/// serde_json keeps maps sorted unless its `preserve_order` feature is on;
+/// a build that unifies that feature in (the benches' `peers` feature
+/// does) would otherwise print keys in insertion order, and the output
+/// would depend on how the binary was built.
+pub(crate) fn sorted(mut value: serde_json::Value) -> serde_json::Value {
+    value.sort_all_objects();
+    value
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

@@ -85,7 +85,11 @@ pub(crate) fn ls(args: &LsArgs) -> Result<ExitCode> {
             continue;
         }
         if args.json {
-            writeln!(out, "{}", json!({"key": record.key(), "cid": record.cid().to_string()}))?;
+            writeln!(
+                out,
+                "{}",
+                crate::sorted(json!({"key": record.key(), "cid": record.cid().to_string()}))
+            )?;
         } else {
             writeln!(out, "{}\t{}", record.key(), record.cid())?;
         }
@@ -124,7 +128,7 @@ pub(crate) fn get(args: &GetArgs) -> Result<ExitCode> {
             );
         };
         let value = atrepo::verify::drisl::Value::decode(bytes, &Default::default())?;
-        println!("{}", serde_json::to_string_pretty(&atrepo::json::to_json(&value))?);
+        println!("{:#}", crate::sorted(atrepo::json::to_json(&value)));
         return Ok(ExitCode::SUCCESS);
     }
     bail!("no record {} in {}", args.record, args.file.display())
@@ -175,7 +179,7 @@ pub(crate) fn stats(args: &StatsArgs) -> Result<ExitCode> {
             "mst": report.mst,
             "car": report.car,
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        println!("{:#}", crate::sorted(out));
         return Ok(ExitCode::SUCCESS);
     }
     println!("{}", report.did);
@@ -252,7 +256,7 @@ pub(crate) fn diff(args: &DiffArgs) -> Result<ExitCode> {
             .collect();
         let out =
             json!({"created": created, "updated": updated, "deleted": deleted, "changes": list});
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        println!("{:#}", crate::sorted(out));
         return Ok(ExitCode::SUCCESS);
     }
     let stdout = std::io::stdout();
@@ -302,10 +306,9 @@ pub(crate) fn export(args: &ExportArgs) -> Result<ExitCode> {
     let mut last: Option<(String, serde_json::Value)> = None;
     while let Some(record) = repo.next_record()? {
         let json = match record.data() {
-            Some(bytes) => atrepo::json::to_json(&atrepo::verify::drisl::Value::decode(
-                bytes,
-                &Default::default(),
-            )?),
+            Some(bytes) => crate::sorted(atrepo::json::to_json(
+                &atrepo::verify::drisl::Value::decode(bytes, &Default::default())?,
+            )),
             // A repeat of an earlier record's CID: same content.
             None => match &last {
                 Some((cid, json)) if *cid == record.cid().to_string() => json.clone(),
@@ -316,14 +319,15 @@ pub(crate) fn export(args: &ExportArgs) -> Result<ExitCode> {
             },
         };
         if let Some(lines) = lines.as_mut() {
-            let line =
-                json!({"key": record.key(), "cid": record.cid().to_string(), "record": json});
+            let line = crate::sorted(
+                json!({"key": record.key(), "cid": record.cid().to_string(), "record": json}),
+            );
             writeln!(lines, "{line}")?;
         } else {
             let dir = args.out.join(record.collection());
             fs::create_dir_all(&dir)?;
             let path = dir.join(format!("{}.json", record.rkey()));
-            fs::write(&path, serde_json::to_vec_pretty(&json)?)
+            fs::write(&path, format!("{json:#}"))
                 .with_context(|| format!("cannot write {}", path.display()))?;
         }
         last = Some((record.cid().to_string(), json));
@@ -334,7 +338,10 @@ pub(crate) fn export(args: &ExportArgs) -> Result<ExitCode> {
         lines.flush()?;
     }
     if args.json {
-        println!("{}", json!({"records": count, "out": args.out.display().to_string()}));
+        println!(
+            "{}",
+            crate::sorted(json!({"records": count, "out": args.out.display().to_string()}))
+        );
     } else {
         println!("exported {count} records to {}", args.out.display());
     }

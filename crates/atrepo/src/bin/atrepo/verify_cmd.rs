@@ -122,7 +122,7 @@ pub(crate) fn run(args: &VerifyArgs) -> Result<ExitCode> {
                     "throughput_mb_s": mb_s,
                     "report": report,
                 });
-                println!("{}", serde_json::to_string_pretty(&out)?);
+                println!("{:#}", crate::sorted(out));
             } else {
                 print!("{}", human(&report, elapsed, mb_s));
             }
@@ -135,7 +135,7 @@ pub(crate) fn run(args: &VerifyArgs) -> Result<ExitCode> {
                     "file": name,
                     "error": {"kind": crate::kind_name(e.kind()), "message": e.to_string()},
                 });
-                println!("{}", serde_json::to_string_pretty(&out)?);
+                println!("{:#}", crate::sorted(out));
             }
             Err(e.into())
         }
