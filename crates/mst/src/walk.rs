@@ -363,11 +363,10 @@ impl<S: BlockRead> Walker<S> {
     fn start(&mut self) -> Result<Option<Step>> {
         let root = self.root;
         let mut node = NodeBuf::default();
-        let Some(decoded) = self.read_node(&root, &mut node)? else {
+        if !self.read_node(&root, &mut node)? {
             return Ok(Some(Step::MissingNode(root)));
-        };
+        }
         self.visited.insert(atrepo_store::CidKey::of(&root));
-        decoded?;
         let Some(layer) = node.layer else {
             if node.left.is_some() {
                 return Err(Error::RootOnlyPointer { cid: root });
@@ -395,26 +394,19 @@ impl<S: BlockRead> Walker<S> {
         // Marked visited before the read (one probe of the set, where a
         // check, then an insert once read, took two: at 500 MiB the set
         // outgrows the caches and each probe is a miss), and unmarked if
-        // the node is not there yet.
+        // the read fails: the node is not there yet (a strict walk may be
+        // resumed), or it is malformed (which ends the walk).
         let k = atrepo_store::CidKey::of(&cid);
         if !self.visited.insert(k) {
             return Err(Error::NodeReachedTwice { cid });
         }
         let mut node = self.pool.pop().unwrap_or_default();
-        let decoded = match self.read_node(&cid, &mut node) {
-            Ok(Some(decoded)) => decoded,
-            Ok(None) => {
-                self.visited.remove(&k);
-                self.pool.push(node);
-                return Ok(Descent::Missing(cid));
-            }
-            Err(e) => {
-                self.visited.remove(&k);
-                self.pool.push(node);
-                return Err(e);
-            }
-        };
-        decoded?;
+        let read = self.read_node(&cid, &mut node);
+        if !matches!(read, Ok(true)) {
+            self.visited.remove(&k);
+            self.pool.push(node);
+            return read.map(|_| Descent::Missing(cid));
+        }
         match node.layer {
             Some(found) if found != layer => {
                 let key = node.entries.first().map(|e| show(node.key(e))).unwrap_or_default();
@@ -433,24 +425,22 @@ impl<S: BlockRead> Walker<S> {
 
     /// Reads node `cid` and decodes it into `out`, the block lent by the
     /// store for the time of the decoding (no reference count touched).
-    /// `Ok(None)` if the node is missing and the walk is lenient; the outer
-    /// error is the store's or the missing node's, the inner one the node's
-    /// own.
-    fn read_node(&mut self, cid: &Cid, out: &mut NodeBuf) -> Result<Option<Result<()>>> {
-        let mut decoded = Ok(());
+    /// `Ok(false)` if the node is missing and the walk is lenient.
+    fn read_node(&mut self, cid: &Cid, out: &mut NodeBuf) -> Result<bool> {
+        let mut decoded = None;
         let (stats, options) = (&mut self.stats, &self.options);
-        let found = self.store.read_with(cid, &mut |bytes| {
+        self.store.read_with(cid, &mut |bytes| {
             stats.nodes = stats.nodes.saturating_add(1);
             stats.node_bytes = stats.node_bytes.saturating_add(bytes.len() as u64);
-            decoded = node::decode(cid, bytes, &options.limits, options.keys, out);
+            decoded = Some(node::decode(cid, bytes, &options.limits, options.keys, out));
         })?;
-        match found {
-            true => Ok(Some(decoded)),
-            false if self.options.completeness == Completeness::Lenient => {
+        match decoded {
+            Some(decoded) => decoded.map(|()| true),
+            None if self.options.completeness == Completeness::Lenient => {
                 self.stats.missing_nodes = self.stats.missing_nodes.saturating_add(1);
-                Ok(None)
+                Ok(false)
             }
-            false => Err(Error::MissingNode { cid: *cid }),
+            None => Err(Error::MissingNode { cid: *cid }),
         }
     }
 
