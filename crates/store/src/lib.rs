@@ -327,15 +327,31 @@ pub struct CidKey(u64, u64);
 impl CidKey {
     /// The fingerprint of `cid`.
     pub fn of(cid: &Cid) -> CidKey {
+        CidKey::from_parts(cid.hash().digest(), cid.codec(), cid.hash().code())
+    }
+
+    /// The fingerprint of the CID with this digest, codec and hash code
+    /// (for keys that keep a CID in parts).
+    pub(crate) fn from_parts(digest: &[u8], codec: u64, code: u64) -> CidKey {
+        // The codecs and hash codes in use (dag-cbor 0x71, raw 0x55,
+        // sha2-256 0x12) each fit in a byte.
+        let mix = codec.to_le_bytes()[0] ^ code.to_le_bytes()[0].rotate_left(4);
+        // Digests of 16 bytes or more (all in use): two fixed-size loads,
+        // no copy of a variable length.
+        if let Some(&[a0, a1, a2, a3, a4, a5, a6, a7, b0, b1, b2, b3, b4, b5, b6, _]) =
+            digest.first_chunk::<16>()
+        {
+            return CidKey(
+                u64::from_le_bytes([a0, a1, a2, a3, a4, a5, a6, a7]),
+                u64::from_le_bytes([b0, b1, b2, b3, b4, b5, b6, mix]),
+            );
+        }
         let mut k = [0u8; 16];
-        let digest = cid.hash().digest();
         let n = digest.len().min(15);
         if let (Some(dst), Some(src)) = (k.get_mut(..n), digest.get(..n)) {
             dst.copy_from_slice(src);
         }
-        // The codecs and hash codes in use (dag-cbor 0x71, raw 0x55,
-        // sha2-256 0x12) each fit in a byte.
-        k[15] = cid.codec().to_le_bytes()[0] ^ cid.hash().code().to_le_bytes()[0].rotate_left(4);
+        k[15] = mix;
         let [a0, a1, a2, a3, a4, a5, a6, a7, b0, b1, b2, b3, b4, b5, b6, b7] = k;
         CidKey(
             u64::from_le_bytes([a0, a1, a2, a3, a4, a5, a6, a7]),
@@ -382,6 +398,30 @@ mod tests {
             shorts.insert(CidKey::of(&raw).short());
         }
         assert_eq!(shorts.len(), 8192);
+    }
+
+    #[test]
+    fn fingerprints_take_fifteen_digest_bytes_and_the_codec_on_either_path() {
+        let digest: Vec<u8> = (1..=32).collect();
+        let key = CidKey::from_parts(&digest, 0x71, 0x12);
+        let mix = 0x71 ^ 0x12u8.rotate_left(4);
+        let mut expected = [0u8; 16];
+        expected[..15].copy_from_slice(&digest[..15]);
+        expected[15] = mix;
+        let [a0, a1, a2, a3, a4, a5, a6, a7, b0, b1, b2, b3, b4, b5, b6, b7] = expected;
+        let expected = CidKey(
+            u64::from_le_bytes([a0, a1, a2, a3, a4, a5, a6, a7]),
+            u64::from_le_bytes([b0, b1, b2, b3, b4, b5, b6, b7]),
+        );
+        assert_eq!(key, expected);
+        // A digest of 15 bytes (the slow path) gives the same key.
+        assert_eq!(CidKey::from_parts(&digest[..15], 0x71, 0x12), expected);
+        // A shorter one is padded with zeros.
+        let short = CidKey::from_parts(&digest[..2], 0x71, 0x12);
+        assert_eq!(
+            short,
+            CidKey(u64::from_le_bytes([1, 2, 0, 0, 0, 0, 0, 0]), u64::from(mix) << 56)
+        );
     }
 
     fn blessed_cid_for_test(data: &[u8]) -> Cid {
