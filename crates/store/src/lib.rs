@@ -176,6 +176,25 @@ pub trait BlockRead: Send + Sync {
         Ok(block.is_some())
     }
 
+    /// Says that the caller is about to read or check the blocks `cids`,
+    /// and learns which of them are certainly stored: `present` is cleared
+    /// and filled with one flag per CID, `true` if the block is stored,
+    /// `false` if it is not or was not looked up. A caller still asks
+    /// [`has`](Self::has) or [`get`](Self::get) for the others, and reads
+    /// the blocks it needs as usual.
+    ///
+    /// For readers that know several lookups ahead (an MST walk, on
+    /// decoding a node, knows its children and its records). Backends that
+    /// hold blocks in memory look them all up under one lock, so the cache
+    /// misses of the lookups overlap instead of coming one after another,
+    /// and the buckets are warm when the blocks are read. The default looks
+    /// nothing up and says `false` for each.
+    fn look_ahead(&self, cids: &[Cid], present: &mut Vec<bool>) -> Result<()> {
+        present.clear();
+        present.resize(cids.len(), false);
+        Ok(())
+    }
+
     /// Calls `f` once for every stored block, in no particular order, and
     /// stops at the first error `f` returns.
     ///
@@ -246,6 +265,9 @@ impl<S: BlockRead + ?Sized> BlockRead for &S {
     fn read_with(&self, cid: &Cid, f: &mut dyn FnMut(&[u8])) -> Result<bool> {
         (**self).read_with(cid, f)
     }
+    fn look_ahead(&self, cids: &[Cid], present: &mut Vec<bool>) -> Result<()> {
+        (**self).look_ahead(cids, present)
+    }
     fn scan(&self, f: &mut dyn FnMut(&Cid, &[u8]) -> Result<()>) -> Result<()> {
         (**self).scan(f)
     }
@@ -260,6 +282,9 @@ impl<S: BlockRead + ?Sized> BlockRead for Box<S> {
     }
     fn read_with(&self, cid: &Cid, f: &mut dyn FnMut(&[u8])) -> Result<bool> {
         (**self).read_with(cid, f)
+    }
+    fn look_ahead(&self, cids: &[Cid], present: &mut Vec<bool>) -> Result<()> {
+        (**self).look_ahead(cids, present)
     }
     fn scan(&self, f: &mut dyn FnMut(&Cid, &[u8]) -> Result<()>) -> Result<()> {
         (**self).scan(f)
@@ -290,6 +315,9 @@ impl<S: BlockRead + ?Sized> BlockRead for std::sync::Arc<S> {
     }
     fn read_with(&self, cid: &Cid, f: &mut dyn FnMut(&[u8])) -> Result<bool> {
         (**self).read_with(cid, f)
+    }
+    fn look_ahead(&self, cids: &[Cid], present: &mut Vec<bool>) -> Result<()> {
+        (**self).look_ahead(cids, present)
     }
     fn scan(&self, f: &mut dyn FnMut(&Cid, &[u8]) -> Result<()>) -> Result<()> {
         (**self).scan(f)

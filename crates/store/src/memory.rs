@@ -9,6 +9,10 @@
 //! other digest lengths, codecs past one byte) go to a plain map beside it.
 //! [`read_with`](BlockRead::read_with) lends a block without touching its
 //! reference count, which lives in another cache line per block.
+//! [`look_ahead`](BlockRead::look_ahead) makes its lookups in one tight
+//! loop under one lock, so their cache misses overlap; one call per lookup,
+//! with a lock (an atomic read-modify-write) each and the caller's work
+//! between them, takes the misses one after another.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -197,6 +201,14 @@ impl BlockRead for MemoryStore {
         Ok(block.is_some())
     }
 
+    /// Every lookup under one shared lock, none depending on another.
+    fn look_ahead(&self, cids: &[Cid], present: &mut Vec<bool>) -> Result<()> {
+        let inner = self.read_lock();
+        present.clear();
+        present.extend(cids.iter().map(|cid| inner.get(cid).is_some()));
+        Ok(())
+    }
+
     fn scan(&self, f: &mut dyn FnMut(&Cid, &[u8]) -> Result<()>) -> Result<()> {
         let inner = self.read_lock();
         for (key, bytes) in &inner.blocks {
@@ -356,6 +368,13 @@ mod tests {
             vec![(v0, b"zero".to_vec()), (long, b"long".to_vec()), (twin, b"twin".to_vec())];
         want.sort();
         assert_eq!(scanned(&s), want);
+        // Looked up ahead: exact answers for both shapes, missing CIDs
+        // included.
+        let (missing_v0, missing) =
+            (Cid::new_v0(digest_cid([4; 32]).hash().to_owned()).unwrap(), cid(5));
+        let mut present = Vec::new();
+        s.look_ahead(&[missing, v0, long, missing_v0, twin], &mut present).unwrap();
+        assert_eq!(present, [false, true, true, false, true]);
         let mut drained: Vec<Cid> = s.drain().into_iter().map(|(cid, _)| cid).collect();
         drained.sort();
         assert_eq!(drained, want.into_iter().map(|(cid, _)| cid).collect::<Vec<_>>());

@@ -374,6 +374,43 @@ fn missing_record() {
     assert_eq!(items, vec![Item::MissingRecord { key, cid: value(1) }]);
 }
 
+/// Records looked up ahead, a node at a time, are matched to their own
+/// entries: in nodes of several entries, missing records among present
+/// ones (first, middle, last) are reported for exactly their keys.
+#[test]
+fn missing_records_among_present_ones() {
+    let s = MemoryStore::new();
+    let pairs: Vec<(String, u32)> =
+        (0..300).map(|i| (format!("app.bsky.feed.post/k{i:04}"), i)).collect();
+    let root = atrepo_mst::Builder::new()
+        .build(&s, pairs.iter().map(|(k, v)| (k.as_str(), value(*v))))
+        .unwrap();
+    let missing = |v: u32| v % 3 == 1 || v.is_multiple_of(7);
+    for (_, v) in pairs.iter().filter(|(_, v)| !missing(*v)) {
+        s.insert(value(*v), atrepo_store::Bytes::from(v.to_be_bytes().to_vec()));
+    }
+    let expected: Vec<Item> = pairs
+        .iter()
+        .map(|(key, v)| match missing(*v) {
+            true => Item::MissingRecord { key: key.clone(), cid: value(*v) },
+            false => Item::Leaf { key: key.clone(), cid: value(*v), record: None },
+        })
+        .collect();
+    let lenient =
+        WalkOptions::default().records(Records::Check).completeness(Completeness::Lenient);
+    let items: Vec<Item> = Walker::new(&s, root, lenient).collect::<Result<_, _>>().unwrap();
+    assert_eq!(items, expected);
+    // Fetched, the present ones come with their bytes.
+    let fetch = lenient.records(Records::Fetch);
+    for (item, (_, v)) in Walker::new(&s, root, fetch).zip(&pairs) {
+        match item.unwrap() {
+            Item::Leaf { record: Some(bytes), .. } => assert_eq!(bytes[..], v.to_be_bytes()),
+            Item::MissingRecord { .. } => assert!(missing(*v)),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
 #[test]
 fn deeper_than_the_cap() {
     let s = MemoryStore::new();

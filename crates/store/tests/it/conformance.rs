@@ -548,6 +548,35 @@ pub(crate) fn get_and_has_agree(store: &dyn BlockStore) {
     }
 }
 
+/// `read_with` lends exactly what `get` returns, and `look_ahead` answers
+/// one flag per CID, `true` only for a stored block, whatever the mix.
+pub(crate) fn lent_and_looked_ahead_blocks_agree_with_get(store: &dyn BlockStore) {
+    let present = blocks("lend", 30);
+    store.write(present.iter().cloned().collect()).unwrap();
+    let absent = blocks("do not lend", 30);
+    // Interleaved, with a repeat and a CID of another shape.
+    let mut cids: Vec<Cid> =
+        present.iter().zip(&absent).flat_map(|((p, _), (a, _))| [*p, *a]).collect();
+    cids.push(present[0].0);
+    cids.push(cid_v0_of(b"lend"));
+    for cid in &cids {
+        let mut lent = None;
+        let found = store.read_with(cid, &mut |bytes| lent = Some(bytes.to_vec())).unwrap();
+        let got = store.get(cid).unwrap();
+        assert_eq!(found, got.is_some(), "read_with {cid}");
+        assert_eq!(lent.as_deref(), got.as_deref(), "read_with {cid}");
+    }
+    // Filled afresh: what was in the vector before does not count.
+    let mut flags = vec![true; 3];
+    store.look_ahead(&cids, &mut flags).unwrap();
+    assert_eq!(flags.len(), cids.len());
+    for (cid, flag) in cids.iter().zip(&flags) {
+        assert!(!flag || store.has(cid).unwrap(), "look_ahead says {cid} is stored");
+    }
+    store.look_ahead(&[], &mut flags).unwrap();
+    assert!(flags.is_empty());
+}
+
 // ---------------------------------------------------------------------------
 // Read cases: a store opened over `read_blocks()`, written or not.
 
@@ -742,6 +771,7 @@ macro_rules! conformance_suite {
             concurrent_writers_of_distinct_blocks,
             concurrent_writers_of_the_same_blocks_count_once,
             get_and_has_agree,
+            lent_and_looked_ahead_blocks_agree_with_get,
         );
         mod read {
             fn open_with(
