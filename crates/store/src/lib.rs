@@ -164,9 +164,10 @@ pub trait BlockRead: Send + Sync {
     /// returns `false` without calling it if there is none.
     ///
     /// For readers that only look at a block (an MST walk decodes each
-    /// node and drops it). The default calls [`get`](Self::get); backends
-    /// that hold blocks in memory lend them instead, without touching the
-    /// block's reference count, a cache line of its own. `f` may run under
+    /// node and drops it). The default calls [`get`](Self::get);
+    /// `MemoryStore` (and `SpillStore` until it spills) lends blocks
+    /// instead, without touching the block's reference count, a cache line
+    /// of its own. `f` may run under
     /// the store's lock: it must not use the store.
     fn read_with(&self, cid: &Cid, f: &mut dyn FnMut(&[u8])) -> Result<bool> {
         let block = self.get(cid)?;
@@ -183,12 +184,16 @@ pub trait BlockRead: Send + Sync {
     /// [`has`](Self::has) or [`get`](Self::get) for the others, and reads
     /// the blocks it needs as usual.
     ///
+    /// A `true` is a promise that the block stays readable: callers skip
+    /// their own [`has`](Self::has) on it. A reader whose reads take blocks
+    /// out (the verify pipeline's buffer does) keeps the default.
+    ///
     /// For readers that know several lookups ahead (an MST walk, on
-    /// decoding a node, knows its children and its records). Backends that
-    /// hold blocks in memory look them all up under one lock, so the cache
-    /// misses of the lookups overlap instead of coming one after another,
-    /// and the buckets are warm when the blocks are read. The default looks
-    /// nothing up and says `false` for each.
+    /// decoding a node, knows its children and its records). `MemoryStore`
+    /// (and `SpillStore` until it spills) looks them all up under one
+    /// lock, so the cache misses of the lookups overlap instead of coming
+    /// one after another, and the buckets are warm when the blocks are
+    /// read. The default looks nothing up and says `false` for each.
     fn look_ahead(&self, cids: &[Cid], present: &mut Vec<bool>) -> Result<()> {
         present.clear();
         present.resize(cids.len(), false);
@@ -402,7 +407,8 @@ impl CidKey {
 
 impl std::hash::Hash for CidKey {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        state.write_u64(self.0 ^ self.1.rotate_left(32));
+        // The crate's one fold of a fingerprint; the seeded hasher mixes it.
+        state.write_u64(self.short());
     }
 }
 

@@ -249,26 +249,39 @@ impl SpillStore {
     }
 }
 
+impl SpillStore {
+    /// Runs `f` on the store that holds the blocks now: the scratch store
+    /// once spilled, the memory store before.
+    fn reading<T>(&self, f: impl FnOnce(&dyn BlockRead) -> T) -> T {
+        match &*self.disk_lock() {
+            Some(spilled) => f(&*spilled.store),
+            None => f(&self.memory),
+        }
+    }
+}
+
+/// Every read goes to the store that holds the blocks now, so the memory
+/// store's lending `read_with` and `look_ahead` serve a store that has not
+/// spilled.
 impl BlockRead for SpillStore {
     fn get(&self, cid: &Cid) -> Result<Option<Bytes>> {
-        match &*self.disk_lock() {
-            Some(spilled) => spilled.store.get(cid),
-            None => self.memory.get(cid),
-        }
+        self.reading(|s| s.get(cid))
     }
 
     fn has(&self, cid: &Cid) -> Result<bool> {
-        match &*self.disk_lock() {
-            Some(spilled) => spilled.store.has(cid),
-            None => self.memory.has(cid),
-        }
+        self.reading(|s| s.has(cid))
+    }
+
+    fn read_with(&self, cid: &Cid, f: &mut dyn FnMut(&[u8])) -> Result<bool> {
+        self.reading(|s| s.read_with(cid, f))
+    }
+
+    fn look_ahead(&self, cids: &[Cid], present: &mut Vec<bool>) -> Result<()> {
+        self.reading(|s| s.look_ahead(cids, present))
     }
 
     fn scan(&self, f: &mut dyn FnMut(&Cid, &[u8]) -> Result<()>) -> Result<()> {
-        match &*self.disk_lock() {
-            Some(spilled) => spilled.store.scan(f),
-            None => self.memory.scan(f),
-        }
+        self.reading(|s| s.scan(f))
     }
 }
 

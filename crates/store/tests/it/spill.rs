@@ -68,6 +68,24 @@ fn duplicates_cost_nothing_against_the_budget() {
     assert_eq!(store.usage().unwrap().blocks, 1);
 }
 
+#[test]
+fn unspilled_reads_are_the_memory_stores() {
+    use atrepo_store::BlockRead;
+    let dir = tempfile::tempdir().unwrap();
+    let store = SpillStore::new(options(dir.path()).no_spill()).unwrap();
+    let (stored, absent) = (sized_block(1, 40), sized_block(2, 40));
+    store.put(stored.0, stored.1.clone()).unwrap();
+    // The memory store's own answers, not the trait's defaults (which look
+    // nothing up ahead).
+    let mut present = Vec::new();
+    store.look_ahead(&[absent.0, stored.0], &mut present).unwrap();
+    assert_eq!(present, [false, true]);
+    let mut lent = Vec::new();
+    assert!(store.read_with(&stored.0, &mut |b| lent = b.to_vec()).unwrap());
+    assert_eq!(lent, stored.1);
+    assert!(!store.read_with(&absent.0, &mut |_| panic!("lent a missing block")).unwrap());
+}
+
 #[cfg(any(feature = "redb", feature = "sqlite", feature = "sled"))]
 mod with_disk {
     use super::*;
