@@ -149,24 +149,14 @@ impl<'s> Cursor<'s> {
 
     fn read(&self, cid: Cid, layer: Option<u8>, stats: &mut DiffStats) -> Result<NodeBuf> {
         let mut node = NodeBuf::default();
-        let mut decoded = Ok(());
-        let found = self.store.read_with(&cid, &mut |bytes| {
-            decoded = node::decode(&cid, bytes, &self.limits, self.keys, &mut node);
-        })?;
-        if !found {
+        if node::read(self.store, &cid, &self.limits, self.keys, &mut node)?.is_none() {
             return Err(Error::MissingNode { cid });
         }
         stats.nodes_read = stats.nodes_read.saturating_add(1);
-        decoded?;
-        match (node.layer, layer) {
-            (Some(found), Some(expected)) if found != expected => {
-                let key = node.entries.first().map(|e| show(node.key(e))).unwrap_or_default();
-                Err(Error::WrongLayer { cid, key, key_layer: found, node_layer: expected })
-            }
-            (None, Some(_)) if node.left.is_none() => Err(Error::EmptyNode { cid }),
-            (None, Some(0)) => Err(Error::ChildBelowZero { cid }),
-            _ => Ok(node),
+        if let Some(layer) = layer {
+            node::check_layer(&cid, &node, layer)?;
         }
+        Ok(node)
     }
 
     /// Where the cursor stands, skipping absent subtrees and finished nodes.

@@ -5,6 +5,7 @@
 //! are always present, possibly null. See `docs/formats.md`, section
 //! "MST nodes".
 
+use atrepo_store::BlockRead;
 use atrepo_verify::drisl::{DecodeError, Decoder, Encoder};
 use atrepo_verify::syntax;
 use cid::Cid;
@@ -190,6 +191,40 @@ pub(crate) fn decode(
         return Err(Error::ChildBelowZero { cid: *cid });
     }
     Ok(())
+}
+
+/// Reads node `cid` from `store` and decodes it into `out` (see
+/// [`decode`]), the block lent for the time of the decoding
+/// ([`BlockRead::read_with`]). Returns the block's length, or `None` if the
+/// store does not have it.
+pub(crate) fn read(
+    store: &(impl BlockRead + ?Sized),
+    cid: &Cid,
+    limits: &Limits,
+    rules: KeyRules,
+    out: &mut NodeBuf,
+) -> Result<Option<usize>> {
+    let mut decoded = None;
+    store.read_with(cid, &mut |bytes| {
+        decoded = Some(decode(cid, bytes, limits, rules, out).map(|()| bytes.len()));
+    })?;
+    decoded.transpose()
+}
+
+/// Checks decoded node `cid` against the layer its parent puts it on:
+/// keys on that layer, or, with no entries, a link further down (only a
+/// root may be an empty node, and nothing is below layer 0).
+pub(crate) fn check_layer(cid: &Cid, node: &NodeBuf, expected: u8) -> Result<()> {
+    match node.layer {
+        Some(found) if found != expected => {
+            let key = node.entries.first().map(|e| show(node.key(e))).unwrap_or_default();
+            Err(Error::WrongLayer { cid: *cid, key, key_layer: found, node_layer: expected })
+        }
+        Some(_) => Ok(()),
+        None if node.left.is_none() => Err(Error::EmptyNode { cid: *cid }),
+        None if expected == 0 => Err(Error::ChildBelowZero { cid: *cid }),
+        None => Ok(()),
+    }
 }
 
 #[cold]

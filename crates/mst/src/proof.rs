@@ -84,15 +84,13 @@ fn search(
             path.push((cid, bytes));
         }
         let node_layer = match (node.layer, expected) {
-            (Some(found), Some(want)) if found != want => {
-                let k = node.entries.first().map(|e| show(node.key(e))).unwrap_or_default();
-                return Err(Error::WrongLayer { cid, key: k, key_layer: found, node_layer: want });
+            (_, Some(want)) => {
+                node::check_layer(&cid, &node, want)?;
+                want
             }
-            (Some(found), _) => found,
+            (Some(found), None) => found,
             (None, None) if node.left.is_none() => return Ok(ProofOutcome::Absent),
             (None, None) => return Err(Error::RootOnlyPointer { cid }),
-            (None, Some(_)) if node.left.is_none() => return Err(Error::EmptyNode { cid }),
-            (None, Some(want)) => want,
         };
         check_bounds(&cid, &node, low.as_deref(), high.as_deref())?;
         let i = node.entries.partition_point(|e| node.key(e) < key);

@@ -68,7 +68,7 @@ impl Node {
 /// Counts of what a change did, for callers that meter work.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TreeStats {
-    /// Nodes read from the store.
+    /// Nodes read from the store and decoded.
     pub loaded: u64,
 }
 
@@ -361,43 +361,29 @@ struct Ctx<'a, S> {
 impl<S: BlockRead> Ctx<'_, S> {
     /// Reads and checks node `cid`, expected on `layer` when known.
     fn read(&mut self, cid: Cid, layer: Option<u8>) -> Result<Node> {
-        let Some(bytes) = self.store.get(&cid)? else {
-            return Err(Error::MissingNode { cid });
-        };
-        self.stats.loaded = self.stats.loaded.saturating_add(1);
         // One decoding buffer per thread, reused: its vectors keep their
         // capacity from node to node.
         thread_local! {
             static BUF: std::cell::RefCell<NodeBuf> = std::cell::RefCell::default();
         }
-        BUF.with_borrow_mut(|buf| self.node_from(cid, &bytes, layer, buf))
+        BUF.with_borrow_mut(|buf| {
+            if node::read(self.store, &cid, self.limits, self.keys, buf)?.is_none() {
+                return Err(Error::MissingNode { cid });
+            }
+            self.stats.loaded = self.stats.loaded.saturating_add(1);
+            self.node_from(cid, layer, buf)
+        })
     }
 
-    /// Decodes and checks node `cid` from `bytes` into `buf`, then builds
-    /// the owned node.
-    fn node_from(
-        &self,
-        cid: Cid,
-        bytes: &[u8],
-        layer: Option<u8>,
-        buf: &mut NodeBuf,
-    ) -> Result<Node> {
-        node::decode(&cid, bytes, self.limits, self.keys, buf)?;
+    /// Checks decoded node `cid` in `buf` against `layer`, when known, then
+    /// builds the owned node.
+    fn node_from(&self, cid: Cid, layer: Option<u8>, buf: &NodeBuf) -> Result<Node> {
         let node_layer = match (buf.layer, layer) {
-            (Some(found), Some(expected)) if found != expected => {
-                let key = buf.entries.first().map(|e| show(buf.key(e))).unwrap_or_default();
-                return Err(Error::WrongLayer { cid, key, key_layer: found, node_layer: expected });
-            }
-            (Some(found), _) => found,
-            (None, Some(expected)) => {
-                if buf.left.is_none() {
-                    return Err(Error::EmptyNode { cid });
-                }
-                if expected == 0 {
-                    return Err(Error::ChildBelowZero { cid });
-                }
+            (_, Some(expected)) => {
+                node::check_layer(&cid, buf, expected)?;
                 expected
             }
+            (Some(found), None) => found,
             // An entry-less root: the empty tree, or a pointer the caller
             // rejects.
             (None, None) => 0,

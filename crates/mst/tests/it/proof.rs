@@ -52,3 +52,32 @@ fn a_missing_subtree_is_inconclusive() {
     let outcome = verify_proof(&proof, root, key, KeyRules::Strict, &Limits::default()).unwrap();
     assert_eq!(outcome, ProofOutcome::Inconclusive { missing: dropped });
 }
+
+/// A path through an entry-less node on layer 0 (which can only point
+/// below layer 0) is a malformed tree, not an absence: the same rule as
+/// the walk's.
+#[test]
+fn an_entry_less_node_on_layer_zero_is_an_error_not_an_absence() {
+    use crate::common::{key_on_layer, key_on_layer_after, node, put};
+    let store = MemoryStore::new();
+    let low = key_on_layer(0, 0);
+    let top = key_on_layer_after(1, &low);
+    let leaf = put(&store, node(None, &[(&low, value(1), None)]));
+    let pointer = put(&store, node(Some(leaf), &[]));
+    let root = put(&store, node(Some(pointer), &[(&top, value(2), None)]));
+    // A key on layer 0 before `top`: its path goes through the entry-less
+    // node.
+    let absent = (0..)
+        .map(|i| format!("a.b.c/x{i}"))
+        .find(|k| atrepo_mst::layer(k.as_bytes()) == 0)
+        .unwrap();
+    assert!(absent < top);
+    let limits = Limits::default();
+    let found = verify_proof(&store, root, &absent, KeyRules::Lax, &limits);
+    assert!(
+        matches!(found, Err(atrepo_mst::Error::ChildBelowZero { cid }) if cid == pointer),
+        "{found:?}"
+    );
+    let walked = crate::common::walk(&store, root);
+    assert!(matches!(walked, Err(atrepo_mst::Error::ChildBelowZero { .. })), "{walked:?}");
+}
