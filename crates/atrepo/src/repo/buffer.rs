@@ -428,8 +428,10 @@ impl Buffer {
             inner.mark_taken(cid, position);
             return Ok(RecordTake::Fresh(bytes));
         }
-        if !inner.first_early_miss(cid) && inner.taken_before(cid)? {
-            return Ok(RecordTake::Repeat(inner.again(cid)?));
+        if !inner.first_early_miss(cid)
+            && let Some(value) = inner.taken_before(cid)?
+        {
+            return Ok(RecordTake::Repeat(inner.again(cid, value)?));
         }
         Ok(RecordTake::Absent)
     }
@@ -462,7 +464,10 @@ impl Buffer {
         used: &dyn Fn(&Key) -> bool,
         used_short: &dyn Fn(u64) -> bool,
     ) -> Result<(u64, u64)> {
-        let mut inner = self.lock();
+        let mut guard = self.lock();
+        // Fields borrowed apart: the spill store's scan below asks the
+        // taken set, which a lookup changes.
+        let inner = &mut *guard;
         inner.index_queue()?;
         let (mut blocks, mut bytes, mut dups) = (0u64, 0u64, 0u64);
         let mut count = |used: bool, len: u64| {
@@ -720,21 +725,22 @@ impl Inner {
 
     /// Whether the slow lane, the file lane, the taken set or the spill
     /// store knows `cid` (the queue is not searched).
-    fn knows(&self, cid: &Cid) -> Result<bool> {
+    fn knows(&mut self, cid: &Cid) -> Result<bool> {
         if self.waits(cid)? {
             return Ok(true);
         }
-        self.taken_before(cid)
+        Ok(self.taken_before(cid)?.is_some())
     }
 
-    /// Whether `cid` is a record handed out before. Fingerprints are digest
+    /// If `cid` is a record handed out before, the value the taken set
+    /// keeps for it (see [`Inner::mark_taken`]). Fingerprints are digest
     /// prefixes, which a hostile repository can match at will with CIDs of
     /// blocks it does not have: a hit counts only once the whole CID is
     /// confirmed.
-    fn taken_before(&self, cid: &Cid) -> Result<bool> {
+    fn taken_before(&mut self, cid: &Cid) -> Result<Option<u64>> {
         match self.taken.get(&key(cid)) {
-            Some(value) => self.taken_is(cid, value),
-            None => Ok(false),
+            Some(value) if self.taken_is(cid, value)? => Ok(Some(value)),
+            _ => Ok(None),
         }
     }
 
@@ -818,9 +824,9 @@ impl Inner {
     }
 
     /// The bytes of a record handed out before, for a second key that
-    /// points to it (see [`Buffer::take_record`]).
-    fn again(&mut self, cid: &Cid) -> Result<Option<Bytes>> {
-        let Some(value) = self.taken.get(&key(cid)) else { return Ok(None) };
+    /// points to it (see [`Buffer::take_record`]); `value` is what the
+    /// taken set keeps for it ([`Inner::taken_before`]).
+    fn again(&mut self, cid: &Cid, value: u64) -> Result<Option<Bytes>> {
         if value & TAIL_TAG != 0 {
             // Only more of the digest was kept: the spill store may have it.
             return match &self.spill {
@@ -871,7 +877,7 @@ impl Inner {
             let options = options.clone().memory_limit(0).open_options(open);
             self.spill = Some(SpillStore::new(options)?);
             self.stats.spilled = true;
-            self.memory_bytes = self.memory_bytes.saturating_add(SPILL_RESERVE);
+            self.charge(SPILL_RESERVE);
             self.evict_to_spill()?;
         }
         // Counted with per-block overhead, so that a batch of tiny blocks
@@ -943,7 +949,8 @@ impl BlockRead for Buffer {
         &self,
         f: &mut dyn FnMut(&Cid, &[u8]) -> atrepo_store::Result<()>,
     ) -> atrepo_store::Result<()> {
-        let inner = self.lock();
+        let mut guard = self.lock();
+        let inner = &mut *guard;
         let queued = inner.queue.iter();
         let indexed = inner.memory.iter().map(|(c, (b, _))| (c, b));
         for (cid, bytes) in queued.chain(indexed).chain(&inner.pending) {
@@ -1187,6 +1194,23 @@ mod tests {
         buffer.insert(a, x, 0).unwrap();
         let err = buffer.insert(b, y, 4).unwrap_err();
         assert!(matches!(err, Error::LimitExceeded { what: "memory", .. }), "{err:?}");
+    }
+
+    /// The room a spill sets aside (the scratch store's cache and the batch
+    /// in flight) counts in the budget and in the peak the report gives.
+    #[cfg(feature = "redb")]
+    #[test]
+    fn a_spill_charges_its_reserve_to_the_peak() {
+        let dir = tempfile::tempdir().unwrap();
+        let spill = SpillOptions::default().parent(dir.path());
+        let buffer = Buffer::new(SLOT_COST + 4, Some(spill));
+        for n in 0..3 {
+            let (cid, bytes) = block(n);
+            buffer.insert(cid, bytes, 0).unwrap();
+        }
+        let stats = buffer.stats();
+        assert!(stats.spilled);
+        assert!(stats.peak_memory >= SPILL_RESERVE, "{} < {SPILL_RESERVE}", stats.peak_memory);
     }
 
     #[test]

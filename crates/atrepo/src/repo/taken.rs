@@ -27,7 +27,6 @@
 //! Shards and filter bits come from a seeded hash of the fingerprint: a
 //! repository cannot aim its records at one shard or one filter block.
 
-use std::cell::RefCell;
 use std::hash::BuildHasher as _;
 
 use atrepo_store::CidKey;
@@ -59,8 +58,8 @@ pub(crate) struct Taken {
     /// [`PENDING`]: not hashed, not in a shard yet. In streaming order
     /// almost nothing is looked up, so almost every entry costs one append
     /// here and nothing more.
-    pending: RefCell<Vec<Vec<Entry>>>,
-    shards: Vec<RefCell<Shard>>,
+    pending: Vec<Vec<Entry>>,
+    shards: Vec<Shard>,
 }
 
 /// Entries per chunk of [`Taken::pending`].
@@ -87,7 +86,7 @@ impl Taken {
     pub(crate) fn new() -> Self {
         Taken {
             hasher: foldhash::fast::RandomState::default(),
-            pending: RefCell::new(Vec::new()),
+            pending: Vec::new(),
             shards: Vec::new(),
         }
     }
@@ -95,11 +94,8 @@ impl Taken {
     /// Entries held.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        let shard_len = |s: &RefCell<Shard>| {
-            let s = s.borrow();
-            s.log.iter().chain(&s.runs).map(Vec::len).sum::<usize>()
-        };
-        let pending = self.pending.borrow().iter().map(Vec::len).sum::<usize>();
+        let shard_len = |s: &Shard| s.log.iter().chain(&s.runs).map(Vec::len).sum::<usize>();
+        let pending = self.pending.iter().map(Vec::len).sum::<usize>();
         self.shards.iter().map(shard_len).sum::<usize>() + pending
     }
 
@@ -110,9 +106,9 @@ impl Taken {
     /// it is true of `k`, so either is right.
     pub(crate) fn insert(&mut self, k: CidKey, value: u64) {
         if self.shards.is_empty() {
-            self.shards = (0..SHARDS).map(|_| RefCell::new(Shard::default())).collect();
+            self.shards = (0..SHARDS).map(|_| Shard::default()).collect();
         }
-        let pending = self.pending.get_mut();
+        let pending = &mut self.pending;
         match pending.last_mut() {
             Some(chunk) if chunk.len() < PENDING => chunk.push((k, value)),
             _ => {
@@ -129,57 +125,29 @@ impl Taken {
     /// The last chunk is kept for the next inserts: out of order, a lookup
     /// follows nearly every insert, and a fresh chunk each time cost an
     /// allocation of [`PENDING`] entries per record.
-    fn distribute(&self, pending: &mut Vec<Vec<Entry>>) {
+    fn distribute(&mut self) {
         let mut spare = None;
-        for mut chunk in pending.drain(..) {
+        for mut chunk in self.pending.drain(..) {
             for (k, value) in chunk.drain(..) {
                 let h = self.hasher.hash_one(k);
-                // Shards are borrowed only here and in lookups, behind the
-                // buffer's lock, never at the same time. (Were one borrowed,
-                // the entry would be lost: a second key pointing to that
-                // record would then fail as missing, never pass wrongly.)
-                if let Some(Ok(mut shard)) =
-                    self.shards.get(shard_of(h)).map(RefCell::try_borrow_mut)
-                {
+                if let Some(shard) = self.shards.get_mut(shard_of(h)) {
                     shard.push(k, value, &self.hasher);
                 }
             }
             spare = Some(chunk);
         }
-        pending.extend(spare);
+        self.pending.extend(spare);
     }
 
-    /// The value kept for `k`.
-    pub(crate) fn get(&self, k: &CidKey) -> Option<u64> {
-        match self.pending.try_borrow_mut() {
-            Ok(mut pending) => self.distribute(&mut pending),
-            Err(_) => return self.get_slow(k),
-        }
-        self.get_sharded(k)
-    }
-
-    /// A lookup when the pending log is borrowed (never, behind the
-    /// buffer's lock): a linear search of it, then the shards.
-    #[cold]
-    fn get_slow(&self, k: &CidKey) -> Option<u64> {
-        let pending = self.pending.try_borrow().ok()?;
-        let found = pending.iter().flatten().find(|(key, _)| key == k).map(|e| e.1);
-        drop(pending);
-        found.or_else(|| self.get_sharded(k))
-    }
-
-    fn get_sharded(&self, k: &CidKey) -> Option<u64> {
+    /// The value kept for `k`. Takes `&mut self`: a lookup moves the
+    /// pending entries into their shards and may sort a shard's log.
+    pub(crate) fn get(&mut self, k: &CidKey) -> Option<u64> {
+        self.distribute();
         let h = self.hasher.hash_one(k);
-        let shard = self.shards.get(shard_of(h))?;
-        // Sorting happens on demand, behind the buffer's lock; if the shard
-        // is somehow borrowed already, a linear search answers instead.
-        match shard.try_borrow_mut() {
-            Ok(mut shard) => shard.get(k, h, &self.hasher),
-            Err(_) => shard.try_borrow().ok()?.scan(k),
-        }
+        self.shards.get_mut(shard_of(h))?.get(k, h, &self.hasher)
     }
 
-    pub(crate) fn contains_key(&self, k: &CidKey) -> bool {
+    pub(crate) fn contains_key(&mut self, k: &CidKey) -> bool {
         self.get(k).is_some()
     }
 }
@@ -223,11 +191,6 @@ impl Shard {
         self.runs.iter().find_map(|run| {
             run.binary_search_by_key(k, |&(key, _)| key).ok().and_then(|i| run.get(i)).map(|e| e.1)
         })
-    }
-
-    /// A linear search of everything.
-    fn scan(&self, k: &CidKey) -> Option<u64> {
-        self.log.iter().chain(&self.runs).flatten().find(|(key, _)| key == k).map(|e| e.1)
     }
 
     /// Puts the last chunk of the log into the filter.
@@ -387,14 +350,12 @@ mod tests {
         }
         // A lookup moves the pending entries into the shards and filters.
         assert_eq!(taken.get(&key(0)), Some(0));
-        assert!(taken.pending.borrow().iter().all(Vec::is_empty));
+        assert!(taken.pending.iter().all(Vec::is_empty));
         let mut maybe = 0;
         for i in 1_000_000..1_100_000u64 {
             let k = key(i);
             let h = taken.hasher.hash_one(k);
-            let shard = taken.shards[shard_of(h)].borrow();
-            maybe += usize::from(test(&shard.filter, h));
-            drop(shard);
+            maybe += usize::from(test(&taken.shards[shard_of(h)].filter, h));
             assert_eq!(taken.get(&k), None);
         }
         // About 3% when a filter is full, less when it was just rebuilt.
@@ -411,11 +372,11 @@ mod tests {
                 assert_eq!(taken.get(&key(i / 2)), Some(i / 2));
             }
         }
-        let most = taken.shards.iter().map(|s| s.borrow().runs.len()).max().unwrap_or(0);
+        let most = taken.shards.iter().map(|s| s.runs.len()).max().unwrap_or(0);
         // Entries per shard ~ TAIL * 64: about log2(64) + 1 runs.
         assert!(most <= 10, "{most} runs in a shard");
         for shard in &taken.shards {
-            for run in &shard.borrow().runs {
+            for run in &shard.runs {
                 assert!(run.windows(2).all(|w| w[0].0 < w[1].0));
             }
         }
