@@ -303,6 +303,21 @@ fn layer_zero_node_with_a_subtree() {
     check(&s, root, |e| matches!(e, Error::ChildBelowZero { cid } if *cid == root));
 }
 
+/// An entry-less node one layer below a layer-1 key is on layer 0, so its
+/// subtree link would point below layer 0. (Its layer comes from its
+/// parent alone; the proof checker applies the same rule, see
+/// `proof::an_entry_less_node_on_layer_zero_is_an_error_not_an_absence`.)
+#[test]
+fn entry_less_node_on_layer_zero_with_a_subtree() {
+    let s = MemoryStore::new();
+    let low = key_on_layer(0, 0);
+    let top = key_on_layer_after(1, &low);
+    let leaf = put(&s, node(None, &[(&low, value(1), None)]));
+    let pointer = put(&s, raw_node(Some(leaf), &[]));
+    let root = put(&s, node(Some(pointer), &[(&top, value(2), None)]));
+    check(&s, root, |e| matches!(e, Error::ChildBelowZero { cid } if *cid == pointer));
+}
+
 /// A root linking to one child twice (its left link and its first entry's
 /// right link); the child is written to `child_in`, the root to `root_in`.
 /// Returns the root and the child.
