@@ -54,7 +54,7 @@
 //!
 //! - Backends store whatever they are given; limits on how much are enforced
 //!   by [`SpillStore`] (memory budget counting payload plus
-//!   [`MEMORY_OVERHEAD_PER_BLOCK`] per block, and a cap on spilled bytes,
+//!   [`memory_overhead`] per block, and a cap on spilled bytes,
 //!   both as [`Error::LimitExceeded`]) or by the caller using [`Usage`].
 //! - Data read back from disk is checked where it is decoded: keys must
 //!   parse as CIDs, counters must have their size, an index must fit its CAR
@@ -110,7 +110,9 @@ pub use bytes::Bytes;
 #[cfg(feature = "car")]
 pub use car::{CarFileOptions, CarFileStore, IndexMode, IndexStatus, map_file};
 pub use error::{Error, ErrorKind, Result};
-pub use memory::{MEMORY_OVERHEAD_PER_BLOCK, MemoryStore};
+pub use memory::{
+    MEMORY_OVERHEAD_PER_BLOCK, MEMORY_OVERHEAD_PER_OTHER_BLOCK, MemoryStore, memory_overhead,
+};
 
 /// A hash map keyed by CIDs, with a fast, randomly seeded hasher
 /// (foldhash). Keys are CIDs of blocks whose hashes were checked, so their

@@ -30,13 +30,32 @@ use crate::{Batch, BlockRead, BlockStore, CidKey, CidMap, Result, Usage};
 /// A table bucket holds the CID's 34 bytes and the block's [`Bytes`]
 /// handle, with one control byte; the table keeps about one empty bucket
 /// per full one at its worst load factor after growth; the block's own heap
-/// allocation carries an allocator header. CIDs of other shapes than a
-/// repository's take a 96-byte [`Cid`] in a plain map; the estimate does
-/// not count that.
+/// allocation carries an allocator header. This is the cost of a block
+/// whose CID has a repository's shape; see [`memory_overhead`] for any CID.
 pub const MEMORY_OVERHEAD_PER_BLOCK: u64 = {
     let bucket = (size_of::<(ShortCid, Bytes)>() + 1) as u64;
     2 * bucket + 16
 };
+
+/// Estimated heap bytes a [`MemoryStore`] spends per block beyond its
+/// payload when the block's CID has another shape than a repository's
+/// (CIDv0, another digest length, a codec past one byte): such a block
+/// takes a bucket of the plain map beside the table, keyed by the 96-byte
+/// [`Cid`], counted as [`MEMORY_OVERHEAD_PER_BLOCK`] counts its bucket.
+pub const MEMORY_OVERHEAD_PER_OTHER_BLOCK: u64 = {
+    let bucket = (size_of::<(Cid, Bytes)>() + 1) as u64;
+    2 * bucket + 16
+};
+
+/// Estimated heap bytes a [`MemoryStore`] spends on the block named `cid`
+/// beyond its payload: [`MEMORY_OVERHEAD_PER_BLOCK`] for a CID of a
+/// repository's shape, [`MEMORY_OVERHEAD_PER_OTHER_BLOCK`] for any other.
+pub fn memory_overhead(cid: &Cid) -> u64 {
+    match ShortCid::of(cid) {
+        Some(_) => MEMORY_OVERHEAD_PER_BLOCK,
+        None => MEMORY_OVERHEAD_PER_OTHER_BLOCK,
+    }
+}
 
 /// Blocks in memory, shared as [`Bytes`] so reads copy nothing.
 ///
@@ -237,11 +256,13 @@ impl BlockStore for MemoryStore {
 
     fn usage(&self) -> Result<Usage> {
         let inner = self.read_lock();
-        let blocks = inner.len() as u64;
+        let (short, others) = (inner.blocks.len() as u64, inner.others.len() as u64);
         Ok(Usage {
-            blocks,
+            blocks: short.saturating_add(others),
             payload_bytes: inner.payload_bytes,
-            overhead_bytes: blocks.saturating_mul(MEMORY_OVERHEAD_PER_BLOCK),
+            overhead_bytes: short
+                .saturating_mul(MEMORY_OVERHEAD_PER_BLOCK)
+                .saturating_add(others.saturating_mul(MEMORY_OVERHEAD_PER_OTHER_BLOCK)),
         })
     }
 }
@@ -359,6 +380,12 @@ mod tests {
         s.insert(long, Bytes::from_static(b"long"));
         assert_eq!(s.len(), 3);
         assert_eq!(s.usage().unwrap().payload_bytes, 12);
+        // Two in the plain map, keyed by the whole `Cid`; the twin in the
+        // table.
+        let overhead = 2 * MEMORY_OVERHEAD_PER_OTHER_BLOCK + MEMORY_OVERHEAD_PER_BLOCK;
+        assert_eq!(s.usage().unwrap().overhead_bytes, overhead);
+        let each: u64 = [v0, long, twin].iter().map(memory_overhead).sum();
+        assert_eq!(each, overhead);
         for (cid, block) in [(v0, "zero"), (long, "long"), (twin, "twin")] {
             assert_eq!(s.get(&cid).unwrap().unwrap(), block.as_bytes());
             assert_eq!(read_with(&s, &cid).unwrap(), block.as_bytes());

@@ -10,8 +10,8 @@ use cid::Cid;
 use crate::open::open_disk;
 use crate::scratch::{ScratchDir, clean_stale};
 use crate::{
-    Backend, Batch, BlockRead, BlockStore, Error, MEMORY_OVERHEAD_PER_BLOCK, MemoryStore,
-    OpenOptions, Result, Usage,
+    Backend, Batch, BlockRead, BlockStore, Error, MemoryStore, OpenOptions, Result, Usage,
+    memory_overhead,
 };
 
 /// Blocks copied to disk per transaction when a spill store hands over.
@@ -21,8 +21,8 @@ const HAND_OFF_CHUNK_BYTES: u64 = 8 * 1024 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SpillOptions {
-    /// Memory budget in bytes, counting each block's payload plus
-    /// [`MEMORY_OVERHEAD_PER_BLOCK`]. Default 64 MiB.
+    /// Memory budget in bytes, counting each block's payload plus its
+    /// [`memory_overhead`](crate::memory_overhead). Default 64 MiB.
     pub memory_limit: u64,
     /// Cap on the payload bytes the scratch store may hold; crossing it is
     /// [`Error::LimitExceeded`] with `what: "spilled bytes"`. Default 64 GiB.
@@ -126,7 +126,7 @@ impl Default for SpillOptions {
 /// Blocks in memory up to a budget, then in a scratch disk store.
 ///
 /// Starts as a [`MemoryStore`]. The first write that would take memory use
-/// (payload plus [`MEMORY_OVERHEAD_PER_BLOCK`] per block) past
+/// (payload plus [`memory_overhead`] per block) past
 /// [`SpillOptions::memory_limit`] creates a scratch folder
 /// `atrepo-spill-<pid>-<n>` under [`SpillOptions::parent`], opens the
 /// target backend in it, copies every block there, writes the batch, and
@@ -203,15 +203,15 @@ impl SpillStore {
     /// Payload and memory cost of the blocks of `batch` not yet in `has`.
     fn new_cost(batch: &Batch, mut has: impl FnMut(&Cid) -> Result<bool>) -> Result<(u64, u64)> {
         let mut seen = HashSet::new();
-        let (mut payload, mut blocks) = (0u64, 0u64);
+        let (mut payload, mut overhead) = (0u64, 0u64);
         for (cid, bytes) in batch.iter() {
             if !seen.contains(cid) && !has(cid)? {
                 seen.insert(*cid);
                 payload = payload.saturating_add(bytes.len() as u64);
-                blocks = blocks.saturating_add(1);
+                overhead = overhead.saturating_add(memory_overhead(cid));
             }
         }
-        Ok((payload, payload.saturating_add(blocks.saturating_mul(MEMORY_OVERHEAD_PER_BLOCK))))
+        Ok((payload, payload.saturating_add(overhead)))
     }
 
     fn check_spill_cap(&self, stored: u64, adding: u64) -> Result<()> {

@@ -56,6 +56,39 @@ fn budget_counts_per_block_overhead() {
     assert_eq!(small.usage().unwrap().blocks, 0);
 }
 
+/// CIDv0 blocks (which a lenient CAR reader passes on) take a bigger slot
+/// in memory than a repository's CIDs; the budget counts that bigger slot,
+/// or tiny blocks of that shape could take about 1.7 times the budget.
+#[test]
+fn budget_counts_the_overhead_of_other_cid_shapes() {
+    use atrepo_store::{MEMORY_OVERHEAD_PER_OTHER_BLOCK, memory_overhead};
+    let dir = tempfile::tempdir().unwrap();
+    let v0 = |i: u32| {
+        let (cid, bytes) = sized_block(i, 10);
+        (cid::Cid::new_v0(*cid.hash()).unwrap(), bytes)
+    };
+    assert_eq!(memory_overhead(&v0(0).0), MEMORY_OVERHEAD_PER_OTHER_BLOCK);
+    let budget = 10 * (10 + MEMORY_OVERHEAD_PER_OTHER_BLOCK);
+    let store = SpillStore::new(options(dir.path()).memory_limit(budget).no_spill()).unwrap();
+    store.write((0..10).map(v0).collect()).unwrap();
+    assert_eq!(store.usage().unwrap().total_bytes(), budget);
+    match store.put(v0(10).0, v0(10).1) {
+        Err(Error::LimitExceeded { what: "memory", limit, actual }) => {
+            assert_eq!((limit, actual), (budget, budget + 10 + MEMORY_OVERHEAD_PER_OTHER_BLOCK));
+        }
+        other => panic!("expected the memory limit, found {other:?}"),
+    }
+    // Counted as a repository's CIDs, 11 (indeed 17) such blocks would
+    // have fitted.
+    const {
+        assert!(
+            11 * (10 + MEMORY_OVERHEAD_PER_BLOCK) <= 10 * (10 + MEMORY_OVERHEAD_PER_OTHER_BLOCK)
+        );
+    };
+    let small = SpillStore::new(options(dir.path()).memory_limit(budget).no_spill()).unwrap();
+    assert_eq!(small.write((0..11).map(v0).collect()).unwrap_err().kind(), ErrorKind::Limit);
+}
+
 #[test]
 fn duplicates_cost_nothing_against_the_budget() {
     let dir = tempfile::tempdir().unwrap();
