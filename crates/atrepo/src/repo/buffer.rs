@@ -30,6 +30,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use atrepo_store::{Batch, BlockRead, BlockStore, Bytes, CidKey, CidMap, SpillOptions, SpillStore};
 use cid::Cid;
 
+use super::kept::{KEPT_BUFFER, Kept};
 use super::taken::Taken;
 use crate::error::{Error, Result};
 
@@ -178,6 +179,9 @@ struct Inner {
     whole_checked: bool,
     /// Bytes read back from the file for repeated records so far.
     repeat_read: u64,
+    /// Records handed out from a stream, for a second key (see
+    /// [`Buffer::keep_records`]).
+    kept: Option<Kept>,
     /// Whether the input has ended (no block will come any more).
     eof: bool,
     /// The record last found missing early (see
@@ -342,6 +346,7 @@ impl Buffer {
                 whole: None,
                 whole_checked: false,
                 repeat_read: 0,
+                kept: None,
                 eof: false,
                 last_miss: None,
                 stats: BufferStats::default(),
@@ -407,6 +412,23 @@ impl Buffer {
         self.lock().file = Some(file);
     }
 
+    /// Keeps every record handed out in a scratch file under `dir` (at most
+    /// `cap` bytes of it), so a second key pointing to one gets its bytes:
+    /// for a stream, whose bytes are otherwise dropped once handed out.
+    /// Inputs that can be read again (held in memory, a file) need not.
+    ///
+    /// # Errors
+    ///
+    /// An I/O error if the scratch file cannot be created.
+    pub(crate) fn keep_records(&self, dir: &std::path::Path, cap: u64) -> Result<()> {
+        let mut inner = self.lock();
+        if inner.whole.is_none() && inner.file.is_none() && inner.kept.is_none() {
+            inner.kept = Some(Kept::create(dir, cap)?);
+            inner.charge(KEPT_BUFFER as u64);
+        }
+        Ok(())
+    }
+
     /// Takes a block out of the buffer; `None` if it is not there (or was
     /// already taken). Nodes are taken this way: the walk remembers them.
     pub(crate) fn take(&self, cid: &Cid) -> Result<Option<Bytes>> {
@@ -425,7 +447,7 @@ impl Buffer {
     pub(crate) fn take_record(&self, cid: &Cid) -> Result<RecordTake> {
         let mut inner = self.lock();
         if let Some((bytes, position)) = inner.take(cid)? {
-            inner.mark_taken(cid, position);
+            inner.mark_taken(cid, position, &bytes)?;
             return Ok(RecordTake::Fresh(bytes));
         }
         if !inner.first_early_miss(cid)
@@ -652,6 +674,16 @@ impl Inner {
                 return Ok(None);
             }
             Bytes::from(section).slice(id.len()..)
+        } else if let Some(kept) = &self.kept {
+            let mut section = vec![0u8; end.saturating_sub(start)];
+            kept.read(start as u64, &mut section)?;
+            let bytes = Bytes::from(section).slice(id.len()..);
+            if !atrepo_car::block_matches(cid, &bytes) {
+                // Our own scratch file, not the input: a disk fault.
+                let what = format!("kept record {cid} changed on disk");
+                return Err(Error::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, what)));
+            }
+            return Ok(Some(bytes));
         } else {
             return Ok(None);
         };
@@ -691,12 +723,17 @@ impl Inner {
                 .and_then(|s| whole.get(s..s.checked_add(expected.len())?));
             return Ok(found == Some(expected));
         }
-        let Some(file) = &self.file else { return Ok(false) };
         let mut found = [0u8; CID_MAX];
         let Some(found) = found.get_mut(..expected.len()) else { return Ok(false) };
-        let mut handle: &File = file;
-        handle.seek(SeekFrom::Start(start))?;
-        handle.read_exact(found)?;
+        if let Some(file) = &self.file {
+            let mut handle: &File = file;
+            handle.seek(SeekFrom::Start(start))?;
+            handle.read_exact(found)?;
+        } else if let Some(kept) = &self.kept {
+            kept.read(start, found)?;
+        } else {
+            return Ok(false);
+        }
         Ok(found == expected)
     }
 
@@ -855,13 +892,26 @@ impl Inner {
         self.knows(cid)
     }
 
-    fn mark_taken(&mut self, cid: &Cid, position: u64) {
-        // A position only where the input can be read again to confirm the
-        // CID (and give the bytes to a second key); else more of the digest.
+    fn mark_taken(&mut self, cid: &Cid, position: u64, bytes: &Bytes) -> Result<()> {
+        // A position only where the input (or the kept records' file) can
+        // be read again to confirm the CID and give the bytes to a second
+        // key; else more of the digest.
         let readable = self.whole.is_some() || self.file.is_some();
-        let value = if readable && position & TAIL_TAG == 0 { position } else { tail(cid) };
+        let value = if readable && position & TAIL_TAG == 0 {
+            position
+        } else if let Some(kept) = &mut self.kept {
+            let mut buf = [0u8; CID_MAX];
+            let kept_at = match cid_bytes(cid, &mut buf) {
+                Some(id) => kept.append(id, bytes)?,
+                None => None,
+            };
+            kept_at.and_then(|offset| pack(offset, bytes.len())).unwrap_or_else(|| tail(cid))
+        } else {
+            tail(cid)
+        };
         self.taken.insert(key(cid), value);
         self.charge(TAKEN_OVERHEAD);
+        Ok(())
     }
 
     fn spill_block(&mut self, cid: Cid, bytes: &Bytes) -> Result<()> {

@@ -214,6 +214,18 @@ impl Engine {
         self.buffer.set_file(file);
     }
 
+    /// For a stream: keeps records handed out in a scratch file when the
+    /// options ask for it ([`VerifyOptions::keep_records`]), under the
+    /// spill folder (or the system's temporary folder without spilling),
+    /// at most the spill cap of them.
+    pub(crate) fn keep_records_of_stream(&mut self) -> Result<()> {
+        if !self.options.keep_records {
+            return Ok(());
+        }
+        let spill = self.options.spill.clone().unwrap_or_default();
+        self.buffer.keep_records(&spill.parent, spill.max_spilled)
+    }
+
     /// Counts CAR bytes that are not part of a section (the header).
     pub(crate) fn add_bytes(&mut self, bytes: u64) {
         self.bytes = self.bytes.saturating_add(bytes);

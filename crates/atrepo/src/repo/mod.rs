@@ -9,6 +9,7 @@
 
 mod buffer;
 mod engine;
+mod kept;
 mod options;
 mod report;
 mod taken;
@@ -540,7 +541,7 @@ impl<S: BlockSource> RepoReader<S> {
                 #[cfg(not(feature = "car"))]
                 let _: Option<Bytes> = map;
             }
-            Input::Stream => {}
+            Input::Stream => engine.keep_records_of_stream()?,
         }
         engine.add_bytes(header_len);
         engine.set_records_checked_upstream(source.checks_records());

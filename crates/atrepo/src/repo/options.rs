@@ -70,6 +70,19 @@ pub struct VerifyOptions {
     pub future_tolerance: Duration,
     /// The time rev checks compare with; `None` for the system clock.
     pub now: Option<SystemTime>,
+    /// Whether records read from a stream are kept so that a second key
+    /// pointing to the same record gets its bytes too (see
+    /// [`Record::data`](crate::Record::data)). Default `false`.
+    ///
+    /// A stream cannot be read again, so a record's bytes are dropped once
+    /// handed out; with this set, each record is also written once to an
+    /// anonymous scratch file under [`SpillOptions::parent`] (the system's
+    /// temporary folder when `spill` is `None`), at most
+    /// [`SpillOptions::max_spilled`] bytes of it, and read back and
+    /// re-hashed for a repeat. Worth it for callers that use every record's
+    /// bytes; verification alone never needs it. Inputs held in memory and
+    /// files are read again instead, and ignore it.
+    pub keep_records: bool,
 }
 
 impl VerifyOptions {
@@ -128,6 +141,13 @@ impl VerifyOptions {
         self.spill = spill;
         self
     }
+    /// Returns these options keeping records read from a stream for a
+    /// second key (see [`VerifyOptions::keep_records`]).
+    pub fn keep_records(mut self, keep: bool) -> Self {
+        self.keep_records = keep;
+        self
+    }
+
     /// Returns these options checking revs against `now`.
     pub fn now(mut self, now: SystemTime) -> Self {
         self.now = Some(now);
@@ -153,6 +173,7 @@ impl Default for VerifyOptions {
             spill: spill.target.is_some().then_some(spill),
             future_tolerance: DEFAULT_FUTURE_TOLERANCE,
             now: None,
+            keep_records: false,
         }
     }
 }

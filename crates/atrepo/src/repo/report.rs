@@ -39,9 +39,11 @@ impl<'a> Record<'a> {
     /// is [`RecordCheck::Opaque`](crate::RecordCheck::Opaque), as strict
     /// DRISL). A record whose CID an earlier key already pointed to
     /// (checked then) has its bytes again when the input is held in memory
-    /// or is a file (read back and re-hashed, up to 256 MiB of such reads
-    /// per repository); `None` for it when the input is a stream, whose
-    /// bytes were dropped once handed out.
+    /// or is a file, or is a stream read with
+    /// [`VerifyOptions::keep_records`](crate::VerifyOptions::keep_records)
+    /// (read back and re-hashed, up to 256 MiB of such reads per
+    /// repository); `None` for it past that, or when the input is a stream
+    /// read without keeping, whose bytes were dropped once handed out.
     pub fn data(&self) -> Option<&'a Bytes> {
         self.data
     }

@@ -30,6 +30,7 @@ impl<R: AsyncRead + Unpin> AsyncRepoReader<R> {
     pub async fn new(reader: R, options: VerifyOptions) -> Result<Self> {
         let mut reader = AsyncCarReader::with_options(reader, options.car).await?;
         let mut engine = Engine::new(reader.header().root(), options);
+        engine.keep_records_of_stream()?;
         engine.add_bytes(reader.offset());
         while !engine.poll_commit()? {
             pull(&mut reader, &mut engine).await?;

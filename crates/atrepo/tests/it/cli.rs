@@ -167,3 +167,90 @@ fn usage_errors_exit_3() {
     assert_eq!(help.code, 0);
     insta::assert_snapshot!("help", help.stdout);
 }
+
+/// Runs `atrepo` with `input` on its standard input.
+fn atrepo_stdin(args: &[&str], input: &[u8]) -> Run {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_atrepo"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Written from a thread: the child may fill its output pipes first.
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        // The child may stop reading early (`get`); a broken pipe is fine.
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+/// Two keys pointing to one record, with another key between them (real
+/// repositories have such repeats): the second key's record comes from a
+/// file read again or, on standard input, from the kept records.
+#[test]
+fn reading_commands_give_repeated_records_their_bytes_from_files_and_stdin() {
+    use atrepo::verify::drisl::Value;
+    use atrepo::verify::{Curve, SigningKey, Tid};
+    let key = SigningKey::from_seed(Curve::K256, b"cli repeats").unwrap();
+    let mut writer = atrepo::writer::RepoWriter::new("did:plc:clirepeats22222222222222");
+    let like = |subject: &str| {
+        Value::Map(
+            [
+                ("$type".to_owned(), Value::String("app.bsky.feed.like".into())),
+                ("subject".to_owned(), Value::String(subject.into())),
+            ]
+            .into_iter()
+            .collect(),
+        )
+    };
+    let a = writer.insert_value("app.bsky.feed.like/3jzfcijpj2z2a", &like("one")).unwrap();
+    writer.insert_value("app.bsky.feed.like/3jzfcijpj2z2b", &like("two")).unwrap();
+    let c = writer.insert_value("app.bsky.feed.like/3jzfcijpj2z2c", &like("one")).unwrap();
+    assert_eq!(a, c);
+    let rev = Tid::from_parts(1_700_000_000_000_000, 0).unwrap();
+    let car = writer.to_car(&key, rev).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("repeats.car");
+    std::fs::write(&path, &car).unwrap();
+    let path = path.to_str().unwrap();
+
+    for input in [path, "-"] {
+        let run = |args: &[&str]| {
+            let mut full = vec![args[0], input];
+            full.extend(&args[1..]);
+            let run = atrepo_stdin(&full, &car);
+            assert_eq!(run.code, 0, "{input} {args:?}: {}", run.stderr);
+            run
+        };
+        let got = run(&["get", "app.bsky.feed.like/3jzfcijpj2z2c"]);
+        let record: serde_json::Value = serde_json::from_str(&got.stdout).unwrap();
+        assert_eq!(record["subject"], "one", "{input}");
+
+        let out = dir.path().join("likes.jsonl");
+        run(&["export", "--out", out.to_str().unwrap()]);
+        let lines: Vec<serde_json::Value> = std::fs::read_to_string(&out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let subjects: Vec<&str> =
+            lines.iter().map(|l| l["record"]["subject"].as_str().unwrap()).collect();
+        assert_eq!(subjects, ["one", "two", "one"], "{input}");
+
+        let stats = run(&["stats", "--json"]);
+        let stats: serde_json::Value = serde_json::from_str(&stats.stdout).unwrap();
+        let min = stats["record_bytes"]["min"].as_u64().unwrap();
+        assert!(min > 0, "{input}: a repeated record counted as {min} bytes");
+    }
+}

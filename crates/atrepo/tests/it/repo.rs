@@ -474,8 +474,36 @@ fn two_keys_pointing_to_one_record_both_get_its_bytes_from_slices_and_files() {
         RepoReader::from_reader(&bytes[..], options.clone()).unwrap().map(Result::unwrap).collect();
     let data: Vec<bool> = likes(records).iter().map(|r| r.data.is_some()).collect();
     assert_eq!(data, [true, false, false]);
-    let report = verify_repo(bytes, options).unwrap();
+    let report = verify_repo(bytes.clone(), options.clone()).unwrap();
     assert_eq!((report.records, report.repeated_records), (9, 2));
+
+    // Unless the stream's records are kept: in a scratch file under the
+    // spill folder that leaves no name behind.
+    let spill_dir = tempfile::tempdir().unwrap();
+    let keeping = options
+        .clone()
+        .keep_records(true)
+        .spill(Some(atrepo::store::SpillOptions::default().parent(spill_dir.path())));
+    let from_stream: Vec<_> =
+        RepoReader::from_reader(&bytes[..], keeping.clone()).unwrap().map(Result::unwrap).collect();
+    let bytes_again = bytes.clone();
+    let threaded: Vec<_> = RepoReader::from_reader_threaded(
+        std::io::Cursor::new(bytes_again),
+        keeping.clone().spill(None),
+    )
+    .unwrap()
+    .map(Result::unwrap)
+    .collect();
+    for records in [from_stream, threaded] {
+        assert_eq!(records.len(), 9);
+        for r in likes(records) {
+            assert_eq!(r.data.as_deref(), Some(&expected[..]), "{}", r.key);
+        }
+    }
+    let mut reader = RepoReader::from_reader(&bytes[..], keeping).unwrap();
+    while reader.next_record().unwrap().is_some() {}
+    assert_eq!(reader.finish().unwrap().repeated_records, 2);
+    assert_eq!(std::fs::read_dir(spill_dir.path()).unwrap().count(), 0);
 }
 
 /// A CID with the same fingerprint as `cid` (the fingerprint is a digest
@@ -499,7 +527,10 @@ fn missing_everywhere(bytes: &[u8], options: VerifyOptions) -> Vec<Error> {
     let errors = vec![
         verify_repo(bytes.to_vec(), options.clone()).unwrap_err(),
         atrepo::verify_repo_file(&path, options.clone()).unwrap_err(),
-        atrepo::verify_repo_reader(bytes, options).unwrap_err(),
+        atrepo::verify_repo_reader(bytes, options.clone()).unwrap_err(),
+        // A stream whose records are kept confirms taken records against
+        // the scratch file, as a file input does.
+        atrepo::verify_repo_reader(bytes, options.keep_records(true).spill(None)).unwrap_err(),
     ];
     for err in &errors {
         assert_eq!(err.kind(), ErrorKind::Missing, "{err:?}");

@@ -29,7 +29,7 @@ use anyhow::{Context, Result, bail};
 use atrepo::mst::{KeyRules, Limits};
 use atrepo::store::MemoryStore;
 use atrepo::verify::{Commit, CommitOptions, PublicKey};
-use atrepo::{RepoReader, SignatureCheck, StreamSource, VerifyOptions};
+use atrepo::{FileSource, Record, RepoReader, SignatureCheck, StreamSource, VerifyOptions};
 use clap::Args;
 use serde_json::json;
 
@@ -47,17 +47,71 @@ pub(crate) struct Common {
     mem_limit: u64,
 }
 
+/// Whether a command uses the records' bytes, so that standard input has
+/// to keep them for a second key pointing to the same record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bytes {
+    Used,
+    Unused,
+}
+
 impl Common {
-    fn open(&self, file: &Path) -> Result<RepoReader<StreamSource<Box<dyn std::io::Read + Send>>>> {
+    /// Opens `file`: a path as a file (a record two keys point to is read
+    /// back from it for the second), `-` as a stream whose records are
+    /// kept in a scratch file when the command uses their bytes.
+    fn open(&self, file: &Path, bytes: Bytes) -> Result<Opened> {
         let mut options =
             VerifyOptions::default().memory_limit(self.mem_limit.saturating_mul(1 << 20));
         options = match &self.key {
             Some(key) => options.key(PublicKey::from_did_key(key.trim())?),
             None => options.signature(SignatureCheck::Skip),
         };
+        if file != Path::new("-") {
+            // Opening errors name the file; verification errors speak for
+            // themselves.
+            fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+            return Ok(Opened::File(RepoReader::from_file(file, options)?));
+        }
         let input = input::open(file)?;
         let (reader, _bar) = input.with_progress();
-        Ok(RepoReader::from_reader(reader, options)?)
+        let options = options.keep_records(bytes == Bytes::Used);
+        Ok(Opened::Stream(RepoReader::from_reader(reader, options)?))
+    }
+}
+
+/// A repository opened from a file or from standard input.
+enum Opened {
+    File(RepoReader<FileSource>),
+    Stream(RepoReader<StreamSource<Box<dyn std::io::Read + Send>>>),
+}
+
+impl Opened {
+    fn next_record(&mut self) -> atrepo::Result<Option<Record<'_>>> {
+        match self {
+            Opened::File(r) => r.next_record(),
+            Opened::Stream(r) => r.next_record(),
+        }
+    }
+
+    fn finish(self) -> atrepo::Result<atrepo::Report> {
+        match self {
+            Opened::File(r) => r.finish(),
+            Opened::Stream(r) => r.finish(),
+        }
+    }
+}
+
+/// A record's bytes. Only a record that a second key points to can come
+/// without them, past the budget for reading such records again.
+fn data<'r>(record: &'r Record<'_>) -> Result<&'r atrepo::store::Bytes> {
+    match record.data() {
+        Some(bytes) => Ok(bytes),
+        None => bail!(
+            "record {} points to the same record ({}) as an earlier key, and its bytes \
+             could not be read again (past 256 MiB of such reads)",
+            record.key(),
+            record.cid()
+        ),
     }
 }
 
@@ -77,7 +131,7 @@ pub(crate) struct LsArgs {
 }
 
 pub(crate) fn ls(args: &LsArgs) -> Result<ExitCode> {
-    let mut repo = args.common.open(&args.file)?;
+    let mut repo = args.common.open(&args.file, Bytes::Unused)?;
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     while let Some(record) = repo.next_record()? {
@@ -112,7 +166,7 @@ pub(crate) struct GetArgs {
 }
 
 pub(crate) fn get(args: &GetArgs) -> Result<ExitCode> {
-    let mut repo = args.common.open(&args.file)?;
+    let mut repo = args.common.open(&args.file, Bytes::Used)?;
     while let Some(record) = repo.next_record()? {
         if record.key() != args.record {
             // Keys come in order: once past it, it is not there.
@@ -121,13 +175,7 @@ pub(crate) fn get(args: &GetArgs) -> Result<ExitCode> {
             }
             continue;
         }
-        let Some(bytes) = record.data() else {
-            bail!(
-                "record {} repeats an earlier record's CID; its bytes were not kept",
-                args.record
-            );
-        };
-        let value = atrepo::verify::drisl::Value::decode(bytes, &Default::default())?;
+        let value = atrepo::verify::drisl::Value::decode(data(&record)?, &Default::default())?;
         println!("{:#}", crate::sorted(atrepo::json::to_json(&value)));
         return Ok(ExitCode::SUCCESS);
     }
@@ -147,11 +195,11 @@ pub(crate) struct StatsArgs {
 }
 
 pub(crate) fn stats(args: &StatsArgs) -> Result<ExitCode> {
-    let mut repo = args.common.open(&args.file)?;
+    let mut repo = args.common.open(&args.file, Bytes::Used)?;
     let mut bytes_by: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     let (mut min, mut max, mut total) = (u64::MAX, 0u64, 0u64);
     while let Some(record) = repo.next_record()? {
-        let size = record.data().map_or(0, |d| d.len() as u64);
+        let size = data(&record)?.len() as u64;
         let entry = bytes_by.entry(record.collection().to_owned()).or_default();
         entry.0 += 1;
         entry.1 += size;
@@ -291,7 +339,7 @@ pub(crate) struct ExportArgs {
 }
 
 pub(crate) fn export(args: &ExportArgs) -> Result<ExitCode> {
-    let mut repo = args.common.open(&args.file)?;
+    let mut repo = args.common.open(&args.file, Bytes::Used)?;
     let jsonl = args.out.extension().is_some_and(|e| e == "jsonl");
     let mut lines = if jsonl {
         let file = fs::File::create(&args.out)
@@ -303,20 +351,15 @@ pub(crate) fn export(args: &ExportArgs) -> Result<ExitCode> {
         None
     };
     let mut count = 0u64;
-    let mut last: Option<(String, serde_json::Value)> = None;
+    let mut last: Option<(cid::Cid, serde_json::Value)> = None;
     while let Some(record) = repo.next_record()? {
-        let json = match record.data() {
-            Some(bytes) => crate::sorted(atrepo::json::to_json(
-                &atrepo::verify::drisl::Value::decode(bytes, &Default::default())?,
-            )),
-            // A repeat of an earlier record's CID: same content.
-            None => match &last {
-                Some((cid, json)) if *cid == record.cid().to_string() => json.clone(),
-                _ => bail!(
-                    "record {} repeats an earlier record's CID whose bytes were not kept",
-                    record.key()
-                ),
-            },
+        let json = match &last {
+            // The same record as the key before: decoded already.
+            Some((cid, json)) if *cid == record.cid() => json.clone(),
+            _ => crate::sorted(atrepo::json::to_json(&atrepo::verify::drisl::Value::decode(
+                data(&record)?,
+                &Default::default(),
+            )?)),
         };
         if let Some(lines) = lines.as_mut() {
             let line = crate::sorted(
@@ -330,7 +373,7 @@ pub(crate) fn export(args: &ExportArgs) -> Result<ExitCode> {
             fs::write(&path, format!("{json:#}"))
                 .with_context(|| format!("cannot write {}", path.display()))?;
         }
-        last = Some((record.cid().to_string(), json));
+        last = Some((record.cid(), json));
         count += 1;
     }
     repo.finish()?;
