@@ -464,12 +464,24 @@ impl RepoReader<FileSource> {
     /// file must not be truncated while it is being verified (the kernel
     /// then stops the process with SIGBUS); other changes are caught by
     /// the hash checks.
+    ///
+    /// A path that is not a regular file (a named pipe, `/dev/stdin`, a
+    /// device) cannot be mapped or read again at an offset: it is read as
+    /// a stream, as [`from_reader`](RepoReader::from_reader) reads one.
     pub fn from_file(path: impl AsRef<std::path::Path>, options: VerifyOptions) -> Result<Self> {
         let path = path.as_ref();
         let file = std::fs::File::open(path)?;
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            let reader = CarReader::with_options(file, options.car)?;
+            let header_len = reader.offset();
+            let header = reader.header().clone();
+            let source = FileSource::Direct(StreamSource { reader });
+            return Self::open_with(source, &header, header_len, options, Input::Stream);
+        }
         // A second handle with its own position, for reading blocks back.
         let random = std::sync::Arc::new(std::fs::File::open(path)?);
-        let size = file.metadata()?.len();
+        let size = meta.len();
         let reader = CarReader::with_options(file, options.car)?;
         let header_len = reader.offset();
         let header = reader.header().clone();

@@ -500,10 +500,36 @@ fn two_keys_pointing_to_one_record_both_get_its_bytes_from_slices_and_files() {
             assert_eq!(r.data.as_deref(), Some(&expected[..]), "{}", r.key);
         }
     }
-    let mut reader = RepoReader::from_reader(&bytes[..], keeping).unwrap();
+    let mut reader = RepoReader::from_reader(&bytes[..], keeping.clone()).unwrap();
     while reader.next_record().unwrap().is_some() {}
     assert_eq!(reader.finish().unwrap().repeated_records, 2);
     assert_eq!(std::fs::read_dir(spill_dir.path()).unwrap().count(), 0);
+
+    // A named pipe is a path but a stream: read as one (it cannot be read
+    // again at an offset), not mistaken for a file whose repeats are
+    // missing.
+    #[cfg(target_os = "linux")]
+    {
+        let fifo = dir.path().join("repeated.fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(made.success(), "mkfifo failed");
+        for options in [options.clone(), keeping] {
+            let (fifo_w, bytes_w) = (fifo.clone(), bytes.clone());
+            let writer = std::thread::spawn(move || std::fs::write(fifo_w, bytes_w).unwrap());
+            let records: Vec<_> = RepoReader::from_file(&fifo, options.clone())
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            writer.join().unwrap();
+            let data: Vec<bool> = likes(records).iter().map(|r| r.data.is_some()).collect();
+            let kept = options.keep_records;
+            assert_eq!(data, [true, kept, kept]);
+        }
+        let writer = std::thread::spawn(move || std::fs::write(&fifo, &bytes).unwrap());
+        let report = atrepo::verify_repo_file(dir.path().join("repeated.fifo"), options).unwrap();
+        writer.join().unwrap();
+        assert_eq!((report.records, report.repeated_records), (9, 2));
+    }
 }
 
 /// A CID with the same fingerprint as `cid` (the fingerprint is a digest

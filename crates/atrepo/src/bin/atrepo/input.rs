@@ -42,6 +42,22 @@ pub(crate) fn open(path: &Path) -> Result<Input> {
     Ok(Input { reader: Box::new(file), name: path.display().to_string(), size })
 }
 
+/// Whether `path` names a regular file, which can be mapped and read again
+/// at any offset (a file lane, repeated records viewed again); `-`, pipes
+/// (`<(...)`, named pipes) and devices are streams.
+///
+/// # Errors
+///
+/// If `path` cannot be looked up.
+pub(crate) fn is_regular_file(path: &Path) -> Result<bool> {
+    if path == Path::new("-") {
+        return Ok(false);
+    }
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot open {}", path.display()))?;
+    Ok(meta.is_file())
+}
+
 /// The embedded sample.
 pub(crate) fn sample() -> Input {
     Input {

@@ -56,9 +56,10 @@ enum Bytes {
 }
 
 impl Common {
-    /// Opens `file`: a path as a file (a record two keys point to is read
-    /// back from it for the second), `-` as a stream whose records are
-    /// kept in a scratch file when the command uses their bytes.
+    /// Opens `file`: a regular file as a file (a record two keys point to
+    /// is read back from it for the second); `-`, a pipe or a device as a
+    /// stream whose records are kept in a scratch file when the command
+    /// uses their bytes.
     fn open(&self, file: &Path, bytes: Bytes) -> Result<Opened> {
         let mut options =
             VerifyOptions::default().memory_limit(self.mem_limit.saturating_mul(1 << 20));
@@ -66,7 +67,7 @@ impl Common {
             Some(key) => options.key(PublicKey::from_did_key(key.trim())?),
             None => options.signature(SignatureCheck::Skip),
         };
-        if file != Path::new("-") {
+        if input::is_regular_file(file)? {
             // Opening errors name the file; verification errors speak for
             // themselves.
             fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;

@@ -86,8 +86,9 @@ pub(crate) fn run(args: &VerifyArgs) -> Result<ExitCode> {
     let start = Instant::now();
     let (name, result, bar) = match args.file.as_deref() {
         // A file: big ones are read on a second thread, and past the memory
-        // limit blocks stay in the file instead of being copied.
-        Some(path) if path != std::path::Path::new("-") => {
+        // limit blocks stay in the file instead of being copied. Pipes and
+        // devices cannot be read again: they are streams, as `-` is.
+        Some(path) if input::is_regular_file(path)? => {
             let name = path.display().to_string();
             (name, atrepo::verify_repo_file(path, options), None)
         }
