@@ -43,6 +43,10 @@ const TAKEN_OVERHEAD: u64 = 32;
 /// not known (it came from the spill store, or did not fit [`pack`]).
 const NO_POSITION: u64 = u64::MAX;
 
+/// The packed position of a handed-out record taken from the spill store,
+/// which keeps it: a second key reads it there (see [`Inner::mark_taken`]).
+const IN_SPILL: u64 = u64::MAX - 1;
+
 /// Most bytes read back from the input file for records that a second key
 /// points to. Past it such records come without their bytes, so a CAR of
 /// many keys pointing to a few large records cannot make the buffer hash
@@ -167,9 +171,10 @@ struct Inner {
     /// the repository holding both fails to verify. A clash never hands
     /// out the wrong block.
     in_file: HashMap<u64, u64, foldhash::fast::RandomState>,
-    /// Every record handed out, with its packed position in the input (or
-    /// [`NO_POSITION`]), so a second key pointing to it can have its bytes
-    /// again.
+    /// Every record handed out, with its packed position in the input or
+    /// in the kept records' file, or more of its digest (see
+    /// [`Inner::mark_taken`]), so a second key pointing to it can have its
+    /// bytes again.
     taken: Taken,
     /// The whole input, when it is held in memory or mapped (see
     /// [`Buffer::keep_views`] and [`Buffer::view_file`]).
@@ -196,9 +201,10 @@ pub(crate) enum RecordTake {
     /// The record, handed out for the first time.
     Fresh(Bytes),
     /// A record an earlier key took: its bytes viewed again (an input held
-    /// in memory), read back from the input file and re-hashed, or fetched
-    /// from the spill store; `None` when the input was a stream, or past
-    /// [`REPEAT_READ_MAX`].
+    /// in memory), read back and re-hashed from the input file or the kept
+    /// records' file, or fetched from the spill store; `None` when the
+    /// input was a stream whose records are not kept (or past the kept
+    /// file's cap, or 16 MiB and longer), or past [`REPEAT_READ_MAX`].
     Repeat(Option<Bytes>),
     /// Not here: not arrived yet, or (at the end of the input) missing.
     Absent,
@@ -854,7 +860,7 @@ impl Inner {
             // A block taken from the spill store stays there (scratch
             // stores are write-once); the taken map and the walk remember it.
             Some(spill) if self.taken.get(&key(cid)).is_none_or(|v| v != tail(cid)) => {
-                Ok(spill.get(cid)?.map(|bytes| (bytes, NO_POSITION)))
+                Ok(spill.get(cid)?.map(|bytes| (bytes, IN_SPILL)))
             }
             _ => Ok(None),
         }
@@ -896,10 +902,15 @@ impl Inner {
         // A position only where the input (or the kept records' file) can
         // be read again to confirm the CID and give the bytes to a second
         // key; else more of the digest.
+        // A record taken from the spill store stays there: `take` and
+        // `again` find it by its tail.
         let readable = self.whole.is_some() || self.file.is_some();
         let value = if readable && position & TAIL_TAG == 0 {
             position
-        } else if let Some(kept) = &mut self.kept {
+        } else if let Some(kept) = &mut self.kept
+            && position != IN_SPILL
+            && pack(0, bytes.len()).is_some()
+        {
             let mut buf = [0u8; CID_MAX];
             let kept_at = match cid_bytes(cid, &mut buf) {
                 Some(id) => kept.append(id, bytes)?,
@@ -1261,6 +1272,71 @@ mod tests {
         let stats = buffer.stats();
         assert!(stats.spilled);
         assert!(stats.peak_memory >= SPILL_RESERVE, "{} < {SPILL_RESERVE}", stats.peak_memory);
+    }
+
+    /// A buffer keeping the records it hands out under `dir`, with room
+    /// for `blocks` blocks of 4 bytes beyond the kept file's buffer.
+    fn keeping(dir: &std::path::Path, blocks: u64, spill: Option<SpillOptions>) -> Buffer {
+        let buffer = Buffer::new(KEPT_BUFFER as u64 + blocks * (SLOT_COST + 4), spill);
+        buffer.keep_records(dir, u64::MAX).unwrap();
+        buffer
+    }
+
+    /// A record taken from the spill store stays there: the kept file does
+    /// not take it again, and a second key gets it as a repeat, never as a
+    /// fresh record (which would count it, keep it and check it again).
+    #[cfg(feature = "redb")]
+    #[test]
+    fn a_kept_stream_repeats_records_taken_from_the_spill_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let spill = SpillOptions::default().parent(dir.path());
+        let buffer = keeping(dir.path(), 1, Some(spill));
+        let blocks: Vec<_> = (0..64).map(block).collect();
+        for (i, (cid, bytes)) in blocks.iter().enumerate() {
+            buffer.insert(*cid, bytes.clone(), i as u64 * 100).unwrap();
+        }
+        let spilled = buffer.lock().spill.as_ref().map(|s| s.usage().unwrap().blocks);
+        assert!(spilled.is_some_and(|n| n > 0), "{spilled:?}");
+        for (cid, bytes) in &blocks {
+            assert_eq!(buffer.take_record(cid).unwrap(), RecordTake::Fresh(bytes.clone()));
+        }
+        let kept = buffer.lock().kept.as_ref().map(Kept::len);
+        buffer.set_eof();
+        for (cid, bytes) in &blocks {
+            let again = buffer.take_record(cid).unwrap();
+            assert_eq!(again, RecordTake::Repeat(Some(bytes.clone())), "{cid}");
+        }
+        // Nothing more was written for the repeats.
+        assert_eq!(buffer.lock().kept.as_ref().map(Kept::len), kept);
+        // Fewer than all were kept: the spilled ones were not.
+        assert!(kept.is_some_and(|n| n < 64 * (36 + 4)), "{kept:?}");
+    }
+
+    /// A CID with a record's fingerprint but a longer digest is confirmed
+    /// against more bytes than the record's own CID: in the kept file that
+    /// range can start in the file and end in the buffer, and must read as
+    /// "not this record", not fail as an I/O error.
+    #[test]
+    fn a_longer_twin_of_a_kept_record_is_absent_not_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let buffer = keeping(dir.path(), 2 * 70_000 / (SLOT_COST + 4) + 4, None);
+        let big = Bytes::from(vec![1u8; 70_000]);
+        let big_cid = blessed_cid(DAG_CBOR, &big);
+        let (cid, bytes) = block(3);
+        buffer.insert(big_cid, big.clone(), 0).unwrap();
+        buffer.insert(cid, bytes.clone(), 80_000).unwrap();
+        // The big one goes straight to the file; the small one waits in the
+        // buffer, right after it.
+        assert_eq!(buffer.take_record(&big_cid).unwrap(), RecordTake::Fresh(big));
+        assert_eq!(buffer.take_record(&cid).unwrap(), RecordTake::Fresh(bytes.clone()));
+        let mut digest = cid.hash().digest().to_vec();
+        digest.extend_from_slice(&[9u8; 32]);
+        let twin =
+            Cid::new_v1(cid.codec(), cid::multihash::Multihash::<64>::wrap(0x12, &digest).unwrap());
+        assert_eq!(key(&twin), key(&cid));
+        buffer.set_eof();
+        assert_eq!(buffer.take_record(&twin).unwrap(), RecordTake::Absent);
+        assert_eq!(buffer.take_record(&cid).unwrap(), RecordTake::Repeat(Some(bytes)));
     }
 
     #[test]

@@ -33,7 +33,11 @@ impl Kept {
     pub(crate) fn create(dir: &Path, cap: u64) -> io::Result<Kept> {
         std::fs::create_dir_all(dir)?;
         let file = tempfile::tempfile_in(dir)?;
-        Ok(Kept { file, buf: Vec::new(), flushed: 0, cap })
+        // Its whole size at once, a constant: it never grows past it (see
+        // `append`), so the budget's charge is exact.
+        let mut buf = Vec::new();
+        buf.reserve_exact(KEPT_BUFFER);
+        Ok(Kept { file, buf, flushed: 0, cap })
     }
 
     /// Appends a section (`id`, the CID's bytes, then `data`) and returns
@@ -60,20 +64,34 @@ impl Kept {
         Ok(Some(start.saturating_add(id.len() as u64)))
     }
 
-    /// Reads `out.len()` bytes starting at `start`. A section is either
-    /// wholly in the file or wholly in the buffer, so `start..start + len`
-    /// of a section appended earlier is read from one of them.
+    /// Reads `out.len()` bytes starting at `start`: from the file up to
+    /// what was written, the rest from the buffer. A range need not be
+    /// one section: a CID confirmed against the bytes before a section's
+    /// data may be longer than the section's own (a hostile twin), and
+    /// reach into the section before it.
     pub(crate) fn read(&self, start: u64, out: &mut [u8]) -> io::Result<()> {
-        if let Some(from) = start.checked_sub(self.flushed) {
-            let from = usize::try_from(from).map_err(|_| short_read())?;
-            let end = from.checked_add(out.len()).ok_or_else(short_read)?;
-            let src = self.buf.get(from..end).ok_or_else(short_read)?;
-            out.copy_from_slice(src);
-            return Ok(());
+        let in_file = usize::try_from(self.flushed.saturating_sub(start))
+            .unwrap_or(usize::MAX)
+            .min(out.len());
+        let (head, tail) = out.split_at_mut(in_file);
+        if !head.is_empty() {
+            let mut handle: &File = &self.file;
+            handle.seek(SeekFrom::Start(start))?;
+            handle.read_exact(head)?;
         }
-        let mut handle: &File = &self.file;
-        handle.seek(SeekFrom::Start(start))?;
-        handle.read_exact(out)
+        if !tail.is_empty() {
+            let from = start.max(self.flushed) - self.flushed;
+            let from = usize::try_from(from).map_err(|_| short_read())?;
+            let end = from.checked_add(tail.len()).ok_or_else(short_read)?;
+            tail.copy_from_slice(self.buf.get(from..end).ok_or_else(short_read)?);
+        }
+        Ok(())
+    }
+
+    /// Bytes appended so far.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> u64 {
+        self.flushed.saturating_add(self.buf.len() as u64)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -116,6 +134,11 @@ mod tests {
         let mut out = [0u8; 7];
         kept.read(last - 3, &mut out).unwrap();
         assert_eq!(&out, b"id3last");
+        // Across the end of the file into the buffer.
+        let mut out = [0u8; 5];
+        kept.read(last - 5, &mut out).unwrap();
+        assert_eq!(&out, &[7, 7, b'i', b'd', b'3']);
+        assert_eq!(kept.buf.capacity(), KEPT_BUFFER);
         // Past what was appended.
         assert!(kept.read(last, &mut [0u8; 5]).is_err());
         // The directory holds no named file.

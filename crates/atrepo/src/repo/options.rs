@@ -77,11 +77,16 @@ pub struct VerifyOptions {
     /// A stream cannot be read again, so a record's bytes are dropped once
     /// handed out; with this set, each record is also written once to an
     /// anonymous scratch file under [`SpillOptions::parent`] (the system's
-    /// temporary folder when `spill` is `None`), at most
-    /// [`SpillOptions::max_spilled`] bytes of it, and read back and
-    /// re-hashed for a repeat. Worth it for callers that use every record's
-    /// bytes; verification alone never needs it. Inputs held in memory and
-    /// files are read again instead, and ignore it.
+    /// temporary folder when `spill` is `None`: on a RAM-backed `/tmp` that
+    /// is memory outside [`memory_limit`](Self::memory_limit)), and read
+    /// back and re-hashed for a repeat. Records taken from the spill store
+    /// stay there instead. The file takes at most
+    /// [`SpillOptions::max_spilled`] bytes (beside the spill store's own
+    /// cap), and records of 16 MiB or more are not kept; past either, a
+    /// repeat comes without bytes. Its 64 KiB write buffer counts in
+    /// `memory_limit`. Worth it for callers that use every record's bytes;
+    /// verification alone never needs it. Inputs held in memory and
+    /// regular files are read again instead, and ignore it.
     pub keep_records: bool,
 }
 

@@ -42,8 +42,9 @@ impl<'a> Record<'a> {
     /// or is a file, or is a stream read with
     /// [`VerifyOptions::keep_records`](crate::VerifyOptions::keep_records)
     /// (read back and re-hashed, up to 256 MiB of such reads per
-    /// repository); `None` for it past that, or when the input is a stream
-    /// read without keeping, whose bytes were dropped once handed out.
+    /// repository); `None` for it past that, when the input is a stream
+    /// read without keeping (its bytes were dropped once handed out), or
+    /// when keeping stopped (its cap, a record of 16 MiB or more).
     pub fn data(&self) -> Option<&'a Bytes> {
         self.data
     }

@@ -103,13 +103,15 @@ impl Opened {
 }
 
 /// A record's bytes. Only a record that a second key points to can come
-/// without them, past the budget for reading such records again.
+/// without them: past the budget for reading such records again, or one
+/// that could not be kept (see `VerifyOptions::keep_records`).
 fn data<'r>(record: &'r Record<'_>) -> Result<&'r atrepo::store::Bytes> {
     match record.data() {
         Some(bytes) => Ok(bytes),
         None => bail!(
             "record {} points to the same record ({}) as an earlier key, and its bytes \
-             could not be read again (past 256 MiB of such reads)",
+             could not be read again (past 256 MiB of such reads, past the spill cap, \
+             or a record of 16 MiB or more)",
             record.key(),
             record.cid()
         ),
