@@ -95,3 +95,15 @@ pub(crate) fn key_on_layer_after(layer_wanted: u8, after: &str) -> String {
         .find(|k| k.as_str() > after && layer(k.as_bytes()) == layer_wanted)
         .unwrap()
 }
+
+/// A tree whose root has one layer-1 key, `top`, and a left link to an
+/// entry-less node (so on layer 0) that points to a layer-0 leaf node: a
+/// subtree below layer 0. Returns the root, the entry-less node and `top`.
+pub(crate) fn entry_less_node_on_layer_zero(store: &MemoryStore) -> (Cid, Cid, String) {
+    let low = key_on_layer(0, 0);
+    let top = key_on_layer_after(1, &low);
+    let leaf = put(store, node(None, &[(&low, value(1), None)]));
+    let pointer = put(store, raw_node(Some(leaf), &[]));
+    let root = put(store, node(Some(pointer), &[(&top, value(2), None)]));
+    (root, pointer, top)
+}

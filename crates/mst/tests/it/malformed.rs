@@ -9,7 +9,8 @@ use atrepo_verify::drisl::{Encoder, Problem};
 use cid::Cid;
 
 use crate::common::{
-    Raw, cid_of, key_on_layer, key_on_layer_after, node, put, raw_node, value, walk, walk_with,
+    Raw, cid_of, entry_less_node_on_layer_zero, key_on_layer, key_on_layer_after, node, put,
+    raw_node, value, walk, walk_with,
 };
 
 /// Walks `root` strictly and asserts the error matches.
@@ -310,11 +311,7 @@ fn layer_zero_node_with_a_subtree() {
 #[test]
 fn entry_less_node_on_layer_zero_with_a_subtree() {
     let s = MemoryStore::new();
-    let low = key_on_layer(0, 0);
-    let top = key_on_layer_after(1, &low);
-    let leaf = put(&s, node(None, &[(&low, value(1), None)]));
-    let pointer = put(&s, raw_node(Some(leaf), &[]));
-    let root = put(&s, node(Some(pointer), &[(&top, value(2), None)]));
+    let (root, pointer, _) = entry_less_node_on_layer_zero(&s);
     check(&s, root, |e| matches!(e, Error::ChildBelowZero { cid } if *cid == pointer));
 }
 
