@@ -68,11 +68,19 @@ const IN_FILE_COST: u64 = 32;
 /// to 1 TiB can stay in the file.
 const LEN_BITS: u32 = 24;
 
+/// Offsets a packed position can note: below 2^39 (512 GiB).
+const MAX_OFFSET: u64 = 1 << (63 - LEN_BITS);
+
+/// Whether a block of `len` bytes can be noted by position (see [`pack`]).
+fn fits_position(len: usize) -> bool {
+    len < 1 << LEN_BITS
+}
+
 /// Packs a block's offset and length into one `u64`, if they fit.
 fn pack(offset: u64, len: usize) -> Option<u64> {
-    let len = u64::try_from(len).ok().filter(|&l| l < (1 << LEN_BITS))?;
+    let len = u64::try_from(len).ok().filter(|_| fits_position(len))?;
     // The top bit stays clear: taken-map values use it for digest tails.
-    (offset < (1 << (63 - LEN_BITS))).then_some((offset << LEN_BITS) | len)
+    (offset < MAX_OFFSET).then_some((offset << LEN_BITS) | len)
 }
 
 /// Room for a CID's bytes: version, codec, hash code and length varints
@@ -429,7 +437,9 @@ impl Buffer {
     pub(crate) fn keep_records(&self, dir: &std::path::Path, cap: u64) -> Result<()> {
         let mut inner = self.lock();
         if inner.whole.is_none() && inner.file.is_none() && inner.kept.is_none() {
-            inner.kept = Some(Kept::create(dir, cap)?);
+            // Past the offsets a position can note, a kept record could not
+            // be found again: the file stops there.
+            inner.kept = Some(Kept::create(dir, cap.min(MAX_OFFSET))?);
             inner.charge(KEPT_BUFFER as u64);
         }
         Ok(())
@@ -671,29 +681,19 @@ impl Inner {
                 return Ok(Some(bytes));
             }
             bytes
-        } else if let Some(file) = &self.file {
+        } else {
             let mut section = vec![0u8; end.saturating_sub(start)];
-            let mut handle: &File = file;
-            handle.seek(SeekFrom::Start(start as u64))?;
-            handle.read_exact(&mut section)?;
-            if !section.starts_with(id) {
+            if !self.read_back(start as u64, &mut section)? || !section.starts_with(id) {
                 return Ok(None);
             }
             Bytes::from(section).slice(id.len()..)
-        } else if let Some(kept) = &self.kept {
-            let mut section = vec![0u8; end.saturating_sub(start)];
-            kept.read(start as u64, &mut section)?;
-            let bytes = Bytes::from(section).slice(id.len()..);
-            if !atrepo_car::block_matches(cid, &bytes) {
+        };
+        if !atrepo_car::block_matches(cid, &section) {
+            if self.kept.is_some() {
                 // Our own scratch file, not the input: a disk fault.
                 let what = format!("kept record {cid} changed on disk");
                 return Err(Error::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, what)));
             }
-            return Ok(Some(bytes));
-        } else {
-            return Ok(None);
-        };
-        if !atrepo_car::block_matches(cid, &section) {
             let computed = atrepo_car::blessed_cid(cid.codec(), &section);
             return Err(Error::Car(atrepo_car::Error::HashMismatch {
                 offset,
@@ -731,16 +731,23 @@ impl Inner {
         }
         let mut found = [0u8; CID_MAX];
         let Some(found) = found.get_mut(..expected.len()) else { return Ok(false) };
+        Ok(self.read_back(start, found)? && found == expected)
+    }
+
+    /// Reads `out.len()` bytes at `start` of what can be read again at an
+    /// offset: the input file, or for a stream the kept records' file
+    /// (never both: see [`Buffer::keep_records`]). `false` if neither.
+    fn read_back(&self, start: u64, out: &mut [u8]) -> Result<bool> {
         if let Some(file) = &self.file {
             let mut handle: &File = file;
             handle.seek(SeekFrom::Start(start))?;
-            handle.read_exact(found)?;
+            handle.read_exact(out)?;
         } else if let Some(kept) = &self.kept {
-            kept.read(start, found)?;
+            kept.read(start, out)?;
         } else {
             return Ok(false);
         }
-        Ok(found == expected)
+        Ok(true)
     }
 
     /// Replaces every block waiting in the slow lane by where it is in the
@@ -909,7 +916,7 @@ impl Inner {
             position
         } else if let Some(kept) = &mut self.kept
             && position != IN_SPILL
-            && pack(0, bytes.len()).is_some()
+            && fits_position(bytes.len())
         {
             let mut buf = [0u8; CID_MAX];
             let kept_at = match cid_bytes(cid, &mut buf) {
@@ -1337,6 +1344,25 @@ mod tests {
         buffer.set_eof();
         assert_eq!(buffer.take_record(&twin).unwrap(), RecordTake::Absent);
         assert_eq!(buffer.take_record(&cid).unwrap(), RecordTake::Repeat(Some(bytes)));
+    }
+
+    /// A kept record read back with other bytes than it was kept with is
+    /// a fault of our own scratch file: an environment error, not a hash
+    /// mismatch in the input.
+    #[test]
+    fn a_kept_record_that_changed_is_an_io_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let buffer = keeping(dir.path(), 2, None);
+        let (cid, bytes) = block(5);
+        buffer.insert(cid, bytes.clone(), 0).unwrap();
+        assert_eq!(buffer.take_record(&cid).unwrap(), RecordTake::Fresh(bytes));
+        if let Some(kept) = buffer.lock().kept.as_mut() {
+            kept.damage_last_byte();
+        }
+        buffer.set_eof();
+        let err = buffer.take_record(&cid).unwrap_err();
+        assert!(matches!(&err, Error::Io(e) if e.kind() == std::io::ErrorKind::InvalidData));
+        assert_eq!(err.kind(), crate::ErrorKind::Environment, "{err:?}");
     }
 
     #[test]

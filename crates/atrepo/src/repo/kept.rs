@@ -94,6 +94,14 @@ impl Kept {
         self.flushed.saturating_add(self.buf.len() as u64)
     }
 
+    /// Flips a bit of the last byte appended, as a disk fault would.
+    #[cfg(test)]
+    pub(crate) fn damage_last_byte(&mut self) {
+        if let Some(b) = self.buf.last_mut() {
+            *b ^= 1;
+        }
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         if self.buf.is_empty() {
             return Ok(());

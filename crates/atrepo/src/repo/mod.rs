@@ -472,19 +472,16 @@ impl RepoReader<FileSource> {
         let path = path.as_ref();
         let file = std::fs::File::open(path)?;
         let meta = file.metadata()?;
+        let reader = CarReader::with_options(file, options.car)?;
+        let header_len = reader.offset();
+        let header = reader.header().clone();
         if !meta.is_file() {
-            let reader = CarReader::with_options(file, options.car)?;
-            let header_len = reader.offset();
-            let header = reader.header().clone();
             let source = FileSource::Direct(StreamSource { reader });
             return Self::open_with(source, &header, header_len, options, Input::Stream);
         }
         // A second handle with its own position, for reading blocks back.
         let random = std::sync::Arc::new(std::fs::File::open(path)?);
         let size = meta.len();
-        let reader = CarReader::with_options(file, options.car)?;
-        let header_len = reader.offset();
-        let header = reader.header().clone();
         let source = if size >= THREADED_MIN_BYTES {
             FileSource::Threaded(ThreadedSource::spawn(reader, options.records)?)
         } else {
