@@ -12,7 +12,10 @@ struct Run {
 }
 
 fn atrepo(args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_atrepo")).args(args).output().unwrap();
+    ran(Command::new(env!("CARGO_BIN_EXE_atrepo")).args(args).output().unwrap())
+}
+
+fn ran(out: std::process::Output) -> Run {
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8(out.stdout).unwrap(),
@@ -150,6 +153,8 @@ fn reading_commands() {
     assert_eq!(export.code, 0, "{}", export.stderr);
     let lines = std::fs::read_to_string(&out).unwrap();
     assert_eq!(lines.lines().count(), 40);
+    // Keys in order whatever serde_json's features (see `crate::sorted`).
+    assert!(lines.lines().all(|l| l.starts_with("{\"cid\":")), "{lines}");
     let first: serde_json::Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
     assert_eq!(first["key"], "app.bsky.actor.profile/self");
 
@@ -188,11 +193,7 @@ fn atrepo_stdin(args: &[&str], input: &[u8]) -> Run {
     });
     let out = child.wait_with_output().unwrap();
     writer.join().unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-    }
+    ran(out)
 }
 
 /// Two keys pointing to one record, with another key between them (real

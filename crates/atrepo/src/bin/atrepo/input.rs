@@ -48,13 +48,19 @@ pub(crate) fn open(path: &Path) -> Result<Input> {
 ///
 /// # Errors
 ///
-/// If `path` cannot be looked up.
+/// If `path` cannot be looked up, or is a regular file that cannot be
+/// opened: named here, since the library's I/O errors do not name paths.
+/// (A pipe is not opened here: opened and closed, it could fail its
+/// writer.)
 pub(crate) fn is_regular_file(path: &Path) -> Result<bool> {
     if path == Path::new("-") {
         return Ok(false);
     }
-    let meta =
-        std::fs::metadata(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let cannot = || format!("cannot open {}", path.display());
+    let meta = std::fs::metadata(path).with_context(cannot)?;
+    if meta.is_file() {
+        File::open(path).with_context(cannot)?;
+    }
     Ok(meta.is_file())
 }
 

@@ -47,10 +47,10 @@ pub(crate) struct Common {
     mem_limit: u64,
 }
 
-/// Whether a command uses the records' bytes, so that standard input has
-/// to keep them for a second key pointing to the same record.
+/// Whether a command uses the records' bytes, so that a stream has to keep
+/// them for a second key pointing to the same record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Bytes {
+enum RecordBytes {
     Used,
     Unused,
 }
@@ -60,7 +60,7 @@ impl Common {
     /// is read back from it for the second); `-`, a pipe or a device as a
     /// stream whose records are kept in a scratch file when the command
     /// uses their bytes.
-    fn open(&self, file: &Path, bytes: Bytes) -> Result<Opened> {
+    fn open(&self, file: &Path, bytes: RecordBytes) -> Result<Opened> {
         let mut options =
             VerifyOptions::default().memory_limit(self.mem_limit.saturating_mul(1 << 20));
         options = match &self.key {
@@ -68,14 +68,11 @@ impl Common {
             None => options.signature(SignatureCheck::Skip),
         };
         if input::is_regular_file(file)? {
-            // Opening errors name the file; verification errors speak for
-            // themselves.
-            fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
             return Ok(Opened::File(RepoReader::from_file(file, options)?));
         }
         let input = input::open(file)?;
         let (reader, _bar) = input.with_progress();
-        let options = options.keep_records(bytes == Bytes::Used);
+        let options = options.keep_records(bytes == RecordBytes::Used);
         Ok(Opened::Stream(RepoReader::from_reader(reader, options)?))
     }
 }
@@ -134,7 +131,7 @@ pub(crate) struct LsArgs {
 }
 
 pub(crate) fn ls(args: &LsArgs) -> Result<ExitCode> {
-    let mut repo = args.common.open(&args.file, Bytes::Unused)?;
+    let mut repo = args.common.open(&args.file, RecordBytes::Unused)?;
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     while let Some(record) = repo.next_record()? {
@@ -169,7 +166,7 @@ pub(crate) struct GetArgs {
 }
 
 pub(crate) fn get(args: &GetArgs) -> Result<ExitCode> {
-    let mut repo = args.common.open(&args.file, Bytes::Used)?;
+    let mut repo = args.common.open(&args.file, RecordBytes::Used)?;
     while let Some(record) = repo.next_record()? {
         if record.key() != args.record {
             // Keys come in order: once past it, it is not there.
@@ -198,7 +195,7 @@ pub(crate) struct StatsArgs {
 }
 
 pub(crate) fn stats(args: &StatsArgs) -> Result<ExitCode> {
-    let mut repo = args.common.open(&args.file, Bytes::Used)?;
+    let mut repo = args.common.open(&args.file, RecordBytes::Used)?;
     let mut bytes_by: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     let (mut min, mut max, mut total) = (u64::MAX, 0u64, 0u64);
     while let Some(record) = repo.next_record()? {
@@ -342,7 +339,7 @@ pub(crate) struct ExportArgs {
 }
 
 pub(crate) fn export(args: &ExportArgs) -> Result<ExitCode> {
-    let mut repo = args.common.open(&args.file, Bytes::Used)?;
+    let mut repo = args.common.open(&args.file, RecordBytes::Used)?;
     let jsonl = args.out.extension().is_some_and(|e| e == "jsonl");
     let mut lines = if jsonl {
         let file = fs::File::create(&args.out)
@@ -365,9 +362,11 @@ pub(crate) fn export(args: &ExportArgs) -> Result<ExitCode> {
             )?)),
         };
         if let Some(lines) = lines.as_mut() {
-            let line = crate::sorted(
-                json!({"key": record.key(), "cid": record.cid().to_string(), "record": json}),
-            );
+            // The record is sorted already; its line's keys are written in
+            // order, which both map kinds keep (sorting it again would sort
+            // the record again).
+            let line =
+                json!({"cid": record.cid().to_string(), "key": record.key(), "record": json});
             writeln!(lines, "{line}")?;
         } else {
             let dir = args.out.join(record.collection());
