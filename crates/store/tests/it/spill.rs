@@ -72,7 +72,8 @@ fn budget_counts_the_overhead_of_other_cid_shapes() {
     let store = SpillStore::new(options(dir.path()).memory_limit(budget).no_spill()).unwrap();
     store.write((0..10).map(v0).collect()).unwrap();
     assert_eq!(store.usage().unwrap().total_bytes(), budget);
-    match store.put(v0(10).0, v0(10).1) {
+    let (cid, bytes) = v0(10);
+    match store.put(cid, bytes) {
         Err(Error::LimitExceeded { what: "memory", limit, actual }) => {
             assert_eq!((limit, actual), (budget, budget + 10 + MEMORY_OVERHEAD_PER_OTHER_BLOCK));
         }
