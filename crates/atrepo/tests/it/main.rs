@@ -8,6 +8,9 @@ mod repo;
 // Firehose events: fixtures as full events, tampered variants, state, the
 // `atrepo event` command line.
 mod event;
+// Repositories and a firehose capture written by the reference TypeScript
+// implementation.
+mod typescript_reference;
 // The malformed-input corpus (tests/data/malformed): one snapshot of every
 // case's error.
 mod malformed_corpus;
