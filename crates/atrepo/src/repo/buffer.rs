@@ -17,20 +17,22 @@
 //! all: the buffer notes where it is in the file (about 40 bytes) and reads
 //! it back, re-checking its hash, when the walk needs it. A block of an
 //! input held whole in memory waits that way from the start, and is viewed
-//! again (not copied, not re-hashed) when the walk needs it. Other blocks go
-//! to a scratch disk store ([`SpillStore`]) in batches, or the buffer
-//! refuses them with a limit error if spilling is off.
+//! again (not copied, not re-hashed) when the walk needs it. A stream
+//! cannot be read again: its blocks are appended to a scratch file
+//! ([`Scratch`]) and noted and read back the same way. Past what those
+//! notes fit in the budget, blocks go to a scratch disk store
+//! ([`SpillStore`]) in batches. With spilling off, the buffer refuses them
+//! with a limit error instead.
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
-use std::io::{Read as _, Seek as _, SeekFrom};
 use std::sync::Arc;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use atrepo_store::{Batch, BlockRead, BlockStore, Bytes, CidKey, CidMap, SpillOptions, SpillStore};
 use cid::Cid;
 
-use super::kept::{KEPT_BUFFER, Kept};
+use super::scratch::{SCRATCH_BUFFER, SCRATCH_BUFFER_MIN, Scratch, read_at};
 use super::taken::Taken;
 use crate::error::{Error, Result};
 
@@ -40,7 +42,8 @@ use crate::error::{Error, Result};
 const TAKEN_OVERHEAD: u64 = 32;
 
 /// The packed position of a handed-out record whose place in the input is
-/// not known (it came from the spill store, or did not fit [`pack`]).
+/// not known (it came from the spill store, did not fit [`pack`], or came
+/// from a stream before it had to wait in the scratch file).
 const NO_POSITION: u64 = u64::MAX;
 
 /// The packed position of a handed-out record taken from the spill store,
@@ -111,6 +114,27 @@ fn tail(cid: &Cid) -> u64 {
     u64::from_le_bytes(b) | TAIL_TAG
 }
 
+/// Appends block `cid` to a stream's scratch file as a CAR section and
+/// returns its packed position, or `None` (appending nothing) for a block
+/// too long to note or past the file's cap.
+fn append_section(scratch: &mut Scratch, cid: &Cid, bytes: &[u8]) -> std::io::Result<Option<u64>> {
+    let mut buf = [0u8; CID_MAX];
+    let Some(id) = cid_bytes(cid, &mut buf).filter(|_| fits_position(bytes.len())) else {
+        return Ok(None);
+    };
+    Ok(scratch.append(id, bytes)?.and_then(|at| pack(at, bytes.len())))
+}
+
+/// The spill limit error once a stream's scratch file refused a block for
+/// its cap ([`SpillOptions::max_spilled`]): the cap holds for the scratch
+/// file as for the spill store.
+fn scratch_full(scratch: &Scratch) -> Result<()> {
+    match scratch.refused() {
+        Some((limit, found)) => Err(Error::LimitExceeded { what: "spilled bytes", limit, found }),
+        None => Ok(()),
+    }
+}
+
 /// The offset and length of a packed file position.
 fn unpack(packed: u64) -> (u64, u64) {
     (packed >> LEN_BITS, packed & ((1 << LEN_BITS) - 1))
@@ -167,8 +191,9 @@ struct Inner {
     file: Option<Arc<File>>,
     /// Whether blocks that wait are copied out of their read chunk.
     detach: bool,
-    /// Blocks left in the input (the file, or the input held whole):
-    /// where their bytes start and their length, packed (see [`pack`]), by
+    /// Blocks left in the input (the file, or the input held whole), or for
+    /// a stream in the scratch file: where their bytes start and their
+    /// length, packed (see [`pack`]), by
     /// short fingerprint ([`CidKey::short`]; every hit is confirmed against
     /// the CID's bytes in the input). Out of order, every block of a file
     /// waits here: with 16-byte keys, the table's last doubling held 38 MB
@@ -180,7 +205,7 @@ struct Inner {
     /// out the wrong block.
     in_file: HashMap<u64, u64, foldhash::fast::RandomState>,
     /// Every record handed out, with its packed position in the input or
-    /// in the kept records' file, or more of its digest (see
+    /// in the scratch file, or more of its digest (see
     /// [`Inner::mark_taken`]), so a second key pointing to it can have its
     /// bytes again.
     taken: Taken,
@@ -192,9 +217,16 @@ struct Inner {
     whole_checked: bool,
     /// Bytes read back from the file for repeated records so far.
     repeat_read: u64,
-    /// Records handed out from a stream, for a second key (see
-    /// [`Buffer::keep_records`]).
-    kept: Option<Kept>,
+    /// A stream's scratch file: blocks waiting past the budget, and records
+    /// kept for a second key (see [`Buffer::keep_records`]). Never made for
+    /// an input that can be read again.
+    scratch: Option<Scratch>,
+    /// Whether records handed out from a stream are appended to the
+    /// scratch file for a second key ([`Buffer::keep_records`]).
+    keep: bool,
+    /// Whether a stream's blocks that wait go straight to the scratch file
+    /// (once the budget was first crossed; see [`Inner::index`]).
+    waits_in_scratch: bool,
     /// Whether the input has ended (no block will come any more).
     eof: bool,
     /// The record last found missing early (see
@@ -209,9 +241,9 @@ pub(crate) enum RecordTake {
     /// The record, handed out for the first time.
     Fresh(Bytes),
     /// A record an earlier key took: its bytes viewed again (an input held
-    /// in memory), read back and re-hashed from the input file or the kept
-    /// records' file, or fetched from the spill store; `None` when the
-    /// input was a stream whose records are not kept (or past the kept
+    /// in memory), read back and re-hashed from the input file or the
+    /// scratch file, or fetched from the spill store; `None` when the
+    /// input was a stream whose records are not kept (or past the scratch
     /// file's cap, or 16 MiB and longer), or past [`REPEAT_READ_MAX`].
     Repeat(Option<Bytes>),
     /// Not here: not arrived yet, or (at the end of the input) missing.
@@ -360,7 +392,9 @@ impl Buffer {
                 whole: None,
                 whole_checked: false,
                 repeat_read: 0,
-                kept: None,
+                scratch: None,
+                keep: false,
+                waits_in_scratch: false,
                 eof: false,
                 last_miss: None,
                 stats: BufferStats::default(),
@@ -426,23 +460,19 @@ impl Buffer {
         self.lock().file = Some(file);
     }
 
-    /// Keeps every record handed out in a scratch file under `dir` (at most
-    /// `cap` bytes of it), so a second key pointing to one gets its bytes:
-    /// for a stream, whose bytes are otherwise dropped once handed out.
-    /// Inputs that can be read again (held in memory, a file) need not.
+    /// Keeps every record handed out in the scratch file (made under `dir`,
+    /// at most `cap` bytes, unless spilling made it already), so a second
+    /// key pointing to one gets its bytes: for a stream, whose bytes are
+    /// otherwise dropped once handed out. Inputs that can be read again
+    /// (held in memory, a file) need not.
     ///
     /// # Errors
     ///
     /// An I/O error if the scratch file cannot be created.
     pub(crate) fn keep_records(&self, dir: &std::path::Path, cap: u64) -> Result<()> {
         let mut inner = self.lock();
-        if inner.whole.is_none() && inner.file.is_none() && inner.kept.is_none() {
-            // Past the offsets a position can note, a kept record could not
-            // be found again: the file stops there.
-            inner.kept = Some(Kept::create(dir, cap.min(MAX_OFFSET))?);
-            inner.charge(KEPT_BUFFER as u64);
-        }
-        Ok(())
+        inner.keep = true;
+        inner.open_scratch(dir, cap)
     }
 
     /// Takes a block out of the buffer; `None` if it is not there (or was
@@ -567,11 +597,12 @@ impl Inner {
             self.stats.duplicates = self.stats.duplicates.saturating_add(1);
             return Ok(());
         }
-        if self.file.is_some() {
-            // Everything waiting in memory came from the file: keep where
+        if self.file.is_some() || self.whole.is_none() {
+            // Everything waiting in memory came from the file, or from a
+            // stream (then it goes to the scratch file first): keep where
             // it is instead of its bytes (while that bookkeeping fits the
             // budget), then try again.
-            self.evict_to_file();
+            self.evict_to_positions()?;
             if self.fits(c) {
                 self.charge(c);
                 self.queue.push_back(cid, bytes, offset);
@@ -649,6 +680,22 @@ impl Inner {
         // one kept for long would keep the whole chunk alive. Blocks that
         // wait get their own allocation (not those viewing a buffer the
         // caller holds whole anyway).
+        // Once a stream has crossed its budget, a block that waits goes to
+        // the scratch file at once: the slow lane would only fill up to the
+        // budget again, its table growing (the old and the new table held
+        // together) on the way, to be written out anyway.
+        if self.waits_in_scratch
+            && let Some(scratch) = &mut self.scratch
+        {
+            let appended = append_section(scratch, &cid, bytes)?;
+            scratch_full(scratch)?;
+            if let Some(packed) = appended {
+                self.in_file.insert(short(&cid), packed);
+                self.memory_bytes =
+                    self.memory_bytes.saturating_sub(cost(bytes)).saturating_add(IN_FILE_COST);
+                return Ok(());
+            }
+        }
         let bytes = if self.detach { Bytes::copy_from_slice(bytes) } else { bytes.clone() };
         self.memory.insert(cid, (bytes, offset));
         Ok(())
@@ -689,9 +736,9 @@ impl Inner {
             Bytes::from(section).slice(id.len()..)
         };
         if !atrepo_car::block_matches(cid, &section) {
-            if self.kept.is_some() {
+            if self.scratch.is_some() {
                 // Our own scratch file, not the input: a disk fault.
-                let what = format!("kept record {cid} changed on disk");
+                let what = format!("block {cid} changed on disk in the scratch file");
                 return Err(Error::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, what)));
             }
             let computed = atrepo_car::blessed_cid(cid.codec(), &section);
@@ -735,42 +782,87 @@ impl Inner {
     }
 
     /// Reads `out.len()` bytes at `start` of what can be read again at an
-    /// offset: the input file, or for a stream the kept records' file
-    /// (never both: see [`Buffer::keep_records`]). `false` if neither.
+    /// offset: the input file, or for a stream the scratch file (never
+    /// both: see [`Inner::open_scratch`]). `false` if neither.
     fn read_back(&self, start: u64, out: &mut [u8]) -> Result<bool> {
         if let Some(file) = &self.file {
-            let mut handle: &File = file;
-            handle.seek(SeekFrom::Start(start))?;
-            handle.read_exact(out)?;
-        } else if let Some(kept) = &self.kept {
-            kept.read(start, out)?;
+            read_at(file, out, start)?;
+        } else if let Some(scratch) = &self.scratch {
+            scratch.read(start, out)?;
         } else {
             return Ok(false);
         }
         Ok(true)
     }
 
-    /// Replaces every block waiting in the slow lane by where it is in the
-    /// input file (blocks too long to note stay).
-    fn evict_to_file(&mut self) {
+    /// For a stream: makes the scratch file under `dir` (at most `cap`
+    /// bytes) unless it exists, and charges its write buffer to the
+    /// budget. Never for an input that can be read again, whose positions
+    /// the file lane's notes and the taken set hold instead.
+    fn open_scratch(&mut self, dir: &std::path::Path, cap: u64) -> Result<()> {
+        if self.whole.is_none() && self.file.is_none() && self.scratch.is_none() {
+            // Past the offsets a position can note, a block could not be
+            // found again: the file stops there.
+            // Its write buffer comes out of the budget, and is made when
+            // the budget is reached: a sixteenth of it at most, so that
+            // moving the waiting blocks out frees more than it takes.
+            let size = usize::try_from(self.limit / 16)
+                .unwrap_or(SCRATCH_BUFFER)
+                .clamp(SCRATCH_BUFFER_MIN, SCRATCH_BUFFER);
+            self.scratch = Some(Scratch::create(dir, cap.min(MAX_OFFSET), size)?);
+            self.charge(size as u64);
+        }
+        Ok(())
+    }
+
+    /// Replaces every block waiting in the slow lane by a note of where it
+    /// is: in the input file, or for a stream in the scratch file, to which
+    /// it is appended now (the file is made on first use). A note costs
+    /// less than the block it replaces, so this only ever frees memory;
+    /// once the notes themselves fill the budget, new blocks go to the
+    /// spill store instead (see [`Inner::insert`]). Blocks too long to
+    /// note, or past the scratch file's cap, stay.
+    fn evict_to_positions(&mut self) -> Result<()> {
+        let stream = self.file.is_none();
+        if stream {
+            let Some(options) = &self.spill_options else { return Ok(()) };
+            let (parent, cap) = (options.parent.clone(), options.max_spilled);
+            self.open_scratch(&parent, cap)?;
+        }
         let before = self.memory.len();
-        let limit = self.limit;
-        self.memory.retain(|cid, (bytes, offset)| match pack(*offset, bytes.len()) {
-            // Noting where a block is must cost less than holding it, and
-            // the notes must fit the budget: past that, blocks go to the
-            // spill store instead.
-            Some(packed) if IN_FILE_COST < cost(bytes) && self.memory_bytes < limit => {
-                self.in_file.insert(short(cid), packed);
-                self.memory_bytes =
-                    self.memory_bytes.saturating_sub(cost(bytes)).saturating_add(IN_FILE_COST);
-                false
+        let (in_file, memory_bytes) = (&mut self.in_file, &mut self.memory_bytes);
+        let mut scratch = self.scratch.as_mut().filter(|_| stream);
+        let mut failed = None;
+        self.memory.retain(|cid, (bytes, offset)| {
+            let c = cost(bytes);
+            let full = scratch.as_ref().is_some_and(|s| s.refused().is_some());
+            if failed.is_some() || full || IN_FILE_COST >= c {
+                return true;
             }
-            _ => true,
+            let packed = match scratch.as_deref_mut() {
+                None => pack(*offset, bytes.len()),
+                Some(scratch) => append_section(scratch, cid, bytes).unwrap_or_else(|e| {
+                    failed = Some(e);
+                    None
+                }),
+            };
+            let Some(packed) = packed else { return true };
+            in_file.insert(short(cid), packed);
+            *memory_bytes = memory_bytes.saturating_sub(c).saturating_add(IN_FILE_COST);
+            false
         });
+        if let Some(e) = failed {
+            return Err(e.into());
+        }
+        if let Some(scratch) = self.scratch.as_ref().filter(|_| stream) {
+            scratch_full(scratch)?;
+        }
         if self.memory.len() < before {
             self.stats.spilled = true;
+            self.waits_in_scratch = stream;
             self.memory.shrink_to_fit();
         }
+        Ok(())
     }
 
     /// Whether the slow lane, the file lane, the taken set or the spill
@@ -829,8 +921,17 @@ impl Inner {
         }
     }
 
+    /// The packed position of a block whose bytes start at `offset` of the
+    /// input, if the input can be read there again (not a stream).
+    fn input_position(&self, offset: u64, bytes: &Bytes) -> u64 {
+        if self.whole.is_none() && self.file.is_none() {
+            return NO_POSITION;
+        }
+        pack(offset, bytes.len()).unwrap_or(NO_POSITION)
+    }
+
     /// Takes a block out: its bytes and its packed position in the input
-    /// ([`NO_POSITION`] if not known).
+    /// or the scratch file ([`NO_POSITION`] if not known).
     fn take(&mut self, cid: &Cid) -> Result<Option<(Bytes, u64)>> {
         if self.locate(cid)?
             && let Some((_, bytes, offset)) = self.queue.pop_front()
@@ -843,12 +944,12 @@ impl Inner {
                 self.memory_bytes = self.memory_bytes.saturating_sub(cost(&copy));
                 self.stats.duplicates = self.stats.duplicates.saturating_add(1);
             }
-            let position = pack(offset, bytes.len()).unwrap_or(NO_POSITION);
+            let position = self.input_position(offset, &bytes);
             return Ok(Some((bytes, position)));
         }
         if let Some((bytes, offset)) = self.memory.remove(cid) {
             self.memory_bytes = self.memory_bytes.saturating_sub(cost(&bytes));
-            let position = pack(offset, bytes.len()).unwrap_or(NO_POSITION);
+            let position = self.input_position(offset, &bytes);
             return Ok(Some((bytes, position)));
         }
         if let Some(bytes) = self.pending.remove(cid) {
@@ -906,24 +1007,18 @@ impl Inner {
     }
 
     fn mark_taken(&mut self, cid: &Cid, position: u64, bytes: &Bytes) -> Result<()> {
-        // A position only where the input (or the kept records' file) can
+        // A position only where the input (or a stream's scratch file) can
         // be read again to confirm the CID and give the bytes to a second
-        // key; else more of the digest.
-        // A record taken from the spill store stays there: `take` and
-        // `again` find it by its tail.
-        let readable = self.whole.is_some() || self.file.is_some();
-        let value = if readable && position & TAIL_TAG == 0 {
+        // key, which is every position `take` gives; else more of the
+        // digest. A record taken from the spill store stays there: `take`
+        // and `again` find it by its tail.
+        let value = if position & TAIL_TAG == 0 {
             position
-        } else if let Some(kept) = &mut self.kept
+        } else if self.keep
+            && let Some(scratch) = &mut self.scratch
             && position != IN_SPILL
-            && fits_position(bytes.len())
         {
-            let mut buf = [0u8; CID_MAX];
-            let kept_at = match cid_bytes(cid, &mut buf) {
-                Some(id) => kept.append(id, bytes)?,
-                None => None,
-            };
-            kept_at.and_then(|offset| pack(offset, bytes.len())).unwrap_or_else(|| tail(cid))
+            append_section(scratch, cid, bytes)?.unwrap_or_else(|| tail(cid))
         } else {
             tail(cid)
         };
@@ -1281,15 +1376,69 @@ mod tests {
         assert!(stats.peak_memory >= SPILL_RESERVE, "{} < {SPILL_RESERVE}", stats.peak_memory);
     }
 
+    /// A stream past its budget: every block that waits goes to the
+    /// scratch file and is noted (32 bytes) instead of held; the spill
+    /// store is never made (`no_spill` would make reaching for it a limit
+    /// error); each block comes back whole, in any order.
+    #[test]
+    fn a_stream_past_its_budget_waits_in_the_scratch_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let spill = SpillOptions::default().parent(dir.path()).no_spill();
+        // Room for 64 blocks: the scratch file's smallest write buffer and
+        // 400 notes fit in it.
+        let limit = 64 * (SLOT_COST + 4);
+        let buffer = Buffer::new(limit, Some(spill));
+        let blocks: Vec<_> = (0..400).map(block).collect();
+        for (i, (cid, bytes)) in blocks.iter().enumerate() {
+            buffer.insert(*cid, bytes.clone(), i as u64 * 100).unwrap();
+        }
+        {
+            let inner = buffer.lock();
+            assert!(inner.spill.is_none());
+            assert!(inner.waits_in_scratch);
+            assert!(inner.memory.is_empty());
+            assert!(inner.in_file.len() > 300, "{} noted", inner.in_file.len());
+            assert!(inner.memory_bytes <= limit, "{} > {limit}", inner.memory_bytes);
+        }
+        assert!(buffer.stats().spilled);
+        for (cid, bytes) in blocks.iter().rev() {
+            assert_eq!(buffer.take(cid).unwrap(), Some(bytes.clone()), "{cid}");
+        }
+        let inner = buffer.lock();
+        assert!(inner.in_file.is_empty());
+        // Only the scratch file's write buffer is left.
+        assert_eq!(inner.memory_bytes, SCRATCH_BUFFER_MIN as u64);
+    }
+
+    /// A block that waited in the scratch file and changed there is an
+    /// I/O error (a disk fault), not a hash mismatch of the input.
+    #[test]
+    fn a_block_changed_in_the_scratch_file_is_an_io_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let spill = SpillOptions::default().parent(dir.path()).no_spill();
+        let buffer = Buffer::new(64 * (SLOT_COST + 4), Some(spill));
+        let blocks: Vec<_> = (0..400).map(block).collect();
+        for (i, (cid, bytes)) in blocks.iter().enumerate() {
+            buffer.insert(*cid, bytes.clone(), i as u64 * 100).unwrap();
+        }
+        if let Some(scratch) = buffer.lock().scratch.as_mut() {
+            scratch.damage_last_byte();
+        }
+        let errors: Vec<_> = blocks.iter().filter_map(|(cid, _)| buffer.take(cid).err()).collect();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(matches!(errors[0], Error::Io(_)), "{errors:?}");
+    }
+
     /// A buffer keeping the records it hands out under `dir`, with room
-    /// for `blocks` blocks of 4 bytes beyond the kept file's buffer.
+    /// for `blocks` blocks of 4 bytes beyond the scratch file's buffer.
     fn keeping(dir: &std::path::Path, blocks: u64, spill: Option<SpillOptions>) -> Buffer {
-        let buffer = Buffer::new(KEPT_BUFFER as u64 + blocks * (SLOT_COST + 4), spill);
+        // Below 64 KiB the write buffer is its smallest size.
+        let buffer = Buffer::new(SCRATCH_BUFFER_MIN as u64 + blocks * (SLOT_COST + 4), spill);
         buffer.keep_records(dir, u64::MAX).unwrap();
         buffer
     }
 
-    /// A record taken from the spill store stays there: the kept file does
+    /// A record taken from the spill store stays there: the scratch file does
     /// not take it again, and a second key gets it as a repeat, never as a
     /// fresh record (which would count it, keep it and check it again).
     #[cfg(feature = "redb")]
@@ -1302,25 +1451,28 @@ mod tests {
         for (i, (cid, bytes)) in blocks.iter().enumerate() {
             buffer.insert(*cid, bytes.clone(), i as u64 * 100).unwrap();
         }
+        // The first block waits in the scratch file; the others, past the
+        // room its note leaves, in the spill store's batch, written now.
+        buffer.lock().flush_pending().unwrap();
         let spilled = buffer.lock().spill.as_ref().map(|s| s.usage().unwrap().blocks);
         assert!(spilled.is_some_and(|n| n > 0), "{spilled:?}");
         for (cid, bytes) in &blocks {
             assert_eq!(buffer.take_record(cid).unwrap(), RecordTake::Fresh(bytes.clone()));
         }
-        let kept = buffer.lock().kept.as_ref().map(Kept::len);
+        let kept = buffer.lock().scratch.as_ref().map(Scratch::len);
         buffer.set_eof();
         for (cid, bytes) in &blocks {
             let again = buffer.take_record(cid).unwrap();
             assert_eq!(again, RecordTake::Repeat(Some(bytes.clone())), "{cid}");
         }
         // Nothing more was written for the repeats.
-        assert_eq!(buffer.lock().kept.as_ref().map(Kept::len), kept);
+        assert_eq!(buffer.lock().scratch.as_ref().map(Scratch::len), kept);
         // Fewer than all were kept: the spilled ones were not.
         assert!(kept.is_some_and(|n| n < 64 * (36 + 4)), "{kept:?}");
     }
 
     /// A CID with a record's fingerprint but a longer digest is confirmed
-    /// against more bytes than the record's own CID: in the kept file that
+    /// against more bytes than the record's own CID: in the scratch file that
     /// range can start in the file and end in the buffer, and must read as
     /// "not this record", not fail as an I/O error.
     #[test]
@@ -1356,8 +1508,8 @@ mod tests {
         let (cid, bytes) = block(5);
         buffer.insert(cid, bytes.clone(), 0).unwrap();
         assert_eq!(buffer.take_record(&cid).unwrap(), RecordTake::Fresh(bytes));
-        if let Some(kept) = buffer.lock().kept.as_mut() {
-            kept.damage_last_byte();
+        if let Some(scratch) = buffer.lock().scratch.as_mut() {
+            scratch.damage_last_byte();
         }
         buffer.set_eof();
         let err = buffer.take_record(&cid).unwrap_err();

@@ -9,9 +9,9 @@
 
 mod buffer;
 mod engine;
-mod kept;
 mod options;
 mod report;
+mod scratch;
 mod taken;
 
 use std::io::Read;

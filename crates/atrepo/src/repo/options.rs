@@ -63,8 +63,14 @@ pub struct VerifyOptions {
     pub records: RecordCheck,
     /// Memory the block buffer may use, counting per-block bookkeeping.
     pub memory_limit: u64,
-    /// Where blocks go past the memory limit; `None` makes crossing it an
-    /// error.
+    /// Where blocks of a stream go past the memory limit; `None` makes
+    /// crossing it an error. A stream's blocks that wait then go to an
+    /// anonymous scratch file under [`SpillOptions::parent`] (at most
+    /// [`SpillOptions::max_spilled`] bytes), each noted in memory by its
+    /// position (about 32 bytes) and read back and re-hashed when the walk
+    /// needs it. Only once those notes fill the limit do blocks go to the
+    /// spill store ([`SpillOptions::target`], which may hold as much
+    /// again). Files and inputs held in memory are read again instead.
     pub spill: Option<SpillOptions>,
     /// How far in the future a commit's `rev` may be.
     pub future_tolerance: Duration,
@@ -78,13 +84,14 @@ pub struct VerifyOptions {
     /// handed out; with this set, each record is also written once to an
     /// anonymous scratch file under [`SpillOptions::parent`] (the system's
     /// temporary folder when `spill` is `None`: on a RAM-backed `/tmp` that
-    /// is memory outside [`memory_limit`](Self::memory_limit)), and read
-    /// back and re-hashed for a repeat. Records taken from the spill store
-    /// stay there instead. The file takes at most
+    /// is memory outside [`memory_limit`](Self::memory_limit)), the same
+    /// file that holds the stream's waiting blocks past the limit, and
+    /// read back and re-hashed for a repeat. Records taken from the spill
+    /// store stay there instead. The file takes at most
     /// [`SpillOptions::max_spilled`] bytes (beside the spill store's own
     /// cap), and records of 16 MiB or more are not kept; past either, a
-    /// repeat comes without bytes. Its 64 KiB write buffer counts in
-    /// `memory_limit`. Worth it for callers that use every record's bytes;
+    /// repeat comes without bytes. Its write buffer (a sixteenth of
+    /// `memory_limit`, 4 to 64 KiB) counts in `memory_limit`. Worth it for callers that use every record's bytes;
     /// verification alone never needs it. Inputs held in memory and
     /// regular files are read again instead, and ignore it.
     pub keep_records: bool,

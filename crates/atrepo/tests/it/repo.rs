@@ -322,6 +322,65 @@ fn over_the_memory_limit_it_spills_and_completes() {
     assert_eq!(report.records, 500);
 }
 
+/// Records as `(key, CID, bytes)`.
+type Listed = Vec<(String, Cid, Option<Bytes>)>;
+
+fn listed(reader: impl Iterator<Item = atrepo::Result<atrepo::OwnedRecord>>) -> Listed {
+    reader.map(|r| r.unwrap()).map(|r| (r.key, r.cid, r.data)).collect()
+}
+
+/// A stream out of order past its memory limit: blocks that wait go to the
+/// stream's scratch file and are read back from it. The spill options
+/// name no spill store (`no_spill`), so reaching for one would be a memory
+/// limit error: the scratch file alone carries it. Every stream driver
+/// agrees, and with `keep_records` every record comes with its bytes,
+/// records that several keys share included.
+#[test]
+fn a_stream_past_its_limit_waits_in_its_scratch_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let spill = atrepo::store::SpillOptions::default().parent(dir.path()).no_spill();
+    // The scratch file's 64 KiB write buffer and its notes (32 bytes a
+    // block) count in the limit: a quarter of what the blocks would take.
+    let limit = 256 * 1024;
+    let tight = VerifyOptions::default().memory_limit(limit).spill(Some(spill));
+
+    let (g, built) = repo(2000);
+    let mut reversed = built.blocks.clone();
+    reversed.reverse();
+    let reversed = car(built.commit_cid, &reversed);
+    let options = |o: VerifyOptions| o.key(g.key.public_key()).did(g.did.clone());
+    let expected =
+        listed(RepoReader::from_bytes(reversed.clone(), options(tight.clone())).unwrap());
+    assert_eq!(expected.len(), 2000);
+
+    let report = atrepo::verify_repo_reader(&reversed[..], options(tight.clone())).unwrap();
+    assert!(report.memory.spilled);
+    assert_eq!(report.records, 2000);
+    // The limit, plus the scratch file's buffer made when it was reached:
+    // no spill store's reserve (8 MiB) was charged.
+    assert!(report.memory.peak_buffered_bytes <= limit + 80 * 1024, "{:?}", report.memory);
+
+    let kept = options(tight.clone()).keep_records(true);
+    let streamed = listed(RepoReader::from_reader(&reversed[..], kept.clone()).unwrap());
+    assert_eq!(streamed, expected);
+    let cursor = std::io::Cursor::new(reversed.clone());
+    let threaded = listed(RepoReader::from_reader_threaded(cursor, kept.clone()).unwrap());
+    assert_eq!(threaded, expected);
+    #[cfg(feature = "tokio")]
+    {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let from_tokio = rt.block_on(async {
+            let mut reader = atrepo::AsyncRepoReader::new(&reversed[..], kept).await.unwrap();
+            let mut out = Vec::new();
+            while let Some(r) = reader.next_record().await.unwrap() {
+                out.push((r.key().to_owned(), r.cid(), r.data().cloned()));
+            }
+            out
+        });
+        assert_eq!(from_tokio, expected);
+    }
+}
+
 #[cfg(feature = "tokio")]
 #[test]
 fn the_async_driver_agrees() {

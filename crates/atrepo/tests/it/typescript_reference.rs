@@ -76,10 +76,9 @@ fn options(m: &Manifest) -> VerifyOptions {
 }
 
 /// Every record a reader hands out, as `(key, CID, JSON of its bytes)`.
-fn records_of<S>(reader: RepoReader<S>) -> Vec<(String, String, Json)>
-where
-    RepoReader<S>: Iterator<Item = atrepo::Result<atrepo::OwnedRecord>>,
-{
+fn records_of(
+    reader: impl Iterator<Item = atrepo::Result<atrepo::OwnedRecord>>,
+) -> Vec<(String, String, Json)> {
     reader
         .map(|r| {
             let r = r.unwrap();
@@ -125,6 +124,25 @@ fn every_reference_record_reads_back_with_the_reference_cid_and_json() {
         let kept = options(&m).keep_records(true);
         let from_stream = records_of(RepoReader::from_reader(&bytes[..], kept).unwrap());
         assert_eq!(from_stream, m.records, "{name}: from a stream");
+    }
+    // Reversed (every node before its parent, records first) and read as a
+    // stream past a tight limit: blocks wait in the stream's scratch file,
+    // and kept records give every key its bytes.
+    for name in ["k256", "p256"] {
+        let m = manifest(name);
+        let bytes = read(&format!("{name}.car"));
+        let slice = atrepo::car::CarSlice::new(&bytes).unwrap();
+        let header = slice.header().clone();
+        let mut frames: Vec<_> = slice.map(Result::unwrap).collect();
+        frames.reverse();
+        let reversed = atrepo::car::encode(&header, frames.iter().map(|f| (&f.cid, f.data)));
+        let dir = tempfile::tempdir().unwrap();
+        let spill = atrepo::store::SpillOptions::default().parent(dir.path()).no_spill();
+        let tight = options(&m).memory_limit(48 * 1024).spill(Some(spill)).keep_records(true);
+        let mut reader = RepoReader::from_reader(&reversed[..], tight).unwrap();
+        let records = records_of(reader.by_ref());
+        assert_eq!(records, m.records, "{name}: reversed, from a stream");
+        assert!(reader.finish().unwrap().memory.spilled, "{name}");
     }
     // The files cover what they are meant to: records shared by keys that
     // are not next to each other, and every curve.

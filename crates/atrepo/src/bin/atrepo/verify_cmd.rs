@@ -51,9 +51,10 @@ pub(crate) struct VerifyArgs {
     /// Memory for blocks waiting to be verified, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 256)]
     mem_limit: u64,
-    /// Where blocks go past the memory limit: `redb`, `sqlite` or `sled`
-    /// (optionally `BACKEND:DIR` for the scratch folder's parent), or
-    /// `memory` to never spill.
+    /// Where a stream's blocks go past the memory limit once their notes in
+    /// the scratch file fill it: `redb`, `sqlite` or `sled` (optionally
+    /// `BACKEND:DIR` for the parent folder of both), or `memory` to never
+    /// write to disk.
     #[arg(long, value_name = "SPEC")]
     store: Option<String>,
     /// Print the result as JSON.
