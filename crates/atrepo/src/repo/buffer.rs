@@ -32,7 +32,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use atrepo_store::{Batch, BlockRead, BlockStore, Bytes, CidKey, CidMap, SpillOptions, SpillStore};
 use cid::Cid;
 
-use super::scratch::{SCRATCH_BUFFER, SCRATCH_BUFFER_MIN, Scratch, read_at};
+use super::scratch::{Part, SCRATCH_BUFFER, SCRATCH_BUFFER_MIN, Scratch, read_at};
 use super::taken::Taken;
 use crate::error::{Error, Result};
 
@@ -117,12 +117,17 @@ fn tail(cid: &Cid) -> u64 {
 /// Appends block `cid` to a stream's scratch file as a CAR section and
 /// returns its packed position, or `None` (appending nothing) for a block
 /// too long to note or past the file's cap.
-fn append_section(scratch: &mut Scratch, cid: &Cid, bytes: &[u8]) -> std::io::Result<Option<u64>> {
+fn append_section(
+    scratch: &mut Scratch,
+    part: Part,
+    cid: &Cid,
+    bytes: &[u8],
+) -> std::io::Result<Option<u64>> {
     let mut buf = [0u8; CID_MAX];
     let Some(id) = cid_bytes(cid, &mut buf).filter(|_| fits_position(bytes.len())) else {
         return Ok(None);
     };
-    Ok(scratch.append(id, bytes)?.and_then(|at| pack(at, bytes.len())))
+    Ok(scratch.append(part, id, bytes)?.and_then(|at| pack(at, bytes.len())))
 }
 
 /// The spill limit error once a stream's scratch file refused a block for
@@ -687,7 +692,7 @@ impl Inner {
         if self.waits_in_scratch
             && let Some(scratch) = &mut self.scratch
         {
-            let appended = append_section(scratch, &cid, bytes)?;
+            let appended = append_section(scratch, Part::Waiting, &cid, bytes)?;
             scratch_full(scratch)?;
             if let Some(packed) = appended {
                 self.in_file.insert(short(&cid), packed);
@@ -802,14 +807,14 @@ impl Inner {
     fn open_scratch(&mut self, dir: &std::path::Path, cap: u64) -> Result<()> {
         if self.whole.is_none() && self.file.is_none() && self.scratch.is_none() {
             // Past the offsets a position can note, a block could not be
-            // found again: the file stops there.
+            // found again: the file (both parts) stops there.
             // Its write buffer comes out of the budget, and is made when
             // the budget is reached: a sixteenth of it at most, so that
             // moving the waiting blocks out frees more than it takes.
             let size = usize::try_from(self.limit / 16)
                 .unwrap_or(SCRATCH_BUFFER)
                 .clamp(SCRATCH_BUFFER_MIN, SCRATCH_BUFFER);
-            self.scratch = Some(Scratch::create(dir, cap.min(MAX_OFFSET), size)?);
+            self.scratch = Some(Scratch::create(dir, cap.min(MAX_OFFSET / 2), size)?);
             self.charge(size as u64);
         }
         Ok(())
@@ -841,10 +846,12 @@ impl Inner {
             }
             let packed = match scratch.as_deref_mut() {
                 None => pack(*offset, bytes.len()),
-                Some(scratch) => append_section(scratch, cid, bytes).unwrap_or_else(|e| {
-                    failed = Some(e);
-                    None
-                }),
+                Some(scratch) => {
+                    append_section(scratch, Part::Waiting, cid, bytes).unwrap_or_else(|e| {
+                        failed = Some(e);
+                        None
+                    })
+                }
             };
             let Some(packed) = packed else { return true };
             in_file.insert(short(cid), packed);
@@ -937,13 +944,7 @@ impl Inner {
             && let Some((_, bytes, offset)) = self.queue.pop_front()
         {
             self.memory_bytes = self.memory_bytes.saturating_sub(cost(&bytes));
-            // An earlier copy may have gone to the slow lane already.
-            if !self.memory.is_empty()
-                && let Some((copy, _)) = self.memory.remove(cid)
-            {
-                self.memory_bytes = self.memory_bytes.saturating_sub(cost(&copy));
-                self.stats.duplicates = self.stats.duplicates.saturating_add(1);
-            }
+            self.drop_earlier_copy(cid)?;
             let position = self.input_position(offset, &bytes);
             return Ok(Some((bytes, position)));
         }
@@ -964,14 +965,51 @@ impl Inner {
             self.memory_bytes = self.memory_bytes.saturating_sub(IN_FILE_COST);
             return Ok(Some((bytes, packed)));
         }
-        match &self.spill {
-            // A block taken from the spill store stays there (scratch
-            // stores are write-once); the taken map and the walk remember it.
-            Some(spill) if self.taken.get(&key(cid)).is_none_or(|v| v != tail(cid)) => {
-                Ok(spill.get(cid)?.map(|bytes| (bytes, IN_SPILL)))
-            }
-            _ => Ok(None),
+        // A block taken from the spill store stays there (scratch stores
+        // are write-once), as may an earlier copy of a record taken from
+        // elsewhere: a record handed out before is never handed out afresh
+        // (the walk remembers nodes itself).
+        if self.spill.is_none() || self.taken_before(cid)?.is_some() {
+            return Ok(None);
         }
+        match &self.spill {
+            Some(spill) => Ok(spill.get(cid)?.map(|bytes| (bytes, IN_SPILL))),
+            None => Ok(None),
+        }
+    }
+
+    /// After a block was taken from the front of the queue: drops a copy
+    /// of it that arrived earlier and waits elsewhere (the slow lane, the
+    /// spill batch, or noted in the input or the scratch file), so that
+    /// copy is not taken again as a block never handed out.
+    fn drop_earlier_copy(&mut self, cid: &Cid) -> Result<()> {
+        let mut dropped = false;
+        if !self.memory.is_empty()
+            && let Some((copy, _)) = self.memory.remove(cid)
+        {
+            self.memory_bytes = self.memory_bytes.saturating_sub(cost(&copy));
+            dropped = true;
+        }
+        if !self.pending.is_empty()
+            && let Some(copy) = self.pending.remove(cid)
+        {
+            self.pending_bytes = self.pending_bytes.saturating_sub(cost(&copy));
+            dropped = true;
+        }
+        if !self.in_file.is_empty() {
+            let k = short(cid);
+            if let Some(packed) = self.in_file.get(&k).copied()
+                && self.confirm(cid, packed)?
+            {
+                self.in_file.remove(&k);
+                self.memory_bytes = self.memory_bytes.saturating_sub(IN_FILE_COST);
+                dropped = true;
+            }
+        }
+        if dropped {
+            self.stats.duplicates = self.stats.duplicates.saturating_add(1);
+        }
+        Ok(())
     }
 
     /// The bytes of a record handed out before, for a second key that
@@ -1018,7 +1056,7 @@ impl Inner {
             && let Some(scratch) = &mut self.scratch
             && position != IN_SPILL
         {
-            append_section(scratch, cid, bytes)?.unwrap_or_else(|| tail(cid))
+            append_section(scratch, Part::Kept, cid, bytes)?.unwrap_or_else(|| tail(cid))
         } else {
             tail(cid)
         };
@@ -1408,6 +1446,59 @@ mod tests {
         assert!(inner.in_file.is_empty());
         // Only the scratch file's write buffer is left.
         assert_eq!(inner.memory_bytes, SCRATCH_BUFFER_MIN as u64);
+    }
+
+    /// A record that arrived twice, the first copy noted in the scratch
+    /// file and the second taken from the queue, is handed out once: the
+    /// second key gets it as a repeat, and the note is dropped.
+    #[test]
+    fn a_record_arriving_twice_is_fresh_once_with_its_first_copy_in_the_scratch_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let spill = SpillOptions::default().parent(dir.path()).no_spill();
+        let buffer = Buffer::new(64 * (SLOT_COST + 4), Some(spill));
+        let (record, bytes) = block(1_000_000);
+        buffer.insert(record, bytes.clone(), 0).unwrap();
+        let mut n = 0;
+        while !buffer.lock().waits_in_scratch {
+            let (cid, filler) = block(n);
+            buffer.insert(cid, filler, 100 + u64::from(n) * 100).unwrap();
+            n += 1;
+        }
+        assert!(buffer.lock().in_file.contains_key(&short(&record)));
+        buffer.insert(record, bytes.clone(), 1_000_000).unwrap();
+        assert_eq!(buffer.take_record(&record).unwrap(), RecordTake::Fresh(bytes.clone()));
+        assert!(!buffer.lock().in_file.contains_key(&short(&record)));
+        // (Before the end of the input, a first miss is "not yet".)
+        buffer.set_eof();
+        assert!(matches!(buffer.take_record(&record).unwrap(), RecordTake::Repeat(_)));
+        assert_eq!(buffer.stats().duplicates, 1);
+    }
+
+    /// A kept record refused for the scratch file's cap only comes without
+    /// bytes to a second key: it does not make the stream's waiting blocks
+    /// hit the spill limit.
+    #[test]
+    fn a_kept_record_past_the_cap_does_not_stop_blocks_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let spill = SpillOptions::default().parent(dir.path()).no_spill();
+        let buffer = Buffer::new(64 * (SLOT_COST + 4), Some(spill));
+        // Room for 25 kept records of 40 bytes (CID and data).
+        buffer.keep_records(dir.path(), 1000).unwrap();
+        for n in 0..30 {
+            let (cid, bytes) = block(n);
+            buffer.insert(cid, bytes.clone(), u64::from(n) * 100).unwrap();
+            assert_eq!(buffer.take_record(&cid).unwrap(), RecordTake::Fresh(bytes));
+        }
+        assert!(buffer.lock().scratch.as_ref().is_some_and(|s| s.refused().is_none()));
+        // Past the budget: 20 waiting blocks fit the waiting part's cap.
+        for n in 100..120 {
+            let (cid, bytes) = block(n);
+            buffer.insert(cid, bytes, u64::from(n) * 100).unwrap();
+        }
+        for n in 100..120 {
+            let (cid, bytes) = block(n);
+            assert_eq!(buffer.take(&cid).unwrap(), Some(bytes));
+        }
     }
 
     /// A block that waited in the scratch file and changed there is an

@@ -65,12 +65,13 @@ pub struct VerifyOptions {
     pub memory_limit: u64,
     /// Where blocks of a stream go past the memory limit; `None` makes
     /// crossing it an error. A stream's blocks that wait then go to an
-    /// anonymous scratch file under [`SpillOptions::parent`] (at most
-    /// [`SpillOptions::max_spilled`] bytes), each noted in memory by its
-    /// position (about 32 bytes) and read back and re-hashed when the walk
-    /// needs it. Only once those notes fill the limit do blocks go to the
-    /// spill store ([`SpillOptions::target`], which may hold as much
-    /// again). Files and inputs held in memory are read again instead.
+    /// anonymous scratch file under [`SpillOptions::parent`], each noted
+    /// in memory by its position (about 32 bytes) and read back and
+    /// re-hashed when the walk needs it; past [`SpillOptions::max_spilled`]
+    /// bytes of them, the stream fails with a `spilled bytes` limit error.
+    /// Only once those notes fill the limit do blocks go to the spill
+    /// store ([`SpillOptions::target`], which has a cap of its own). Files
+    /// and inputs held in memory are read again instead.
     pub spill: Option<SpillOptions>,
     /// How far in the future a commit's `rev` may be.
     pub future_tolerance: Duration,
@@ -87,10 +88,10 @@ pub struct VerifyOptions {
     /// is memory outside [`memory_limit`](Self::memory_limit)), the same
     /// file that holds the stream's waiting blocks past the limit, and
     /// read back and re-hashed for a repeat. Records taken from the spill
-    /// store stay there instead. The file takes at most
-    /// [`SpillOptions::max_spilled`] bytes (beside the spill store's own
-    /// cap), and records of 16 MiB or more are not kept; past either, a
-    /// repeat comes without bytes. Its write buffer (a sixteenth of
+    /// store stay there instead. Kept records take at most
+    /// [`SpillOptions::max_spilled`] bytes of the file (beside the waiting
+    /// blocks' and the spill store's own caps), and records of 16 MiB or
+    /// more are not kept; past either, a repeat comes without bytes. Its write buffer (a sixteenth of
     /// `memory_limit`, 4 to 64 KiB) counts in `memory_limit`. Worth it for callers that use every record's bytes;
     /// verification alone never needs it. Inputs held in memory and
     /// regular files are read again instead, and ignore it.

@@ -23,6 +23,17 @@ pub(crate) const SCRATCH_BUFFER: usize = 64 * 1024;
 /// Fewest bytes gathered before one write, whatever the memory budget.
 pub(crate) const SCRATCH_BUFFER_MIN: usize = 4 * 1024;
 
+/// What a section is in the scratch file for; each part has a cap of its
+/// own, so records kept for a second key never take the room that
+/// waiting blocks need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Part {
+    /// A block waiting for the walk, past the memory budget.
+    Waiting = 0,
+    /// A record handed out, kept for a second key.
+    Kept = 1,
+}
+
 /// The scratch file, and what has not reached it yet.
 #[derive(Debug)]
 pub(crate) struct Scratch {
@@ -33,16 +44,19 @@ pub(crate) struct Scratch {
     buf_size: usize,
     /// Bytes written to the file.
     flushed: u64,
-    /// Most bytes the file may take; past it nothing more is appended.
+    /// Most bytes each [`Part`] may take; past it nothing more of that
+    /// part is appended.
     cap: u64,
-    /// The length the file would have needed when an append was refused
-    /// for the cap.
+    /// Bytes appended of each part: waiting blocks, kept records.
+    used: [u64; 2],
+    /// The bytes waiting blocks would have needed when one was refused for
+    /// the cap.
     refused: Option<u64>,
 }
 
 impl Scratch {
-    /// Creates the scratch file under `dir`, holding at most `cap` bytes
-    /// and gathering `buf_size` bytes in memory per write.
+    /// Creates the scratch file under `dir`, holding at most `cap` bytes of
+    /// each [`Part`] and gathering `buf_size` bytes in memory per write.
     pub(crate) fn create(dir: &Path, cap: u64, buf_size: usize) -> io::Result<Scratch> {
         std::fs::create_dir_all(dir)?;
         let file = tempfile::tempfile_in(dir)?;
@@ -50,18 +64,23 @@ impl Scratch {
         // `append`), so the budget's charge is exact.
         let mut buf = Vec::new();
         buf.reserve_exact(buf_size);
-        Ok(Scratch { file, buf, buf_size, flushed: 0, cap, refused: None })
+        Ok(Scratch { file, buf, buf_size, flushed: 0, cap, used: [0; 2], refused: None })
     }
 
     /// Appends a section (`id`, the CID's bytes, then `data`) and returns
-    /// where its data starts, or `None` (appending nothing) past the cap.
-    pub(crate) fn append(&mut self, id: &[u8], data: &[u8]) -> io::Result<Option<u64>> {
+    /// where its data starts, or `None` (appending nothing) past `part`'s
+    /// cap.
+    pub(crate) fn append(&mut self, part: Part, id: &[u8], data: &[u8]) -> io::Result<Option<u64>> {
         let len = (id.len() as u64).saturating_add(data.len() as u64);
         let start = self.flushed.saturating_add(self.buf.len() as u64);
-        if start.saturating_add(len) > self.cap {
-            self.refused = Some(start.saturating_add(len));
+        let used = self.used[part as usize];
+        if used.saturating_add(len) > self.cap {
+            if part == Part::Waiting {
+                self.refused = Some(used.saturating_add(len));
+            }
             return Ok(None);
         }
+        self.used[part as usize] = used.saturating_add(len);
         if self.buf.len().saturating_add(id.len()).saturating_add(data.len()) > self.buf_size {
             self.flush()?;
         }
@@ -77,8 +96,9 @@ impl Scratch {
         Ok(Some(start.saturating_add(id.len() as u64)))
     }
 
-    /// If an append was refused for the cap: the cap, and the length the
-    /// file would have needed.
+    /// If a waiting block was refused for the cap: the cap, and the bytes
+    /// waiting blocks would have needed. A kept record refused does not
+    /// count: it only comes without bytes to a second key.
     pub(crate) fn refused(&self) -> Option<(u64, u64)> {
         self.refused.map(|needed| (self.cap, needed))
     }
@@ -173,11 +193,11 @@ mod tests {
     fn sections_read_back_from_the_buffer_and_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let mut scratch = Scratch::create(dir.path(), u64::MAX, SCRATCH_BUFFER).unwrap();
-        let small = scratch.append(b"id1", b"small").unwrap().unwrap();
+        let small = scratch.append(Part::Waiting, b"id1", b"small").unwrap().unwrap();
         let big_data = vec![7u8; SCRATCH_BUFFER + 10];
         // Flushes the small one, then goes straight to the file.
-        let big = scratch.append(b"id2", &big_data).unwrap().unwrap();
-        let last = scratch.append(b"id3", b"last").unwrap().unwrap();
+        let big = scratch.append(Part::Kept, b"id2", &big_data).unwrap().unwrap();
+        let last = scratch.append(Part::Waiting, b"id3", b"last").unwrap().unwrap();
         assert_eq!((small, big), (3, 3 + 5 + 3));
         let mut out = vec![0u8; 5];
         scratch.read(small, &mut out).unwrap();
@@ -204,11 +224,19 @@ mod tests {
     fn nothing_is_appended_past_the_cap() {
         let dir = tempfile::tempdir().unwrap();
         let mut scratch = Scratch::create(dir.path(), 10, SCRATCH_BUFFER).unwrap();
-        assert_eq!(scratch.append(b"ab", b"cdef").unwrap(), Some(2));
+        assert_eq!(scratch.append(Part::Waiting, b"ab", b"cdef").unwrap(), Some(2));
         assert_eq!(scratch.refused(), None);
-        assert_eq!(scratch.append(b"ab", b"cdef").unwrap(), None);
+        assert_eq!(scratch.append(Part::Waiting, b"ab", b"cdef").unwrap(), None);
         assert_eq!(scratch.refused(), Some((10, 12)));
-        assert_eq!(scratch.append(b"a", b"b").unwrap(), Some(7));
+        assert_eq!(scratch.append(Part::Waiting, b"a", b"b").unwrap(), Some(7));
         assert_eq!(scratch.len(), 8);
+        // Kept records have a cap of their own, and a refused one is not
+        // the waiting blocks' limit.
+        let mut scratch = Scratch::create(dir.path(), 10, SCRATCH_BUFFER).unwrap();
+        assert_eq!(scratch.append(Part::Kept, b"ab", b"cdefghijk").unwrap(), None);
+        assert_eq!(scratch.refused(), None);
+        assert_eq!(scratch.append(Part::Kept, b"ab", b"cdef").unwrap(), Some(2));
+        assert_eq!(scratch.append(Part::Waiting, b"ab", b"cdef").unwrap(), Some(8));
+        assert_eq!(scratch.refused(), None);
     }
 }
