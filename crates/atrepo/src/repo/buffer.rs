@@ -944,7 +944,7 @@ impl Inner {
             && let Some((_, bytes, offset)) = self.queue.pop_front()
         {
             self.memory_bytes = self.memory_bytes.saturating_sub(cost(&bytes));
-            self.drop_earlier_copy(cid)?;
+            self.drop_earlier_copy(cid, bytes.len())?;
             let position = self.input_position(offset, &bytes);
             return Ok(Some((bytes, position)));
         }
@@ -978,11 +978,12 @@ impl Inner {
         }
     }
 
-    /// After a block was taken from the front of the queue: drops a copy
-    /// of it that arrived earlier and waits elsewhere (the slow lane, the
-    /// spill batch, or noted in the input or the scratch file), so that
-    /// copy is not taken again as a block never handed out.
-    fn drop_earlier_copy(&mut self, cid: &Cid) -> Result<()> {
+    /// After a block of `len` bytes was taken from the front of the queue:
+    /// drops a copy of it that arrived earlier and waits elsewhere (the
+    /// slow lane, the spill batch, or noted in the input or the scratch
+    /// file), so that copy is not taken again as a block never handed out.
+    /// A note must have the same length and CID bytes to be its copy.
+    fn drop_earlier_copy(&mut self, cid: &Cid, len: usize) -> Result<()> {
         let mut dropped = false;
         if !self.memory.is_empty()
             && let Some((copy, _)) = self.memory.remove(cid)
@@ -999,6 +1000,7 @@ impl Inner {
         if !self.in_file.is_empty() {
             let k = short(cid);
             if let Some(packed) = self.in_file.get(&k).copied()
+                && unpack(packed).1 == len as u64
                 && self.confirm(cid, packed)?
             {
                 self.in_file.remove(&k);
@@ -1476,26 +1478,31 @@ mod tests {
 
     /// A kept record refused for the scratch file's cap only comes without
     /// bytes to a second key: it does not make the stream's waiting blocks
-    /// hit the spill limit.
+    /// hit the spill limit (each part of the file has its own cap).
     #[test]
     fn a_kept_record_past_the_cap_does_not_stop_blocks_waiting() {
         let dir = tempfile::tempdir().unwrap();
         let spill = SpillOptions::default().parent(dir.path()).no_spill();
         let buffer = Buffer::new(64 * (SLOT_COST + 4), Some(spill));
-        // Room for 25 kept records of 40 bytes (CID and data).
-        buffer.keep_records(dir.path(), 1000).unwrap();
-        for n in 0..30 {
+        // Room for 100 sections of 40 bytes (CID and data) in each part.
+        buffer.keep_records(dir.path(), 4000).unwrap();
+        for n in 0..110 {
             let (cid, bytes) = block(n);
             buffer.insert(cid, bytes.clone(), u64::from(n) * 100).unwrap();
             assert_eq!(buffer.take_record(&cid).unwrap(), RecordTake::Fresh(bytes));
         }
         assert!(buffer.lock().scratch.as_ref().is_some_and(|s| s.refused().is_none()));
-        // Past the budget: 20 waiting blocks fit the waiting part's cap.
-        for n in 100..120 {
+        // 80 blocks, past the budget: those that wait go to the file.
+        for n in 1000..1080 {
             let (cid, bytes) = block(n);
             buffer.insert(cid, bytes, u64::from(n) * 100).unwrap();
         }
-        for n in 100..120 {
+        {
+            let inner = buffer.lock();
+            assert!(inner.waits_in_scratch);
+            assert!(inner.in_file.len() > 20, "{} waiting in the file", inner.in_file.len());
+        }
+        for n in 1000..1080 {
             let (cid, bytes) = block(n);
             assert_eq!(buffer.take(&cid).unwrap(), Some(bytes));
         }
