@@ -22,6 +22,11 @@ use serde_json::Value as Json;
 /// empty.
 const REPOSITORIES: [&str; 4] = ["k256", "p256", "one", "empty"];
 
+/// `k256` again, its blocks in the order the reference PDS's `getRepo`
+/// writes them (newest rev first, then by CID, descending): the order of
+/// real repositories, far from the tree's.
+const PDS_ORDER: &str = "k256-pds-order.car";
+
 /// Later than every rev in the files (they were written on 2026-11-22), so
 /// the future-rev checks pass whatever the machine's clock says.
 const NOW_MICROS: u64 = 1_893_456_000_000_000; // 2030-01-01
@@ -107,6 +112,14 @@ fn every_reference_repository_verifies_to_the_reference_commit() {
         assert_eq!(report.car.duplicate_blocks, 0, "{name}");
         assert_eq!(report.car.unreferenced_blocks, 0, "{name}");
     }
+    // In PDS order: the same repository, and a record block comes first.
+    let m = manifest("k256");
+    let bytes = read(PDS_ORDER);
+    let first = atrepo::car::CarSlice::new(&bytes).unwrap().next().unwrap().unwrap().cid;
+    assert_ne!(first.to_string(), m.commit);
+    let report = verify_repo(bytes, options(&m)).unwrap();
+    assert_eq!((report.commit, report.data), (m.commit, m.data));
+    assert_eq!(report.records, m.records.len() as u64);
 }
 
 #[test]
@@ -125,23 +138,32 @@ fn every_reference_record_reads_back_with_the_reference_cid_and_json() {
         let from_stream = records_of(RepoReader::from_reader(&bytes[..], kept).unwrap());
         assert_eq!(from_stream, m.records, "{name}: from a stream");
     }
-    // Reversed (every node before its parent, records first) and read as a
-    // stream past a tight limit: blocks wait in the stream's scratch file,
-    // and kept records give every key its bytes.
-    for name in ["k256", "p256"] {
-        let m = manifest(name);
-        let bytes = read(&format!("{name}.car"));
-        let slice = atrepo::car::CarSlice::new(&bytes).unwrap();
-        let header = slice.header().clone();
-        let mut frames: Vec<_> = slice.map(Result::unwrap).collect();
-        frames.reverse();
-        let reversed = atrepo::car::encode(&header, frames.iter().map(|f| (&f.cid, f.data)));
+    // In PDS order, and reversed (every node before its parent, records
+    // first), read as a stream past a tight limit: blocks wait in the
+    // stream's scratch file, and kept records give every key its bytes.
+    let m = manifest("k256");
+    let pds_order = read(PDS_ORDER);
+    assert_eq!(records_of(RepoReader::from_bytes(pds_order, options(&m)).unwrap()), m.records);
+    let path = data_dir().join(PDS_ORDER);
+    assert_eq!(records_of(RepoReader::from_file(&path, options(&m)).unwrap()), m.records);
+    for name in ["k256", "p256", "pds-order"] {
+        let reordered = if name == "pds-order" {
+            read(PDS_ORDER)
+        } else {
+            let bytes = read(&format!("{name}.car"));
+            let slice = atrepo::car::CarSlice::new(&bytes).unwrap();
+            let header = slice.header().clone();
+            let mut frames: Vec<_> = slice.map(Result::unwrap).collect();
+            frames.reverse();
+            atrepo::car::encode(&header, frames.iter().map(|f| (&f.cid, f.data)))
+        };
+        let m = manifest(if name == "pds-order" { "k256" } else { name });
         let dir = tempfile::tempdir().unwrap();
         let spill = atrepo::store::SpillOptions::default().parent(dir.path()).no_spill();
         let tight = options(&m).memory_limit(48 * 1024).spill(Some(spill)).keep_records(true);
-        let mut reader = RepoReader::from_reader(&reversed[..], tight).unwrap();
+        let mut reader = RepoReader::from_reader(&reordered[..], tight).unwrap();
         let records = records_of(reader.by_ref());
-        assert_eq!(records, m.records, "{name}: reversed, from a stream");
+        assert_eq!(records, m.records, "{name}: reordered, from a stream");
         assert!(reader.finish().unwrap().memory.spilled, "{name}");
     }
     // The files cover what they are meant to: records shared by keys that
