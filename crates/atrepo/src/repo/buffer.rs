@@ -114,9 +114,9 @@ fn tail(cid: &Cid) -> u64 {
     u64::from_le_bytes(b) | TAIL_TAG
 }
 
-/// Appends block `cid` to a stream's scratch file as a CAR section and
-/// returns its packed position, or `None` (appending nothing) for a block
-/// too long to note or past the file's cap.
+/// Appends block `cid` to a stream's scratch file as a CAR section of
+/// `part` and returns its packed position, or `None` (appending nothing)
+/// for a block too long to note or past the part's cap.
 fn append_section(
     scratch: &mut Scratch,
     part: Part,
@@ -465,8 +465,9 @@ impl Buffer {
         self.lock().file = Some(file);
     }
 
-    /// Keeps every record handed out in the scratch file (made under `dir`,
-    /// at most `cap` bytes, unless spilling made it already), so a second
+    /// Keeps every record handed out in the scratch file (made under `dir`
+    /// unless spilling made it already; at most `cap` bytes of records),
+    /// so a second
     /// key pointing to one gets its bytes: for a stream, whose bytes are
     /// otherwise dropped once handed out. Inputs that can be read again
     /// (held in memory, a file) need not.
@@ -801,8 +802,8 @@ impl Inner {
     }
 
     /// For a stream: makes the scratch file under `dir` (at most `cap`
-    /// bytes) unless it exists, and charges its write buffer to the
-    /// budget. Never for an input that can be read again, whose positions
+    /// bytes of each [`Part`]) unless it exists, and charges its write
+    /// buffer to the budget. Never for an input that can be read again, whose positions
     /// the file lane's notes and the taken set hold instead.
     fn open_scratch(&mut self, dir: &std::path::Path, cap: u64) -> Result<()> {
         if self.whole.is_none() && self.file.is_none() && self.scratch.is_none() {
