@@ -130,6 +130,19 @@ fn append_section(
     Ok(scratch.append(part, id, bytes)?.and_then(|at| pack(at, bytes.len())))
 }
 
+/// Notes block `cid` at packed position `packed` in `in_file` in place of
+/// holding its bytes, which cost `c` in `memory_bytes`.
+fn note(
+    in_file: &mut HashMap<u64, u64, foldhash::fast::RandomState>,
+    memory_bytes: &mut u64,
+    cid: &Cid,
+    packed: u64,
+    c: u64,
+) {
+    in_file.insert(short(cid), packed);
+    *memory_bytes = memory_bytes.saturating_sub(c).saturating_add(IN_FILE_COST);
+}
+
 /// The spill limit error once a stream's scratch file refused a block for
 /// its cap ([`SpillOptions::max_spilled`]): the cap holds for the scratch
 /// file as for the spill store.
@@ -603,7 +616,7 @@ impl Inner {
             self.stats.duplicates = self.stats.duplicates.saturating_add(1);
             return Ok(());
         }
-        if self.file.is_some() || self.whole.is_none() {
+        if self.file.is_some() || self.is_stream() {
             // Everything waiting in memory came from the file, or from a
             // stream (then it goes to the scratch file first): keep where
             // it is instead of its bytes (while that bookkeeping fits the
@@ -677,15 +690,9 @@ impl Inner {
         if self.whole.is_some()
             && let Some(packed) = pack(offset, bytes.len())
         {
-            self.in_file.insert(short(&cid), packed);
-            self.memory_bytes =
-                self.memory_bytes.saturating_sub(cost(bytes)).saturating_add(IN_FILE_COST);
+            note(&mut self.in_file, &mut self.memory_bytes, &cid, packed, cost(bytes));
             return Ok(());
         }
-        // A block read from a stream is a view into its read chunk (128 KiB);
-        // one kept for long would keep the whole chunk alive. Blocks that
-        // wait get their own allocation (not those viewing a buffer the
-        // caller holds whole anyway).
         // Once a stream has crossed its budget, a block that waits goes to
         // the scratch file at once: the slow lane would only fill up to the
         // budget again, its table growing (the old and the new table held
@@ -696,12 +703,14 @@ impl Inner {
             let appended = append_section(scratch, Part::Waiting, &cid, bytes)?;
             scratch_full(scratch)?;
             if let Some(packed) = appended {
-                self.in_file.insert(short(&cid), packed);
-                self.memory_bytes =
-                    self.memory_bytes.saturating_sub(cost(bytes)).saturating_add(IN_FILE_COST);
+                note(&mut self.in_file, &mut self.memory_bytes, &cid, packed, cost(bytes));
                 return Ok(());
             }
         }
+        // A block read from a stream is a view into its read chunk (128 KiB);
+        // one kept for long would keep the whole chunk alive. Blocks that
+        // wait get their own allocation (not those viewing a buffer the
+        // caller holds whole anyway).
         let bytes = if self.detach { Bytes::copy_from_slice(bytes) } else { bytes.clone() };
         self.memory.insert(cid, (bytes, offset));
         Ok(())
@@ -806,7 +815,7 @@ impl Inner {
     /// buffer to the budget. Never for an input that can be read again, whose positions
     /// the file lane's notes and the taken set hold instead.
     fn open_scratch(&mut self, dir: &std::path::Path, cap: u64) -> Result<()> {
-        if self.whole.is_none() && self.file.is_none() && self.scratch.is_none() {
+        if self.is_stream() && self.scratch.is_none() {
             // Past the offsets a position can note, a block could not be
             // found again: the file (both parts) stops there.
             // Its write buffer comes out of the budget, and is made when
@@ -829,7 +838,7 @@ impl Inner {
     /// spill store instead (see [`Inner::insert`]). Blocks too long to
     /// note, or past the scratch file's cap, stay.
     fn evict_to_positions(&mut self) -> Result<()> {
-        let stream = self.file.is_none();
+        let stream = self.is_stream();
         if stream {
             let Some(options) = &self.spill_options else { return Ok(()) };
             let (parent, cap) = (options.parent.clone(), options.max_spilled);
@@ -855,8 +864,7 @@ impl Inner {
                 }
             };
             let Some(packed) = packed else { return true };
-            in_file.insert(short(cid), packed);
-            *memory_bytes = memory_bytes.saturating_sub(c).saturating_add(IN_FILE_COST);
+            note(in_file, memory_bytes, cid, packed, c);
             false
         });
         if let Some(e) = failed {
@@ -929,10 +937,16 @@ impl Inner {
         }
     }
 
+    /// Whether the input is a stream: neither held whole nor a file, so it
+    /// cannot be read again (its blocks that wait go to the scratch file).
+    fn is_stream(&self) -> bool {
+        self.whole.is_none() && self.file.is_none()
+    }
+
     /// The packed position of a block whose bytes start at `offset` of the
     /// input, if the input can be read there again (not a stream).
     fn input_position(&self, offset: u64, bytes: &Bytes) -> u64 {
-        if self.whole.is_none() && self.file.is_none() {
+        if self.is_stream() {
             return NO_POSITION;
         }
         pack(offset, bytes.len()).unwrap_or(NO_POSITION)

@@ -17,14 +17,21 @@ use atrepo::{Error, ErrorKind, RepoReader, VerifyOptions, verify_repo};
 use cid::Cid;
 use serde_json::Value as Json;
 
-/// The repositories: two written through many commits (creates, updates,
-/// deletes, records shared by several keys), one with one record, one
-/// empty.
-const REPOSITORIES: [&str; 4] = ["k256", "p256", "one", "empty"];
+/// The repositories, as `(CAR file, manifest)`: two written through many
+/// commits (creates, updates, deletes, records shared by several keys),
+/// one with one record, one empty, and `k256` again with its blocks in the
+/// order the reference PDS's `getRepo` writes them (newest rev first, then
+/// by CID, descending): the order of real repositories, far from the
+/// tree's.
+const REPOSITORIES: [(&str, &str); 5] = [
+    ("k256.car", "k256"),
+    ("p256.car", "p256"),
+    ("one.car", "one"),
+    ("empty.car", "empty"),
+    (PDS_ORDER, "k256"),
+];
 
-/// `k256` again, its blocks in the order the reference PDS's `getRepo`
-/// writes them (newest rev first, then by CID, descending): the order of
-/// real repositories, far from the tree's.
+/// See [`REPOSITORIES`].
 const PDS_ORDER: &str = "k256-pds-order.car";
 
 /// Later than every rev in the files (they were written on 2026-11-22), so
@@ -96,11 +103,9 @@ fn records_of(
 
 #[test]
 fn every_reference_repository_verifies_to_the_reference_commit() {
-    for name in REPOSITORIES {
-        let m = manifest(name);
-        let bytes = read(&format!("{name}.car"));
-        let report =
-            verify_repo(bytes.clone(), options(&m)).unwrap_or_else(|e| panic!("{name}.car: {e}"));
+    for (name, manifest_name) in REPOSITORIES {
+        let m = manifest(manifest_name);
+        let report = verify_repo(read(name), options(&m)).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(report.did, m.did, "{name}");
         assert_eq!(report.commit, m.commit, "{name}");
         assert_eq!(report.rev, m.rev, "{name}");
@@ -112,22 +117,28 @@ fn every_reference_repository_verifies_to_the_reference_commit() {
         assert_eq!(report.car.duplicate_blocks, 0, "{name}");
         assert_eq!(report.car.unreferenced_blocks, 0, "{name}");
     }
-    // In PDS order: the same repository, and a record block comes first.
-    let m = manifest("k256");
+    // In PDS order, a record block comes first, not the commit.
     let bytes = read(PDS_ORDER);
     let first = atrepo::car::CarSlice::new(&bytes).unwrap().next().unwrap().unwrap().cid;
-    assert_ne!(first.to_string(), m.commit);
-    let report = verify_repo(bytes, options(&m)).unwrap();
-    assert_eq!((report.commit, report.data), (m.commit, m.data));
-    assert_eq!(report.records, m.records.len() as u64);
+    assert_ne!(first.to_string(), manifest("k256").commit);
+}
+
+/// `car` with its blocks in reverse order: every node before its parent,
+/// records first, the commit last.
+fn reversed(car: &[u8]) -> Vec<u8> {
+    let slice = atrepo::car::CarSlice::new(car).unwrap();
+    let header = slice.header().clone();
+    let mut frames: Vec<_> = slice.map(Result::unwrap).collect();
+    frames.reverse();
+    atrepo::car::encode(&header, frames.iter().map(|f| (&f.cid, f.data)))
 }
 
 #[test]
 fn every_reference_record_reads_back_with_the_reference_cid_and_json() {
-    for name in REPOSITORIES {
-        let m = manifest(name);
-        let bytes = read(&format!("{name}.car"));
-        let path = data_dir().join(format!("{name}.car"));
+    for (name, manifest_name) in REPOSITORIES {
+        let m = manifest(manifest_name);
+        let bytes = read(name);
+        let path = data_dir().join(name);
         let in_memory = records_of(RepoReader::from_bytes(bytes.clone(), options(&m)).unwrap());
         assert_eq!(in_memory, m.records, "{name}: in memory");
         // A file is read again at the offset of a record a second key
@@ -138,32 +149,22 @@ fn every_reference_record_reads_back_with_the_reference_cid_and_json() {
         let from_stream = records_of(RepoReader::from_reader(&bytes[..], kept).unwrap());
         assert_eq!(from_stream, m.records, "{name}: from a stream");
     }
-    // In PDS order, and reversed (every node before its parent, records
-    // first), read as a stream past a tight limit: blocks wait in the
-    // stream's scratch file, and kept records give every key its bytes.
-    let m = manifest("k256");
-    let pds_order = read(PDS_ORDER);
-    assert_eq!(records_of(RepoReader::from_bytes(pds_order, options(&m)).unwrap()), m.records);
-    let path = data_dir().join(PDS_ORDER);
-    assert_eq!(records_of(RepoReader::from_file(&path, options(&m)).unwrap()), m.records);
-    for name in ["k256", "p256", "pds-order"] {
-        let reordered = if name == "pds-order" {
-            read(PDS_ORDER)
-        } else {
-            let bytes = read(&format!("{name}.car"));
-            let slice = atrepo::car::CarSlice::new(&bytes).unwrap();
-            let header = slice.header().clone();
-            let mut frames: Vec<_> = slice.map(Result::unwrap).collect();
-            frames.reverse();
-            atrepo::car::encode(&header, frames.iter().map(|f| (&f.cid, f.data)))
-        };
-        let m = manifest(if name == "pds-order" { "k256" } else { name });
+    // Reversed, and in PDS order, read as a stream past a tight limit:
+    // blocks wait in the stream's scratch file, and kept records give every
+    // key its bytes.
+    let reordered = [
+        ("k256 reversed", reversed(&read("k256.car")), "k256"),
+        ("p256 reversed", reversed(&read("p256.car")), "p256"),
+        ("k256 in PDS order", read(PDS_ORDER), "k256"),
+    ];
+    for (name, bytes, manifest_name) in reordered {
+        let m = manifest(manifest_name);
         let dir = tempfile::tempdir().unwrap();
         let spill = atrepo::store::SpillOptions::default().parent(dir.path()).no_spill();
         let tight = options(&m).memory_limit(48 * 1024).spill(Some(spill)).keep_records(true);
-        let mut reader = RepoReader::from_reader(&reordered[..], tight).unwrap();
+        let mut reader = RepoReader::from_reader(&bytes[..], tight).unwrap();
         let records = records_of(reader.by_ref());
-        assert_eq!(records, m.records, "{name}: reordered, from a stream");
+        assert_eq!(records, m.records, "{name}, from a stream");
         assert!(reader.finish().unwrap().memory.spilled, "{name}");
     }
     // The files cover what they are meant to: records shared by keys that
