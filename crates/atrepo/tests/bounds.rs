@@ -13,12 +13,14 @@
 //! gigabyte is ever held). Cases: (a) a 1 GiB stream of 2 MiB blocks,
 //! (b) 5 million tiny blocks, (c) a 2^63 - 1 section length, (d) a record
 //! nested 300 deep, (e) shared-child DAG bombs, (f) a node of 8193
-//! entries; each through the stream reader and, for the big streams, the
-//! threaded reader; with spilling off and on.
+//! entries, (g) 10 million tiny blocks that all wait, with room on disk;
+//! each through the stream reader and, for the big streams, the threaded
+//! reader; (a) and (b) with spilling off and on, (g) with it on.
 //!
-//! Case (b) reads 5 million blocks; in a debug build that takes a while,
-//! so the normal run uses 1 million (still 16 times what fits in the
-//! budget) and `ATREPO_BOUNDS_FULL=1` runs the full count.
+//! Cases (b) and (g) read 5 and 10 million blocks; in a debug build that
+//! takes a while, so the normal run uses 1 and 2 million (still 16 times
+//! what fits in the budget, and past what the notes' tables may hold) and
+//! `ATREPO_BOUNDS_FULL=1` runs the full count.
 
 // Sizes here are small constants and test counters: narrowing casts on
 // them cannot lose anything on the 64-bit machines the tests run on.
@@ -344,6 +346,26 @@ fn millions_of_tiny_blocks_end_at_the_memory_limit_or_the_spill_cap() {
     check_peak(&format!("{n} tiny blocks, spill capped at 4 MiB"), peak);
 }
 
+/// Tiny blocks that all wait, in a stream with room on disk for them:
+/// each is appended to the scratch file and noted, until the notes' tables
+/// (charged by what they allocate) fill the budget; the rest go to the
+/// spill store, and the repository after them verifies. Before the tables
+/// were charged by their allocation, two million notes were charged 64 MiB
+/// while their table doubled from 35 to 71 MB, both held at once.
+fn millions_of_waiting_tiny_blocks_are_noted_within_the_budget() {
+    let r = repo();
+    let n = 2 * tiny_count();
+    let dir = tempfile::tempdir().unwrap();
+    let (result, peak) = measure(|| {
+        let s = stream(r.commit, n, r.sections.clone(), tiny_block);
+        verify_stream(s, options(&r).spill(Some(spill_to(dir.path(), 1024 * MIB))))
+    });
+    let report = result.unwrap();
+    assert!(report.memory.spilled);
+    assert_eq!((report.records, report.car.unreferenced_blocks), (3, n));
+    check_peak(&format!("{n} tiny blocks waiting, noted, then spilled"), peak);
+}
+
 fn a_2_pow_63_section_length_is_refused_before_allocating() {
     let r = repo();
     let mut car =
@@ -503,6 +525,7 @@ fn hostile_inputs_stay_within_the_heap_bound() {
     a_gib_of_2_mib_blocks_ends_at_the_memory_limit();
     a_gib_of_2_mib_blocks_spills_up_to_its_cap();
     millions_of_tiny_blocks_end_at_the_memory_limit_or_the_spill_cap();
+    millions_of_waiting_tiny_blocks_are_noted_within_the_budget();
     a_2_pow_63_section_length_is_refused_before_allocating();
     a_record_nested_300_deep_is_refused_without_recursion();
     shared_child_dag_bombs_fail_after_reading_each_node_once();

@@ -14,17 +14,18 @@
 //!   most once) and lookups go there.
 //!
 //! Past the memory budget, a block that came from a file is not kept at
-//! all: the buffer notes where it is in the file (about 40 bytes) and reads
+//! all: the buffer notes where it is in the file (20 to 80 bytes) and reads
 //! it back, re-checking its hash, when the walk needs it. A block of an
 //! input held whole in memory waits that way from the start, and is viewed
 //! again (not copied, not re-hashed) when the walk needs it. A stream
 //! cannot be read again: its blocks are appended to a scratch file
-//! ([`Scratch`]) and noted and read back the same way. Past what those
-//! notes fit in the budget, blocks go to a scratch disk store
+//! ([`Scratch`]) and noted and read back the same way. The notes are
+//! charged by what their tables allocate ([`Notes`]); once those cannot
+//! grow within the budget, blocks go to a scratch disk store
 //! ([`SpillStore`]) in batches. With spilling off, the buffer refuses them
 //! with a limit error instead.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fs::File;
 use std::sync::Arc;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -32,6 +33,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use atrepo_store::{Batch, BlockRead, BlockStore, Bytes, CidKey, CidMap, SpillOptions, SpillStore};
 use cid::Cid;
 
+use super::notes::Notes;
 use super::scratch::{Part, SCRATCH_BUFFER, SCRATCH_BUFFER_MIN, Scratch, read_at};
 use super::taken::Taken;
 use crate::error::{Error, Result};
@@ -61,10 +63,6 @@ const REPEAT_READ_MAX: u64 = 256 * 1024 * 1024;
 /// then they wait in memory, so a spilling buffer may hold up to this much
 /// beyond its budget.
 pub(crate) const SPILL_BATCH_BYTES: u64 = 4 * 1024 * 1024;
-
-/// Estimated bytes per block left in the input file: the 8-byte short
-/// fingerprint, the packed offset and length, and the map's overhead.
-const IN_FILE_COST: u64 = 32;
 
 /// Bits of a packed file position that hold the block's length: blocks of
 /// up to 16 MiB (sections are capped at 2 MiB by default) in files of up
@@ -130,17 +128,35 @@ fn append_section(
     Ok(scratch.append(part, id, bytes)?.and_then(|at| pack(at, bytes.len())))
 }
 
+/// Whether block `cid` can be noted within `limit`, with `held` bytes
+/// charged that no eviction frees ([`Inner::held`]): its table has room, or
+/// growing it (see [`Notes::growth`]) leaves the notes and `held` within
+/// the limit. Blocks waiting in memory do not count: they make room by
+/// becoming notes themselves, or by going to the spill store, when the
+/// next block does not fit; until then the budget is exceeded by at most
+/// one table's growth (a sixty-fourth of the notes, twice over).
+fn can_note(in_file: &Notes, held: u64, limit: u64, cid: &Cid) -> bool {
+    let growth = in_file.growth(short(cid));
+    growth == 0 || held.saturating_add(in_file.allocated()).saturating_add(growth) <= limit
+}
+
 /// Notes block `cid` at packed position `packed` in `in_file` in place of
-/// holding its bytes, which cost `c` in `memory_bytes`.
+/// holding its bytes, which cost `c` in `memory_bytes`: charges what its
+/// table grew by, and to `peak` the moment a growing table and the table it
+/// replaces are both held, with the block's bytes not yet dropped.
 fn note(
-    in_file: &mut HashMap<u64, u64, foldhash::fast::RandomState>,
+    in_file: &mut Notes,
     memory_bytes: &mut u64,
+    peak: &mut u64,
     cid: &Cid,
     packed: u64,
     c: u64,
 ) {
-    in_file.insert(short(cid), packed);
-    *memory_bytes = memory_bytes.saturating_sub(c).saturating_add(IN_FILE_COST);
+    let before = in_file.allocated();
+    let replaced = in_file.insert(short(cid), packed);
+    let grown = in_file.allocated().saturating_sub(before);
+    *peak = (*peak).max(memory_bytes.saturating_add(grown).saturating_add(replaced));
+    *memory_bytes = memory_bytes.saturating_add(grown).saturating_sub(c);
 }
 
 /// The spill limit error once a stream's scratch file refused a block for
@@ -198,6 +214,10 @@ struct Inner {
     memory: CidMap<(Bytes, u64)>,
     /// Payload and bookkeeping of everything held in memory.
     memory_bytes: u64,
+    /// What of `memory_bytes` no eviction frees, besides the notes: the
+    /// taken set, the scratch file's write buffer, the spill store's
+    /// reserve.
+    held: u64,
     limit: u64,
     spill_options: Option<SpillOptions>,
     spill: Option<SpillStore>,
@@ -211,9 +231,9 @@ struct Inner {
     detach: bool,
     /// Blocks left in the input (the file, or the input held whole), or for
     /// a stream in the scratch file: where their bytes start and their
-    /// length, packed (see [`pack`]), by
-    /// short fingerprint ([`CidKey::short`]; every hit is confirmed against
-    /// the CID's bytes in the input). Out of order, every block of a file
+    /// length, packed (see [`pack`]), by short fingerprint
+    /// ([`CidKey::short`]; every hit is confirmed against the CID's bytes in
+    /// the input), charged by what the tables allocate. Out of order, every block of a file
     /// waits here: with 16-byte keys, the table's last doubling held 38 MB
     /// at once for the shuffled 128 MiB repository (486,659 blocks); with
     /// 8-byte keys peak RSS fell from 170.7 to 162.9 MiB. A block whose
@@ -221,7 +241,7 @@ struct Inner {
     /// work on purpose) replaces it here: the other is then missing, and
     /// the repository holding both fails to verify. A clash never hands
     /// out the wrong block.
-    in_file: HashMap<u64, u64, foldhash::fast::RandomState>,
+    in_file: Notes,
     /// Every record handed out, with its packed position in the input or
     /// in the scratch file, or more of its digest (see
     /// [`Inner::mark_taken`]), so a second key pointing to it can have its
@@ -389,6 +409,15 @@ const SCRATCH_CACHE: u64 = 4 * 1024 * 1024;
 /// batch in flight and the scratch store's cache.
 const SPILL_RESERVE: u64 = SPILL_BATCH_BYTES + SCRATCH_CACHE;
 
+/// The part of `limit` the notes leave for the spill store they may yet
+/// need ([`SPILL_RESERVE`], up to an eighth of the limit): from a 64 MiB
+/// limit up, the spill store then opens within the budget when the notes'
+/// tables stop growing; below, it may pass the limit by the rest of its
+/// reserve.
+fn spill_room(limit: u64) -> u64 {
+    SPILL_RESERVE.min(limit / 8)
+}
+
 impl Buffer {
     /// A buffer holding at most `limit` bytes in memory, spilling with
     /// `spill` (or refusing more, if `None`).
@@ -398,6 +427,7 @@ impl Buffer {
                 queue: Queue::default(),
                 memory: CidMap::default(),
                 memory_bytes: 0,
+                held: 0,
                 limit,
                 spill_options: spill,
                 spill: None,
@@ -405,7 +435,7 @@ impl Buffer {
                 pending_bytes: 0,
                 file: None,
                 detach: true,
-                in_file: HashMap::default(),
+                in_file: Notes::default(),
                 taken: Taken::new(),
                 whole: None,
                 whole_checked: false,
@@ -582,8 +612,8 @@ impl Buffer {
         }
         // Blocks left in the input: not referenced (the walk is over), or a
         // node that arrived twice.
-        for (&k, packed) in &inner.in_file {
-            count(used_short(k), unpack(*packed).1);
+        for (k, packed) in inner.in_file.iter() {
+            count(used_short(k), unpack(packed).1);
         }
         inner.stats.duplicates = inner.stats.duplicates.saturating_add(dups);
         Ok((blocks, bytes))
@@ -642,6 +672,21 @@ impl Inner {
         self.stats.peak_memory = self.stats.peak_memory.max(self.memory_bytes);
     }
 
+    /// What [`can_note`] counts as held: [`Inner::held`], and room for the
+    /// spill store while it may yet be opened.
+    fn held_for_notes(&self) -> u64 {
+        let may_spill = self.spill_options.as_ref().is_some_and(|o| o.target.is_some());
+        let room = if self.spill.is_none() && may_spill { spill_room(self.limit) } else { 0 };
+        self.held.saturating_add(room)
+    }
+
+    /// Counts `c` more bytes held that no eviction frees (see
+    /// [`Inner::held`]).
+    fn charge_held(&mut self, c: u64) {
+        self.held = self.held.saturating_add(c);
+        self.charge(c);
+    }
+
     /// Moves the oldest queued blocks on to the slow lane while the queue
     /// holds more than [`QUEUE_MAX`].
     fn trim_queue(&mut self) -> Result<()> {
@@ -685,25 +730,39 @@ impl Inner {
             return Ok(());
         }
         // A view of an input held whole waits as its position only (its
-        // bytes are viewed again when taken): 32 bytes a block instead of a
+        // bytes are viewed again when taken): a note instead of a
         // slow-lane slot.
         if self.whole.is_some()
             && let Some(packed) = pack(offset, bytes.len())
         {
-            note(&mut self.in_file, &mut self.memory_bytes, &cid, packed, cost(bytes));
-            return Ok(());
+            if can_note(&self.in_file, self.held_for_notes(), self.limit, &cid) {
+                let peak = &mut self.stats.peak_memory;
+                note(&mut self.in_file, &mut self.memory_bytes, peak, &cid, packed, cost(bytes));
+                return Ok(());
+            }
+            if self.spill_options.is_some() {
+                return self.spill_instead(cid, bytes);
+            }
         }
         // Once a stream has crossed its budget, a block that waits goes to
         // the scratch file at once: the slow lane would only fill up to the
         // budget again, its table growing (the old and the new table held
         // together) on the way, to be written out anyway.
+        // Once the notes' tables cannot grow within the budget, it goes to
+        // the spill store instead.
+        if self.waits_in_scratch
+            && !can_note(&self.in_file, self.held_for_notes(), self.limit, &cid)
+        {
+            return self.spill_instead(cid, bytes);
+        }
         if self.waits_in_scratch
             && let Some(scratch) = &mut self.scratch
         {
             let appended = append_section(scratch, Part::Waiting, &cid, bytes)?;
             scratch_full(scratch)?;
             if let Some(packed) = appended {
-                note(&mut self.in_file, &mut self.memory_bytes, &cid, packed, cost(bytes));
+                let peak = &mut self.stats.peak_memory;
+                note(&mut self.in_file, &mut self.memory_bytes, peak, &cid, packed, cost(bytes));
                 return Ok(());
             }
         }
@@ -825,18 +884,41 @@ impl Inner {
                 .unwrap_or(SCRATCH_BUFFER)
                 .clamp(SCRATCH_BUFFER_MIN, SCRATCH_BUFFER);
             self.scratch = Some(Scratch::create(dir, cap.min(MAX_OFFSET / 2), size)?);
-            self.charge(size as u64);
+            self.charge_held(size as u64);
         }
         Ok(())
+    }
+
+    /// Drops the note of short fingerprint `k`, giving back what its table
+    /// shrank by (see [`Notes::remove`]).
+    fn unnote(&mut self, k: u64) {
+        let before = self.in_file.allocated();
+        if let Some((_, smaller)) = self.in_file.remove(k) {
+            // The smaller table and the one it replaces, both held.
+            let peak = self.memory_bytes.saturating_add(smaller);
+            self.stats.peak_memory = self.stats.peak_memory.max(peak);
+            let freed = before.saturating_sub(self.in_file.allocated());
+            self.memory_bytes = self.memory_bytes.saturating_sub(freed);
+        }
+    }
+
+    /// Moves a block that was to be noted, and is charged as waiting in
+    /// memory, to the spill store: the notes' tables cannot grow within the
+    /// budget. (With spilling off it would wait in memory instead.)
+    fn spill_instead(&mut self, cid: Cid, bytes: &Bytes) -> Result<()> {
+        self.memory_bytes = self.memory_bytes.saturating_sub(cost(bytes));
+        self.spill_block(cid, bytes)
     }
 
     /// Replaces every block waiting in the slow lane by a note of where it
     /// is: in the input file, or for a stream in the scratch file, to which
     /// it is appended now (the file is made on first use). A note costs
-    /// less than the block it replaces, so this only ever frees memory;
-    /// once the notes themselves fill the budget, new blocks go to the
-    /// spill store instead (see [`Inner::insert`]). Blocks too long to
-    /// note, or past the scratch file's cap, stay.
+    /// less than the block it replaces, so this frees memory, until the
+    /// notes' tables cannot grow within the budget: blocks go to the spill
+    /// store from then on (here, in [`Inner::index`] and in
+    /// [`Inner::insert`]), so that the slow lane does not fill up with
+    /// blocks that every later call would look at again. Blocks too long
+    /// to note, or past the scratch file's cap, stay.
     fn evict_to_positions(&mut self) -> Result<()> {
         let stream = self.is_stream();
         if stream {
@@ -845,14 +927,28 @@ impl Inner {
             self.open_scratch(&parent, cap)?;
         }
         let before = self.memory.len();
+        let (limit, held) = (self.limit, self.held_for_notes());
         let (in_file, memory_bytes) = (&mut self.in_file, &mut self.memory_bytes);
+        let peak = &mut self.stats.peak_memory;
+        let spill_ok = self.spill_options.is_some();
         let mut scratch = self.scratch.as_mut().filter(|_| stream);
         let mut failed = None;
+        let mut refused = None;
+        let mut to_spill = Vec::new();
         self.memory.retain(|cid, (bytes, offset)| {
             let c = cost(bytes);
             let full = scratch.as_ref().is_some_and(|s| s.refused().is_some());
-            if failed.is_some() || full || IN_FILE_COST >= c {
+            if failed.is_some() || refused.is_some() || full {
                 return true;
+            }
+            if !can_note(in_file, held, limit, cid) {
+                if !spill_ok {
+                    refused = Some(in_file.growth(short(cid)));
+                    return true;
+                }
+                *memory_bytes = memory_bytes.saturating_sub(c);
+                to_spill.push((*cid, bytes.clone()));
+                return false;
             }
             let packed = match scratch.as_deref_mut() {
                 None => pack(*offset, bytes.len()),
@@ -864,14 +960,25 @@ impl Inner {
                 }
             };
             let Some(packed) = packed else { return true };
-            note(in_file, memory_bytes, cid, packed, c);
+            note(in_file, memory_bytes, peak, cid, packed, c);
             false
         });
         if let Some(e) = failed {
             return Err(e.into());
         }
+        if let Some(growth) = refused {
+            // Nowhere to go: the notes cannot grow, and there is no spill
+            // store. Said now, not after every later block looked at the
+            // same slow lane again.
+            let found = self.held_for_notes().saturating_add(self.in_file.allocated());
+            let found = found.saturating_add(growth);
+            return Err(Error::LimitExceeded { what: "memory", limit: self.limit, found });
+        }
         if let Some(scratch) = self.scratch.as_ref().filter(|_| stream) {
             scratch_full(scratch)?;
+        }
+        for (cid, bytes) in to_spill {
+            self.spill_block(cid, &bytes)?;
         }
         if self.memory.len() < before {
             self.stats.spilled = true;
@@ -924,7 +1031,7 @@ impl Inner {
         if self.memory.contains_key(cid) || self.pending.contains_key(cid) {
             return Ok(true);
         }
-        if let Some(packed) = self.in_file.get(&short(cid)).copied()
+        if let Some(packed) = self.in_file.get(short(cid))
             && self.confirm(cid, packed)?
         {
             return Ok(true);
@@ -973,11 +1080,10 @@ impl Inner {
             return Ok(Some((bytes, NO_POSITION)));
         }
         let k = short(cid);
-        if let Some(packed) = self.in_file.get(&k).copied()
+        if let Some(packed) = self.in_file.get(k)
             && let Some(bytes) = self.fetch(cid, packed)?
         {
-            self.in_file.remove(&k);
-            self.memory_bytes = self.memory_bytes.saturating_sub(IN_FILE_COST);
+            self.unnote(k);
             return Ok(Some((bytes, packed)));
         }
         // A block taken from the spill store stays there (scratch stores
@@ -1014,12 +1120,11 @@ impl Inner {
         }
         if !self.in_file.is_empty() {
             let k = short(cid);
-            if let Some(packed) = self.in_file.get(&k).copied()
+            if let Some(packed) = self.in_file.get(k)
                 && unpack(packed).1 == len as u64
                 && self.confirm(cid, packed)?
             {
-                self.in_file.remove(&k);
-                self.memory_bytes = self.memory_bytes.saturating_sub(IN_FILE_COST);
+                self.unnote(k);
                 dropped = true;
             }
         }
@@ -1078,13 +1183,13 @@ impl Inner {
             tail(cid)
         };
         self.taken.insert(key(cid), value);
-        self.charge(TAKEN_OVERHEAD);
+        self.charge_held(TAKEN_OVERHEAD);
         Ok(())
     }
 
     fn spill_block(&mut self, cid: Cid, bytes: &Bytes) -> Result<()> {
         let Some(options) = &self.spill_options else {
-            let found = self.memory_bytes.saturating_add(bytes.len() as u64);
+            let found = self.memory_bytes.saturating_add(cost(bytes));
             return Err(Error::LimitExceeded { what: "memory", limit: self.limit, found });
         };
         if self.spill.is_none() {
@@ -1095,7 +1200,7 @@ impl Inner {
             let options = options.clone().memory_limit(0).open_options(open);
             self.spill = Some(SpillStore::new(options)?);
             self.stats.spilled = true;
-            self.charge(SPILL_RESERVE);
+            self.charge_held(SPILL_RESERVE);
             self.evict_to_spill()?;
         }
         // Counted with per-block overhead, so that a batch of tiny blocks
@@ -1186,6 +1291,7 @@ impl BlockRead for Buffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::repo::notes::FIRST_TABLE;
     use atrepo_car::{DAG_CBOR, blessed_cid};
 
     fn block(n: u32) -> (Cid, Bytes) {
@@ -1394,7 +1500,8 @@ mod tests {
         let (cid, bytes) = block(7);
         // Not the bytes the CID names.
         let (input, at) = laid_out(b"", &cid, b"\0\0\0\x08");
-        let buffer = Buffer::new(SLOT_COST + 4 + 64, None);
+        // Room for one block and the first table of notes.
+        let buffer = Buffer::new(SLOT_COST + 4 + FIRST_TABLE, None);
         buffer.set_file(file_of(&input));
         // Two blocks: the second pushes the first out of memory, into the file.
         buffer.insert(cid, bytes, at).unwrap();
@@ -1432,9 +1539,9 @@ mod tests {
     }
 
     /// A stream past its budget: every block that waits goes to the
-    /// scratch file and is noted (32 bytes) instead of held; the spill
-    /// store is never made (`no_spill` would make reaching for it a limit
-    /// error); each block comes back whole, in any order.
+    /// scratch file and is noted (a 16-byte entry in a table) instead of
+    /// held; the spill store is never made (`no_spill` would make reaching
+    /// for it a limit error); each block comes back whole, in any order.
     #[test]
     fn a_stream_past_its_budget_waits_in_the_scratch_file() {
         let dir = tempfile::tempdir().unwrap();
@@ -1461,8 +1568,78 @@ mod tests {
         }
         let inner = buffer.lock();
         assert!(inner.in_file.is_empty());
-        // Only the scratch file's write buffer is left.
-        assert_eq!(inner.memory_bytes, SCRATCH_BUFFER_MIN as u64);
+        // Only the scratch file's write buffer and the notes' tables (which
+        // keep their allocation) are left: the charge is what they hold.
+        assert!(inner.in_file.allocated() > 0);
+        assert_eq!(inner.memory_bytes, SCRATCH_BUFFER_MIN as u64 + inner.in_file.allocated());
+    }
+
+    /// A stream whose notes' tables cannot grow within the budget: the
+    /// blocks past them go to the spill store, the charge stays what the
+    /// tables hold (within the limit, the spill store's reserve set aside
+    /// from the start), and every block comes back whole.
+    #[cfg(feature = "redb")]
+    #[test]
+    fn notes_that_cannot_grow_send_blocks_to_the_spill_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let spill = SpillOptions::default().parent(dir.path());
+        // The scratch file's write buffer, room for the spill store and a
+        // few hundred notes.
+        let limit = 20 * 1024;
+        let buffer = Buffer::new(limit, Some(spill));
+        let blocks: Vec<_> = (0..3000).map(block).collect();
+        let mut noted_max = 0;
+        for (i, (cid, bytes)) in blocks.iter().enumerate() {
+            buffer.insert(*cid, bytes.clone(), i as u64 * 100).unwrap();
+            let inner = buffer.lock();
+            noted_max = noted_max.max(inner.in_file.len());
+            if inner.spill.is_none() {
+                // Before the spill store opens, its room is kept free.
+                let held = inner.held + spill_room(limit) + inner.in_file.allocated();
+                assert!(held <= limit, "block {i}: {held} > {limit}");
+            }
+        }
+        {
+            let inner = buffer.lock();
+            assert!(inner.spill.is_some());
+            assert!((100..3000).contains(&noted_max), "{noted_max} noted at most");
+            assert!(inner.memory.is_empty());
+            let notes = inner.in_file.allocated();
+            assert!(inner.held + notes <= limit + SPILL_RESERVE, "{} + {notes}", inner.held);
+        }
+        for (cid, bytes) in blocks.iter().rev() {
+            assert_eq!(buffer.take(cid).unwrap(), Some(bytes.clone()), "{cid}");
+        }
+        let inner = buffer.lock();
+        assert!(inner.in_file.is_empty());
+        // What is charged is what is held: the write buffer, the spill
+        // store's reserve and the notes' (shrunk) tables.
+        assert_eq!(inner.memory_bytes, inner.held + inner.in_file.allocated());
+    }
+
+    /// A file whose notes' tables cannot grow within the budget, with
+    /// nowhere to spill: a memory limit error as soon as a note is refused.
+    #[test]
+    fn a_file_past_what_its_notes_may_hold_without_spill_is_a_limit_error() {
+        let buffer = Buffer::new(16 * 1024, None);
+        buffer.set_file(file_of(b""));
+        let mut result = Ok(());
+        let mut n = 0;
+        while result.is_ok() && n < 100_000 {
+            let (cid, bytes) = block(n);
+            result = buffer.insert(cid, bytes, u64::from(n) * 100);
+            n += 1;
+        }
+        let err = result.unwrap_err();
+        assert!(matches!(err, Error::LimitExceeded { what: "memory", .. }), "{err:?}");
+        let inner = buffer.lock();
+        // Up to the limit in notes (hundreds of blocks), not thousands.
+        assert!(
+            inner.in_file.len() > 100 && n < 5_000,
+            "{} noted, {n} inserted",
+            inner.in_file.len()
+        );
+        assert!(inner.held + inner.in_file.allocated() <= 16 * 1024);
     }
 
     /// A record that arrived twice, the first copy noted in the scratch
@@ -1481,10 +1658,10 @@ mod tests {
             buffer.insert(cid, filler, 100 + u64::from(n) * 100).unwrap();
             n += 1;
         }
-        assert!(buffer.lock().in_file.contains_key(&short(&record)));
+        assert!(buffer.lock().in_file.get(short(&record)).is_some());
         buffer.insert(record, bytes.clone(), 1_000_000).unwrap();
         assert_eq!(buffer.take_record(&record).unwrap(), RecordTake::Fresh(bytes.clone()));
-        assert!(!buffer.lock().in_file.contains_key(&short(&record)));
+        assert!(buffer.lock().in_file.get(short(&record)).is_none());
         // (Before the end of the input, a first miss is "not yet".)
         buffer.set_eof();
         assert!(matches!(buffer.take_record(&record).unwrap(), RecordTake::Repeat(_)));

@@ -9,6 +9,7 @@
 
 mod buffer;
 mod engine;
+mod notes;
 mod options;
 mod report;
 mod scratch;
@@ -454,8 +455,8 @@ impl RepoReader<FileSource> {
     /// second thread. Past the memory limit, blocks are not copied anywhere:
     /// the reader notes where they are in the file and reads them back (and
     /// re-checks their hashes) when the walk needs them, so a file in any
-    /// block order verifies in memory bounded by about 40 bytes per block
-    /// waiting.
+    /// block order verifies in memory bounded by 20 to 80 bytes per block
+    /// waiting (and, past the memory limit, in the spill store).
     ///
     /// With the `car` feature (on in the command line) the file is also
     /// mapped into memory, and every block that waits is kept as its

@@ -66,12 +66,12 @@ pub struct VerifyOptions {
     /// Where blocks of a stream go past the memory limit; `None` makes
     /// crossing it an error. A stream's blocks that wait then go to an
     /// anonymous scratch file under [`SpillOptions::parent`], each noted
-    /// in memory by its position (about 32 bytes) and read back and
+    /// in memory by its position (20 to 80 bytes) and read back and
     /// re-hashed when the walk needs it; past [`SpillOptions::max_spilled`]
     /// bytes of them, the stream fails with a `spilled bytes` limit error.
-    /// Only once those notes fill the limit do blocks go to the spill
-    /// store ([`SpillOptions::target`], which has a cap of its own). Files
-    /// and inputs held in memory are read again instead.
+    /// Only once those notes' tables cannot grow within the limit do blocks
+    /// go to the spill store ([`SpillOptions::target`], which has a cap of
+    /// its own). Files and inputs held in memory are read again instead.
     pub spill: Option<SpillOptions>,
     /// How far in the future a commit's `rev` may be.
     pub future_tolerance: Duration,
@@ -140,10 +140,12 @@ impl VerifyOptions {
     /// Returns these options with the memory limit set, in bytes.
     ///
     /// It bounds the blocks waiting for the walk and their bookkeeping
-    /// (about 300 bytes a block in memory, 32 for a block left in the input
-    /// file) and the fingerprints of records handed out (32 bytes each, so
-    /// a repository of millions of records uses tens of MB of it whatever
-    /// its block order). Past it blocks are left in the input file or
+    /// (about 300 bytes a block in memory; 20 to 80 for a block left in the
+    /// input file or a stream's scratch file, charged by what the tables of
+    /// those notes allocate) and the fingerprints of records handed out (32
+    /// bytes each, so a repository of millions of records uses tens of MB
+    /// of it whatever its block order, and can pass a small limit: the
+    /// report's peak says so). Past it blocks are left in the input file or
     /// spilled; with neither, verification stops with a limit error.
     pub fn memory_limit(mut self, bytes: u64) -> Self {
         self.memory_limit = bytes;

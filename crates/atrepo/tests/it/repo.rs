@@ -76,7 +76,8 @@ fn streaming_order_keeps_the_buffer_tiny_and_any_order_verifies() {
     assert_eq!(report.records, streaming.records);
     assert!(report.memory.peak_buffered_bytes > streaming.memory.peak_buffered_bytes);
     // Held whole in memory, waiting blocks are kept as their positions in
-    // the input (32 bytes each), not as copies or slots of their own.
+    // the input (a note of 20 to 80 bytes each), not as copies or slots of
+    // their own.
     let budget = 32 * 1024 + 64 * report.car.blocks;
     assert!(
         report.memory.peak_buffered_bytes < budget,

@@ -52,7 +52,8 @@ pub(crate) struct VerifyArgs {
     #[arg(long, value_name = "MIB", default_value_t = 256)]
     mem_limit: u64,
     /// Where a stream's blocks go past the memory limit once their notes in
-    /// the scratch file fill it: `redb`, `sqlite` or `sled` (optionally
+    /// the scratch file can no longer grow within it: `redb`, `sqlite` or
+    /// `sled` (optionally
     /// `BACKEND:DIR` for the parent folder of both), or `memory` to never
     /// write to disk.
     #[arg(long, value_name = "SPEC")]
