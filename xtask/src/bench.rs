@@ -12,6 +12,11 @@
 //! `measure` tool (wall time around spawn and reap, peak RSS from `wait4`),
 //! and report medians. Rounds alternate the tools so that a busy spell on
 //! the machine hits all of them alike.
+//!
+//! Shuffled inputs stand for real exports (the reference PDS's `getRepo`
+//! writes blocks newest commit first, by CID within a commit): they are
+//! also read from standard input with `--mem-limit 64`, a stream that
+//! cannot be read again, the case of a relay backfilling over HTTP.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -31,7 +36,9 @@ struct Input {
     label: &'static str,
     /// Records to generate (about 350 bytes of CAR each).
     records: u64,
-    /// Whether its blocks are shuffled (the file lane's case).
+    /// Whether its blocks are shuffled (out of tree order, as the reference
+    /// PDS's `getRepo` writes them): the file lane's case, and read from a
+    /// stream too.
     shuffled: bool,
     /// Whether `--quick` measures it.
     quick: bool,
@@ -52,6 +59,13 @@ const INPUTS: &[Input] = &[
         quick: false,
         runs: Some(3),
     },
+    Input {
+        label: "500 MiB shuffled",
+        records: 1_500_000,
+        shuffled: true,
+        quick: false,
+        runs: Some(3),
+    },
 ];
 
 /// Inputs at least this big also run with `--mem-limit 64`.
@@ -64,6 +78,10 @@ enum Tool {
     Atrepo,
     /// The same with `--mem-limit 64`.
     AtrepoLimited,
+    /// `atrepo verify - --key K --mem-limit 64` with the file on standard
+    /// input: a stream, which cannot be read again (shuffled inputs only:
+    /// its blocks that wait go to the scratch file).
+    AtrepoStream,
     /// `sha-baseline FILE`: read, frame, SHA-256 every block, one thread.
     Sha1,
     /// `sha-baseline FILE --threads 2`.
@@ -133,7 +151,9 @@ pub(crate) fn run_bench(args: &[String]) -> Result<()> {
         if size >= MEM_LIMIT_MIN_BYTES {
             tools.push(Tool::AtrepoLimited);
         }
-        if !input.shuffled {
+        if input.shuffled {
+            tools.push(Tool::AtrepoStream);
+        } else {
             tools.extend([Tool::Sha1, Tool::Sha2]);
             if peers {
                 tools.push(Tool::RepoStream);
@@ -148,6 +168,10 @@ pub(crate) fn run_bench(args: &[String]) -> Result<()> {
                     if tool == Tool::AtrepoLimited {
                         c.args(["--mem-limit", "64"]);
                     }
+                }
+                Tool::AtrepoStream => {
+                    c = Command::new(bin("atrepo"));
+                    c.args(["verify", "-", "--key", &key, "--mem-limit", "64"]);
                 }
                 Tool::Sha1 | Tool::Sha2 => {
                     c = Command::new(bin("sha-baseline"));
@@ -167,10 +191,16 @@ pub(crate) fn run_bench(args: &[String]) -> Result<()> {
         // Untimed: warms the page cache, and checks that each tool walked
         // every record.
         eprintln!("bench: {} ({size} bytes, {} records): warm-up", input.label, input.records);
+        let atrepo_or_peer = |t: Tool| {
+            matches!(t, Tool::Atrepo | Tool::AtrepoLimited | Tool::AtrepoStream | Tool::RepoStream)
+        };
         for &tool in &tools {
             let mut c = command(tool);
-            if matches!(tool, Tool::Atrepo | Tool::AtrepoLimited | Tool::RepoStream) {
+            if atrepo_or_peer(tool) {
                 c.arg("--json");
+            }
+            if tool == Tool::AtrepoStream {
+                c.stdin(open(&file)?);
             }
             let out =
                 c.output().with_context(|| format!("could not start {:?}", c.get_program()))?;
@@ -182,7 +212,7 @@ pub(crate) fn run_bench(args: &[String]) -> Result<()> {
                     String::from_utf8_lossy(&out.stderr)
                 );
             }
-            if matches!(tool, Tool::Atrepo | Tool::AtrepoLimited | Tool::RepoStream) {
+            if atrepo_or_peer(tool) {
                 let v: serde_json::Value = serde_json::from_slice(&out.stdout)
                     .with_context(|| format!("{:?}: output is not JSON", c.get_program()))?;
                 let records = v.pointer("/report/records").or_else(|| v.get("records"));
@@ -202,7 +232,8 @@ pub(crate) fn run_bench(args: &[String]) -> Result<()> {
         for round in 0..n {
             eprintln!("bench: {}: round {}/{n}", input.label, round + 1);
             for (&tool, runs) in tools.iter().zip(&mut results) {
-                let (wall, rss) = measure(&bin("measure"), &command(tool))?;
+                let stdin = (tool == Tool::AtrepoStream).then_some(file.as_path());
+                let (wall, rss) = measure(&bin("measure"), &command(tool), stdin)?;
                 runs.wall.push(wall);
                 runs.rss_kib.push(rss);
             }
@@ -214,6 +245,7 @@ pub(crate) fn run_bench(args: &[String]) -> Result<()> {
             size,
             atrepo: get(Tool::Atrepo).map(|r| (r.median(), r.peak_rss())),
             limited: get(Tool::AtrepoLimited).map(|r| (r.median(), r.peak_rss())),
+            stream: get(Tool::AtrepoStream).map(|r| (r.median(), r.peak_rss())),
             sha1: get(Tool::Sha1).map(|r| (r.median(), r.peak_rss())),
             sha2: get(Tool::Sha2).map(|r| (r.median(), r.peak_rss())),
             repo_stream: get(Tool::RepoStream).map(|r| (r.median(), r.peak_rss())),
@@ -258,14 +290,21 @@ fn generate(atrepo: &Path, data: &Path, input: &Input, key: &str) -> Result<Path
     Ok(file)
 }
 
-/// Runs `cmd` once under the `measure` tool: (wall seconds, peak RSS KiB).
-fn measure(measure: &Path, cmd: &Command) -> Result<(f64, u64)> {
-    let out = Command::new(measure)
-        .arg("--")
-        .arg(cmd.get_program())
-        .args(cmd.get_args())
-        .output()
-        .context("could not start measure")?;
+/// Opens `file` to be a child's standard input.
+fn open(file: &Path) -> Result<std::fs::File> {
+    std::fs::File::open(file).with_context(|| format!("{}", file.display()))
+}
+
+/// Runs `cmd` once under the `measure` tool, with `stdin` (if any) as its
+/// standard input: (wall seconds, peak RSS KiB).
+fn measure(measure: &Path, cmd: &Command, stdin: Option<&Path>) -> Result<(f64, u64)> {
+    let mut m = Command::new(measure);
+    m.arg("--").arg(cmd.get_program()).args(cmd.get_args());
+    if let Some(file) = stdin {
+        // `measure` passes its standard input on to the command.
+        m.stdin(open(file)?);
+    }
+    let out = m.output().context("could not start measure")?;
     if !out.status.success() {
         bail!("measure {:?} failed: {}", cmd.get_program(), String::from_utf8_lossy(&out.stderr));
     }
@@ -289,6 +328,7 @@ struct Row {
     size: u64,
     atrepo: Option<(f64, u64)>,
     limited: Option<(f64, u64)>,
+    stream: Option<(f64, u64)>,
     sha1: Option<(f64, u64)>,
     sha2: Option<(f64, u64)>,
     repo_stream: Option<(f64, u64)>,
@@ -320,13 +360,13 @@ fn render(rows: &[Row], load_before: &str, load_after: &str) -> String {
     let _ = writeln!(s, "Load average (1, 5, 15 min): {load_before} before, {load_after} after.\n");
     let _ = writeln!(
         s,
-        "| repo | records | atrepo MB/s | SHA-256 MB/s (1 thread) | SHA-256 MB/s (2 threads) | atrepo time ÷ SHA-256 (1 thread) | repo-stream MB/s | repo-stream time ÷ atrepo | atrepo peak RSS ÷ file | atrepo `--mem-limit 64` MB/s | `--mem-limit 64` peak RSS MiB |"
+        "| repo | records | atrepo MB/s | SHA-256 MB/s (1 thread) | SHA-256 MB/s (2 threads) | atrepo time ÷ SHA-256 (1 thread) | repo-stream MB/s | repo-stream time ÷ atrepo | atrepo peak RSS ÷ file | atrepo `--mem-limit 64` MB/s | `--mem-limit 64` peak RSS MiB | stream `--mem-limit 64` MB/s | stream peak RSS MiB |"
     );
-    let _ = writeln!(s, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+    let _ = writeln!(s, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
     for r in rows {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.label,
             r.records,
             mbs(r.size, r.atrepo),
@@ -338,26 +378,29 @@ fn render(rows: &[Row], load_before: &str, load_after: &str) -> String {
             rss_ratio(r.size, r.atrepo),
             mbs(r.size, r.limited),
             mib(r.limited),
+            mbs(r.size, r.stream),
+            mib(r.stream),
         );
     }
     let _ = writeln!(s, "\nMedian wall time in ms (peak RSS in MiB), whole process:\n");
     let _ = writeln!(
         s,
-        "| repo | bytes | runs | atrepo | atrepo `--mem-limit 64` | SHA-256 (1 thread) | SHA-256 (2 threads) | repo-stream |"
+        "| repo | bytes | runs | atrepo | atrepo `--mem-limit 64` | atrepo `--mem-limit 64`, stream | SHA-256 (1 thread) | SHA-256 (2 threads) | repo-stream |"
     );
-    let _ = writeln!(s, "|---|--:|--:|--:|--:|--:|--:|--:|");
+    let _ = writeln!(s, "|---|--:|--:|--:|--:|--:|--:|--:|--:|");
     for r in rows {
         let cell = |t: Option<(f64, u64)>| {
             if t.is_some() { format!("{} ({})", ms(t), mib(t)) } else { "–".to_owned() }
         };
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.label,
             r.size,
             r.runs,
             cell(r.atrepo),
             cell(r.limited),
+            cell(r.stream),
             cell(r.sha1),
             cell(r.sha2),
             cell(r.repo_stream),
