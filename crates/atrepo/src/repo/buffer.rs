@@ -52,6 +52,12 @@ const NO_POSITION: u64 = u64::MAX;
 /// which keeps it: a second key reads it there (see [`Inner::mark_taken`]).
 const IN_SPILL: u64 = u64::MAX - 1;
 
+/// The packed position of a block taken from the spill store's batch in
+/// flight ([`Inner::pending`]): a record goes back into the batch when it
+/// is marked taken, so that it stays with the spill store as a record
+/// taken from the store does (see [`Inner::mark_taken`]).
+const IN_BATCH: u64 = u64::MAX - 2;
+
 /// Most bytes read back from the input file for records that a second key
 /// points to. Past it such records come without their bytes, so a CAR of
 /// many keys pointing to a few large records cannot make the buffer hash
@@ -270,6 +276,10 @@ struct Inner {
     /// The record last found missing early (see
     /// [`Inner::first_early_miss`]).
     last_miss: Option<Key>,
+    /// Nodes taken from the spill store, where they stay: at the end,
+    /// [`Buffer::leftover`] finds them there among the blocks the walk
+    /// read, and only those beyond this count arrived twice.
+    nodes_from_spill: u64,
     stats: BufferStats,
 }
 
@@ -445,6 +455,7 @@ impl Buffer {
                 waits_in_scratch: false,
                 eof: false,
                 last_miss: None,
+                nodes_from_spill: 0,
                 stats: BufferStats::default(),
             }),
         }
@@ -527,7 +538,7 @@ impl Buffer {
     /// Takes a block out of the buffer; `None` if it is not there (or was
     /// already taken). Nodes are taken this way: the walk remembers them.
     pub(crate) fn take(&self, cid: &Cid) -> Result<Option<Bytes>> {
-        Ok(self.lock().take(cid)?.map(|(bytes, _)| bytes))
+        self.lock().take_node(cid)
     }
 
     /// Takes a record block and remembers its CID and where it was, since a
@@ -599,13 +610,22 @@ impl Buffer {
             count(used(&key(cid)), data.len() as u64);
         }
         for (cid, data) in &inner.pending {
-            count(used(&key(cid)), data.len() as u64);
+            // Records taken from the batch stay in it, as in the store.
+            if !inner.taken.contains_key(&key(cid)) {
+                count(used(&key(cid)), data.len() as u64);
+            }
         }
+        let mut read_in_spill = 0u64;
         if let Some(spill) = &inner.spill {
             spill.scan(&mut |cid, data| {
-                // Blocks taken from the spill store stay in it.
-                if !inner.taken.contains_key(&key(cid)) {
-                    count(used(&key(cid)), data.len() as u64);
+                // Blocks taken from the spill store stay in it: records (in
+                // the taken set), and nodes, which the walk read.
+                let k = key(cid);
+                if inner.taken.contains_key(&k) {
+                } else if used(&k) {
+                    read_in_spill = read_in_spill.saturating_add(1);
+                } else {
+                    count(false, data.len() as u64);
                 }
                 Ok(())
             })?;
@@ -615,6 +635,10 @@ impl Buffer {
         for (k, packed) in inner.in_file.iter() {
             count(used_short(k), unpack(packed).1);
         }
+        // Of the blocks in the spill store the walk read, those beyond the
+        // nodes it took from there are second copies of nodes taken
+        // elsewhere.
+        let dups = dups.saturating_add(read_in_spill.saturating_sub(inner.nodes_from_spill));
         inner.stats.duplicates = inner.stats.duplicates.saturating_add(dups);
         Ok((blocks, bytes))
     }
@@ -626,6 +650,16 @@ impl Buffer {
 }
 
 impl Inner {
+    /// Takes a node out (see [`Buffer::take`]), counting those taken from
+    /// the spill store.
+    fn take_node(&mut self, cid: &Cid) -> Result<Option<Bytes>> {
+        let taken = self.take(cid)?;
+        if matches!(taken, Some((_, IN_SPILL))) {
+            self.nodes_from_spill = self.nodes_from_spill.saturating_add(1);
+        }
+        Ok(taken.map(|(bytes, _)| bytes))
+    }
+
     /// See [`Buffer::insert`].
     fn insert(&mut self, cid: Cid, bytes: Bytes, offset: u64) -> Result<()> {
         let c = cost(&bytes);
@@ -1075,9 +1109,16 @@ impl Inner {
             let position = self.input_position(offset, &bytes);
             return Ok(Some((bytes, position)));
         }
-        if let Some(bytes) = self.pending.remove(cid) {
-            self.pending_bytes = self.pending_bytes.saturating_sub(cost(&bytes));
-            return Ok(Some((bytes, NO_POSITION)));
+        if !self.pending.is_empty() && self.pending.contains_key(cid) {
+            // A record taken before stays in the batch for a second key: it
+            // is never handed out afresh.
+            if self.taken_before(cid)?.is_some() {
+                return Ok(None);
+            }
+            if let Some(bytes) = self.pending.remove(cid) {
+                self.pending_bytes = self.pending_bytes.saturating_sub(cost(&bytes));
+                return Ok(Some((bytes, IN_BATCH)));
+            }
         }
         let k = short(cid);
         if let Some(packed) = self.in_file.get(k)
@@ -1139,10 +1180,17 @@ impl Inner {
     /// taken set keeps for it ([`Inner::taken_before`]).
     fn again(&mut self, cid: &Cid, value: u64) -> Result<Option<Bytes>> {
         if value & TAIL_TAG != 0 {
-            // Only more of the digest was kept: the spill store may have it.
+            // Only more of the digest was kept: the spill store (or its batch
+            // in flight) may have it.
+            if value != tail(cid) {
+                return Ok(None);
+            }
+            if let Some(bytes) = self.pending.get(cid) {
+                return Ok(Some(bytes.clone()));
+            }
             return match &self.spill {
-                Some(spill) if value == tail(cid) => Ok(spill.get(cid)?),
-                _ => Ok(None),
+                Some(spill) => Ok(spill.get(cid)?),
+                None => Ok(None),
             };
         }
         if self.whole_checked || self.whole.is_none() {
@@ -1170,10 +1218,15 @@ impl Inner {
         // A position only where the input (or a stream's scratch file) can
         // be read again to confirm the CID and give the bytes to a second
         // key, which is every position `take` gives; else more of the
-        // digest. A record taken from the spill store stays there: `take`
-        // and `again` find it by its tail.
+        // digest. A record taken from the spill store or its batch stays
+        // there: `take` and `again` find it by its tail.
         let value = if position & TAIL_TAG == 0 {
             position
+        } else if position == IN_BATCH {
+            // Back into the batch it came from, bound for the spill store.
+            self.pending_bytes = self.pending_bytes.saturating_add(cost(bytes));
+            self.pending.insert(*cid, bytes.clone());
+            tail(cid)
         } else if self.keep
             && let Some(scratch) = &mut self.scratch
             && position != IN_SPILL
@@ -1261,7 +1314,7 @@ fn store_error(e: Error) -> atrepo_store::Error {
 
 impl BlockRead for Buffer {
     fn get(&self, cid: &Cid) -> atrepo_store::Result<Option<Bytes>> {
-        self.lock().take(cid).map(|taken| taken.map(|(bytes, _)| bytes)).map_err(store_error)
+        self.lock().take_node(cid).map_err(store_error)
     }
 
     fn has(&self, cid: &Cid) -> atrepo_store::Result<bool> {
@@ -1666,6 +1719,82 @@ mod tests {
         buffer.set_eof();
         assert!(matches!(buffer.take_record(&record).unwrap(), RecordTake::Repeat(_)));
         assert_eq!(buffer.stats().duplicates, 1);
+    }
+
+    /// A record taken from the spill store's batch in flight (not yet
+    /// written) stays there, as records taken from the spill store do: a
+    /// second key gets its bytes, from the batch or, once written, from
+    /// the store; it is never handed out afresh; and it is not counted as
+    /// left over at the end.
+    #[cfg(feature = "redb")]
+    #[test]
+    fn a_record_taken_from_the_spill_batch_comes_again_to_a_second_key() {
+        for stream in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let spill = SpillOptions::default().parent(dir.path());
+            let buffer = Buffer::new(20 * 1024, Some(spill));
+            if !stream {
+                buffer.set_file(file_of(b""));
+            }
+            let mut n = 0;
+            while buffer.lock().pending.is_empty() {
+                let (cid, bytes) = block(n);
+                buffer.insert(cid, bytes, u64::from(n) * 100).unwrap();
+                n += 1;
+            }
+            let (record, bytes) = block(n - 1);
+            assert!(buffer.lock().pending.contains_key(&record), "stream {stream}");
+            assert_eq!(buffer.take_record(&record).unwrap(), RecordTake::Fresh(bytes.clone()));
+            buffer.set_eof();
+            let again = buffer.take_record(&record).unwrap();
+            assert_eq!(again, RecordTake::Repeat(Some(bytes.clone())), "stream {stream}");
+            assert_eq!(buffer.take(&record).unwrap(), None, "stream {stream}");
+            // Written to the store with its batch: still there for a key.
+            buffer.lock().flush_pending().unwrap();
+            let again = buffer.take_record(&record).unwrap();
+            assert_eq!(again, RecordTake::Repeat(Some(bytes)), "stream {stream}");
+            let (left, _) = buffer.leftover(&|_| false, &|_| false).unwrap();
+            assert_eq!(left, u64::from(n) - 1, "stream {stream}");
+        }
+    }
+
+    /// Nodes taken from the spill store stay there: at the end they are
+    /// neither left over nor duplicates; a node's second copy left in the
+    /// store after its first was taken elsewhere is a duplicate.
+    #[cfg(feature = "redb")]
+    #[test]
+    fn nodes_taken_from_the_spill_store_are_not_duplicates() {
+        let dir = tempfile::tempdir().unwrap();
+        let spill = SpillOptions::default().parent(dir.path());
+        let buffer = Buffer::new(20 * 1024, Some(spill));
+        let mut n = 0;
+        while buffer.lock().spill.is_none() {
+            let (cid, bytes) = block(n);
+            buffer.insert(cid, bytes, u64::from(n) * 100).unwrap();
+            n += 1;
+        }
+        buffer.lock().flush_pending().unwrap();
+        let in_store: Vec<Cid> = {
+            let inner = buffer.lock();
+            let spill = inner.spill.as_ref().unwrap();
+            (0..n).map(|i| block(i).0).filter(|c| spill.has(c).unwrap()).collect()
+        };
+        assert!(in_store.len() >= 2, "{} in the store", in_store.len());
+        let (node, bytes) = (in_store[0], block_bytes(&in_store[0], n));
+        assert_eq!(buffer.take(&node).unwrap(), Some(bytes));
+        buffer.set_eof();
+        // The walk read `node` (from the store) and `other` (say, its first
+        // copy came from elsewhere): only `other` is a duplicate.
+        let other = in_store[1];
+        let used = |k: &Key| *k == key(&node) || *k == key(&other);
+        let (left, _) = buffer.leftover(&used, &|_| false).unwrap();
+        assert_eq!(left, u64::from(n) - 2);
+        assert_eq!(buffer.stats().duplicates, 1);
+    }
+
+    /// The bytes of block `cid` among the first `n` of [`block`].
+    fn block_bytes(cid: &Cid, n: u32) -> Bytes {
+        (0..n).map(block).find(|(c, _)| c == cid).unwrap().1
     }
 
     /// A kept record refused for the scratch file's cap only comes without

@@ -312,15 +312,34 @@ fn over_the_memory_limit_without_spilling_is_a_limit_error() {
 #[cfg(feature = "redb")]
 #[test]
 fn over_the_memory_limit_it_spills_and_completes() {
-    let (g, built) = repo(500);
+    // Enough blocks past the notes to fill the spill store's first batch
+    // (4 MiB with bookkeeping), so that some are read back from the store.
+    const RECORDS: u64 = 9000;
+    let (g, built) = repo(RECORDS);
     let mut reversed = built.blocks.clone();
     reversed.reverse();
     let dir = tempfile::tempdir().unwrap();
     let spill = atrepo::store::SpillOptions::default().parent(dir.path());
-    let tight = options(&g).memory_limit(32 * 1024).spill(Some(spill));
-    let report = verify_repo(car(built.commit_cid, &reversed), tight).unwrap();
-    assert!(report.memory.spilled);
-    assert_eq!(report.records, 500);
+    let tight = options(&g).memory_limit(16 * 1024).spill(Some(spill));
+    let bytes = car(built.commit_cid, &reversed);
+    let path = dir.path().join("reversed.car");
+    std::fs::write(&path, &bytes).unwrap();
+    // Held in memory and from a stream (and from a file, which a map may
+    // hold without spilling): past what the notes may hold in 32 KiB,
+    // blocks go to the spill store, and the nodes and records taken from
+    // there (and from its batch in flight) are neither left over nor
+    // counted twice.
+    let reports = [
+        ("bytes", verify_repo(bytes.clone(), tight.clone()).unwrap()),
+        ("file", atrepo::verify_repo_file(&path, tight.clone()).unwrap()),
+        ("stream", atrepo::verify_repo_reader(&bytes[..], tight).unwrap()),
+    ];
+    for (name, report) in reports {
+        assert!(report.memory.spilled || name == "file", "{name}");
+        assert_eq!(report.records, RECORDS, "{name}");
+        let counts = (report.car.duplicate_blocks, report.car.unreferenced_blocks);
+        assert_eq!(counts, (0, 0), "{name}");
+    }
 }
 
 /// Records as `(key, CID, bytes)`.
