@@ -6,6 +6,7 @@
 //! scan.
 
 use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use cid::Cid;
@@ -20,6 +21,53 @@ const NAME: &str = "redb";
 
 fn backend(e: impl Into<redb::Error>) -> Error {
     Error::backend(NAME, e.into())
+}
+
+/// Makes a new, empty database at `path`, so that a crash leaves either no
+/// file there or a whole database with both tables: redb writes a new
+/// file's header in several steps, and a process killed among them left a
+/// file every later open refused ("Not a redb database"; the crash test
+/// found it). The database is made under a temporary name beside `path`,
+/// committed durably, then linked into place, which fails if another
+/// process made `path` meanwhile (that one is then opened as it is). A
+/// crash before the link leaves only the temporary file, named
+/// `.NAME.PID.NANOS.creating`.
+fn create_new(builder: &redb::Builder, path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let tmp = dir.join(format!(".{name}.{}.{nanos}.creating", std::process::id()));
+    let made = (|| {
+        std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        let db = builder.create(&tmp).map_err(backend)?;
+        let mut txn = db.begin_write().map_err(backend)?;
+        txn.set_durability(redb::Durability::Immediate).map_err(backend)?;
+        txn.open_table(BLOCKS).map_err(backend)?;
+        txn.open_table(META).map_err(backend)?;
+        txn.commit().map_err(backend)?;
+        drop(db);
+        match std::fs::hard_link(&tmp, path) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e.into()),
+            _ => {}
+        }
+        sync_dir(dir)
+    })();
+    // Best effort: the link (or the other process's file) is the database.
+    let _ = std::fs::remove_file(&tmp);
+    made
+}
+
+/// Makes a new name in `dir` durable (a no-op where folders cannot be
+/// opened to sync).
+fn sync_dir(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    std::fs::File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
 }
 
 /// Blocks in a [redb](https://docs.rs/redb) database: one file, pure Rust,
@@ -62,6 +110,9 @@ impl RedbStore {
         let mut builder = redb::Builder::new();
         if let Some(bytes) = options.cache_bytes {
             builder.set_cache_size(usize::try_from(bytes).unwrap_or(usize::MAX));
+        }
+        if !path.exists() {
+            create_new(&builder, path)?;
         }
         let db = builder.create(path).map_err(backend)?;
         let store = RedbStore { db, path: path.to_owned(), durability: options.durability };
@@ -184,5 +235,47 @@ impl BlockStore for RedbStore {
     fn flush(&self) -> Result<()> {
         // An empty durable commit makes every earlier non-durable one durable.
         self.begin_write(Durability::Immediate)?.commit().map_err(backend)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_new_database_appears_whole_under_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        // What a crash while making an earlier one left: only its
+        // temporary file, which does not stand in the way.
+        let stray = dir.path().join(".blocks.redb.1.2.creating");
+        std::fs::write(&stray, b"half a header").unwrap();
+        let path = dir.path().join("blocks.redb");
+        let store = RedbStore::open(&path).unwrap();
+        let bytes = Bytes::from_static(b"x");
+        let digest = <sha2::Sha256 as sha2::Digest>::digest(&bytes);
+        let cid = Cid::new_v1(0x55, multihash::Multihash::wrap(0x12, &digest).unwrap());
+        let mut batch = Batch::new();
+        batch.put(cid, bytes.clone());
+        store.write(batch).unwrap();
+        drop(store);
+        // No temporary file of its own is left, and the stray one is not
+        // touched.
+        assert_eq!(names(dir.path()), [".blocks.redb.1.2.creating", "blocks.redb"]);
+        // Made again (another process that raced this one): the file that
+        // is there wins.
+        create_new(&redb::Builder::new(), &path).unwrap();
+        let mut store = RedbStore::open(&path).unwrap();
+        store.check_integrity().unwrap();
+        assert_eq!(store.get(&cid).unwrap(), Some(bytes));
+        assert_eq!(names(dir.path()), [".blocks.redb.1.2.creating", "blocks.redb"]);
     }
 }
