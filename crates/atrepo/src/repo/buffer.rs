@@ -276,9 +276,9 @@ struct Inner {
     /// The record last found missing early (see
     /// [`Inner::first_early_miss`]).
     last_miss: Option<Key>,
-    /// Nodes taken from the spill store, where they stay: at the end,
-    /// [`Buffer::leftover`] finds them there among the blocks the walk
-    /// read, and only those beyond this count arrived twice.
+    /// Nodes (and the commit) taken from the spill store, where they stay:
+    /// at the end, [`Buffer::leftover`] finds them there among the blocks
+    /// the walk read, and only those beyond this count arrived twice.
     nodes_from_spill: u64,
     stats: BufferStats,
 }
@@ -584,9 +584,11 @@ impl Buffer {
 
     /// Blocks still buffered and their payload bytes: at the end of a walk,
     /// the blocks no part of the repository links to. Blocks for which
-    /// `used` says the walk read them (a node that arrived twice; by
-    /// fingerprint, or by short fingerprint for blocks left in the input)
-    /// count as duplicates instead.
+    /// `used` says the walk read them (a node, or the commit, that arrived
+    /// twice; by fingerprint, or by short fingerprint for blocks left in
+    /// the input) count as duplicates instead; `used` must say so for every
+    /// block taken with [`Buffer::take`], the ones the spill store keeps
+    /// included.
     pub(crate) fn leftover(
         &self,
         used: &dyn Fn(&Key) -> bool,
@@ -635,9 +637,9 @@ impl Buffer {
         for (k, packed) in inner.in_file.iter() {
             count(used_short(k), unpack(packed).1);
         }
-        // Of the blocks in the spill store the walk read, those beyond the
-        // nodes it took from there are second copies of nodes taken
-        // elsewhere.
+        // Of the blocks in the spill store the walk read (nodes, and the
+        // commit: `used` says so for both), those beyond the ones it took
+        // from there are second copies of blocks taken elsewhere.
         let dups = dups.saturating_add(read_in_spill.saturating_sub(inner.nodes_from_spill));
         inner.stats.duplicates = inner.stats.duplicates.saturating_add(dups);
         Ok((blocks, bytes))
@@ -1094,7 +1096,8 @@ impl Inner {
     }
 
     /// Takes a block out: its bytes and its packed position in the input
-    /// or the scratch file ([`NO_POSITION`] if not known).
+    /// or the scratch file, or where it came from ([`IN_SPILL`], where it
+    /// stays; [`IN_BATCH`]; [`NO_POSITION`] if not known).
     fn take(&mut self, cid: &Cid) -> Result<Option<(Bytes, u64)>> {
         if self.locate(cid)?
             && let Some((_, bytes, offset)) = self.queue.pop_front()
@@ -1144,7 +1147,9 @@ impl Inner {
     /// drops a copy of it that arrived earlier and waits elsewhere (the
     /// slow lane, the spill batch, or noted in the input or the scratch
     /// file), so that copy is not taken again as a block never handed out.
-    /// A note must have the same length and CID bytes to be its copy.
+    /// A note must have the same length and CID bytes to be its copy. A
+    /// record taken before and put back into the spill batch (see
+    /// [`Inner::mark_taken`]) stays: it is there for a second key.
     fn drop_earlier_copy(&mut self, cid: &Cid, len: usize) -> Result<()> {
         let mut dropped = false;
         if !self.memory.is_empty()
@@ -1154,6 +1159,8 @@ impl Inner {
             dropped = true;
         }
         if !self.pending.is_empty()
+            && self.pending.contains_key(cid)
+            && self.taken_before(cid)?.is_none()
             && let Some(copy) = self.pending.remove(cid)
         {
             self.pending_bytes = self.pending_bytes.saturating_sub(cost(&copy));
@@ -1756,6 +1763,33 @@ mod tests {
             let (left, _) = buffer.leftover(&|_| false, &|_| false).unwrap();
             assert_eq!(left, u64::from(n) - 1, "stream {stream}");
         }
+    }
+
+    /// A record put back into the spill batch stays there when a second
+    /// copy of it arrives and is taken from the queue: a third key still
+    /// gets its bytes.
+    #[cfg(feature = "redb")]
+    #[test]
+    fn a_record_put_back_into_the_spill_batch_outlives_a_second_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let spill = SpillOptions::default().parent(dir.path());
+        let buffer = Buffer::new(20 * 1024, Some(spill));
+        let mut n = 0;
+        while buffer.lock().pending.is_empty() {
+            let (cid, bytes) = block(n);
+            buffer.insert(cid, bytes, u64::from(n) * 100).unwrap();
+            n += 1;
+        }
+        let (record, bytes) = block(n - 1);
+        assert_eq!(buffer.take_record(&record).unwrap(), RecordTake::Fresh(bytes.clone()));
+        assert!(buffer.lock().pending.contains_key(&record));
+        // A second copy, at the front of the queue, taken by a second key.
+        buffer.lock().index_queue().unwrap();
+        buffer.lock().queue.push_back(record, bytes.clone(), 1_000_000);
+        assert!(matches!(buffer.take_record(&record).unwrap(), RecordTake::Fresh(_)));
+        assert!(buffer.lock().pending.contains_key(&record));
+        buffer.set_eof();
+        assert_eq!(buffer.take_record(&record).unwrap(), RecordTake::Repeat(Some(bytes)));
     }
 
     /// Nodes taken from the spill store stay there: at the end they are

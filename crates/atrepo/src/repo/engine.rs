@@ -451,17 +451,24 @@ impl Engine {
         let walker = self.walker.as_ref();
         let shorts: std::cell::OnceCell<std::collections::HashSet<u64>> =
             std::cell::OnceCell::new();
-        let (left_blocks, left_bytes) =
-            self.buffer.leftover(&|k| walker.is_some_and(|w| w.visited_key(k)), &|short| {
+        // The blocks read: the commit and the walk's nodes.
+        let root = atrepo_store::CidKey::of(&self.root);
+        let (left_blocks, left_bytes) = self.buffer.leftover(
+            &|k| *k == root || walker.is_some_and(|w| w.visited_key(k)),
+            &|short| {
                 // Blocks left in the input are known by short fingerprint:
                 // the walk's nodes folded the same way, gathered only if
                 // such a block is left.
-                walker.is_some_and(|w| {
-                    shorts
-                        .get_or_init(|| w.visited_keys().map(atrepo_store::CidKey::short).collect())
-                        .contains(&short)
-                })
-            })?;
+                short == root.short()
+                    || walker.is_some_and(|w| {
+                        shorts
+                            .get_or_init(|| {
+                                w.visited_keys().map(atrepo_store::CidKey::short).collect()
+                            })
+                            .contains(&short)
+                    })
+            },
+        )?;
         let buffer = self.buffer.stats();
         Ok(Report {
             did: commit.did().to_owned(),
