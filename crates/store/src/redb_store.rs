@@ -6,6 +6,7 @@
 //! scan.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -28,18 +29,22 @@ fn backend(e: impl Into<redb::Error>) -> Error {
 /// file's header in several steps, and a process killed among them left a
 /// file every later open refused ("Not a redb database"; the crash test
 /// found it). The database is made under a temporary name beside `path`,
-/// committed durably, then linked into place, which fails if another
-/// process made `path` meanwhile (that one is then opened as it is). A
-/// crash before the link leaves only the temporary file, named
-/// `.NAME.PID.NANOS.creating`.
+/// committed durably and closed, then linked into place, which fails if
+/// another process made `path` meanwhile (that one is then opened as it
+/// is); where the filesystem has no hard links, it is renamed into place
+/// unless the name was taken. A crash before that leaves only the
+/// temporary file, `.NAME.PID.NANOS.N.creating`. (An empty file someone
+/// made at `path` beforehand is set up in place by redb, as before.)
 fn create_new(builder: &redb::Builder, path: &Path) -> Result<()> {
+    static MADE: AtomicU64 = AtomicU64::new(0);
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-    let tmp = dir.join(format!(".{name}.{}.{nanos}.creating", std::process::id()));
+    let n = MADE.fetch_add(1, Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.{}.{nanos}.{n}.creating", std::process::id()));
     let made = (|| {
         std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
         let db = builder.create(&tmp).map_err(backend)?;
@@ -48,23 +53,36 @@ fn create_new(builder: &redb::Builder, path: &Path) -> Result<()> {
         txn.open_table(BLOCKS).map_err(backend)?;
         txn.open_table(META).map_err(backend)?;
         txn.commit().map_err(backend)?;
-        drop(db);
+        db.close().map_err(backend)?;
         match std::fs::hard_link(&tmp, path) {
-            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e.into()),
-            _ => {}
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+            // No hard links here (FAT, some network mounts): a rename,
+            // unless another process made the file meanwhile.
+            Err(_) if !path.exists() => std::fs::rename(&tmp, path)?,
+            Err(e) => return Err(e.into()),
         }
         sync_dir(dir)
     })();
-    // Best effort: the link (or the other process's file) is the database.
+    // Best effort: the name in place (or the other process's file) is the
+    // database; the temporary name is ours alone.
     let _ = std::fs::remove_file(&tmp);
     made
 }
 
-/// Makes a new name in `dir` durable (a no-op where folders cannot be
-/// opened to sync).
+/// Makes a new name in `dir` durable. Filesystems that cannot sync a
+/// folder (some FUSE and network mounts say so) are left to their own
+/// pace; other errors are errors.
 fn sync_dir(dir: &Path) -> Result<()> {
     #[cfg(unix)]
-    std::fs::File::open(dir)?.sync_all()?;
+    match std::fs::File::open(dir).and_then(|d| d.sync_all()) {
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::InvalidInput | std::io::ErrorKind::Unsupported
+            ) => {}
+        other => other?,
+    }
     #[cfg(not(unix))]
     let _ = dir;
     Ok(())
@@ -79,6 +97,11 @@ fn sync_dir(dir: &Path) -> Result<()> {
 /// durable by [`flush`](BlockStore::flush). Readers use MVCC read
 /// transactions and never wait for a writer. Reads copy the block out of
 /// redb's page cache into a fresh [`Bytes`].
+///
+/// A database that does not exist yet is made under a temporary name
+/// beside its path (`.NAME.PID.NANOS.N.creating`) and linked into place
+/// once whole, so a crash while making it never leaves a half-made file
+/// under the path (only, at worst, that temporary file).
 ///
 /// [`Usage::overhead_bytes`] is the file size minus the payload.
 #[derive(Debug)]
@@ -95,7 +118,9 @@ impl RedbStore {
     /// # Errors
     ///
     /// [`Error::Backend`] if redb cannot open or create the file (it is
-    /// locked by another process, or is not a redb database).
+    /// locked by another process, or is not a redb database);
+    /// [`Error::Io`] if a new database cannot be made beside `path` (see
+    /// [`RedbStore`]).
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         Self::open_with(path, &OpenOptions::default())
     }
@@ -256,7 +281,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // What a crash while making an earlier one left: only its
         // temporary file, which does not stand in the way.
-        let stray = dir.path().join(".blocks.redb.1.2.creating");
+        let stray = dir.path().join(".blocks.redb.1.2.3.creating");
         std::fs::write(&stray, b"half a header").unwrap();
         let path = dir.path().join("blocks.redb");
         let store = RedbStore::open(&path).unwrap();
@@ -269,13 +294,13 @@ mod tests {
         drop(store);
         // No temporary file of its own is left, and the stray one is not
         // touched.
-        assert_eq!(names(dir.path()), [".blocks.redb.1.2.creating", "blocks.redb"]);
+        assert_eq!(names(dir.path()), [".blocks.redb.1.2.3.creating", "blocks.redb"]);
         // Made again (another process that raced this one): the file that
         // is there wins.
         create_new(&redb::Builder::new(), &path).unwrap();
         let mut store = RedbStore::open(&path).unwrap();
         store.check_integrity().unwrap();
         assert_eq!(store.get(&cid).unwrap(), Some(bytes));
-        assert_eq!(names(dir.path()), [".blocks.redb.1.2.creating", "blocks.redb"]);
+        assert_eq!(names(dir.path()), [".blocks.redb.1.2.3.creating", "blocks.redb"]);
     }
 }

@@ -10,9 +10,11 @@
 //!   prefix of the ones written, and every batch the child acknowledged
 //!   (after `write` returned, durable) is there.
 //!
-//! A second test kills a child while it spills to a scratch store and
-//! checks that the next spill store under the same parent sweeps the
-//! orphaned scratch folder.
+//! A second test kills children at times swept across their first
+//! milliseconds, while they make the store, and checks the same. A third
+//! kills a child while it spills to a scratch store and checks that the
+//! next spill store under the same parent sweeps the orphaned scratch
+//! folder.
 //!
 //! The child is this test binary, re-run with `ATREPO_STORE_CRASH_CHILD`
 //! set, filtered to the `crash::child_ingest` test. Without that variable,
@@ -226,13 +228,15 @@ fn crash_durable(backend: Backend) {
 }
 
 /// Kills a child at times swept across its first milliseconds, while it
-/// starts and makes its store (40 steps of 250 µs unless
-/// `ATREPO_STORE_CRASH_ITERATIONS` says more): a store killed at any point
-/// of its creation must open afterwards. Random kill times almost never
-/// land there (a redb file killed mid-header was found once, by the
-/// facade's crash test, as "Not a redb database").
+/// starts and makes its store (40 steps of 250 µs, up to 80 with more
+/// `ATREPO_STORE_CRASH_ITERATIONS`: past 20 ms the store is long made): a
+/// store killed at any point of its creation must open afterwards. Random
+/// kill times almost never land there (a redb file killed mid-header was
+/// found once, by the facade's crash test, as "Not a redb database"). How
+/// many kills came after the file appeared is printed, not asserted: on a
+/// loaded machine all of them may come before.
 fn crash_while_creating(backend: Backend) {
-    let steps = iterations().max(20) * 2;
+    let steps = (iterations().max(20) * 2).min(80);
     let mut made = 0u32;
     for step in 0..steps {
         let dir = tempfile::tempdir().unwrap();
