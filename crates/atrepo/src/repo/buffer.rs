@@ -1728,6 +1728,28 @@ mod tests {
         assert_eq!(buffer.stats().duplicates, 1);
     }
 
+    /// A buffer spilling to redb under `dir` past a 20 KiB budget (a file
+    /// input if `file`), fed blocks `0..n` until `done` says so; returns it
+    /// and `n`.
+    #[cfg(feature = "redb")]
+    fn spilling_until(
+        dir: &std::path::Path,
+        file: bool,
+        done: fn(&Inner) -> bool,
+    ) -> (Buffer, u32) {
+        let buffer = Buffer::new(20 * 1024, Some(SpillOptions::default().parent(dir)));
+        if file {
+            buffer.set_file(file_of(b""));
+        }
+        let mut n = 0;
+        while !done(&buffer.lock()) {
+            let (cid, bytes) = block(n);
+            buffer.insert(cid, bytes, u64::from(n) * 100).unwrap();
+            n += 1;
+        }
+        (buffer, n)
+    }
+
     /// A record taken from the spill store's batch in flight (not yet
     /// written) stays there, as records taken from the spill store do: a
     /// second key gets its bytes, from the batch or, once written, from
@@ -1738,17 +1760,7 @@ mod tests {
     fn a_record_taken_from_the_spill_batch_comes_again_to_a_second_key() {
         for stream in [true, false] {
             let dir = tempfile::tempdir().unwrap();
-            let spill = SpillOptions::default().parent(dir.path());
-            let buffer = Buffer::new(20 * 1024, Some(spill));
-            if !stream {
-                buffer.set_file(file_of(b""));
-            }
-            let mut n = 0;
-            while buffer.lock().pending.is_empty() {
-                let (cid, bytes) = block(n);
-                buffer.insert(cid, bytes, u64::from(n) * 100).unwrap();
-                n += 1;
-            }
+            let (buffer, n) = spilling_until(dir.path(), !stream, |i| !i.pending.is_empty());
             let (record, bytes) = block(n - 1);
             assert!(buffer.lock().pending.contains_key(&record), "stream {stream}");
             assert_eq!(buffer.take_record(&record).unwrap(), RecordTake::Fresh(bytes.clone()));
@@ -1772,14 +1784,7 @@ mod tests {
     #[test]
     fn a_record_put_back_into_the_spill_batch_outlives_a_second_copy() {
         let dir = tempfile::tempdir().unwrap();
-        let spill = SpillOptions::default().parent(dir.path());
-        let buffer = Buffer::new(20 * 1024, Some(spill));
-        let mut n = 0;
-        while buffer.lock().pending.is_empty() {
-            let (cid, bytes) = block(n);
-            buffer.insert(cid, bytes, u64::from(n) * 100).unwrap();
-            n += 1;
-        }
+        let (buffer, n) = spilling_until(dir.path(), false, |i| !i.pending.is_empty());
         let (record, bytes) = block(n - 1);
         assert_eq!(buffer.take_record(&record).unwrap(), RecordTake::Fresh(bytes.clone()));
         assert!(buffer.lock().pending.contains_key(&record));
@@ -1799,14 +1804,7 @@ mod tests {
     #[test]
     fn nodes_taken_from_the_spill_store_are_not_duplicates() {
         let dir = tempfile::tempdir().unwrap();
-        let spill = SpillOptions::default().parent(dir.path());
-        let buffer = Buffer::new(20 * 1024, Some(spill));
-        let mut n = 0;
-        while buffer.lock().spill.is_none() {
-            let (cid, bytes) = block(n);
-            buffer.insert(cid, bytes, u64::from(n) * 100).unwrap();
-            n += 1;
-        }
+        let (buffer, n) = spilling_until(dir.path(), false, |i| i.spill.is_some());
         buffer.lock().flush_pending().unwrap();
         let in_store: Vec<Cid> = {
             let inner = buffer.lock();
