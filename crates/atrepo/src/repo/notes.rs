@@ -169,6 +169,7 @@ impl Notes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     /// The bytes `notes`'s tables hold, asked of each table.
     fn allocated_by_tables(notes: &Notes) -> u64 {
@@ -257,5 +258,45 @@ mod tests {
         assert_eq!(notes.len(), live.len());
         assert_eq!(notes.allocated(), allocated_by_tables(&notes));
         assert!(live.iter().all(|&k| notes.get(k) == Some(k)));
+    }
+
+    proptest! {
+        // Model-based: the notes answer as a map from fingerprint to
+        // position through inserts, replacements and removals (which shrink
+        // tables), and the charge is always what the tables hold, never
+        // grown past what `growth` said.
+        #[test]
+        fn behave_as_a_map_and_charge_their_tables(
+            ops in proptest::collection::vec((0u64..5000, 0u64..1000, 0u8..3), 1..6000)
+        ) {
+            let mut notes = Notes::default();
+            let mut model = std::collections::HashMap::new();
+            for (k, packed, op) in ops {
+                match op {
+                    0 | 1 => {
+                        let (before, growth) = (notes.allocated(), notes.growth(k));
+                        let replaced = notes.insert(k, packed);
+                        let after = notes.allocated();
+                        prop_assert!(after == before || after - before + replaced <= growth);
+                        model.insert(k, packed);
+                    }
+                    _ => {
+                        let removed = notes.remove(k).map(|(p, _)| p);
+                        prop_assert_eq!(removed, model.remove(&k));
+                    }
+                }
+                prop_assert_eq!(notes.len(), model.len());
+                prop_assert_eq!(notes.is_empty(), model.is_empty());
+            }
+            prop_assert_eq!(notes.allocated(), allocated_by_tables(&notes));
+            for (k, packed) in &model {
+                prop_assert_eq!(notes.get(*k), Some(*packed));
+            }
+            let mut all: Vec<_> = notes.iter().collect();
+            all.sort_unstable();
+            let mut expected: Vec<_> = model.into_iter().collect();
+            expected.sort_unstable();
+            prop_assert_eq!(all, expected);
+        }
     }
 }
