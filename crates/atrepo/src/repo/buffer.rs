@@ -239,10 +239,10 @@ struct Inner {
     /// a stream in the scratch file: where their bytes start and their
     /// length, packed (see [`pack`]), by short fingerprint
     /// ([`CidKey::short`]; every hit is confirmed against the CID's bytes in
-    /// the input), charged by what the tables allocate. Out of order, every block of a file
-    /// waits here: with 16-byte keys, the table's last doubling held 38 MB
-    /// at once for the shuffled 128 MiB repository (486,659 blocks); with
-    /// 8-byte keys peak RSS fell from 170.7 to 162.9 MiB. A block whose
+    /// the input), charged by what the tables allocate ([`Notes`]). Out of
+    /// order, every block of a file waits here, which is why keys are 8
+    /// bytes (with 16, peak RSS of the shuffled 128 MiB repository was
+    /// 170.7 MiB instead of 162.9). A block whose
     /// short fingerprint clashes with a waiting block's (about 2^32 hashing
     /// work on purpose) replaces it here: the other is then missing, and
     /// the repository holding both fails to verify. A clash never hands
@@ -1628,8 +1628,8 @@ mod tests {
         }
         let inner = buffer.lock();
         assert!(inner.in_file.is_empty());
-        // Only the scratch file's write buffer and the notes' tables (which
-        // keep their allocation) are left: the charge is what they hold.
+        // Only the scratch file's write buffer and the notes' tables (shrunk
+        // as they emptied, not freed) are left: the charge is what they hold.
         assert!(inner.in_file.allocated() > 0);
         assert_eq!(inner.memory_bytes, SCRATCH_BUFFER_MIN as u64 + inner.in_file.allocated());
     }

@@ -88,12 +88,13 @@ pub struct VerifyOptions {
     /// is memory outside [`memory_limit`](Self::memory_limit)), the same
     /// file that holds the stream's waiting blocks past the limit, and
     /// read back and re-hashed for a repeat. Records taken from the spill
-    /// store stay there instead. Kept records take at most
-    /// [`SpillOptions::max_spilled`] bytes of the file (beside the waiting
-    /// blocks' and the spill store's own caps), and records of 16 MiB or
-    /// more are not kept; past either, a repeat comes without bytes. Its write buffer (a sixteenth of
-    /// `memory_limit`, 4 to 64 KiB) counts in `memory_limit`. Worth it for callers that use every record's bytes;
-    /// verification alone never needs it. Inputs held in memory and
+    /// store (or its batch in flight) stay there instead. Kept records
+    /// take at most [`SpillOptions::max_spilled`] bytes of the file (beside
+    /// the waiting blocks' and the spill store's own caps), and records of
+    /// 16 MiB or more are not kept; past either, a repeat comes without
+    /// bytes. Its write buffer (a sixteenth of `memory_limit`, 4 to 64 KiB)
+    /// counts in `memory_limit`. Worth it for callers that use every
+    /// record's bytes; verification alone never needs it. Inputs held in memory and
     /// regular files are read again instead, and ignore it.
     pub keep_records: bool,
 }
