@@ -33,8 +33,10 @@ fn backend(e: impl Into<redb::Error>) -> Error {
 /// another process made `path` meanwhile (that one is then opened as it
 /// is); where the filesystem has no hard links, it is renamed into place
 /// unless the name was taken. A crash before that leaves only the
-/// temporary file, `.NAME.PID.NANOS.N.creating`. (An empty file someone
-/// made at `path` beforehand is set up in place by redb, as before.)
+/// temporary file, `.NAME.PID.NANOS.N.creating`, which a later creation of
+/// the same name removes once it is [`STALE_CREATING`] old. (An empty file
+/// someone made at `path` beforehand is set up in place by redb, as
+/// before.)
 fn create_new(builder: &redb::Builder, path: &Path) -> Result<()> {
     static MADE: AtomicU64 = AtomicU64::new(0);
     let dir = match path.parent() {
@@ -44,6 +46,7 @@ fn create_new(builder: &redb::Builder, path: &Path) -> Result<()> {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
     let n = MADE.fetch_add(1, Ordering::Relaxed);
+    sweep_stale_creating(dir, &name);
     let tmp = dir.join(format!(".{name}.{}.{nanos}.{n}.creating", std::process::id()));
     let made = (|| {
         std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
@@ -68,6 +71,33 @@ fn create_new(builder: &redb::Builder, path: &Path) -> Result<()> {
     // database; the temporary name is ours alone.
     let _ = std::fs::remove_file(&tmp);
     made
+}
+
+/// How old a temporary file of a database being made must be before it is
+/// taken for a crash's leftover: making one takes milliseconds.
+const STALE_CREATING: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Removes what crashes while making database `name` in `dir` left
+/// (`.NAME.*.creating` files older than [`STALE_CREATING`]), best effort.
+fn sweep_stale_creating(dir: &Path, name: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let prefix = format!(".{name}.");
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(file_name) = file_name.to_str() else { continue };
+        if !(file_name.starts_with(&prefix) && file_name.ends_with(".creating")) {
+            continue;
+        }
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age >= STALE_CREATING);
+        if old {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Makes a new name in `dir` durable. Filesystems that cannot sync a
@@ -101,7 +131,8 @@ fn sync_dir(dir: &Path) -> Result<()> {
 /// A database that does not exist yet is made under a temporary name
 /// beside its path (`.NAME.PID.NANOS.N.creating`) and linked into place
 /// once whole, so a crash while making it never leaves a half-made file
-/// under the path (only, at worst, that temporary file).
+/// under the path (only, at worst, that temporary file, which a later
+/// creation of the same name removes once it is ten minutes old).
 ///
 /// [`Usage::overhead_bytes`] is the file size minus the payload.
 #[derive(Debug)]
@@ -279,10 +310,16 @@ mod tests {
     #[test]
     fn a_new_database_appears_whole_under_its_name() {
         let dir = tempfile::tempdir().unwrap();
-        // What a crash while making an earlier one left: only its
-        // temporary file, which does not stand in the way.
+        // What crashes while making an earlier one left: only temporary
+        // files, which do not stand in the way; one old enough is removed,
+        // a recent one (perhaps another process's, being made) is not.
         let stray = dir.path().join(".blocks.redb.1.2.3.creating");
         std::fs::write(&stray, b"half a header").unwrap();
+        let stale = dir.path().join(".blocks.redb.4.5.6.creating");
+        let old = SystemTime::now() - STALE_CREATING - std::time::Duration::from_secs(1);
+        std::fs::File::create(&stale).unwrap().set_modified(old).unwrap();
+        let other = dir.path().join(".other.redb.4.5.6.creating");
+        std::fs::File::create(&other).unwrap().set_modified(old).unwrap();
         let path = dir.path().join("blocks.redb");
         let store = RedbStore::open(&path).unwrap();
         let bytes = Bytes::from_static(b"x");
@@ -292,15 +329,16 @@ mod tests {
         batch.put(cid, bytes.clone());
         store.write(batch).unwrap();
         drop(store);
-        // No temporary file of its own is left, and the stray one is not
-        // touched.
-        assert_eq!(names(dir.path()), [".blocks.redb.1.2.3.creating", "blocks.redb"]);
+        // No temporary file of its own is left, the recent stray one is
+        // not touched, nor another database's.
+        let left = [".blocks.redb.1.2.3.creating", ".other.redb.4.5.6.creating", "blocks.redb"];
+        assert_eq!(names(dir.path()), left);
         // Made again (another process that raced this one): the file that
         // is there wins.
         create_new(&redb::Builder::new(), &path).unwrap();
         let mut store = RedbStore::open(&path).unwrap();
         store.check_integrity().unwrap();
         assert_eq!(store.get(&cid).unwrap(), Some(bytes));
-        assert_eq!(names(dir.path()), [".blocks.redb.1.2.3.creating", "blocks.redb"]);
+        assert_eq!(names(dir.path()), left);
     }
 }
