@@ -53,9 +53,9 @@ const NO_POSITION: u64 = u64::MAX;
 const IN_SPILL: u64 = u64::MAX - 1;
 
 /// The packed position of a block taken from the spill store's batch in
-/// flight ([`Inner::pending`]): a record goes back into the batch when it
-/// is marked taken, so that it stays with the spill store as a record
-/// taken from the store does (see [`Inner::mark_taken`]).
+/// flight ([`Inner::pending`]), where it stays, as in the store: a record
+/// for a second key (see [`Inner::mark_taken`]); a node only until
+/// [`Inner::take_node`] drops it, since nothing reads a node twice.
 const IN_BATCH: u64 = u64::MAX - 2;
 
 /// Most bytes read back from the input file for records that a second key
@@ -624,7 +624,9 @@ impl Buffer {
                 // the taken set), and nodes, which the walk read.
                 let k = key(cid);
                 if inner.taken.contains_key(&k) {
-                } else if used(&k) {
+                    return Ok(());
+                }
+                if used(&k) {
                     read_in_spill = read_in_spill.saturating_add(1);
                 } else {
                     count(false, data.len() as u64);
@@ -652,12 +654,19 @@ impl Buffer {
 }
 
 impl Inner {
-    /// Takes a node out (see [`Buffer::take`]), counting those taken from
-    /// the spill store.
+    /// Takes a node out (see [`Buffer::take`]): drops it from the spill
+    /// batch, and counts those taken from the spill store, where they stay.
     fn take_node(&mut self, cid: &Cid) -> Result<Option<Bytes>> {
         let taken = self.take(cid)?;
-        if matches!(taken, Some((_, IN_SPILL))) {
-            self.nodes_from_spill = self.nodes_from_spill.saturating_add(1);
+        match &taken {
+            Some((bytes, IN_BATCH)) => {
+                self.pending.remove(cid);
+                self.pending_bytes = self.pending_bytes.saturating_sub(cost(bytes));
+            }
+            Some((_, IN_SPILL)) => {
+                self.nodes_from_spill = self.nodes_from_spill.saturating_add(1);
+            }
+            _ => {}
         }
         Ok(taken.map(|(bytes, _)| bytes))
     }
@@ -711,9 +720,16 @@ impl Inner {
     /// What [`can_note`] counts as held: [`Inner::held`], and room for the
     /// spill store while it may yet be opened.
     fn held_for_notes(&self) -> u64 {
-        let may_spill = self.spill_options.as_ref().is_some_and(|o| o.target.is_some());
-        let room = if self.spill.is_none() && may_spill { spill_room(self.limit) } else { 0 };
+        let room =
+            if self.spill.is_none() && self.may_spill() { spill_room(self.limit) } else { 0 };
         self.held.saturating_add(room)
+    }
+
+    /// Whether blocks may go to a spill store: spill options naming one
+    /// (`no_spill` options only let a stream's blocks wait in the scratch
+    /// file).
+    fn may_spill(&self) -> bool {
+        self.spill_options.as_ref().is_some_and(|o| o.target.is_some())
     }
 
     /// Counts `c` more bytes held that no eviction frees (see
@@ -768,35 +784,20 @@ impl Inner {
         // A view of an input held whole waits as its position only (its
         // bytes are viewed again when taken): a note instead of a
         // slow-lane slot.
-        if self.whole.is_some()
-            && let Some(packed) = pack(offset, bytes.len())
-        {
-            if can_note(&self.in_file, self.held_for_notes(), self.limit, &cid) {
-                let peak = &mut self.stats.peak_memory;
-                note(&mut self.in_file, &mut self.memory_bytes, peak, &cid, packed, cost(bytes));
-                return Ok(());
-            }
-            if self.spill_options.is_some() {
-                return self.spill_instead(cid, bytes);
-            }
-        }
+        //
         // Once a stream has crossed its budget, a block that waits goes to
         // the scratch file at once: the slow lane would only fill up to the
         // budget again, its table growing (the old and the new table held
-        // together) on the way, to be written out anyway.
-        // Once the notes' tables cannot grow within the budget, it goes to
-        // the spill store instead.
-        if self.waits_in_scratch
-            && !can_note(&self.in_file, self.held_for_notes(), self.limit, &cid)
-        {
-            return self.spill_instead(cid, bytes);
-        }
-        if self.waits_in_scratch
-            && let Some(scratch) = &mut self.scratch
-        {
-            let appended = append_section(scratch, Part::Waiting, &cid, bytes)?;
-            scratch_full(scratch)?;
-            if let Some(packed) = appended {
+        // together) on the way, to be written out anyway. Either way, once
+        // the notes' tables cannot grow within the budget, the block goes
+        // to the spill store instead (checked before it is appended).
+        let whole = self.whole.is_some().then(|| pack(offset, bytes.len())).flatten();
+        if whole.is_some() || self.waits_in_scratch {
+            if !can_note(&self.in_file, self.held_for_notes(), self.limit, &cid) {
+                if self.may_spill() {
+                    return self.spill_instead(cid, bytes);
+                }
+            } else if let Some(packed) = self.waiting_position(whole, &cid, bytes)? {
                 let peak = &mut self.stats.peak_memory;
                 note(&mut self.in_file, &mut self.memory_bytes, peak, &cid, packed, cost(bytes));
                 return Ok(());
@@ -809,6 +810,24 @@ impl Inner {
         let bytes = if self.detach { Bytes::copy_from_slice(bytes) } else { bytes.clone() };
         self.memory.insert(cid, (bytes, offset));
         Ok(())
+    }
+
+    /// Where block `cid` can wait outside memory: at `whole` (its position
+    /// in an input held whole), or appended to a stream's scratch file;
+    /// `None` if neither (too long to note, or past the file's cap).
+    fn waiting_position(
+        &mut self,
+        whole: Option<u64>,
+        cid: &Cid,
+        bytes: &Bytes,
+    ) -> Result<Option<u64>> {
+        if whole.is_some() {
+            return Ok(whole);
+        }
+        let Some(scratch) = &mut self.scratch else { return Ok(None) };
+        let appended = append_section(scratch, Part::Waiting, cid, bytes)?;
+        scratch_full(scratch)?;
+        Ok(appended)
     }
 
     /// Block `cid` at packed `position` of the input, if the CAR section
@@ -963,10 +982,9 @@ impl Inner {
             self.open_scratch(&parent, cap)?;
         }
         let before = self.memory.len();
-        let (limit, held) = (self.limit, self.held_for_notes());
+        let (limit, held, spill_ok) = (self.limit, self.held_for_notes(), self.may_spill());
         let (in_file, memory_bytes) = (&mut self.in_file, &mut self.memory_bytes);
         let peak = &mut self.stats.peak_memory;
-        let spill_ok = self.spill_options.is_some();
         let mut scratch = self.scratch.as_mut().filter(|_| stream);
         let mut failed = None;
         let mut refused = None;
@@ -1096,8 +1114,8 @@ impl Inner {
     }
 
     /// Takes a block out: its bytes and its packed position in the input
-    /// or the scratch file, or where it came from ([`IN_SPILL`], where it
-    /// stays; [`IN_BATCH`]; [`NO_POSITION`] if not known).
+    /// or the scratch file, or where it came from ([`IN_SPILL`] and
+    /// [`IN_BATCH`], where it stays; [`NO_POSITION`] if not known).
     fn take(&mut self, cid: &Cid) -> Result<Option<(Bytes, u64)>> {
         if self.locate(cid)?
             && let Some((_, bytes, offset)) = self.queue.pop_front()
@@ -1118,9 +1136,8 @@ impl Inner {
             if self.taken_before(cid)?.is_some() {
                 return Ok(None);
             }
-            if let Some(bytes) = self.pending.remove(cid) {
-                self.pending_bytes = self.pending_bytes.saturating_sub(cost(&bytes));
-                return Ok(Some((bytes, IN_BATCH)));
+            if let Some(bytes) = self.pending.get(cid) {
+                return Ok(Some((bytes.clone(), IN_BATCH)));
             }
         }
         let k = short(cid);
@@ -1148,8 +1165,8 @@ impl Inner {
     /// slow lane, the spill batch, or noted in the input or the scratch
     /// file), so that copy is not taken again as a block never handed out.
     /// A note must have the same length and CID bytes to be its copy. A
-    /// record taken before and put back into the spill batch (see
-    /// [`Inner::mark_taken`]) stays: it is there for a second key.
+    /// record taken before from the spill batch stays there, for a second
+    /// key.
     fn drop_earlier_copy(&mut self, cid: &Cid, len: usize) -> Result<()> {
         let mut dropped = false;
         if !self.memory.is_empty()
@@ -1229,14 +1246,10 @@ impl Inner {
         // there: `take` and `again` find it by its tail.
         let value = if position & TAIL_TAG == 0 {
             position
-        } else if position == IN_BATCH {
-            // Back into the batch it came from, bound for the spill store.
-            self.pending_bytes = self.pending_bytes.saturating_add(cost(bytes));
-            self.pending.insert(*cid, bytes.clone());
-            tail(cid)
         } else if self.keep
             && let Some(scratch) = &mut self.scratch
             && position != IN_SPILL
+            && position != IN_BATCH
         {
             append_section(scratch, Part::Kept, cid, bytes)?.unwrap_or_else(|| tail(cid))
         } else {
@@ -1248,7 +1261,9 @@ impl Inner {
     }
 
     fn spill_block(&mut self, cid: Cid, bytes: &Bytes) -> Result<()> {
-        let Some(options) = &self.spill_options else {
+        let Some(options) = self.spill_options.as_ref().filter(|o| o.target.is_some()) else {
+            // Nowhere to spill: the buffer's own limit is the answer (not a
+            // spill store's, opened only to refuse).
             let found = self.memory_bytes.saturating_add(cost(bytes));
             return Err(Error::LimitExceeded { what: "memory", limit: self.limit, found });
         };
@@ -1777,12 +1792,12 @@ mod tests {
         }
     }
 
-    /// A record put back into the spill batch stays there when a second
-    /// copy of it arrives and is taken from the queue: a third key still
-    /// gets its bytes.
+    /// A record taken from the spill batch stays there when a second copy
+    /// of it arrives and is taken from the queue: a third key still gets
+    /// its bytes.
     #[cfg(feature = "redb")]
     #[test]
-    fn a_record_put_back_into_the_spill_batch_outlives_a_second_copy() {
+    fn a_record_taken_from_the_spill_batch_outlives_a_second_copy() {
         let dir = tempfile::tempdir().unwrap();
         let (buffer, n) = spilling_until(dir.path(), false, |i| !i.pending.is_empty());
         let (record, bytes) = block(n - 1);
@@ -1827,6 +1842,36 @@ mod tests {
     /// The bytes of block `cid` among the first `n` of [`block`].
     fn block_bytes(cid: &Cid, n: u32) -> Bytes {
         (0..n).map(block).find(|(c, _)| c == cid).unwrap().1
+    }
+
+    /// `no_spill` options name no spill store: a stream whose notes' tables
+    /// cannot grow fails at once with the buffer's own memory limit, not
+    /// after a batch piled up for a store that refuses it.
+    #[test]
+    fn a_stream_with_no_spill_store_past_its_notes_is_a_limit_error_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let limit = 20 * 1024;
+        let buffer =
+            Buffer::new(limit, Some(SpillOptions::default().parent(dir.path()).no_spill()));
+        let mut n = 0;
+        let err = loop {
+            let (cid, bytes) = block(n);
+            if let Err(e) = buffer.insert(cid, bytes, u64::from(n) * 100) {
+                break e;
+            }
+            n += 1;
+            assert!(n < 5_000, "no limit error after {n} blocks");
+        };
+        assert!(
+            matches!(err, Error::LimitExceeded { what: "memory", limit: l, .. } if l == limit),
+            "{err:?}"
+        );
+        let inner = buffer.lock();
+        assert!(inner.spill.is_none() && inner.pending.is_empty());
+        // Within the limit but for a table's growth in flight (see
+        // `can_note`), a few KiB here.
+        let peak = inner.stats.peak_memory;
+        assert!(peak <= limit + 8 * 1024, "{peak}");
     }
 
     /// A kept record refused for the scratch file's cap only comes without

@@ -109,13 +109,18 @@ impl Notes {
         let (i, t) = self.place(k);
         let Notes { shards, hasher, len, allocated } = self;
         let Some(shard) = shards.get_mut(i) else { return 0 };
-        if let Some(entry) = shard.find_mut(t, |&(key, _)| key == k) {
-            entry.1 = packed;
-            return 0;
-        }
         let before = shard.allocation_size() as u64;
-        shard.insert_unique(t, (k, packed), |&(key, _)| table_hash(hasher.hash_one(key)));
-        *len = len.saturating_add(1);
+        // One probe: the entry of `k`. (hashbrown makes room for a new
+        // entry before it looks, so the table may grow even when `k` is
+        // there: the allocation is measured either way.)
+        let rehash = |&(key, _): &(u64, u64)| table_hash(hasher.hash_one(key));
+        match shard.entry(t, |&(key, _)| key == k, rehash) {
+            hashbrown::hash_table::Entry::Occupied(mut entry) => entry.get_mut().1 = packed,
+            hashbrown::hash_table::Entry::Vacant(entry) => {
+                entry.insert((k, packed));
+                *len = len.saturating_add(1);
+            }
+        }
         let after = shard.allocation_size() as u64;
         *allocated = allocated.saturating_sub(before).saturating_add(after);
         if after == before { 0 } else { before }
