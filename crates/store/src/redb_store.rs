@@ -33,39 +33,31 @@ fn backend(e: impl Into<redb::Error>) -> Error {
 /// another process made `path` meanwhile (that one is then opened as it
 /// is); where the filesystem has no hard links, it is renamed into place
 /// unless the name was taken. A crash before that leaves only the
-/// temporary file, `.NAME.PID.NANOS.N.creating`, which a later creation of
-/// the same name removes once it is [`STALE_CREATING`] old. (An empty file
-/// someone made at `path` beforehand is set up in place by redb, as
-/// before.)
-fn create_new(builder: &redb::Builder, path: &Path) -> Result<()> {
+/// temporary file, `.NAME.PID.NANOS.N.creating`, which the next open of
+/// the same name removes (see [`sweep_creating`]). (An empty file someone
+/// made at `path` beforehand is set up in place by redb, as before.)
+/// Returns whether this call made the database (not another process).
+fn create_new(builder: &redb::Builder, path: &Path, dir: &Path, name: &str) -> Result<bool> {
     static MADE: AtomicU64 = AtomicU64::new(0);
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
     let n = MADE.fetch_add(1, Ordering::Relaxed);
-    sweep_stale_creating(dir, &name);
     let tmp = dir.join(format!(".{name}.{}.{nanos}.{n}.creating", std::process::id()));
     let made = (|| {
         std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
         let db = builder.create(&tmp).map_err(backend)?;
-        let mut txn = db.begin_write().map_err(backend)?;
-        txn.set_durability(redb::Durability::Immediate).map_err(backend)?;
-        txn.open_table(BLOCKS).map_err(backend)?;
-        txn.open_table(META).map_err(backend)?;
-        txn.commit().map_err(backend)?;
+        create_tables(&db)?;
         db.close().map_err(backend)?;
         match std::fs::hard_link(&tmp, path) {
             Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
             // No hard links here (FAT, some network mounts): a rename,
-            // unless another process made the file meanwhile.
+            // unless another process made the file meanwhile (best effort:
+            // a rename replaces a file made between the check and it).
             Err(_) if !path.exists() => std::fs::rename(&tmp, path)?,
             Err(e) => return Err(e.into()),
         }
-        sync_dir(dir)
+        sync_dir(dir)?;
+        Ok(true)
     })();
     // Best effort: the name in place (or the other process's file) is the
     // database; the temporary name is ours alone.
@@ -73,28 +65,55 @@ fn create_new(builder: &redb::Builder, path: &Path) -> Result<()> {
     made
 }
 
+/// Creates both tables in one durable commit (two-phase, as every durable
+/// write), so that readers never meet a missing table.
+fn create_tables(db: &redb::Database) -> Result<()> {
+    let mut txn = db.begin_write().map_err(backend)?;
+    txn.set_durability(redb::Durability::Immediate).map_err(backend)?;
+    txn.set_two_phase_commit(true);
+    txn.open_table(BLOCKS).map_err(backend)?;
+    txn.open_table(META).map_err(backend)?;
+    txn.commit().map_err(backend)
+}
+
 /// How old a temporary file of a database being made must be before it is
-/// taken for a crash's leftover: making one takes milliseconds.
+/// taken for a crash's leftover where the owner's liveness cannot be told
+/// (no `/proc`): making one takes milliseconds.
 const STALE_CREATING: std::time::Duration = std::time::Duration::from_secs(600);
 
-/// Removes what crashes while making database `name` in `dir` left
-/// (`.NAME.*.creating` files older than [`STALE_CREATING`]), best effort.
-fn sweep_stale_creating(dir: &Path, name: &str) {
+/// The owner's pid in `file_name` if it is a temporary file of database
+/// `name` being made (`.NAME.PID.NANOS.N.creating`).
+fn creating_owner(file_name: &str, name: &str) -> Option<u32> {
+    let rest = file_name.strip_prefix('.')?.strip_prefix(name)?.strip_prefix('.')?;
+    let mut parts = rest.strip_suffix(".creating")?.split('.');
+    let pid = parts.next()?.parse().ok()?;
+    let numbers = parts.map(|p| p.parse::<u64>().ok()).collect::<Option<Vec<_>>>()?;
+    (numbers.len() == 2).then_some(pid)
+}
+
+/// Removes what crashes while making database `name` in `dir` left, best
+/// effort: temporary files whose owner is dead, the spill folders' rule
+/// (`scratch.rs`), or, where that cannot be told, older than
+/// [`STALE_CREATING`]. Run on every open, not only when making the
+/// database: a restart soon after a crash finds the database made and
+/// would not make it again.
+fn sweep_creating(dir: &Path, name: &str) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
-    let prefix = format!(".{name}.");
     for entry in entries.flatten() {
         let file_name = entry.file_name();
-        let Some(file_name) = file_name.to_str() else { continue };
-        if !(file_name.starts_with(&prefix) && file_name.ends_with(".creating")) {
+        let Some(pid) = file_name.to_str().and_then(|f| creating_owner(f, name)) else {
             continue;
-        }
-        let old = entry
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age >= STALE_CREATING);
-        if old {
+        };
+        let stale = match crate::scratch::is_alive(pid) {
+            Some(alive) => !alive,
+            None => entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age >= STALE_CREATING),
+        };
+        if stale {
             let _ = std::fs::remove_file(entry.path());
         }
     }
@@ -131,8 +150,8 @@ fn sync_dir(dir: &Path) -> Result<()> {
 /// A database that does not exist yet is made under a temporary name
 /// beside its path (`.NAME.PID.NANOS.N.creating`) and linked into place
 /// once whole, so a crash while making it never leaves a half-made file
-/// under the path (only, at worst, that temporary file, which a later
-/// creation of the same name removes once it is ten minutes old).
+/// under the path (only, at worst, that temporary file, which the next
+/// open of the same database removes once its owner is dead).
 ///
 /// [`Usage::overhead_bytes`] is the file size minus the payload.
 #[derive(Debug)]
@@ -167,17 +186,20 @@ impl RedbStore {
         if let Some(bytes) = options.cache_bytes {
             builder.set_cache_size(usize::try_from(bytes).unwrap_or(usize::MAX));
         }
-        if !path.exists() {
-            create_new(&builder, path)?;
-        }
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        sweep_creating(dir, &name);
+        let made = !path.exists() && create_new(&builder, path, dir, &name)?;
         let db = builder.create(path).map_err(backend)?;
-        let store = RedbStore { db, path: path.to_owned(), durability: options.durability };
-        // Create both tables so that readers never meet a missing table.
-        let txn = store.begin_write(Durability::Immediate)?;
-        txn.open_table(BLOCKS).map_err(backend)?;
-        txn.open_table(META).map_err(backend)?;
-        txn.commit().map_err(backend)?;
-        Ok(store)
+        if !made {
+            // A file made elsewhere (another process, an earlier version):
+            // its tables may be missing.
+            create_tables(&db)?;
+        }
+        Ok(RedbStore { db, path: path.to_owned(), durability: options.durability })
     }
 
     /// The database file.
@@ -311,15 +333,14 @@ mod tests {
     fn a_new_database_appears_whole_under_its_name() {
         let dir = tempfile::tempdir().unwrap();
         // What crashes while making an earlier one left: only temporary
-        // files, which do not stand in the way; one old enough is removed,
-        // a recent one (perhaps another process's, being made) is not.
-        let stray = dir.path().join(".blocks.redb.1.2.3.creating");
-        std::fs::write(&stray, b"half a header").unwrap();
-        let stale = dir.path().join(".blocks.redb.4.5.6.creating");
-        let old = SystemTime::now() - STALE_CREATING - std::time::Duration::from_secs(1);
-        std::fs::File::create(&stale).unwrap().set_modified(old).unwrap();
-        let other = dir.path().join(".other.redb.4.5.6.creating");
-        std::fs::File::create(&other).unwrap().set_modified(old).unwrap();
+        // files, which do not stand in the way. One whose owner is dead is
+        // removed (a pid above Linux's pid_max); one whose owner lives
+        // (perhaps being made right now) is not, nor another database's.
+        let ours = format!(".blocks.redb.{}.2.3.creating", std::process::id());
+        std::fs::write(dir.path().join(&ours), b"half a header").unwrap();
+        std::fs::write(dir.path().join(".blocks.redb.4294967.5.6.creating"), b"").unwrap();
+        std::fs::write(dir.path().join(".other.redb.4294967.5.6.creating"), b"").unwrap();
+        std::fs::write(dir.path().join(".blocks.redb.1.4294967.5.6.creating"), b"").unwrap();
         let path = dir.path().join("blocks.redb");
         let store = RedbStore::open(&path).unwrap();
         let bytes = Bytes::from_static(b"x");
@@ -329,13 +350,20 @@ mod tests {
         batch.put(cid, bytes.clone());
         store.write(batch).unwrap();
         drop(store);
-        // No temporary file of its own is left, the recent stray one is
-        // not touched, nor another database's.
-        let left = [".blocks.redb.1.2.3.creating", ".other.redb.4.5.6.creating", "blocks.redb"];
+        // No temporary file of its own is left. (`.blocks.redb.1.…` is a
+        // temporary file of a database named `blocks.redb.1`.)
+        let mut left = vec![
+            ours,
+            ".blocks.redb.1.4294967.5.6.creating".to_owned(),
+            ".other.redb.4294967.5.6.creating".to_owned(),
+            "blocks.redb".to_owned(),
+        ];
+        left.sort();
         assert_eq!(names(dir.path()), left);
         // Made again (another process that raced this one): the file that
         // is there wins.
-        create_new(&redb::Builder::new(), &path).unwrap();
+        let made = create_new(&redb::Builder::new(), &path, dir.path(), "blocks.redb").unwrap();
+        assert!(!made);
         let mut store = RedbStore::open(&path).unwrap();
         store.check_integrity().unwrap();
         assert_eq!(store.get(&cid).unwrap(), Some(bytes));

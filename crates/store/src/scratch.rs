@@ -58,7 +58,7 @@ fn owner_pid(name: &str) -> Option<u32> {
 
 /// Whether process `pid` is alive. `None` where this cannot be told
 /// (no `/proc`), in which case nothing is removed.
-fn is_alive(pid: u32) -> Option<bool> {
+pub(crate) fn is_alive(pid: u32) -> Option<bool> {
     if cfg!(target_os = "linux") && Path::new("/proc/self").exists() {
         Some(Path::new("/proc").join(pid.to_string()).exists())
     } else {
