@@ -13,9 +13,11 @@
 //! and report medians. Rounds alternate the tools so that a busy spell on
 //! the machine hits all of them alike.
 //!
-//! Shuffled inputs stand for real exports (the reference PDS's `getRepo`
-//! writes blocks newest commit first, by CID within a commit): they are
-//! also read from standard input with `--mem-limit 64`, a stream that
+//! Shuffled inputs (`atrepo gen --order shuffled`, a seeded uniform
+//! shuffle) stand for real exports, which are out of tree order too (the
+//! reference PDS's `getRepo` writes blocks newest commit first, by CID
+//! within a commit; a repository written in one commit is in CID order,
+//! i.e. shuffled): they are also read from standard input with `--mem-limit 64`, a stream that
 //! cannot be read again, the case of a relay backfilling over HTTP.
 
 use std::fmt::Write as _;
@@ -36,8 +38,8 @@ struct Input {
     label: &'static str,
     /// Records to generate (about 350 bytes of CAR each).
     records: u64,
-    /// Whether its blocks are shuffled (out of tree order, as the reference
-    /// PDS's `getRepo` writes them): the file lane's case, and read from a
+    /// Whether its blocks are shuffled (out of tree order, as real exports
+    /// are; see the module docs): the file lane's case, and read from a
     /// stream too.
     shuffled: bool,
     /// Whether `--quick` measures it.

@@ -143,7 +143,8 @@ impl VerifyOptions {
     /// It bounds the blocks waiting for the walk and their bookkeeping
     /// (about 300 bytes a block in memory; 20 to 80 for a block left in the
     /// input file or a stream's scratch file, charged by what the tables of
-    /// those notes allocate) and the fingerprints of records handed out (32
+    /// those notes allocate, which keep up to about 0.5 MB of small tables
+    /// once used) and the fingerprints of records handed out (32
     /// bytes each, so a repository of millions of records uses tens of MB
     /// of it whatever its block order, and can pass a small limit: the
     /// report's peak says so). Past it blocks are left in the input file or

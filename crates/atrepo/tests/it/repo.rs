@@ -369,9 +369,9 @@ fn listed(reader: impl Iterator<Item = atrepo::Result<atrepo::OwnedRecord>>) -> 
 fn a_stream_past_its_limit_waits_in_its_scratch_file() {
     let dir = tempfile::tempdir().unwrap();
     let spill = atrepo::store::SpillOptions::default().parent(dir.path()).no_spill();
-    // The scratch file's write buffer (16 KiB here) and its notes (32
-    // bytes a block) count in the limit: a quarter of what the blocks
-    // would take.
+    // The scratch file's write buffer (16 KiB here) and its notes (20 to
+    // 80 bytes a block, charged by what their tables allocate) count in
+    // the limit: a quarter of what the blocks would take.
     let limit = 256 * 1024;
     let (g, built) = repo(2000);
     let tight = options(&g).memory_limit(limit).spill(Some(spill));
