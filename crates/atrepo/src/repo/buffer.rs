@@ -64,11 +64,10 @@ const IN_BATCH: u64 = u64::MAX - 2;
 /// without end.
 const REPEAT_READ_MAX: u64 = 256 * 1024 * 1024;
 
-/// Blocks bound for the spill store are written in batches of about this
-/// many bytes, per-block overhead included (one transaction each); until
-/// then they wait in memory, so a spilling buffer may hold up to this much
-/// beyond its budget.
-pub(crate) const SPILL_BATCH_BYTES: u64 = 4 * 1024 * 1024;
+/// Blocks bound for the spill store are written in batches of at most about
+/// this many bytes, per-block overhead included (one transaction each);
+/// smaller under a small limit (see [`SpillShare`]).
+const SPILL_BATCH_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Bits of a packed file position that hold the block's length: blocks of
 /// up to 16 MiB (sections are capped at 2 MiB by default) in files of up
@@ -222,9 +221,11 @@ struct Inner {
     memory_bytes: u64,
     /// What of `memory_bytes` no eviction frees, besides the notes: the
     /// taken set, the scratch file's write buffer, the spill store's
-    /// reserve.
+    /// share ([`SpillShare`]).
     held: u64,
     limit: u64,
+    /// What spilling takes of `limit`.
+    spill_share: SpillShare,
     spill_options: Option<SpillOptions>,
     spill: Option<SpillStore>,
     /// Blocks on their way to the spill store (one batch).
@@ -411,21 +412,39 @@ fn cost(bytes: &Bytes) -> u64 {
     (bytes.len() as u64).saturating_add(SLOT_COST)
 }
 
-/// The scratch store's page cache when spilling (redb keeps 1 GiB by
-/// default).
+/// The scratch store's page cache when spilling, at most (redb keeps 1 GiB
+/// by default).
 const SCRATCH_CACHE: u64 = 4 * 1024 * 1024;
 
-/// What spilling costs in memory, charged to the budget once it starts: the
-/// batch in flight and the scratch store's cache.
-const SPILL_RESERVE: u64 = SPILL_BATCH_BYTES + SCRATCH_CACHE;
+/// The part of the budget spilling takes once it starts, charged whole when
+/// the spill store opens and left free by the notes while it may yet open:
+/// the batch in flight and the store's page cache, [`SPILL_BATCH_BYTES`]
+/// and [`SCRATCH_CACHE`] from a 64 MiB limit up and an eighth of the limit
+/// below, so that opening the store never passes a small limit either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SpillShare {
+    /// Pending blocks are written once they cost this much.
+    batch: u64,
+    /// The spill store's page cache.
+    cache: u64,
+}
 
-/// The part of `limit` the notes leave for the spill store they may yet
-/// need ([`SPILL_RESERVE`], up to an eighth of the limit): from a 64 MiB
-/// limit up, the spill store then opens within the budget when the notes'
-/// tables stop growing; below, it may pass the limit by the rest of its
-/// reserve.
-fn spill_room(limit: u64) -> u64 {
-    SPILL_RESERVE.min(limit / 8)
+impl SpillShare {
+    fn of(limit: u64) -> SpillShare {
+        let cache = SCRATCH_CACHE.min(limit / 16);
+        SpillShare { batch: SPILL_BATCH_BYTES.min(limit / 16), cache }
+    }
+
+    /// What the share costs in all.
+    fn total(self) -> u64 {
+        self.batch + self.cache
+    }
+}
+
+/// A stream's scratch file write buffer under `limit`: a sixteenth of it
+/// at most, so that moving the waiting blocks out frees more than it takes.
+fn scratch_buffer_size(limit: u64) -> usize {
+    usize::try_from(limit / 16).unwrap_or(SCRATCH_BUFFER).clamp(SCRATCH_BUFFER_MIN, SCRATCH_BUFFER)
 }
 
 impl Buffer {
@@ -439,6 +458,7 @@ impl Buffer {
                 memory_bytes: 0,
                 held: 0,
                 limit,
+                spill_share: SpillShare::of(limit),
                 spill_options: spill,
                 spill: None,
                 pending: CidMap::default(),
@@ -706,9 +726,16 @@ impl Inner {
         self.spill_block(cid, &bytes)
     }
 
-    /// Whether `c` more bytes fit the budget.
+    /// Whether `c` more bytes fit the budget, beside room for a stream's
+    /// scratch file write buffer while it may yet be made: it is charged
+    /// before the blocks it lets out leave memory.
     fn fits(&self, c: u64) -> bool {
-        self.memory_bytes.saturating_add(c) <= self.limit
+        let room = if self.scratch.is_none() && self.spill_options.is_some() && self.is_stream() {
+            scratch_buffer_size(self.limit) as u64
+        } else {
+            0
+        };
+        self.memory_bytes.saturating_add(c).saturating_add(room) <= self.limit
     }
 
     /// Counts `c` more bytes held, and the peak.
@@ -721,7 +748,7 @@ impl Inner {
     /// spill store while it may yet be opened.
     fn held_for_notes(&self) -> u64 {
         let room =
-            if self.spill.is_none() && self.may_spill() { spill_room(self.limit) } else { 0 };
+            if self.spill.is_none() && self.may_spill() { self.spill_share.total() } else { 0 };
         self.held.saturating_add(room)
     }
 
@@ -932,12 +959,9 @@ impl Inner {
         if self.is_stream() && self.scratch.is_none() {
             // Past the offsets a position can note, a block could not be
             // found again: the file (both parts) stops there.
-            // Its write buffer comes out of the budget, and is made when
-            // the budget is reached: a sixteenth of it at most, so that
-            // moving the waiting blocks out frees more than it takes.
-            let size = usize::try_from(self.limit / 16)
-                .unwrap_or(SCRATCH_BUFFER)
-                .clamp(SCRATCH_BUFFER_MIN, SCRATCH_BUFFER);
+            // Its write buffer comes out of the budget (room for it is
+            // kept, see `fits`), and is made when the budget is reached.
+            let size = scratch_buffer_size(self.limit);
             self.scratch = Some(Scratch::create(dir, cap.min(MAX_OFFSET / 2), size)?);
             self.charge_held(size as u64);
         }
@@ -1271,29 +1295,29 @@ impl Inner {
             // Everything beyond the budget goes straight to disk, through a
             // store with a small cache; room for the cache and the batch in
             // flight is made by moving waiting blocks there too.
-            let open = atrepo_store::OpenOptions::scratch().cache_bytes(Some(SCRATCH_CACHE));
+            let share = self.spill_share;
+            let open = atrepo_store::OpenOptions::scratch().cache_bytes(Some(share.cache));
             let options = options.clone().memory_limit(0).open_options(open);
             self.spill = Some(SpillStore::new(options)?);
             self.stats.spilled = true;
-            self.charge_held(SPILL_RESERVE);
-            self.evict_to_spill()?;
+            self.evict_to_spill(share.total())?;
+            self.charge_held(share.total());
         }
         // Counted with per-block overhead, so that a batch of tiny blocks
         // is bounded in memory too, not only in payload.
         self.pending_bytes = self.pending_bytes.saturating_add(cost(bytes));
         self.pending.insert(cid, Bytes::copy_from_slice(bytes));
-        if self.pending_bytes >= SPILL_BATCH_BYTES {
+        if self.pending_bytes >= self.spill_share.batch {
             self.flush_pending()?;
         }
         Ok(())
     }
 
     /// Moves blocks from the slow lane to the spill store until the budget
-    /// holds again (or the slow lane is empty).
-    fn evict_to_spill(&mut self) -> Result<()> {
-        let limit = self.limit;
+    /// holds `room` more bytes (or the slow lane is empty).
+    fn evict_to_spill(&mut self, room: u64) -> Result<()> {
         let mut freed = 0u64;
-        let over = self.memory_bytes.saturating_sub(limit);
+        let over = self.memory_bytes.saturating_add(room).saturating_sub(self.limit);
         let mut moved = Vec::new();
         self.memory.retain(|cid, (bytes, _)| {
             if freed >= over {
@@ -1308,7 +1332,7 @@ impl Inner {
         let mut batch = Batch::new();
         for (cid, bytes) in moved {
             batch.put(cid, bytes);
-            if batch.payload_bytes() >= SPILL_BATCH_BYTES {
+            if batch.payload_bytes() >= self.spill_share.batch {
                 spill.write(std::mem::take(&mut batch))?;
             }
         }
@@ -1610,7 +1634,37 @@ mod tests {
         }
         let stats = buffer.stats();
         assert!(stats.spilled);
-        assert!(stats.peak_memory >= SPILL_RESERVE, "{} < {SPILL_RESERVE}", stats.peak_memory);
+        let share = SpillShare::of(SLOT_COST + 4).total();
+        assert!(stats.peak_memory >= share, "{} < {share}", stats.peak_memory);
+    }
+
+    /// Under a small limit the spill store's share (its batch and cache)
+    /// shrinks with the limit and is made room for before it is charged,
+    /// so opening the store does not pass the limit; every block comes
+    /// back.
+    #[cfg(feature = "redb")]
+    #[test]
+    fn a_spill_under_a_small_limit_stays_within_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let spill = SpillOptions::default().parent(dir.path());
+        let limit = 1024 * 1024;
+        let buffer = Buffer::new(limit, Some(spill));
+        let blocks: Vec<_> = (0..4000u32)
+            .map(|n| {
+                let bytes = Bytes::from(n.to_be_bytes().repeat(256));
+                (blessed_cid(DAG_CBOR, &bytes), bytes)
+            })
+            .collect();
+        for (cid, bytes) in &blocks {
+            buffer.insert(*cid, bytes.clone(), 0).unwrap();
+        }
+        let stats = buffer.stats();
+        assert!(stats.spilled);
+        assert!(stats.peak_memory <= limit, "{} > {limit}", stats.peak_memory);
+        assert!(stats.peak_memory >= SpillShare::of(limit).total());
+        for (cid, bytes) in blocks.iter().rev() {
+            assert_eq!(buffer.take(cid).unwrap(), Some(bytes.clone()), "{cid}");
+        }
     }
 
     /// A stream past its budget: every block that waits goes to the
@@ -1670,7 +1724,7 @@ mod tests {
             noted_max = noted_max.max(inner.in_file.len());
             if inner.spill.is_none() {
                 // Before the spill store opens, its room is kept free.
-                let held = inner.held + spill_room(limit) + inner.in_file.allocated();
+                let held = inner.held + SpillShare::of(limit).total() + inner.in_file.allocated();
                 assert!(held <= limit, "block {i}: {held} > {limit}");
             }
         }
@@ -1680,7 +1734,7 @@ mod tests {
             assert!((100..3000).contains(&noted_max), "{noted_max} noted at most");
             assert!(inner.memory.is_empty());
             let notes = inner.in_file.allocated();
-            assert!(inner.held + notes <= limit + SPILL_RESERVE, "{} + {notes}", inner.held);
+            assert!(inner.held + notes <= limit, "{} + {notes}", inner.held);
         }
         for (cid, bytes) in blocks.iter().rev() {
             assert_eq!(buffer.take(cid).unwrap(), Some(bytes.clone()), "{cid}");
