@@ -101,29 +101,32 @@ impl Notes {
         }
     }
 
-    /// Notes `k` at `packed`, replacing a note of the same `k`. Returns the
-    /// bytes of the table this replaced if its shard grew, which were held
-    /// together with the new table for a moment (see [`growth`](Self::growth));
-    /// else 0.
-    pub(crate) fn insert(&mut self, k: u64, packed: u64) -> u64 {
+    /// Notes `k` at `packed`, unless `k` is noted already: then the note
+    /// stays as it was (it is another block's, whose short fingerprint
+    /// clashes: replacing it would lose that block). Returns whether `k` was
+    /// noted, and the bytes of the table this replaced if its shard grew,
+    /// which were held together with the new table for a moment (see
+    /// [`growth`](Self::growth)); else 0.
+    pub(crate) fn insert(&mut self, k: u64, packed: u64) -> (bool, u64) {
         let (i, t) = self.place(k);
         let Notes { shards, hasher, len, allocated } = self;
-        let Some(shard) = shards.get_mut(i) else { return 0 };
+        let Some(shard) = shards.get_mut(i) else { return (false, 0) };
         let before = shard.allocation_size() as u64;
         // One probe: the entry of `k`. (hashbrown makes room for a new
         // entry before it looks, so the table may grow even when `k` is
         // there: the allocation is measured either way.)
         let rehash = |&(key, _): &(u64, u64)| table_hash(hasher.hash_one(key));
-        match shard.entry(t, |&(key, _)| key == k, rehash) {
-            hashbrown::hash_table::Entry::Occupied(mut entry) => entry.get_mut().1 = packed,
+        let noted = match shard.entry(t, |&(key, _)| key == k, rehash) {
+            hashbrown::hash_table::Entry::Occupied(_) => false,
             hashbrown::hash_table::Entry::Vacant(entry) => {
                 entry.insert((k, packed));
                 *len = len.saturating_add(1);
+                true
             }
-        }
+        };
         let after = shard.allocation_size() as u64;
         *allocated = allocated.saturating_sub(before).saturating_add(after);
-        if after == before { 0 } else { before }
+        (noted, if after == before { 0 } else { before })
     }
 
     /// Drops the note of `k`. A table left under a quarter of its capacity
@@ -189,7 +192,8 @@ mod tests {
         for k in 0..200_000u64 {
             let before = notes.allocated();
             let growth = notes.growth(k);
-            let replaced = notes.insert(k, k + 1);
+            let (noted, replaced) = notes.insert(k, k + 1);
+            assert!(noted, "note {k}");
             let after = notes.allocated();
             // A table grows only when `growth` said it might, never past
             // what it said, and reports the table it replaced.
@@ -215,8 +219,9 @@ mod tests {
         assert_eq!((notes.get(7), notes.remove(7), notes.len()), (None, None, 199_999));
         // One removal does not shrink a table.
         assert_eq!(notes.allocated(), allocated_by_tables(&notes));
-        assert_eq!(notes.insert(1, 5), 0);
-        assert_eq!((notes.get(1), notes.len()), (Some(5), 199_999));
+        // A note stays: a clashing fingerprint does not replace it.
+        assert_eq!(notes.insert(1, 5), (false, 0));
+        assert_eq!((notes.get(1), notes.len()), (Some(2), 199_999));
         assert_eq!(notes.iter().count(), 199_999);
 
         // Draining the notes gives the tables back, down to small ones.
@@ -249,7 +254,7 @@ mod tests {
         for k in 0..300_000u64 {
             let before = notes.allocated();
             let growth = notes.growth(k);
-            let replaced = notes.insert(k, k);
+            let (_, replaced) = notes.insert(k, k);
             let after = notes.allocated();
             // The grown table is `after - before + replaced`.
             assert!(after == before || growth >= after - before + replaced, "note {k}");
@@ -267,7 +272,8 @@ mod tests {
 
     proptest! {
         // Model-based: the notes answer as a map from fingerprint to
-        // position through inserts, replacements and removals (which shrink
+        // position through inserts, refused inserts of a noted fingerprint
+        // and removals (which shrink
         // tables), and the charge is always what the tables hold, never
         // grown past what `growth` said.
         #[test]
@@ -280,10 +286,11 @@ mod tests {
                 match op {
                     0 | 1 => {
                         let (before, growth) = (notes.allocated(), notes.growth(k));
-                        let replaced = notes.insert(k, packed);
+                        let (noted, replaced) = notes.insert(k, packed);
                         let after = notes.allocated();
                         prop_assert!(after == before || after - before + replaced <= growth);
-                        model.insert(k, packed);
+                        prop_assert_eq!(noted, !model.contains_key(&k));
+                        model.entry(k).or_insert(packed);
                     }
                     _ => {
                         let removed = notes.remove(k).map(|(p, _)| p);
