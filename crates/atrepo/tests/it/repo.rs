@@ -329,21 +329,24 @@ fn over_the_memory_limit_it_spills_and_completes() {
     // blocks go to the spill store, and the nodes and records taken from
     // there (and from its batch in flight) are neither left over nor
     // counted twice.
-    // The commit among the last blocks to arrive instead of last: it waits
-    // too, and at one such place (found by a review) it is read back from
-    // the spill store, where it stays, and is neither left over nor a
-    // duplicate either.
-    let mut commit_inside = reversed.clone();
-    let commit = commit_inside.pop().unwrap();
-    assert_eq!(commit.0, built.commit_cid);
-    commit_inside.insert(7905, commit);
-    let commit_inside = car(built.commit_cid, &commit_inside);
-    let reports = [
-        ("bytes", verify_repo(bytes.clone(), tight.clone()).unwrap()),
-        ("file", atrepo::verify_repo_file(&path, tight.clone()).unwrap()),
-        ("stream", atrepo::verify_repo_reader(&bytes[..], tight.clone()).unwrap()),
-        ("stream, commit inside", atrepo::verify_repo_reader(&commit_inside[..], tight).unwrap()),
+    // The commit among the blocks instead of last: it waits too, and at
+    // some places (a review found one) it is read back from the spill
+    // store, where it stays, and is neither left over nor a duplicate
+    // either. Which places do depends on the limits, so several are tried.
+    let mut reports = vec![
+        ("bytes".to_owned(), verify_repo(bytes.clone(), tight.clone()).unwrap()),
+        ("file".to_owned(), atrepo::verify_repo_file(&path, tight.clone()).unwrap()),
+        ("stream".to_owned(), atrepo::verify_repo_reader(&bytes[..], tight.clone()).unwrap()),
     ];
+    let (commit, rest) = reversed.split_last().unwrap();
+    assert_eq!(commit.0, built.commit_cid);
+    for at in (1..8).map(|i| rest.len() * i / 8).chain([7905]) {
+        let mut commit_inside = rest.to_vec();
+        commit_inside.insert(at, commit.clone());
+        let commit_inside = car(built.commit_cid, &commit_inside);
+        let report = atrepo::verify_repo_reader(&commit_inside[..], tight.clone()).unwrap();
+        reports.push((format!("stream, commit at {at}"), report));
+    }
     for (name, report) in reports {
         assert!(report.memory.spilled || name == "file", "{name}");
         assert_eq!(report.records, RECORDS, "{name}");
