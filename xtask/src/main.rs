@@ -21,6 +21,7 @@
 
 mod bench;
 mod ci;
+mod clash;
 mod corpus;
 mod crash;
 mod fuzz;
@@ -47,6 +48,7 @@ commands:
   malformed-corpus   rebuild the malformed-input corpus (crates/atrepo/tests/data/malformed)
   bench [ARGS]       whole-process speed and memory table (--quick, --no-peers, --runs N)
   fetch-fixtures     clone the upstream interop fixtures into interop-tests/fixtures
+  clash-pair [SEED]  find two records whose CIDs share a short fingerprint (minutes, --release)
 ";
 
 fn main() -> std::process::ExitCode {
@@ -87,6 +89,7 @@ fn run_command() -> Result<()> {
         "malformed-corpus" => corpus::run_malformed_corpus(&rest),
         "fetch-fixtures" => fetch_fixtures(),
         "bench" => bench::run_bench(&rest),
+        "clash-pair" => clash::run_clash_pair(&rest),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())

@@ -718,3 +718,87 @@ fn a_record_cid_sharing_a_fingerprint_with_a_present_record_is_missing() {
         }
     }
 }
+
+/// Two records whose CIDs share a short fingerprint (`CidKey::short`, the
+/// 8-byte key under which blocks that wait outside memory are noted),
+/// found with `cargo xtask clash-pair 1` (33 minutes on two cores): about
+/// 2^32 hashing work, so a repository owner can put such a pair in a
+/// repository on purpose. Their CIDs:
+/// bafyreifkwrrcrkyxg232qgj6cqy3zbu4lgqbjax5wtgv55bnjvlpdz5mja and
+/// bafyreibc77b46msrag3sauu76oupvmkllshoqp3mizkypqia5qrcv6eteq, short
+/// fingerprint e7b0ab9a3c5cad02.
+const CLASH_NONCES: [u64; 2] = [0x9b67_c9bb_c6f7_42ff, 0xc7e5_1e09_784f_4cf8];
+
+/// The record `cargo xtask clash-pair` hashes for nonce `x`.
+fn clash_record(x: u64) -> atrepo::verify::drisl::Value {
+    use atrepo::verify::drisl::Value;
+    Value::Map(
+        [
+            ("$type".to_owned(), Value::String("com.example.clash".into())),
+            ("nonce".to_owned(), Value::String(format!("{x:016x}"))),
+        ]
+        .into_iter()
+        .collect(),
+    )
+}
+
+#[test]
+fn records_whose_cids_share_a_short_fingerprint_both_verify() {
+    // Noted out of order, the second used to replace the first's note:
+    // that record was then missing, and a valid repository failed.
+    let g = generate(&GenOptions::default().records(2000).seed(7)).unwrap();
+    let mut writer = g.writer.clone();
+    let [a, b] = CLASH_NONCES.map(|x| {
+        let key = format!("com.example.clash/{x:016x}");
+        (key.clone(), writer.insert_value(&key, &clash_record(x)).unwrap())
+    });
+    assert_ne!(a.1, b.1);
+    let short = |cid: &Cid| atrepo::store::CidKey::of(cid).short();
+    assert_eq!(short(&a.1), short(&b.1));
+    let built = writer.build(&g.key, g.rev).unwrap();
+    // The pair first, the rest in reverse (the commit last): both wait.
+    let (mut blocks, rest): (Vec<_>, Vec<_>) =
+        built.blocks.iter().cloned().partition(|(cid, _)| *cid == a.1 || *cid == b.1);
+    assert_eq!(blocks.len(), 2);
+    blocks.extend(rest.into_iter().rev());
+    let bytes = car(built.commit_cid, &blocks);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clash.car");
+    std::fs::write(&path, &bytes).unwrap();
+
+    let limit = 256 * 1024;
+    let no_spill = atrepo::store::SpillOptions::default().parent(dir.path()).no_spill();
+    let mut cases = vec![
+        ("slice", options(&g)),
+        ("file", options(&g).memory_limit(limit)),
+        ("stream", options(&g).memory_limit(limit).spill(Some(no_spill))),
+    ];
+    #[cfg(feature = "redb")]
+    {
+        let spill = atrepo::store::SpillOptions::default().parent(dir.path());
+        cases.push(("stream spilling", options(&g).memory_limit(limit / 4).spill(Some(spill))));
+    }
+    for (case, options) in cases {
+        let records = match case {
+            "slice" => listed(RepoReader::from_bytes(bytes.clone(), options.clone()).unwrap()),
+            "file" => listed(RepoReader::from_file(&path, options.clone()).unwrap()),
+            _ => listed(RepoReader::from_reader(&bytes[..], options.clone()).unwrap()),
+        };
+        assert_eq!(records.len(), 2002, "{case}");
+        for (key, cid) in [&a, &b] {
+            let found = records.iter().find(|(k, _, _)| k == key).map(|(_, c, _)| c);
+            assert_eq!(found, Some(cid), "{case}: {key}");
+        }
+        let report = match case {
+            "file" => atrepo::verify_repo_file(&path, options),
+            "slice" => verify_repo(bytes.clone(), options),
+            _ => atrepo::verify_repo_reader(&bytes[..], options),
+        }
+        .unwrap_or_else(|e| panic!("{case}: {e}"));
+        assert_eq!(report.records, 2002, "{case}");
+        assert_eq!(report.car.duplicate_blocks, 0, "{case}");
+        if case != "slice" {
+            assert!(report.memory.spilled, "{case}: {:?}", report.memory);
+        }
+    }
+}
