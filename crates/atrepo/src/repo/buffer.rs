@@ -1680,7 +1680,10 @@ mod tests {
         }
         let stats = buffer.stats();
         assert!(stats.spilled);
-        assert!(stats.peak_memory <= limit, "{} > {limit}", stats.peak_memory);
+        // Within the limit but for one notes table's growth at most (see
+        // `can_note`), a few KiB here; it was 8 MiB over before.
+        let bound = limit + 16 * 1024;
+        assert!(stats.peak_memory <= bound, "{} > {bound}", stats.peak_memory);
         assert!(stats.peak_memory >= SpillShare::of(limit).total());
         for (cid, bytes) in blocks.iter().rev() {
             assert_eq!(buffer.take(cid).unwrap(), Some(bytes.clone()), "{cid}");
@@ -1887,6 +1890,14 @@ mod tests {
         (buffer, n)
     }
 
+    /// A block in the spill batch, among the first `n` of [`block`] (which
+    /// one depends on the notes' random sharding: the batch may have
+    /// started with a block the notes had no room for, or the last one).
+    fn in_batch(buffer: &Buffer, n: u32) -> (Cid, Bytes) {
+        let cid = *buffer.lock().pending.keys().next().unwrap();
+        (cid, block_bytes(&cid, n))
+    }
+
     /// A record taken from the spill store's batch in flight (not yet
     /// written) stays there, as records taken from the spill store do: a
     /// second key gets its bytes, from the batch or, once written, from
@@ -1898,8 +1909,7 @@ mod tests {
         for stream in [true, false] {
             let dir = tempfile::tempdir().unwrap();
             let (buffer, n) = spilling_until(dir.path(), !stream, |i| !i.pending.is_empty());
-            let (record, bytes) = block(n - 1);
-            assert!(buffer.lock().pending.contains_key(&record), "stream {stream}");
+            let (record, bytes) = in_batch(&buffer, n);
             assert_eq!(buffer.take_record(&record).unwrap(), RecordTake::Fresh(bytes.clone()));
             buffer.set_eof();
             let again = buffer.take_record(&record).unwrap();
@@ -1922,7 +1932,7 @@ mod tests {
     fn a_record_taken_from_the_spill_batch_outlives_a_second_copy() {
         let dir = tempfile::tempdir().unwrap();
         let (buffer, n) = spilling_until(dir.path(), false, |i| !i.pending.is_empty());
-        let (record, bytes) = block(n - 1);
+        let (record, bytes) = in_batch(&buffer, n);
         assert_eq!(buffer.take_record(&record).unwrap(), RecordTake::Fresh(bytes.clone()));
         assert!(buffer.lock().pending.contains_key(&record));
         // A second copy, at the front of the queue, taken by a second key.
@@ -1941,7 +1951,9 @@ mod tests {
     #[test]
     fn nodes_taken_from_the_spill_store_are_not_duplicates() {
         let dir = tempfile::tempdir().unwrap();
-        let (buffer, n) = spilling_until(dir.path(), false, |i| i.spill.is_some());
+        // Two blocks in the batch at least (how many the store's opening
+        // moved there depends on the notes' random sharding).
+        let (buffer, n) = spilling_until(dir.path(), false, |i| i.pending.len() >= 2);
         buffer.lock().flush_pending().unwrap();
         let in_store: Vec<Cid> = {
             let inner = buffer.lock();
