@@ -89,6 +89,8 @@
 mod batch;
 #[cfg(feature = "car")]
 mod car;
+#[cfg(any(feature = "redb", feature = "sled"))]
+mod creating;
 mod error;
 #[doc(hidden)]
 pub mod internal;

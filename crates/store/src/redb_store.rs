@@ -6,13 +6,12 @@
 //! scan.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use cid::Cid;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
+use crate::creating;
 use crate::util::{Counters, cid_from_key, key_of};
 use crate::{Batch, BlockRead, BlockStore, Durability, Error, OpenOptions, Result, Usage};
 
@@ -34,14 +33,11 @@ fn backend(e: impl Into<redb::Error>) -> Error {
 /// is); where the filesystem has no hard links, it is renamed into place
 /// unless the name was taken. A crash before that leaves only the
 /// temporary file, `.NAME.PID.NANOS.N.creating`, which the next open of
-/// the same name removes (see [`sweep_creating`]). (An empty file someone
+/// the same name removes (see `creating.rs`). (An empty file someone
 /// made at `path` beforehand is set up in place by redb, as before.)
 /// Returns whether this call made the database (not another process).
 fn create_new(builder: &redb::Builder, path: &Path, dir: &Path, name: &str) -> Result<bool> {
-    static MADE: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-    let n = MADE.fetch_add(1, Ordering::Relaxed);
-    let tmp = dir.join(format!(".{name}.{}.{nanos}.{n}.creating", std::process::id()));
+    let tmp = creating::temporary_name(dir, name);
     let made = (|| {
         std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
         let db = builder.create(&tmp).map_err(backend)?;
@@ -56,12 +52,12 @@ fn create_new(builder: &redb::Builder, path: &Path, dir: &Path, name: &str) -> R
             Err(_) if !path.exists() => std::fs::rename(&tmp, path)?,
             Err(e) => return Err(e.into()),
         }
-        sync_dir(dir)?;
+        creating::sync_dir(dir)?;
         Ok(true)
     })();
     // Best effort: the name in place (or the other process's file) is the
     // database; the temporary name is ours alone.
-    let _ = std::fs::remove_file(&tmp);
+    creating::remove(&tmp);
     made
 }
 
@@ -74,67 +70,6 @@ fn create_tables(db: &redb::Database) -> Result<()> {
     txn.open_table(BLOCKS).map_err(backend)?;
     txn.open_table(META).map_err(backend)?;
     txn.commit().map_err(backend)
-}
-
-/// How old a temporary file of a database being made must be before it is
-/// taken for a crash's leftover where the owner's liveness cannot be told
-/// (no `/proc`): making one takes milliseconds.
-const STALE_CREATING: std::time::Duration = std::time::Duration::from_secs(600);
-
-/// The owner's pid in `file_name` if it is a temporary file of database
-/// `name` being made (`.NAME.PID.NANOS.N.creating`).
-fn creating_owner(file_name: &str, name: &str) -> Option<u32> {
-    let rest = file_name.strip_prefix('.')?.strip_prefix(name)?.strip_prefix('.')?;
-    let mut parts = rest.strip_suffix(".creating")?.split('.');
-    let pid = parts.next()?.parse().ok()?;
-    let numbers = parts.map(|p| p.parse::<u64>().ok()).collect::<Option<Vec<_>>>()?;
-    (numbers.len() == 2).then_some(pid)
-}
-
-/// Removes what crashes while making database `name` in `dir` left, best
-/// effort: temporary files whose owner is dead, the spill folders' rule
-/// (`scratch.rs`), or, where that cannot be told, older than
-/// [`STALE_CREATING`]. Run on every open, not only when making the
-/// database: a restart soon after a crash finds the database made and
-/// would not make it again.
-fn sweep_creating(dir: &Path, name: &str) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for entry in entries.flatten() {
-        let file_name = entry.file_name();
-        let Some(pid) = file_name.to_str().and_then(|f| creating_owner(f, name)) else {
-            continue;
-        };
-        let stale = match crate::scratch::is_alive(pid) {
-            Some(alive) => !alive,
-            None => entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|age| age >= STALE_CREATING),
-        };
-        if stale {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
-}
-
-/// Makes a new name in `dir` durable. Filesystems that cannot sync a
-/// folder (some FUSE and network mounts say so) are left to their own
-/// pace; other errors are errors.
-fn sync_dir(dir: &Path) -> Result<()> {
-    #[cfg(unix)]
-    match std::fs::File::open(dir).and_then(|d| d.sync_all()) {
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::InvalidInput | std::io::ErrorKind::Unsupported
-            ) => {}
-        other => other?,
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
 }
 
 /// Blocks in a [redb](https://docs.rs/redb) database: one file, pure Rust,
@@ -186,12 +121,8 @@ impl RedbStore {
         if let Some(bytes) = options.cache_bytes {
             builder.set_cache_size(usize::try_from(bytes).unwrap_or(usize::MAX));
         }
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        sweep_creating(dir, &name);
+        let (dir, name) = creating::dir_and_name(path);
+        creating::sweep(dir, &name);
         let made = !path.exists() && create_new(&builder, path, dir, &name)?;
         let db = builder.create(path).map_err(backend)?;
         if !made {
