@@ -117,10 +117,33 @@ fn every_reference_repository_verifies_to_the_reference_commit() {
         assert_eq!(report.car.duplicate_blocks, 0, "{name}");
         assert_eq!(report.car.unreferenced_blocks, 0, "{name}");
     }
-    // In PDS order, a record block comes first, not the commit.
-    let bytes = read(PDS_ORDER);
-    let first = atrepo::car::CarSlice::new(&bytes).unwrap().next().unwrap().unwrap().cid;
-    assert_ne!(first.to_string(), manifest("k256").commit);
+    // PDS order: the blocks of `k256.car`, each once, by rev (newest first)
+    // then by CID string, descending. Each rev's blocks are one run of
+    // descending CIDs, the commit's rev comes first, and a record block,
+    // not the commit, leads.
+    let cids = |name: &str| -> Vec<String> {
+        let bytes = read(name);
+        let slice = atrepo::car::CarSlice::new(&bytes).unwrap();
+        slice.map(|f| f.unwrap().cid.to_string()).collect()
+    };
+    let (pds, tree) = (cids(PDS_ORDER), cids("k256.car"));
+    let (mut sorted_pds, mut sorted_tree) = (pds.clone(), tree.clone());
+    sorted_pds.sort();
+    sorted_tree.sort();
+    assert_eq!(sorted_pds, sorted_tree, "the same blocks");
+    assert_ne!(pds, tree, "in another order");
+    let mut runs: Vec<Vec<&String>> = Vec::new();
+    for cid in &pds {
+        match runs.last_mut() {
+            Some(run) if run.last().is_some_and(|last| *last > cid) => run.push(cid),
+            _ => runs.push(vec![cid]),
+        }
+    }
+    let commit = manifest("k256").commit;
+    assert!(runs[0].contains(&&commit), "the newest rev's run holds the commit");
+    assert_ne!(pds[0], commit, "a record or node leads, not the commit");
+    // Many commits wrote the repository: several runs, most of them long.
+    assert!(runs.len() >= 3 && runs.len() * 4 <= pds.len(), "{} runs of {}", runs.len(), pds.len());
 }
 
 /// `car` with its blocks in reverse order: every node before its parent,
