@@ -102,3 +102,47 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     let _ = dir;
     Ok(())
 }
+
+/// What the backends' creation tests share.
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::path::Path;
+
+    use bytes::Bytes;
+    use cid::Cid;
+
+    use crate::Batch;
+
+    /// The names in `dir`, sorted.
+    pub(crate) fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// A one-byte raw block, and a batch holding it.
+    pub(crate) fn one_block() -> (Cid, Bytes, Batch) {
+        let bytes = Bytes::from_static(b"x");
+        let digest = <sha2::Sha256 as sha2::Digest>::digest(&bytes);
+        let cid = Cid::new_v1(0x55, multihash::Multihash::wrap(0x12, &digest).unwrap());
+        let mut batch = Batch::new();
+        batch.put(cid, bytes.clone());
+        (cid, bytes, batch)
+    }
+
+    #[test]
+    fn temporary_names_parse_back_to_their_owner() {
+        let dir = Path::new("/d");
+        let tmp = super::temporary_name(dir, "blocks.redb");
+        let file = tmp.file_name().unwrap().to_str().unwrap();
+        assert_eq!(super::owner(file, "blocks.redb"), Some(std::process::id()));
+        assert_ne!(super::temporary_name(dir, "blocks.redb"), tmp);
+        assert_eq!(super::owner(file, "blocks"), None);
+        assert_eq!(super::owner(".blocks.redb.1.2.creating", "blocks.redb"), None);
+        assert_eq!(super::owner(".blocks.redb.1.2.3.4.creating", "blocks.redb"), None);
+        assert_eq!(super::dir_and_name(Path::new("x.redb")), (Path::new("."), "x.redb".into()));
+    }
+}

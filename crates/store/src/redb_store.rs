@@ -250,15 +250,7 @@ impl BlockStore for RedbStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn names(dir: &Path) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        v.sort();
-        v
-    }
+    use crate::creating::tests::{names, one_block};
 
     #[test]
     fn a_new_database_appears_whole_under_its_name() {
@@ -274,11 +266,7 @@ mod tests {
         std::fs::write(dir.path().join(".blocks.redb.1.4294967.5.6.creating"), b"").unwrap();
         let path = dir.path().join("blocks.redb");
         let store = RedbStore::open(&path).unwrap();
-        let bytes = Bytes::from_static(b"x");
-        let digest = <sha2::Sha256 as sha2::Digest>::digest(&bytes);
-        let cid = Cid::new_v1(0x55, multihash::Multihash::wrap(0x12, &digest).unwrap());
-        let mut batch = Batch::new();
-        batch.put(cid, bytes.clone());
+        let (cid, bytes, batch) = one_block();
         store.write(batch).unwrap();
         drop(store);
         // No temporary file of its own is left. (`.blocks.redb.1.…` is a

@@ -263,15 +263,7 @@ impl BlockStore for SledStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn names(dir: &Path) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        v.sort();
-        v
-    }
+    use crate::creating::tests::{names, one_block};
 
     #[test]
     fn a_new_database_appears_whole_under_its_name() {
@@ -288,11 +280,7 @@ mod tests {
         std::fs::create_dir(dir.path().join(".other.sled.4294967.5.6.creating")).unwrap();
         let path = dir.path().join("blocks.sled");
         let store = SledStore::open(&path).unwrap();
-        let bytes = Bytes::from_static(b"x");
-        let digest = <sha2::Sha256 as sha2::Digest>::digest(&bytes);
-        let cid = Cid::new_v1(0x55, multihash::Multihash::wrap(0x12, &digest).unwrap());
-        let mut batch = Batch::new();
-        batch.put(cid, bytes.clone());
+        let (cid, bytes, batch) = one_block();
         store.write(batch).unwrap();
         drop(store);
         let mut left =
