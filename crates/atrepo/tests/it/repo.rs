@@ -797,7 +797,8 @@ fn records_whose_cids_share_a_short_fingerprint_both_verify() {
         .unwrap_or_else(|e| panic!("{case}: {e}"));
         assert_eq!(report.records, 2002, "{case}");
         assert_eq!(report.car.duplicate_blocks, 0, "{case}");
-        if case != "slice" {
+        // (A file may be mapped and held without spilling.)
+        if case.starts_with("stream") {
             assert!(report.memory.spilled, "{case}: {:?}", report.memory);
         }
     }
