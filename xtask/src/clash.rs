@@ -7,7 +7,8 @@
 //! Finding one takes about 2^32 hashing work: parallel collision search
 //! (van Oorschot and Wiener) on `x -> short(CID of record(x))` over 64-bit
 //! nonces, with trails ending at distinguished points, so memory stays a
-//! few MB. Release build, two cores with SHA extensions: minutes.
+//! few MB. Release build, two cores with SHA extensions: about half an
+//! hour (seed 1: 1961 s).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -48,7 +48,8 @@ commands:
   malformed-corpus   rebuild the malformed-input corpus (crates/atrepo/tests/data/malformed)
   bench [ARGS]       whole-process speed and memory table (--quick, --no-peers, --runs N)
   fetch-fixtures     clone the upstream interop fixtures into interop-tests/fixtures
-  clash-pair [SEED]  find two records whose CIDs share a short fingerprint (minutes, --release)
+  clash-pair [SEED]  two records whose CIDs share a short fingerprint (about 30 min in release:
+                     cargo run --release -p xtask -- clash-pair)
 ";
 
 fn main() -> std::process::ExitCode {

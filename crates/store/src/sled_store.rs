@@ -143,8 +143,9 @@ fn create_new(path: &Path, dir: &Path, name: &str) -> Result<()> {
         sync_folder(&tmp, 2)?;
         match std::fs::rename(&tmp, path) {
             Ok(()) => creating::sync_dir(dir),
-            // Made by another process meanwhile (a folder with files in it
-            // is not replaced).
+            // Made by another process meanwhile: a folder with files in it
+            // is not replaced (an empty one made since the check would be,
+            // which loses nothing).
             Err(_) if path.exists() => Ok(()),
             Err(e) => Err(e.into()),
         }
