@@ -145,8 +145,16 @@ fn create_new(path: &Path, dir: &Path, name: &str) -> Result<()> {
             Ok(()) => creating::sync_dir(dir),
             // Made by another process meanwhile: a folder with files in it
             // is not replaced (an empty one made since the check would be,
-            // which loses nothing).
-            Err(_) if path.exists() => Ok(()),
+            // which loses nothing). Other errors (no permission, say) are
+            // errors.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::DirectoryNotEmpty | std::io::ErrorKind::AlreadyExists
+                ) && path.exists() =>
+            {
+                Ok(())
+            }
             Err(e) => Err(e.into()),
         }
     })();
