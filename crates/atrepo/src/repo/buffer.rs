@@ -836,9 +836,11 @@ impl Inner {
         // to the spill store instead (checked before it is appended).
         //
         // A block whose short fingerprint is noted for another block (see
-        // [`note`]) waits in memory, where it is charged already; past the
-        // budget, `evict_to_positions` sends it to the spill store. A
-        // stream's block is checked before it is appended.
+        // [`note`]) waits in memory, where it is charged already. For a
+        // file or a stream, `evict_to_positions` sends it to the spill
+        // store past the budget; a slice's stays until taken (later blocks
+        // spill instead). A stream's block is checked before it is
+        // appended.
         let whole = self.whole.is_some().then(|| pack(offset, bytes.len())).flatten();
         let clash = self.waits_in_scratch && clashes(&self.in_file, &cid);
         if (whole.is_some() || self.waits_in_scratch) && !clash {
