@@ -1661,7 +1661,7 @@ mod tests {
     /// in flight) counts in the budget and in the peak the report gives.
     #[cfg(feature = "redb")]
     #[test]
-    fn a_spill_charges_its_reserve_to_the_peak() {
+    fn a_spill_charges_its_share_to_the_peak() {
         let dir = tempfile::tempdir().unwrap();
         let spill = SpillOptions::default().parent(dir.path());
         let buffer = Buffer::new(SLOT_COST + 4, Some(spill));
@@ -1839,7 +1839,7 @@ mod tests {
 
     /// A stream whose notes' tables cannot grow within the budget: the
     /// blocks past them go to the spill store, the charge stays what the
-    /// tables hold (within the limit, the spill store's reserve set aside
+    /// tables hold (within the limit, the spill store's share set aside
     /// from the start), and every block comes back whole.
     #[cfg(feature = "redb")]
     #[test]
@@ -1876,7 +1876,7 @@ mod tests {
         let inner = buffer.lock();
         assert!(inner.in_file.is_empty());
         // What is charged is what is held: the write buffer, the spill
-        // store's reserve and the notes' (shrunk) tables.
+        // store's share and the notes' (shrunk) tables.
         assert_eq!(inner.memory_bytes, inner.held + inner.in_file.allocated());
     }
 
