@@ -4,9 +4,12 @@
 //! crash leaves is only such a temporary name, which the next open of the
 //! same database removes once its owner is dead ([`sweep`]).
 //!
-//! Shared by the disk backends whose own creation is not atomic (redb
-//! writes a new file's header in steps; sled writes its `conf` file in two
-//! unsynced writes). This module must not know any backend's format.
+//! Used by redb, which writes a new file's header in steps; it handles
+//! folders too. (sled, whose `conf` file is written in two unsynced
+//! writes, was tried and left out: a folder made under a temporary name
+//! and reopened in place was found corrupt by the creation kill sweep
+//! after kills just after it appeared; see `docs/choosing-a-backend.md`.)
+//! This module must not know any backend's format.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -89,7 +89,7 @@
 mod batch;
 #[cfg(feature = "car")]
 mod car;
-#[cfg(any(feature = "redb", feature = "sled"))]
+#[cfg(feature = "redb")]
 mod creating;
 mod error;
 #[doc(hidden)]

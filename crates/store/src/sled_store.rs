@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use cid::Cid;
 
-use crate::creating;
 use crate::util::{Counters, cid_from_key, key_of};
 use crate::{Batch, BlockRead, BlockStore, Durability, Error, OpenOptions, Result, Usage};
 
@@ -37,10 +36,6 @@ fn backend(e: sled::Error) -> Error {
 /// 500 ms and on [`flush`](BlockStore::flush). Writes are serialised by a
 /// mutex so that the duplicate check and the counters stay exact; reads are
 /// lock-free and hand out sled's own buffer without copying.
-///
-/// A folder that does not exist yet is made under a temporary name beside
-/// its path (`.NAME.PID.NANOS.N.creating`) and renamed into place once
-/// whole, as the redb backend does with its file.
 ///
 /// [`Usage::overhead_bytes`] is sled's `size_on_disk` minus the payload.
 #[derive(Debug)]
@@ -70,11 +65,6 @@ impl SledStore {
     /// As [`open`](Self::open).
     pub fn open_with(path: impl AsRef<Path>, options: &OpenOptions) -> Result<Self> {
         let path = path.as_ref();
-        let (dir, name) = creating::dir_and_name(path);
-        creating::sweep(dir, &name);
-        if !path.exists() {
-            create_new(path, dir, &name)?;
-        }
         let mut config = sled::Config::new().path(path);
         if let Some(bytes) = options.cache_bytes {
             config = config.cache_capacity(bytes);
@@ -118,64 +108,6 @@ impl SledStore {
         let payload = <[u8; 8]>::try_from(payload).map_err(|_| corrupt())?;
         Ok(Counters { blocks: u64::from_be_bytes(blocks), payload: u64::from_be_bytes(payload) })
     }
-}
-
-/// Makes a new, empty database folder at `path`, so that a crash leaves
-/// either no folder there or a whole database: sled writes a new folder's
-/// `conf` file in two unsynced writes, so a process killed between them
-/// (or a power loss before they reach the disk) left a folder every later
-/// open refused. The folder is made under a temporary name beside `path`
-/// (see `creating.rs`), flushed, its files and itself synced, then renamed
-/// into place, which fails if another process made `path` meanwhile (that
-/// one is then opened as it is).
-///
-/// The temporary handle keeps sled's background flusher: its thread holds
-/// the folder's lock until the handle is wholly gone, so the open that
-/// follows waits for it ([`open_waiting_for_lock`]). Without a flusher
-/// the lock came free sooner, and the crash test found the folder corrupt
-/// after kills just after it appeared (3 of 10 runs).
-fn create_new(path: &Path, dir: &Path, name: &str) -> Result<()> {
-    let tmp = creating::temporary_name(dir, name);
-    let made = (|| {
-        let db = open_waiting_for_lock(&sled::Config::new().path(&tmp))?;
-        db.flush().map_err(backend)?;
-        drop(db);
-        sync_folder(&tmp, 2)?;
-        match std::fs::rename(&tmp, path) {
-            Ok(()) => creating::sync_dir(dir),
-            // Made by another process meanwhile: a folder with files in it
-            // is not replaced (an empty one made since the check would be,
-            // which loses nothing). Other errors (no permission, say) are
-            // errors.
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::DirectoryNotEmpty | std::io::ErrorKind::AlreadyExists
-                ) && path.exists() =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(e.into()),
-        }
-    })();
-    creating::remove(&tmp);
-    made
-}
-
-/// Syncs every file in folder `dir`, down to `depth` folders below (sled
-/// keeps large values in `blobs/`), then the folder itself.
-fn sync_folder(dir: &Path, depth: u32) -> Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        if entry.file_type()?.is_dir() {
-            if depth > 0 {
-                sync_folder(&entry.path(), depth - 1)?;
-            }
-        } else {
-            std::fs::File::open(entry.path())?.sync_all()?;
-        }
-    }
-    creating::sync_dir(dir)
 }
 
 /// How long [`SledStore::open`] waits for a previous handle's lock.
@@ -266,44 +198,5 @@ impl BlockStore for SledStore {
 
     fn flush(&self) -> Result<()> {
         self.db.flush().map_err(backend).map(drop)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::creating::tests::{names, one_block};
-
-    #[test]
-    fn a_new_database_appears_whole_under_its_name() {
-        let dir = tempfile::tempdir().unwrap();
-        // What crashes while making an earlier one left: a temporary
-        // folder with half a `conf`. One whose owner is dead is removed (a
-        // pid above Linux's pid_max); one whose owner lives is not, nor
-        // another database's.
-        let dead = dir.path().join(".blocks.sled.4294967.5.6.creating");
-        std::fs::create_dir(&dead).unwrap();
-        std::fs::write(dead.join("conf"), b"segment_size: 52").unwrap();
-        let ours = format!(".blocks.sled.{}.2.3.creating", std::process::id());
-        std::fs::create_dir(dir.path().join(&ours)).unwrap();
-        std::fs::create_dir(dir.path().join(".other.sled.4294967.5.6.creating")).unwrap();
-        let path = dir.path().join("blocks.sled");
-        let store = SledStore::open(&path).unwrap();
-        let (cid, bytes, batch) = one_block();
-        store.write(batch).unwrap();
-        drop(store);
-        let mut left =
-            vec![ours, ".other.sled.4294967.5.6.creating".to_owned(), "blocks.sled".to_owned()];
-        left.sort();
-        assert_eq!(names(dir.path()), left);
-        // The folder holds sled's files, not a folder of its own.
-        assert!(path.join("conf").is_file() && path.join("db").is_file());
-        // Made again (another process that raced this one): the folder
-        // that is there wins, and the temporary one is gone.
-        create_new(&path, dir.path(), "blocks.sled").unwrap();
-        assert_eq!(names(dir.path()), left);
-        let store = SledStore::open(&path).unwrap();
-        store.check_integrity().unwrap();
-        assert_eq!(store.get(&cid).unwrap(), Some(bytes));
     }
 }
