@@ -407,6 +407,25 @@ impl CidKey {
     pub fn short(&self) -> u64 {
         self.0 ^ self.1
     }
+
+    /// The fingerprint's 16 bytes, for keeping it outside memory;
+    /// [`CidKey::from_bytes`] gives it back.
+    pub fn to_bytes(&self) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        let (a, b) = out.split_at_mut(8);
+        a.copy_from_slice(&self.0.to_le_bytes());
+        b.copy_from_slice(&self.1.to_le_bytes());
+        out
+    }
+
+    /// The fingerprint whose [`CidKey::to_bytes`] gave `bytes`.
+    pub fn from_bytes(bytes: [u8; 16]) -> CidKey {
+        let [a0, a1, a2, a3, a4, a5, a6, a7, b0, b1, b2, b3, b4, b5, b6, b7] = bytes;
+        CidKey(
+            u64::from_le_bytes([a0, a1, a2, a3, a4, a5, a6, a7]),
+            u64::from_le_bytes([b0, b1, b2, b3, b4, b5, b6, b7]),
+        )
+    }
 }
 
 impl std::hash::Hash for CidKey {
@@ -423,6 +442,14 @@ pub type CidKeySet = std::collections::HashSet<CidKey, foldhash::fast::RandomSta
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fingerprint_bytes_give_the_fingerprint_back() {
+        for n in 0..256u32 {
+            let k = CidKey::of(&blessed_cid_for_test(&n.to_le_bytes()));
+            assert_eq!(CidKey::from_bytes(k.to_bytes()), k);
+        }
+    }
 
     #[test]
     fn short_fingerprints_keep_the_codec_apart_and_spread() {

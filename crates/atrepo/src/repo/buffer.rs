@@ -35,13 +35,21 @@ use cid::Cid;
 
 use super::notes::Notes;
 use super::scratch::{Part, SCRATCH_BUFFER, SCRATCH_BUFFER_MIN, Scratch, read_at};
-use super::taken::Taken;
+use super::taken::{self, Taken};
 use crate::error::{Error, Result};
 
 /// Estimated bytes per entry of the set of handed-out record CIDs (16-byte
 /// key and packed position in a run, filter bits, a shard's merge in
 /// flight; see [`Taken`]).
 const TAKEN_OVERHEAD: u64 = 32;
+
+/// What the taken set's entries held in memory must cost before they are
+/// moved to disk when the budget is short ([`Inner::freeze_taken`]): an
+/// eighth of the limit, and never fewer than 4,096 entries' worth, so that
+/// segments are not tiny and a freeze frees a good part of the budget.
+fn taken_share(limit: u64) -> u64 {
+    (limit / 8).max(4096 * TAKEN_OVERHEAD)
+}
 
 /// The packed position of a handed-out record whose place in the input is
 /// not known (it came from the spill store, did not fit [`pack`], or came
@@ -649,7 +657,7 @@ impl Buffer {
         }
         for (cid, data) in &inner.pending {
             // Records taken from the batch stay in it, as in the store.
-            if !inner.taken.contains_key(&key(cid)) {
+            if !inner.taken.contains_key(&key(cid))? {
                 count(used(&key(cid)), data.len() as u64);
             }
         }
@@ -659,7 +667,7 @@ impl Buffer {
                 // Blocks taken from the spill store stay in it: records (in
                 // the taken set), and nodes, which the walk read.
                 let k = key(cid);
-                if inner.taken.contains_key(&k) {
+                if inner.taken.contains_key(&k)? {
                     return Ok(());
                 }
                 if used(&k) {
@@ -710,6 +718,10 @@ impl Inner {
     /// See [`Buffer::insert`].
     fn insert(&mut self, cid: Cid, bytes: Bytes, offset: u64) -> Result<()> {
         let c = cost(&bytes);
+        if !self.fits(c) {
+            // The fingerprints of records handed out go to disk first.
+            self.freeze_taken()?;
+        }
         if self.fits(c) {
             self.charge(c);
             self.queue.push_back(cid, bytes, offset);
@@ -844,6 +856,10 @@ impl Inner {
         let whole = self.whole.is_some().then(|| pack(offset, bytes.len())).flatten();
         let clash = self.waits_in_scratch && clashes(&self.in_file, &cid);
         if (whole.is_some() || self.waits_in_scratch) && !clash {
+            if !can_note(&self.in_file, self.held_for_notes(), self.limit, &cid) {
+                // Room for notes, made by moving the taken set to disk.
+                self.freeze_taken()?;
+            }
             if !can_note(&self.in_file, self.held_for_notes(), self.limit, &cid) {
                 if self.may_spill() {
                     return self.spill_instead(cid, bytes);
@@ -1118,7 +1134,7 @@ impl Inner {
     /// blocks it does not have: a hit counts only once the whole CID is
     /// confirmed.
     fn taken_before(&mut self, cid: &Cid) -> Result<Option<u64>> {
-        match self.taken.get(&key(cid)) {
+        match self.taken.get(&key(cid))? {
             Some(value) if self.taken_is(cid, value)? => Ok(Some(value)),
             _ => Ok(None),
         }
@@ -1318,6 +1334,45 @@ impl Inner {
         };
         self.taken.insert(key(cid), value);
         self.charge_held(TAKEN_OVERHEAD);
+        if self.memory_bytes > self.limit {
+            self.freeze_taken()?;
+        }
+        Ok(())
+    }
+
+    /// Whether the taken set's entries held in memory are worth moving to
+    /// disk when the budget is short: they cost more than [`taken_share`]
+    /// of it, and files may be made beside the input (spill options
+    /// given; otherwise the set stays in memory, and past the limit the
+    /// report's peak shows it).
+    fn taken_worth_freezing(&self) -> bool {
+        let in_memory = (self.taken.in_memory() as u64).saturating_mul(TAKEN_OVERHEAD);
+        self.spill_options.is_some() && in_memory > taken_share(self.limit)
+    }
+
+    /// Moves the taken set's entries to disk (see [`Taken::freeze`]) when
+    /// [`Inner::taken_worth_freezing`]: memory then keeps about 1.4 bytes
+    /// a record instead of [`TAKEN_OVERHEAD`], so millions of records stay
+    /// within a small limit. Called only when the budget is short (over
+    /// it, or the notes cannot grow): within it, entries stay in memory,
+    /// where they cost nothing more.
+    fn freeze_taken(&mut self) -> Result<()> {
+        if !self.taken_worth_freezing() {
+            return Ok(());
+        }
+        let Some(dir) = self.spill_options.as_ref().map(|o| o.parent.clone()) else {
+            return Ok(());
+        };
+        let in_memory = (self.taken.in_memory() as u64).saturating_mul(TAKEN_OVERHEAD);
+        let before = in_memory.saturating_add(self.taken.frozen_bytes());
+        self.taken.freeze(&dir)?;
+        let after = self.taken.frozen_bytes();
+        // On the way: the new segment's filter and page keys beside the
+        // old ones, and the merge's buffers.
+        let peak = self.memory_bytes.saturating_add(after).saturating_add(taken::FREEZE_BUFFERS);
+        self.stats.peak_memory = self.stats.peak_memory.max(peak);
+        self.held = self.held.saturating_sub(before).saturating_add(after);
+        self.memory_bytes = self.memory_bytes.saturating_sub(before).saturating_add(after);
         Ok(())
     }
 
@@ -1417,7 +1472,7 @@ impl BlockRead for Buffer {
         }
         if let Some(spill) = &inner.spill {
             spill.scan(&mut |cid, bytes| {
-                if inner.taken.contains_key(&key(cid)) { Ok(()) } else { f(cid, bytes) }
+                if inner.taken.contains_key(&key(cid))? { Ok(()) } else { f(cid, bytes) }
             })?;
         }
         Ok(())
@@ -1741,6 +1796,51 @@ mod tests {
         // as they emptied, not freed) are left: the charge is what they hold.
         assert!(inner.in_file.allocated() > 0);
         assert_eq!(inner.memory_bytes, SCRATCH_BUFFER_MIN as u64 + inner.in_file.allocated());
+    }
+
+    /// A stream of many records in streaming order, each taken as it
+    /// arrives: the taken set's entries move to disk past their share of
+    /// the budget (they cost 32 bytes a record in memory, which alone
+    /// passed the limit here fourfold), and a second key still gets an
+    /// early record's bytes.
+    #[test]
+    fn the_taken_set_of_many_records_moves_to_disk_within_the_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let spill = SpillOptions::default().parent(dir.path()).no_spill();
+        let limit = 256 * 1024;
+        let buffer = Buffer::new(limit, Some(spill));
+        buffer.keep_records(dir.path(), u64::MAX).unwrap();
+        let n = 30_000u32;
+        for i in 0..n {
+            let (cid, bytes) = block(i);
+            buffer.insert(cid, bytes.clone(), u64::from(i) * 100).unwrap();
+            assert!(
+                matches!(buffer.take_record(&cid).unwrap(), RecordTake::Fresh(b) if b == bytes)
+            );
+        }
+        let frozen = {
+            let inner = buffer.lock();
+            let in_memory = inner.taken.in_memory() as u64 * TAKEN_OVERHEAD;
+            assert!(in_memory <= limit, "{in_memory} bytes of entries in memory");
+            let frozen = inner.taken.frozen_bytes();
+            assert!(frozen > 0 && frozen < 2 * u64::from(n), "{frozen} bytes frozen");
+            frozen
+        };
+        // Every record is still known, with its bytes (kept in the
+        // scratch file), wherever its entry is. (Before the end of the
+        // input a first miss would be "not yet".)
+        buffer.set_eof();
+        for i in (0..n).step_by(1_009) {
+            let (cid, bytes) = block(i);
+            match buffer.take_record(&cid).unwrap() {
+                RecordTake::Repeat(Some(b)) => assert_eq!(b, bytes, "record {i}"),
+                other => panic!("record {i}: {other:?}"),
+            }
+        }
+        // Over the limit only while a freeze holds its buffers and the new
+        // segment's filter beside the entries it moves.
+        let peak = buffer.stats().peak_memory;
+        assert!(peak <= limit + taken::FREEZE_BUFFERS + frozen, "peak {peak} over {limit}");
     }
 
     /// A block whose short fingerprint clashes with a waiting block's

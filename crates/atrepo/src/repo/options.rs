@@ -145,10 +145,13 @@ impl VerifyOptions {
     /// input file or a stream's scratch file, charged by what the tables of
     /// those notes allocate, which keep up to about 0.5 MB of small tables
     /// once used) and the fingerprints of records handed out (32
-    /// bytes each, so a repository of millions of records uses tens of MB
-    /// of it whatever its block order, and can pass a small limit: the
-    /// report's peak says so). Past it blocks are left in the input file or
-    /// spilled; with neither, verification stops with a limit error.
+    /// bytes each in memory; when the budget is short and they cost more
+    /// than an eighth of it, they move to a temporary file under the spill
+    /// folder, leaving about 1.4 bytes a record in memory). Past it blocks
+    /// are left in the input file or spilled; with neither, verification
+    /// stops with a limit error (and the fingerprints stay in memory,
+    /// where millions of records can pass a small limit: the report's peak
+    /// says so).
     pub fn memory_limit(mut self, bytes: u64) -> Self {
         self.memory_limit = bytes;
         self

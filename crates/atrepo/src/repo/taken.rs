@@ -26,10 +26,25 @@
 //!
 //! Shards and filter bits come from a seeded hash of the fingerprint: a
 //! repository cannot aim its records at one shard or one filter block.
+//!
+//! With millions of records the entries (24 bytes each) alone can pass a
+//! small memory budget. [`Taken::freeze`] moves every entry held in memory
+//! to a [`Segment`]: an anonymous temporary file of entries sorted by
+//! shard and fingerprint, of which memory keeps a filter of
+//! [`SEGMENT_FILTER_BITS`] bits an entry and the first key of every page
+//! of [`PAGE`] entries (about 1.4 bytes an entry in all). Segments merge
+//! log-structured into new files (each merge reads and writes sequentially,
+//! and a segment is never less than half the one before it), so there are
+//! O(log entries) of them; a lookup past a segment's filter reads one page.
 
+use std::fs::File;
 use std::hash::BuildHasher as _;
+use std::io::{self, BufReader, BufWriter, Read as _, Write as _};
+use std::path::Path;
 
 use atrepo_store::CidKey;
+
+use super::scratch::read_at;
 
 /// Parts the set is split into (by seeded hash).
 const SHARDS: usize = 64;
@@ -60,6 +75,11 @@ pub(crate) struct Taken {
     /// here and nothing more.
     pending: Vec<Vec<Entry>>,
     shards: Vec<Shard>,
+    /// Entries in `pending` and `shards`.
+    in_memory: usize,
+    /// Entries moved to disk by [`Taken::freeze`], oldest (and biggest)
+    /// first.
+    segments: Vec<Segment>,
 }
 
 /// Entries per chunk of [`Taken::pending`].
@@ -88,15 +108,29 @@ impl Taken {
             hasher: foldhash::fast::RandomState::default(),
             pending: Vec::new(),
             shards: Vec::new(),
+            in_memory: 0,
+            segments: Vec::new(),
         }
     }
 
-    /// Entries held.
+    /// Entries held, in memory and on disk.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         let shard_len = |s: &Shard| s.log.iter().chain(&s.runs).map(Vec::len).sum::<usize>();
         let pending = self.pending.iter().map(Vec::len).sum::<usize>();
-        self.shards.iter().map(shard_len).sum::<usize>() + pending
+        let frozen = self.segments.iter().map(|s| s.len).sum::<usize>();
+        self.shards.iter().map(shard_len).sum::<usize>() + pending + frozen
+    }
+
+    /// Entries held in memory (not yet moved to disk by [`Taken::freeze`]).
+    pub(crate) fn in_memory(&self) -> usize {
+        self.in_memory
+    }
+
+    /// Bytes of memory the segments on disk keep: their filters and page
+    /// keys.
+    pub(crate) fn frozen_bytes(&self) -> u64 {
+        self.segments.iter().map(Segment::memory).sum()
     }
 
     /// Adds `k` with `value`. Inserts do not look for `k` first (that
@@ -118,6 +152,7 @@ impl Taken {
                 pending.push(chunk);
             }
         }
+        self.in_memory = self.in_memory.saturating_add(1);
     }
 
     /// Moves the pending entries into their shards, a chunk at a time (each
@@ -140,15 +175,58 @@ impl Taken {
     }
 
     /// The value kept for `k`. Takes `&mut self`: a lookup moves the
-    /// pending entries into their shards and may sort a shard's log.
-    pub(crate) fn get(&mut self, k: &CidKey) -> Option<u64> {
+    /// pending entries into their shards and may sort a shard's log. Fails
+    /// only if a segment's page cannot be read back.
+    pub(crate) fn get(&mut self, k: &CidKey) -> io::Result<Option<u64>> {
         self.distribute();
         let h = self.hasher.hash_one(k);
-        self.shards.get_mut(shard_of(h))?.get(k, h, &self.hasher)
+        if let Some(found) =
+            self.shards.get_mut(shard_of(h)).and_then(|s| s.get(k, h, &self.hasher))
+        {
+            return Ok(Some(found));
+        }
+        for segment in self.segments.iter().rev() {
+            if let Some(found) = segment.get(k, h)? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
     }
 
-    pub(crate) fn contains_key(&mut self, k: &CidKey) -> bool {
-        self.get(k).is_some()
+    pub(crate) fn contains_key(&mut self, k: &CidKey) -> io::Result<bool> {
+        Ok(self.get(k)?.is_some())
+    }
+
+    /// Moves every entry held in memory to a new segment on disk, in an
+    /// anonymous temporary file under `dir`, then merges the newest
+    /// segments while one is no more than twice the size of the next.
+    /// Memory holds at most one shard's entries twice on the way (and two
+    /// read buffers and a write buffer while merging).
+    pub(crate) fn freeze(&mut self, dir: &Path) -> io::Result<()> {
+        self.distribute();
+        if self.in_memory == 0 {
+            return Ok(());
+        }
+        std::fs::create_dir_all(dir)?;
+        let mut out = SegmentWriter::new(tempfile::tempfile_in(dir)?, self.in_memory);
+        for (index, shard) in self.shards.iter_mut().enumerate() {
+            for (k, value) in shard.drain_sorted(&self.hasher) {
+                out.push(index, k, value, &self.hasher)?;
+            }
+        }
+        self.segments.push(out.finish()?);
+        self.in_memory = 0;
+        // Keep the spare pending chunk: inserts go on.
+        while let [.., before, last] = self.segments.as_slice() {
+            if before.len > last.len.saturating_mul(2) {
+                break;
+            }
+            let (Some(last), Some(before)) = (self.segments.pop(), self.segments.pop()) else {
+                break;
+            };
+            self.segments.push(merge_segments(&before, &last, dir, &self.hasher)?);
+        }
+        Ok(())
     }
 }
 
@@ -215,6 +293,18 @@ impl Shard {
         for (k, _) in self.log.last().into_iter().flatten() {
             set(&mut self.filter, hasher.hash_one(k));
         }
+    }
+
+    /// Every entry, sorted, leaving the shard empty (its filter too).
+    fn drain_sorted(&mut self, hasher: &foldhash::fast::RandomState) -> Vec<Entry> {
+        self.sort_log(hasher);
+        let mut all: Vec<Entry> = Vec::new();
+        // Oldest (biggest) first: each merge holds the shard at most twice.
+        for run in self.runs.drain(..) {
+            all = if all.is_empty() { run } else { merge(&all, &run) };
+        }
+        *self = Shard::default();
+        all
     }
 
     /// Moves the log into the runs, sorted. Only lookups that get past the
@@ -304,6 +394,185 @@ fn test(filter: &[[u64; 8]], h: u64) -> bool {
     }
 }
 
+/// Entries per page of a segment: a lookup past a segment's filter reads
+/// one page (4,080 bytes).
+const PAGE: usize = 170;
+
+/// Bytes of one entry in a segment's file: the fingerprint's two halves
+/// and the value, little-endian.
+const ENTRY_BYTES: usize = 24;
+
+/// Filter bits per entry of a segment, sized once for its entries: with
+/// [`FILTER_HASHES`] bits in one 512-bit block, about 1% false positives.
+const SEGMENT_FILTER_BITS: usize = 10;
+
+/// Bytes of each buffer a merge of two segments reads and writes through.
+const MERGE_BUFFER: usize = 64 * 1024;
+
+/// What [`Taken::freeze`] holds on the way besides the segments' filters
+/// and page keys: a merge's two read buffers and its write buffer.
+pub(crate) const FREEZE_BUFFERS: u64 = 3 * MERGE_BUFFER as u64;
+
+/// Entries moved to disk: sorted by shard, then fingerprint.
+#[derive(Debug)]
+struct Segment {
+    file: File,
+    len: usize,
+    filter: Vec<[u64; 8]>,
+    /// The first entry's shard and key of every page.
+    fences: Vec<(usize, CidKey)>,
+}
+
+impl Segment {
+    /// Memory the segment keeps.
+    fn memory(&self) -> u64 {
+        let filter = self.filter.len().saturating_mul(64);
+        let fences = self.fences.len().saturating_mul(size_of::<(usize, CidKey)>());
+        filter.saturating_add(fences) as u64
+    }
+
+    /// The value kept for `k` (hashed to `h`) here, reading at most one
+    /// page.
+    fn get(&self, k: &CidKey, h: u64) -> io::Result<Option<u64>> {
+        if !test(&self.filter, h) {
+            return Ok(None);
+        }
+        let target = (shard_of(h), *k);
+        // Equal entries are contiguous, so the last page starting at or
+        // before `target` holds one if there is any.
+        let Some(page) = self.fences.partition_point(|f| *f <= target).checked_sub(1) else {
+            return Ok(None);
+        };
+        let start = page.saturating_mul(PAGE);
+        let count = self.len.saturating_sub(start).min(PAGE);
+        let mut buf = [0u8; PAGE * ENTRY_BYTES];
+        let bytes = buf.get_mut(..count * ENTRY_BYTES).unwrap_or_default();
+        read_at(&self.file, bytes, (start * ENTRY_BYTES) as u64)?;
+        Ok(bytes.chunks_exact(ENTRY_BYTES).map(decode).find(|(key, _)| key == k).map(|e| e.1))
+    }
+
+    /// Its entries in order, read from the start of its file.
+    fn entries(&self) -> impl Iterator<Item = io::Result<Entry>> + '_ {
+        let mut reader =
+            BufReader::with_capacity(MERGE_BUFFER, ReadFrom { file: &self.file, at: 0 });
+        (0..self.len).map(move |_| {
+            let mut b = [0u8; ENTRY_BYTES];
+            reader.read_exact(&mut b)?;
+            Ok(decode(&b))
+        })
+    }
+}
+
+/// Reads a file from an offset of its own, leaving the handle's position
+/// alone.
+struct ReadFrom<'a> {
+    file: &'a File,
+    at: u64,
+}
+
+impl io::Read for ReadFrom<'_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        #[cfg(unix)]
+        let n = std::os::unix::fs::FileExt::read_at(self.file, out, self.at)?;
+        #[cfg(not(unix))]
+        let n = {
+            use std::io::{Seek as _, SeekFrom};
+            let mut handle = self.file;
+            handle.seek(SeekFrom::Start(self.at))?;
+            handle.read(out)?
+        };
+        self.at = self.at.saturating_add(n as u64);
+        Ok(n)
+    }
+}
+
+fn encode(k: CidKey, value: u64) -> [u8; ENTRY_BYTES] {
+    let mut out = [0u8; ENTRY_BYTES];
+    let (key, rest) = out.split_at_mut(16);
+    key.copy_from_slice(&k.to_bytes());
+    rest.copy_from_slice(&value.to_le_bytes());
+    out
+}
+
+/// An entry from [`encode`]'s bytes (`b` is one entry's worth).
+fn decode(b: &[u8]) -> Entry {
+    let mut key = [0u8; 16];
+    let mut value = [0u8; 8];
+    if let (Some(k), Some(v)) = (b.get(..16), b.get(16..ENTRY_BYTES)) {
+        key.copy_from_slice(k);
+        value.copy_from_slice(v);
+    }
+    (CidKey::from_bytes(key), u64::from_le_bytes(value))
+}
+
+/// Writes a segment's entries in order, building its filter and page keys.
+struct SegmentWriter {
+    out: BufWriter<File>,
+    len: usize,
+    filter: Vec<[u64; 8]>,
+    fences: Vec<(usize, CidKey)>,
+}
+
+impl SegmentWriter {
+    /// A writer of `expected` entries to `file`.
+    fn new(file: File, expected: usize) -> Self {
+        let blocks = expected.saturating_mul(SEGMENT_FILTER_BITS).div_ceil(512).max(1);
+        SegmentWriter {
+            out: BufWriter::with_capacity(MERGE_BUFFER, file),
+            len: 0,
+            filter: vec![[0u64; 8]; blocks],
+            fences: Vec::new(),
+        }
+    }
+
+    fn push(
+        &mut self,
+        shard: usize,
+        k: CidKey,
+        value: u64,
+        hasher: &foldhash::fast::RandomState,
+    ) -> io::Result<()> {
+        if self.len.is_multiple_of(PAGE) {
+            self.fences.push((shard, k));
+        }
+        set(&mut self.filter, hasher.hash_one(k));
+        self.out.write_all(&encode(k, value))?;
+        self.len = self.len.saturating_add(1);
+        Ok(())
+    }
+
+    fn finish(self) -> io::Result<Segment> {
+        let file = self.out.into_inner().map_err(io::IntoInnerError::into_error)?;
+        Ok(Segment { file, len: self.len, filter: self.filter, fences: self.fences })
+    }
+}
+
+/// Two segments as one, in a new file under `dir`.
+fn merge_segments(
+    a: &Segment,
+    b: &Segment,
+    dir: &Path,
+    hasher: &foldhash::fast::RandomState,
+) -> io::Result<Segment> {
+    let order = |k: CidKey| (shard_of(hasher.hash_one(k)), k);
+    let mut out = SegmentWriter::new(tempfile::tempfile_in(dir)?, a.len.saturating_add(b.len));
+    let (mut xs, mut ys) = (a.entries().peekable(), b.entries().peekable());
+    loop {
+        let take_x = match (xs.peek(), ys.peek()) {
+            (Some(Ok(x)), Some(Ok(y))) => order(x.0) <= order(y.0),
+            (Some(_), None) | (Some(Err(_)), _) => true,
+            (None, Some(_)) | (Some(Ok(_)), Some(Err(_))) => false,
+            (None, None) => break,
+        };
+        let next = if take_x { xs.next() } else { ys.next() };
+        if let Some(entry) = next {
+            let (k, value) = entry?;
+            out.push(shard_of(hasher.hash_one(k)), k, value, hasher)?;
+        }
+    }
+    out.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -334,11 +603,11 @@ mod tests {
         }
         assert_eq!(taken.len(), n);
         for i in 0..n as u64 {
-            assert_eq!(taken.get(&key(i)), Some(i), "entry {i}");
+            assert_eq!(taken.get(&key(i)).unwrap(), Some(i), "entry {i}");
         }
         // A key added again answers with one of its values.
         taken.insert(key(7), 7 | 1 << 40);
-        assert!(matches!(taken.get(&key(7)), Some(v) if v & 0xff == 7));
+        assert!(matches!(taken.get(&key(7)).unwrap(), Some(v) if v & 0xff == 7));
         assert_eq!(taken.len(), n + 1);
     }
 
@@ -349,14 +618,14 @@ mod tests {
             taken.insert(key(i), i);
         }
         // A lookup moves the pending entries into the shards and filters.
-        assert_eq!(taken.get(&key(0)), Some(0));
+        assert_eq!(taken.get(&key(0)).unwrap(), Some(0));
         assert!(taken.pending.iter().all(Vec::is_empty));
         let mut maybe = 0;
         for i in 1_000_000..1_100_000u64 {
             let k = key(i);
             let h = taken.hasher.hash_one(k);
             maybe += usize::from(test(&taken.shards[shard_of(h)].filter, h));
-            assert_eq!(taken.get(&k), None);
+            assert_eq!(taken.get(&k).unwrap(), None);
         }
         // About 3% when a filter is full, less when it was just rebuilt.
         assert!(maybe < 4_000, "{maybe} filter hits in 100000 absent keys");
@@ -369,7 +638,7 @@ mod tests {
             taken.insert(key(i), i);
             // Lookups that get past the filter sort logs into runs.
             if i % 7 == 0 {
-                assert_eq!(taken.get(&key(i / 2)), Some(i / 2));
+                assert_eq!(taken.get(&key(i / 2)).unwrap(), Some(i / 2));
             }
         }
         let most = taken.shards.iter().map(|s| s.runs.len()).max().unwrap_or(0);
@@ -382,32 +651,96 @@ mod tests {
         }
     }
 
+    #[test]
+    fn frozen_entries_are_found_on_disk_and_leave_little_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut taken = Taken::new();
+        let n = 100_000u64;
+        for i in 0..n {
+            taken.insert(key(i), i);
+            if i % 10_000 == 9_999 {
+                taken.freeze(dir.path()).unwrap();
+                assert_eq!(taken.in_memory(), 0);
+            }
+        }
+        assert_eq!(taken.len() as u64, n);
+        // Log-structured: ten freezes of equal size leave few segments,
+        // each bigger than twice the next.
+        assert!(taken.segments.len() <= 4, "{} segments", taken.segments.len());
+        for pair in taken.segments.windows(2) {
+            assert!(pair[0].len > 2 * pair[1].len);
+        }
+        // About 1.4 bytes an entry, against 24 to 32 in memory.
+        let frozen = taken.frozen_bytes();
+        assert!(frozen < 2 * n, "{frozen} bytes for {n} entries");
+        // The files hold the entries: memory does not.
+        for i in (0..n).step_by(97) {
+            assert_eq!(taken.get(&key(i)).unwrap(), Some(i), "entry {i}");
+        }
+        let mut on_disk_hits = 0;
+        for i in n..n + 20_000 {
+            let k = key(i);
+            let h = taken.hasher.hash_one(k);
+            on_disk_hits += taken.segments.iter().filter(|s| test(&s.filter, h)).count();
+            assert_eq!(taken.get(&k).unwrap(), None);
+        }
+        // About 1% of absent keys get past each segment's filter.
+        let most = 20_000 * taken.segments.len() / 40;
+        assert!(on_disk_hits < most, "{on_disk_hits} filter hits");
+    }
+
+    #[test]
+    fn a_key_on_disk_and_in_memory_answers_and_lookups_survive_merges() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut taken = Taken::new();
+        taken.insert(key(1), 10);
+        taken.freeze(dir.path()).unwrap();
+        taken.insert(key(1), 11);
+        assert!(matches!(taken.get(&key(1)).unwrap(), Some(10 | 11)));
+        taken.freeze(dir.path()).unwrap();
+        // Two segments of one entry each merged into one holding both.
+        assert_eq!(taken.segments.len(), 1);
+        assert_eq!(taken.segments[0].len, 2);
+        assert!(matches!(taken.get(&key(1)).unwrap(), Some(10 | 11)));
+        assert_eq!(taken.get(&key(2)).unwrap(), None);
+        // Freezing nothing makes no segment.
+        taken.freeze(dir.path()).unwrap();
+        assert_eq!(taken.segments.len(), 1);
+    }
+
     proptest! {
         // Model-based: the set answers as a map from each key to the values
-        // added for it, giving one of them.
+        // added for it, giving one of them, whether the entries are in
+        // memory or moved to disk (segments merging as they go).
         #[test]
         fn behaves_as_a_multimap(
-            ops in proptest::collection::vec((0u64..3000, 0u64..4, any::<bool>()), 1..3000)
+            ops in proptest::collection::vec((0u64..3000, 0u64..4, 0u8..20), 1..3000)
         ) {
+            let dir = tempfile::tempdir().unwrap();
             let mut taken = Taken::new();
             let mut model: HashMap<CidKey, Vec<u64>> = HashMap::new();
-            for (n, value, lookup) in ops {
+            for (n, value, op) in ops {
                 let k = key(n);
-                if lookup {
-                    match (taken.get(&k), model.get(&k)) {
+                match op {
+                    0 => taken.freeze(dir.path()).unwrap(),
+                    1..=9 => match (taken.get(&k).unwrap(), model.get(&k)) {
                         (None, None) => {}
                         (Some(v), Some(values)) => prop_assert!(values.contains(&v)),
                         (found, expected) => prop_assert!(false, "{found:?} for {expected:?}"),
+                    },
+                    _ => {
+                        model.entry(k).or_default().push(value);
+                        taken.insert(k, value);
                     }
-                } else {
-                    model.entry(k).or_default().push(value);
-                    taken.insert(k, value);
                 }
             }
             for (k, values) in &model {
-                prop_assert!(taken.get(k).is_some_and(|v| values.contains(&v)));
+                prop_assert!(taken.get(k).unwrap().is_some_and(|v| values.contains(&v)));
             }
             prop_assert_eq!(taken.len(), model.values().map(Vec::len).sum::<usize>());
+            for pair in taken.segments.windows(2) {
+                prop_assert!(pair[0].len > 2 * pair[1].len);
+            }
         }
     }
 }

@@ -807,3 +807,35 @@ fn records_whose_cids_share_a_short_fingerprint_both_verify() {
         }
     }
 }
+
+/// A stream of many records, two keys (first and last in key order)
+/// pointing to one record, under a limit the fingerprints of the records
+/// handed out (32 bytes each) pass fourfold: they move to disk, the
+/// stream stays within the limit without spilling a block, and the last
+/// key still finds the record the first one took.
+#[test]
+fn many_records_and_a_repeated_one_verify_from_a_stream_under_a_small_limit() {
+    let g = generate(&GenOptions::default().records(30_000).seed(11)).unwrap();
+    let mut writer = g.writer.clone();
+    let same = clash_record(0x5a5a);
+    let first = writer.insert_value("aaa.example.same/1", &same).unwrap();
+    let last = writer.insert_value("zzz.example.same/1", &same).unwrap();
+    assert_eq!(first, last);
+    let built = writer.build(&g.key, g.rev).unwrap();
+    // Blocks in the order the walk asks for them: nothing waits.
+    let bytes = car(built.commit_cid, &built.blocks);
+    let dir = tempfile::tempdir().unwrap();
+    let limit = 256 * 1024;
+    let no_spill = atrepo::store::SpillOptions::default().parent(dir.path()).no_spill();
+    let options = options(&g).memory_limit(limit).spill(Some(no_spill));
+    let report = atrepo::verify_repo_reader(&bytes[..], options.clone()).unwrap();
+    assert_eq!(report.records, 30_002);
+    assert!(!report.memory.spilled, "{:?}", report.memory);
+    // The limit, a freeze's buffers and the segments' filters (about 1.4
+    // bytes a record); the entries alone were 960 KB.
+    let peak = report.memory.peak_buffered_bytes;
+    assert!(peak < limit + 192 * 1024 + 60_000, "peak {peak}");
+    let records = listed(RepoReader::from_reader(&bytes[..], options).unwrap());
+    let found: Vec<_> = records.iter().filter(|(_, c, _)| *c == first).collect();
+    assert_eq!(found.len(), 2);
+}
