@@ -248,11 +248,8 @@ impl<'s> CommitEventBuilder<'s> {
                         let cid = blessed_cid(DAG_CBOR, &bytes);
                         match tree.insert(&path, cid)? {
                             None => ops.push(Op::Create { key: path, cid }),
-                            Some(prev) if prev == cid => {
-                                return Err(Error::Usage(format!(
-                                    "update of {path:?} changes nothing"
-                                )));
-                            }
+                            // Unchanged records are updates too (`cid` equal to
+                            // `prev`), as the TypeScript PDS writes them.
                             Some(prev) => ops.push(Op::Update { key: path, cid, prev }),
                         }
                         records.push((cid, bytes));

@@ -309,7 +309,9 @@ impl<'a> CommitEvent<'a> {
             seq: required(seq, COMMIT, "seq")?,
             repo: required(repo, COMMIT, "repo")?,
             time: required(time, COMMIT, "time")?,
-            since: required(since, COMMIT, "since")?,
+            // Required but nullable in the lexicon: absent reads as null,
+            // as cbor-gen decoders (indigo) read it.
+            since: since.flatten(),
             blocks: required(blocks_field, COMMIT, "blocks")?,
             commit: required(commit, COMMIT, "commit")?,
             prev_data,
@@ -391,7 +393,10 @@ fn read_op<'a>(d: &mut Decoder<'a>) -> Result<RepoOp<'a>, EventError> {
         path: snippet(path, 1024),
         found: snippet(found, 64),
     })?;
-    Ok(RepoOp { action, path, cid: required(cid, OP, "cid")?, prev })
+    // `cid` is required but nullable (null for a delete): absent reads as
+    // null, as cbor-gen decoders (indigo) read it; the action's checks
+    // then say whether it may be.
+    Ok(RepoOp { action, path, cid: cid.flatten(), prev })
 }
 
 /// Reads `null` or a link to a record (any CID: record links keep the CID

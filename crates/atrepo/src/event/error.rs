@@ -178,16 +178,8 @@ pub enum EventError {
         action: Action,
     },
 
-    /// An update whose new value equals its old one.
-    #[error("op {path:?}: expected an update to change the record, found cid and prev both {cid}")]
-    UpdateUnchanged {
-        /// The operation's path.
-        path: String,
-        /// The CID both fields hold.
-        cid: Box<Cid>,
-    },
-
-    /// A `#commit` without `prevData`, which inversion needs.
+    /// A `#commit` with `since` (not the repository's first commit) but
+    /// without `prevData`, which inversion needs.
     #[error("expected a prevData field in the #commit event, found none")]
     MissingPrevData,
 
@@ -361,7 +353,6 @@ impl EventError {
             | EventError::DeleteWithCid { .. }
             | EventError::CreateWithPrev { .. }
             | EventError::OpMissingPrev { .. }
-            | EventError::UpdateUnchanged { .. }
             | EventError::MissingPrevData
             | EventError::InvalidRecord { .. } => ErrorKind::Malformed,
             EventError::CommitCidMismatch { .. }
@@ -401,7 +392,6 @@ impl EventError {
             EventError::DeleteWithCid { .. } => "delete_with_cid",
             EventError::CreateWithPrev { .. } => "create_with_prev",
             EventError::OpMissingPrev { .. } => "op_missing_prev",
-            EventError::UpdateUnchanged { .. } => "update_unchanged",
             EventError::MissingPrevData => "missing_prev_data",
             EventError::InvalidRecord { .. } => "invalid_record",
             EventError::CommitCidMismatch { .. } => "commit_cid_mismatch",

@@ -36,10 +36,15 @@
 //! `#commit` bodies carry, in canonical key order: `ops`, `rev`, `seq`,
 //! `repo`, `time`, `blobs`, `since`, `blocks`, `commit`, `rebase`,
 //! `tooBig`, `prevData`. Required: `ops`, `rev`, `seq`, `repo`, `time`,
-//! `since` (nullable), `blocks`, `commit`. Optional and nullable:
-//! `prevData`. The deprecated `blobs`, `rebase` and `tooBig` are accepted,
-//! checked to be valid DRISL, and ignored, whether present or not. Each op
-//! is `{cid, path, prev?, action}` with `cid` required and nullable.
+//! `blocks`, `commit`. `since` is required and nullable in the lexicon;
+//! absent, it reads as null (as indigo's decoders read it). Optional and
+//! nullable: `prevData`, which a repository's first commit (no `since`)
+//! leaves out: its ops are then inverted against the empty tree. The
+//! deprecated `blobs`, `rebase` and `tooBig` are accepted, checked to be
+//! valid DRISL, and ignored, whether present or not. Each op is `{cid,
+//! path, prev?, action}` with `cid` nullable (absent reads as null); an
+//! update may leave the record as it was (`cid` equal to `prev`). A
+//! `#sync` of the state already held may repeat the last known rev.
 //! `#sync` bodies carry `did`, `rev`, `seq`, `time`, `blocks`, all
 //! required. Unknown keys anywhere are skipped (the lexicon may grow), but
 //! keys must still be in canonical order and unique, and the skipped

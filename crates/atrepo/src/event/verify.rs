@@ -344,9 +344,11 @@ impl<C: Clock> Verifier<C> {
         }
     }
 
-    /// The rev after the last known one, and not too far ahead.
-    fn check_rev(&self, rev: Tid, prior: Option<&RepoState>) -> Result<()> {
+    /// The rev after the last known one (or, with `same_ok`, equal to it),
+    /// and not too far ahead.
+    fn check_rev(&self, rev: Tid, prior: Option<&RepoState>, same_ok: bool) -> Result<()> {
         if let Some(prior) = prior
+            && !(same_ok && rev == prior.rev)
             && rev.check_after(&prior.rev).is_err()
         {
             return Err(EventError::RevNotIncreasing { rev, previous: prior.rev }.into());
@@ -367,7 +369,11 @@ impl<C: Clock> Verifier<C> {
     ) -> Result<(Commit, Cid)> {
         let (store, root) = self.load_blocks(event.blocks)?;
         let commit = self.load_commit(&store, &root, event.did, event.rev)?;
-        self.check_rev(event.rev, prior)?;
+        // A `#sync` of the state already held (the TypeScript PDS sends
+        // one after an account's first commit, and on activation) changes
+        // nothing: its rev may equal the last known one.
+        let same = prior.is_some_and(|p| p.data == *commit.data());
+        self.check_rev(event.rev, prior, same)?;
         Ok((commit, root))
     }
 
@@ -387,7 +393,7 @@ impl<C: Clock> Verifier<C> {
             return Err(EventError::CommitCidMismatch { expected, found }.into());
         }
         let commit = self.load_commit(&store, &event.commit, event.repo, event.rev)?;
-        self.check_rev(event.rev, prior)?;
+        self.check_rev(event.rev, prior, false)?;
 
         let mut warnings = Vec::new();
         if let Some(prior) = prior {
@@ -404,7 +410,10 @@ impl<C: Clock> Verifier<C> {
             }
         }
 
-        if event.prev_data.is_none() {
+        // A repository's first commit has no `since`, and no previous tree
+        // but the empty one: the TypeScript PDS leaves `prevData` out, and
+        // the ops are inverted against the empty tree instead.
+        if event.prev_data.is_none() && event.since.is_some() {
             self.check(self.options.inversion, &mut warnings, EventError::MissingPrevData.into())?;
         }
 
@@ -449,11 +458,10 @@ impl<C: Clock> Verifier<C> {
                         EventError::CreateWithPrev { path: path(), prev: Box::new(prev) }.into()
                     );
                 }
-                if op.prev == Some(cid) {
-                    return Err(
-                        EventError::UpdateUnchanged { path: path(), cid: Box::new(cid) }.into()
-                    );
-                }
+                // An update may leave the record as it was (`cid` equal to
+                // `prev`): the TypeScript PDS writes one for an
+                // `applyWrites` update with an identical record. The tree
+                // checks hold it like any other.
                 let Some(record) = store.get(&cid)? else {
                     return Err(EventError::MissingRecordBlock {
                         path: path(),
@@ -555,9 +563,11 @@ impl<C: Clock> Verifier<C> {
             }
             tree.root()
         };
-        // Without prevData (already reported, or downgraded), the caller's
+        // Without prevData: for a first commit (no `since`) the empty
+        // tree; otherwise (already reported, or downgraded) the caller's
         // last known data is the only previous root to compare with.
-        let Some(expected) = event.prev_data.or(prior.map(|p| p.data)) else {
+        let first = event.since.is_none().then(empty_tree);
+        let Some(expected) = event.prev_data.or(first).or(prior.map(|p| p.data)) else {
             return Ok(());
         };
         if before != expected {
@@ -566,6 +576,12 @@ impl<C: Clock> Verifier<C> {
         }
         Ok(())
     }
+}
+
+/// The root of the empty tree, `{e: [], l: null}`: a repository's tree
+/// before its first commit.
+fn empty_tree() -> Cid {
+    crate::car::blessed_cid(crate::car::DAG_CBOR, &[0xa2, 0x61, 0x65, 0x80, 0x61, 0x6c, 0xf6])
 }
 
 /// Checks `commit`'s signature with the resolver's key, refreshing it once

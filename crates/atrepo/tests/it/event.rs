@@ -771,11 +771,13 @@ fn op_shapes() {
     assert!(matches!(e, EventError::CreateWithPrev { .. }), "{e:?}");
     let e = check(&|e| e.ops[0].cid = None);
     assert!(matches!(e, EventError::OpMissingCid { action: Action::Create, .. }), "{e:?}");
+    // A create passed off as an update that changes nothing: undoing it
+    // leaves the record, so the tree before is not `prevData`.
     let e = check(&|e| {
         e.ops[1].action = Action::Update;
         e.ops[1].prev = e.ops[1].cid;
     });
-    assert!(matches!(e, EventError::UpdateUnchanged { .. }), "{e:?}");
+    assert!(matches!(e, EventError::InversionMismatch { .. }), "{e:?}");
     let e = check(&|e| e.ops[2].prev = None);
     assert!(matches!(e, EventError::OpMissingPrev { action: Action::Delete, .. }), "{e:?}");
     let e = check(&|e| e.ops[1].path = "app.bsky.feed.like/has space");
@@ -903,9 +905,94 @@ fn mutated_events_never_panic() {
         }
     }
     // Only bytes no check covers can change: `seq` (neither signed nor
-    // compared with anything), and the names of the deprecated `blobs`,
-    // `rebase` and `tooBig`, which renamed are unknown fields, skipped.
-    assert_eq!(accepted, 1 + 5 + 5 + 5, "mutated events verified");
+    // compared with anything), the names of the deprecated `blobs`,
+    // `rebase` and `tooBig`, which renamed are unknown fields, skipped,
+    // and the name of the delete's `cid: null`, which absent reads as
+    // null.
+    assert_eq!(accepted, 1 + 5 + 5 + 5 + 3, "mutated events verified");
+}
+
+/// An update whose record is unchanged (`cid` equal to `prev`), as the
+/// TypeScript PDS writes for an `applyWrites` update with an identical
+/// record, verifies: the tree is the same before and after.
+#[test]
+fn an_update_that_leaves_the_record_as_it_was_verifies() {
+    let mut repo = Repo::new(Curve::K256, 100);
+    let prior = repo.state();
+    let built = repo.commit(|b| b.put(&post_path(5), post(5)).put(&like_path(1), like(1)));
+    let event = decode(&built.body);
+    let op = event.ops.iter().find(|op| op.path == post_path(5)).unwrap();
+    assert_eq!((op.action, op.cid.is_some()), (Action::Update, true));
+    assert_eq!(op.cid, op.prev);
+    let verified = verify(&built.body, &repo.key.public_key(), Some(&prior)).unwrap();
+    assert_eq!(verified.state(), repo.state());
+}
+
+/// A repository's first commit: no `since`, and no `prevData` (the
+/// TypeScript PDS leaves it out). Its ops are inverted against the empty
+/// tree, so a later commit passed off as a first one is still refused.
+#[test]
+fn a_first_commit_without_prev_data_inverts_to_the_empty_tree() {
+    let first = |posts: u64| {
+        let repo = Repo::new(Curve::P256, posts);
+        let rev = tid(NOW - SECOND);
+        let built = CommitEventBuilder::new(&repo.store, &repo.did, repo.root, rev)
+            .prev_data(false)
+            .put(&post_path(1_000), post(1_000))
+            .put(&like_path(1), like(1))
+            .build(&repo.key)
+            .unwrap();
+        (repo, built)
+    };
+    let (repo, built) = first(0);
+    let event = decode(&built.body);
+    assert_eq!((event.since, event.prev_data), (None, None));
+    let key = repo.key.public_key();
+    let verified = verify(&built.body, &key, None).unwrap();
+    assert!(verified.warnings.is_empty());
+    assert_eq!(verified.data, built.after);
+    // Not a first commit: the tree before held 10 posts.
+    let (repo, built) = first(10);
+    let e = event_error(verify(&built.body, &repo.key.public_key(), None));
+    assert!(matches!(e, EventError::InversionMismatch { .. }), "{e:?}");
+    // With `since`, `prevData` is still required.
+    let mut event = decode(&built.body);
+    event.since = Some(tid(NOW - DAY));
+    let e = event_error(verify(&event.to_cbor(), &repo.key.public_key(), None));
+    assert!(matches!(e, EventError::MissingPrevData), "{e:?}");
+}
+
+/// `since` and an op's `cid` are required but nullable in the lexicon;
+/// absent, they read as null (as indigo's decoders read them).
+#[test]
+fn absent_nullable_fields_read_as_null() {
+    let (repo, prior, built) = typical(Curve::K256);
+    let key = repo.key.public_key();
+    // The delete's `cid: null` left out, the map one entry shorter.
+    let body = decode(&built.body).to_cbor();
+    let null_cid = b"\x63cid\xf6";
+    let at = body.windows(5).position(|w| w == null_cid).unwrap();
+    // `cid` sorts first: the op's map head is just before it.
+    let op_head = at - 1;
+    assert!((0xa3..=0xa4).contains(&body[op_head]));
+    let mut without = body.clone();
+    without.drain(at..at + 5);
+    without[op_head] -= 1;
+    let event = decode(&without);
+    assert!(event.ops.iter().any(|op| op.action == Action::Delete && op.cid.is_none()));
+    verify(&without, &key, Some(&prior)).unwrap();
+    // `since` left out: none, which the state then refuses.
+    let mut event = decode(&built.body);
+    event.since = None;
+    let body = event.to_cbor();
+    let null_since = b"\x65since\xf6";
+    let at = body.windows(7).position(|w| w == null_since).unwrap();
+    let mut without = body.clone();
+    without.drain(at..at + 7);
+    without[0] -= 1;
+    assert_eq!(decode(&without).since, None);
+    let e = event_error(verify(&without, &key, Some(&prior)));
+    assert!(matches!(e, EventError::SinceMismatch { found: None, .. }), "{e:?}");
 }
 
 // ---------------------------------------------------------------------------
@@ -924,7 +1011,15 @@ fn sync_events() {
     // The state it replaces need not chain to it, but its rev must be older.
     let unrelated = RepoState { rev: tid(NOW - DAY), data: blessed_cid(DAG_CBOR, b"\xa0") };
     verifier().verify_sync(&event, &key, Some(&unrelated)).unwrap();
-    let newer = RepoState { rev, data: repo.root };
+    // The state already held, again (the TypeScript PDS sends one after
+    // an account's first commit): its rev may equal the last known one.
+    let same = RepoState { rev, data: repo.root };
+    assert_eq!(verifier().verify_sync(&event, &key, Some(&same)).unwrap().state(), same);
+    // Another tree at that rev, or an older rev, is refused.
+    let other_tree = RepoState { rev, data: blessed_cid(DAG_CBOR, b"\xa0") };
+    let e = event_error(verifier().verify_sync(&event, &key, Some(&other_tree)));
+    assert!(matches!(e, EventError::RevNotIncreasing { .. }), "{e:?}");
+    let newer = RepoState { rev: tid(NOW - SECOND), data: repo.root };
     let e = event_error(verifier().verify_sync(&event, &key, Some(&newer)));
     assert!(matches!(e, EventError::RevNotIncreasing { .. }), "{e:?}");
     let other = signer(Curve::K256).public_key();
@@ -1110,7 +1205,6 @@ fn event_error_display() {
         EventError::DeleteWithCid { path: path(), cid: cid() },
         EventError::CreateWithPrev { path: path(), prev: cid() },
         EventError::OpMissingPrev { path: path(), action: Action::Delete },
-        EventError::UpdateUnchanged { path: path(), cid: cid() },
         EventError::MissingPrevData,
         EventError::InvalidRecord { path: path(), cid: cid(), error: decode },
         EventError::CommitCidMismatch { expected: cid(), found: other() },
