@@ -103,6 +103,13 @@ impl VerifyOptions {
     /// The default memory limit, 256 MiB.
     pub const DEFAULT_MEMORY_LIMIT: u64 = 256 * 1024 * 1024;
 
+    /// Returns these options with the commit decoding options set (for
+    /// example [`CommitOptions::allow_v2`]).
+    pub fn commit(mut self, commit: CommitOptions) -> Self {
+        self.commit = commit;
+        self
+    }
+
     /// Returns these options expecting `did`.
     pub fn did(mut self, did: impl Into<String>) -> Self {
         self.did = Some(did.into());

@@ -261,3 +261,127 @@ fn reading_commands_give_repeated_records_their_bytes_from_files_and_stdin() {
         assert!(min > 0, "{input}: a repeated record counted as {min} bytes");
     }
 }
+
+/// A signed repository of `g`'s records plus `extra`, written with `rules`,
+/// as a CAR file under `dir`; its commit re-signed as version 2 (no `rev`)
+/// if `v2`.
+fn loosened_repo(
+    dir: &Path,
+    name: &str,
+    rules: atrepo::mst::KeyRules,
+    extra: &[(&str, &[u8])],
+    v2: bool,
+) -> (PathBuf, String) {
+    use atrepo::car::{DAG_CBOR, Header, blessed_cid, encode};
+    use atrepo::generate::{GenOptions, generate};
+    use atrepo::verify::drisl::Encoder;
+    let g = generate(&GenOptions::default().records(20).seed(5)).unwrap();
+    let mut writer = g.writer.clone().keys(rules);
+    for (key, record) in extra {
+        writer.insert_unchecked(key, record.to_vec()).unwrap();
+    }
+    writer.insert("app.bsky.feed.post/3kbt4gmumu222", post()).unwrap();
+    let built = writer.build(&g.key, g.rev).unwrap();
+    let mut blocks = built.blocks.clone();
+    let mut root = built.commit_cid;
+    if v2 {
+        // {did, data, prev, version: 2}, canonical order, signed; then with
+        // `sig`.
+        let commit = |sig: Option<&[u8]>| {
+            let mut e = Encoder::new();
+            e.map(4 + u64::from(sig.is_some())).text("did").text(&g.did);
+            if let Some(sig) = sig {
+                e.text("sig").bytes(sig);
+            }
+            e.text("data").link(built.commit.data()).text("prev").null();
+            e.text("version").uint(2);
+            e.into_bytes()
+        };
+        let sig = g.key.sign(&commit(None)).unwrap();
+        let bytes = commit(Some(&sig));
+        root = blessed_cid(DAG_CBOR, &bytes);
+        blocks[0] = (root, bytes.into());
+    }
+    let car = encode(&Header::new(vec![root]).unwrap(), blocks.iter().map(|(c, b)| (c, &b[..])));
+    let path = dir.join(name);
+    std::fs::write(&path, car).unwrap();
+    (path, g.key.public_key().to_did_key())
+}
+
+fn post() -> Vec<u8> {
+    let mut e = atrepo::verify::drisl::Encoder::new();
+    e.map(2).text("text").text("hello").text("$type").text("app.bsky.feed.post");
+    e.into_bytes()
+}
+
+/// The switches that loosen the checks for historical and third-party
+/// repositories, and resize the CAR limits: each repository fails by
+/// default, with the error naming the rule, and verifies with its switch;
+/// the reading commands take the same switches.
+#[test]
+fn switches_for_historical_and_third_party_repositories() {
+    let dir = tempfile::tempdir().unwrap();
+    let strict = atrepo::mst::KeyRules::Strict;
+    let lax = atrepo::mst::KeyRules::Lax;
+    // Each case: what it is, the repository, its switch, what the error
+    // says without it, and its exit code (a malformed commit or record 2,
+    // a broken MST rule 1).
+    let cases = [
+        (
+            "version 2 commit",
+            loosened_repo(dir.path(), "v2.car", strict, &[], true),
+            "--allow-v2",
+            "expected commit version 3, found 2",
+            2,
+        ),
+        (
+            "historical path",
+            loosened_repo(dir.path(), "path.car", lax, &[("Chat/abc", &post())], false),
+            "--lax-paths",
+            "invalid key \"Chat/abc\"",
+            1,
+        ),
+        (
+            "record with unsorted keys",
+            // {"b": 1, "a": 2}
+            loosened_repo(
+                dir.path(),
+                "record.car",
+                strict,
+                &[("com.example.thing/abc", b"\xa2\x61b\x01\x61a\x02")],
+                false,
+            ),
+            "--opaque-records",
+            "com.example.thing/abc",
+            2,
+        ),
+    ];
+    for (case, (path, key), switch, said, code) in &cases {
+        let path = path.to_str().unwrap();
+        let run = atrepo(&["verify", path, "--key", key]);
+        assert_eq!(run.code, *code, "{case}: {}{}", run.stdout, run.stderr);
+        assert!(run.stderr.contains(said), "{case}: {}", run.stderr);
+        let run = atrepo(&["verify", path, "--key", key, switch]);
+        assert_eq!(run.code, 0, "{case}: {}", run.stderr);
+        // The generated 20, the post, and the case's own.
+        let records = if *switch == "--allow-v2" { 21 } else { 22 };
+        assert!(run.stdout.contains(&format!("records    {records} ")), "{case}: {}", run.stdout);
+        let run = atrepo(&["ls", path, switch]);
+        assert_eq!(run.code, 0, "{case}: {}", run.stderr);
+        assert_eq!(run.stdout.lines().count(), records, "{case}");
+    }
+    let v2 =
+        atrepo(&["verify", cases[0].1.0.to_str().unwrap(), "--key", &cases[0].1.1, "--allow-v2"]);
+    assert!(v2.stdout.contains("version 2"), "{}", v2.stdout);
+
+    // The CAR limits, down and back up.
+    let (path, key) = &cases[0].1;
+    let path = path.to_str().unwrap();
+    let run = atrepo(&["verify", path, "--key", key, "--allow-v2", "--max-blocks", "10"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("10"), "{}", run.stderr);
+    let run = atrepo(&["verify", path, "--key", key, "--allow-v2", "--max-car-mib", "0"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let run = atrepo(&["verify", path, "--key", key, "--allow-v2", "--max-blocks", "100"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}

@@ -17,6 +17,7 @@ mod event;
 mod gen_cmd;
 mod input;
 mod read_cmd;
+mod rules;
 mod verify_cmd;
 
 use std::process::ExitCode;

@@ -45,6 +45,8 @@ pub(crate) struct Common {
     /// Memory for blocks waiting to be verified, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 256)]
     mem_limit: u64,
+    #[command(flatten)]
+    rules: crate::rules::Rules,
 }
 
 /// Whether a command uses the records' bytes, so that a stream has to keep
@@ -61,8 +63,9 @@ impl Common {
     /// stream whose records are kept in a scratch file when the command
     /// uses their bytes.
     fn open(&self, file: &Path, bytes: RecordBytes) -> Result<Opened> {
-        let mut options =
-            VerifyOptions::default().memory_limit(self.mem_limit.saturating_mul(1 << 20));
+        let mut options = self
+            .rules
+            .apply(VerifyOptions::default().memory_limit(self.mem_limit.saturating_mul(1 << 20)));
         options = match &self.key {
             Some(key) => options.key(PublicKey::from_did_key(key.trim())?),
             None => options.signature(SignatureCheck::Skip),

@@ -61,10 +61,14 @@ pub(crate) struct VerifyArgs {
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    rules: crate::rules::Rules,
 }
 
 pub(crate) fn run(args: &VerifyArgs) -> Result<ExitCode> {
-    let mut options = VerifyOptions::default().memory_limit(args.mem_limit.saturating_mul(1 << 20));
+    let mut options = args
+        .rules
+        .apply(VerifyOptions::default().memory_limit(args.mem_limit.saturating_mul(1 << 20)));
     if let Some(did) = &args.did {
         options = options.did(did.clone());
     }

@@ -1,0 +1,56 @@
+//! Switches that loosen or resize the checks of the repository commands
+//! (`verify`, `ls`, `get`, `stats`, `export`). The defaults follow the
+//! specifications; these are for historical repositories, third-party
+//! writers, and repositories bigger than the default limits.
+
+use atrepo::car::Limits;
+use atrepo::mst::KeyRules;
+use atrepo::verify::CommitOptions;
+use atrepo::{RecordCheck, VerifyOptions};
+use clap::Args;
+
+/// The switches; see the module docs.
+#[derive(Debug, Args)]
+pub(crate) struct Rules {
+    /// Accept the record paths of historical repositories: one `/` between
+    /// two non-empty parts of the allowed characters, instead of a
+    /// normalized NSID, `/` and a record key.
+    #[arg(long)]
+    lax_paths: bool,
+    /// Accept a version 2 commit (repositories last written before August
+    /// 2023), whose `rev` may be absent.
+    #[arg(long)]
+    allow_v2: bool,
+    /// Do not decode records as strict DRISL (their CIDs are still
+    /// checked): for writers whose records are not canonical.
+    #[arg(long)]
+    opaque_records: bool,
+    /// Largest CAR accepted, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = Limits::DEFAULT_MAX_TOTAL_BYTES >> 20)]
+    max_car_mib: u64,
+    /// Most blocks a CAR may hold, duplicates included.
+    #[arg(long, value_name = "N", default_value_t = Limits::DEFAULT_MAX_BLOCKS)]
+    max_blocks: u64,
+}
+
+impl Rules {
+    /// `options` with these switches applied.
+    pub(crate) fn apply(&self, mut options: VerifyOptions) -> VerifyOptions {
+        if self.lax_paths {
+            options = options.keys(KeyRules::Lax);
+        }
+        if self.allow_v2 {
+            options = options.commit(CommitOptions::default().allow_v2(true));
+        }
+        if self.opaque_records {
+            options = options.records(RecordCheck::Opaque);
+        }
+        let limits = options
+            .car
+            .limits
+            .max_total_bytes(self.max_car_mib.saturating_mul(1 << 20))
+            .max_blocks(self.max_blocks);
+        let car = options.car.limits(limits);
+        options.car(car)
+    }
+}
