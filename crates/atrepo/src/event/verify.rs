@@ -328,6 +328,10 @@ impl<C: Clock> Verifier<C> {
     /// Reads the commit block `cid` from `store`, strictly, and checks its
     /// DID and rev against the event's.
     fn load_commit(&self, store: &MemoryStore, cid: &Cid, did: &str, rev: Tid) -> Result<Commit> {
+        if cid.codec() != crate::car::DAG_CBOR {
+            let codec = cid.codec();
+            return Err(EventError::CommitNotDagCbor { cid: Box::new(*cid), codec }.into());
+        }
         let Some(bytes) = store.get(cid)? else {
             return Err(EventError::CommitNotInBlocks { cid: Box::new(*cid) }.into());
         };

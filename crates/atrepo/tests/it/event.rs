@@ -1029,6 +1029,20 @@ fn sync_events() {
     wrong.did = "did:plc:someoneelse";
     let e = event_error(verifier().verify_sync(&wrong, &key, None));
     assert!(matches!(e, EventError::DidMismatch { .. }), "{e:?}");
+    // The commit's bytes under a raw CID: the same hash, not the commit's
+    // CID.
+    let slice = CarSlice::new(event.blocks).unwrap();
+    let commit = slice.map(Result::unwrap).find(|f| f.cid == built.commit).unwrap();
+    let raw = blessed_cid(atrepo::car::RAW, commit.data);
+    let header = atrepo::car::Header::new(vec![raw]).unwrap();
+    let raw_car = atrepo::car::encode(&header, [(&raw, commit.data)]);
+    let mut raw_root = event.clone();
+    raw_root.blocks = &raw_car;
+    let e = event_error(verifier().verify_sync(&raw_root, &key, None));
+    assert!(
+        matches!(&e, EventError::CommitNotDagCbor { cid, codec: 0x55 } if **cid == raw),
+        "{e:?}"
+    );
     let future = sync_event(&repo.did, repo.root, tid(NOW + DAY), 8, &repo.key).unwrap();
     let event = Event::decode(&future.frame, &Limits::default()).unwrap();
     let e = event_error(verifier().verify_event(&event, &key, None));
@@ -1222,6 +1236,7 @@ fn event_error_display() {
         EventError::InversionMismatch { expected: cid(), found: other() },
         EventError::OpCidMismatch { path: path(), expected: Some(cid()), found: None },
         EventError::OpCidMismatch { path: path(), expected: None, found: Some(other()) },
+        EventError::CommitNotDagCbor { cid: cid(), codec: 0x55 },
         EventError::CommitNotInBlocks { cid: cid() },
         EventError::MissingRecordBlock { path: path(), cid: cid() },
         EventError::UnsupportedEventType { found: "#identity".to_owned() },

@@ -175,6 +175,19 @@ fn a_missing_commit_is_a_missing_block() {
     assert!(matches!(err, Error::MissingCommit { cid } if cid == built.commit_cid));
 }
 
+/// The commit's bytes under a raw CID as the CAR's root: the same hash,
+/// but not the commit's CID (links to commits are dag-cbor), so not a
+/// commit.
+#[test]
+fn a_raw_root_is_not_a_commit() {
+    let (g, built) = repo(10);
+    let mut blocks = built.blocks.clone();
+    let raw = blessed_cid(atrepo::car::RAW, &blocks[0].1);
+    blocks[0].0 = raw;
+    let err = check_fails(car(raw, &blocks), options(&g), ErrorKind::Malformed);
+    assert!(matches!(err, Error::CommitNotDagCbor { cid, codec: 0x55 } if cid == raw), "{err:?}");
+}
+
 #[test]
 fn truncation_inside_a_block_is_malformed_and_on_a_boundary_is_missing() {
     let (g, built) = repo(100);
