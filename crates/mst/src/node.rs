@@ -286,6 +286,30 @@ pub(crate) fn cid_of(bytes: &[u8]) -> Cid {
     }
 }
 
+/// Checks that a node's keys lie strictly between the bounds its parent
+/// gives it.
+pub(crate) fn check_bounds(
+    cid: &Cid,
+    node: &NodeBuf,
+    low: Option<&[u8]>,
+    high: Option<&[u8]>,
+) -> Result<()> {
+    let (Some(first), Some(last)) = (node.entries.first(), node.entries.last()) else {
+        return Ok(());
+    };
+    if let Some(low) = low
+        && node.key(first) <= low
+    {
+        return Err(Error::KeyOrder { cid: *cid, key: show(node.key(first)), previous: show(low) });
+    }
+    if let Some(high) = high
+        && node.key(last) >= high
+    {
+        return Err(Error::KeyOrder { cid: *cid, key: show(high), previous: show(node.key(last)) });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

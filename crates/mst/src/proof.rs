@@ -3,7 +3,7 @@
 use atrepo_store::{BlockRead, Bytes};
 use cid::Cid;
 
-use crate::error::{Error, Result, show};
+use crate::error::{Error, Result};
 use crate::layer::layer;
 use crate::node::{self, NodeBuf};
 use crate::options::{KeyRules, Limits};
@@ -92,7 +92,7 @@ fn search(
             (None, None) if node.left.is_none() => return Ok(ProofOutcome::Absent),
             (None, None) => return Err(Error::RootOnlyPointer { cid }),
         };
-        check_bounds(&cid, &node, low.as_deref(), high.as_deref())?;
+        node::check_bounds(&cid, &node, low.as_deref(), high.as_deref())?;
         let i = node.entries.partition_point(|e| node.key(e) < key);
         if let Some(e) = node.entries.get(i)
             && node.key(e) == key
@@ -116,23 +116,4 @@ fn search(
         cid = child;
     }
     Err(Error::TooDeep { cid, limit: limits.max_depth })
-}
-
-/// Checks that a node's keys lie strictly between the bounds its parent
-/// gives it.
-fn check_bounds(cid: &Cid, node: &NodeBuf, low: Option<&[u8]>, high: Option<&[u8]>) -> Result<()> {
-    let (Some(first), Some(last)) = (node.entries.first(), node.entries.last()) else {
-        return Ok(());
-    };
-    if let Some(low) = low
-        && node.key(first) <= low
-    {
-        return Err(Error::KeyOrder { cid: *cid, key: show(node.key(first)), previous: show(low) });
-    }
-    if let Some(high) = high
-        && node.key(last) >= high
-    {
-        return Err(Error::KeyOrder { cid: *cid, key: show(high), previous: show(node.key(last)) });
-    }
-    Ok(())
 }

@@ -10,13 +10,24 @@ use crate::layer::layer;
 use crate::node::{self, MAX_KEY_LEN, NodeBuf};
 use crate::options::{KeyRules, Limits};
 
-/// A link to a subtree: absent, not loaded yet, or loaded.
+/// A link to a subtree: absent, not loaded yet (with the key range its
+/// parent gave it when loaded), or loaded.
 #[derive(Debug, Clone, Default)]
 enum Link {
     #[default]
     None,
-    Stub(Cid),
+    Stub(Cid, Bounds),
     Node(Box<Node>),
+}
+
+/// The keys a subtree's keys must lie strictly between, as its parent
+/// said when it was loaded (the parent may change before the subtree is
+/// read: a key inserted into the parent splits it, and its keys then lie
+/// on both sides of that key, as they should).
+#[derive(Debug, Clone, Default)]
+struct Bounds {
+    low: Option<Box<[u8]>>,
+    high: Option<Box<[u8]>>,
 }
 
 #[derive(Debug, Clone)]
@@ -76,7 +87,9 @@ pub struct TreeStats {
 ///
 /// Nodes are read from the store only when an operation needs them, and
 /// each loaded node is checked with the same node rules as the
-/// [`Walker`](crate::Walker). Unchanged subtrees stay links, so changing a
+/// [`Walker`](crate::Walker), and its keys against the range its parent
+/// gave it (a partial tree cannot be walked whole, so this is where a
+/// subtree key outside its parent's range is found). Unchanged subtrees stay links, so changing a
 /// partial tree works as long as the nodes on the changed paths are
 /// present; a missing one is [`Error::MissingNode`].
 ///
@@ -128,7 +141,7 @@ impl<S: BlockRead> Tree<S> {
     pub fn load_with(store: S, root: Cid, keys: KeyRules, limits: Limits) -> Result<Self> {
         let mut tree =
             Tree { store, root: Node::empty(0), keys, limits, stats: TreeStats::default() };
-        let node = tree.read(root, None)?;
+        let node = tree.read(root, None, &Bounds::default())?;
         if node.entries.is_empty() && !matches!(node.left, Link::None) {
             return Err(Error::RootOnlyPointer { cid: root });
         }
@@ -259,15 +272,16 @@ impl<S: BlockRead> Tree<S> {
         node::check_key(&Cid::default(), key, self.keys)
     }
 
-    /// Reads and checks node `cid`, expected on `layer` when known.
-    fn read(&mut self, cid: Cid, layer: Option<u8>) -> Result<Node> {
+    /// Reads and checks node `cid`, expected on `layer` when known and
+    /// within `bounds`.
+    fn read(&mut self, cid: Cid, layer: Option<u8>, bounds: &Bounds) -> Result<Node> {
         let mut ctx = Ctx {
             store: &self.store,
             stats: &mut self.stats,
             keys: self.keys,
             limits: &self.limits,
         };
-        ctx.read(cid, layer)
+        ctx.read(cid, layer, bounds)
     }
 }
 
@@ -298,9 +312,9 @@ fn resolve<'n, S: BlockRead>(
     keys: KeyRules,
     limits: &Limits,
 ) -> Result<&'n mut Node> {
-    if let Link::Stub(cid) = *slot {
+    if let Link::Stub(cid, bounds) = slot {
         let mut ctx = Ctx { store, stats, keys, limits };
-        *slot = Link::Node(Box::new(ctx.read(cid, Some(layer))?));
+        *slot = Link::Node(Box::new(ctx.read(*cid, Some(layer), bounds)?));
     }
     if matches!(slot, Link::None) {
         *slot = Link::Node(Box::new(Node::empty(layer)));
@@ -308,7 +322,7 @@ fn resolve<'n, S: BlockRead>(
     match slot {
         Link::Node(node) => Ok(node),
         // Both other cases were replaced just above.
-        Link::None | Link::Stub(_) => Err(Error::MissingNode { cid: Cid::default() }),
+        Link::None | Link::Stub(..) => Err(Error::MissingNode { cid: Cid::default() }),
     }
 }
 
@@ -337,7 +351,7 @@ fn seal(node: &mut Node, out: &mut dyn FnMut(Cid, Vec<u8>)) -> Cid {
 fn sealed_cid(link: &Link) -> Option<&Cid> {
     match link {
         Link::None => None,
-        Link::Stub(cid) => Some(cid),
+        Link::Stub(cid, _) => Some(cid),
         Link::Node(node) => node.cid.as_ref(),
     }
 }
@@ -345,7 +359,7 @@ fn sealed_cid(link: &Link) -> Option<&Cid> {
 fn seal_link(link: &mut Link, out: &mut dyn FnMut(Cid, Vec<u8>)) -> Option<Cid> {
     match link {
         Link::None => None,
-        Link::Stub(cid) => Some(*cid),
+        Link::Stub(cid, _) => Some(*cid),
         Link::Node(node) => Some(seal(node, out)),
     }
 }
@@ -359,8 +373,9 @@ struct Ctx<'a, S> {
 }
 
 impl<S: BlockRead> Ctx<'_, S> {
-    /// Reads and checks node `cid`, expected on `layer` when known.
-    fn read(&mut self, cid: Cid, layer: Option<u8>) -> Result<Node> {
+    /// Reads and checks node `cid`, expected on `layer` when known, its
+    /// keys strictly within `bounds`.
+    fn read(&mut self, cid: Cid, layer: Option<u8>, bounds: &Bounds) -> Result<Node> {
         // One decoding buffer per thread, reused: its vectors keep their
         // capacity from node to node.
         thread_local! {
@@ -371,13 +386,22 @@ impl<S: BlockRead> Ctx<'_, S> {
                 return Err(Error::MissingNode { cid });
             }
             self.stats.loaded = self.stats.loaded.saturating_add(1);
-            self.node_from(cid, layer, buf)
+            node::check_bounds(&cid, buf, bounds.low.as_deref(), bounds.high.as_deref())?;
+            self.node_from(cid, layer, buf, bounds)
         })
     }
 
     /// Checks decoded node `cid` in `buf` against `layer`, when known, then
-    /// builds the owned node.
-    fn node_from(&self, cid: Cid, layer: Option<u8>, buf: &NodeBuf) -> Result<Node> {
+    /// builds the owned node, each child link with the key range it must
+    /// lie in (between the keys around it, or the node's own `bounds` at
+    /// either end).
+    fn node_from(
+        &self,
+        cid: Cid,
+        layer: Option<u8>,
+        buf: &NodeBuf,
+        bounds: &Bounds,
+    ) -> Result<Node> {
         let node_layer = match (buf.layer, layer) {
             (_, Some(expected)) => {
                 node::check_layer(&cid, buf, expected)?;
@@ -388,20 +412,33 @@ impl<S: BlockRead> Ctx<'_, S> {
             // rejects.
             (None, None) => 0,
         };
-        let link = |c: Option<Cid>| c.map_or(Link::None, Link::Stub);
+        let link = |c: Option<Cid>, low: Option<&[u8]>, high: Option<&[u8]>| match c {
+            None => Link::None,
+            Some(c) => {
+                Link::Stub(c, Bounds { low: low.map(Into::into), high: high.map(Into::into) })
+            }
+        };
+        let keys: Vec<&[u8]> = buf.entries.iter().map(|e| buf.key(e)).collect();
+        let (low, high) = (bounds.low.as_deref(), bounds.high.as_deref());
+        let left = link(buf.left, low, keys.first().copied().or(high));
         let entries = buf
             .entries
             .iter()
-            .map(|e| Entry { key: buf.key(e).into(), value: e.value, right: link(e.right) })
+            .enumerate()
+            .map(|(i, e)| {
+                let key = keys.get(i).copied().unwrap_or_default();
+                let next = keys.get(i.saturating_add(1)).copied().or(high);
+                Entry { key: key.into(), value: e.value, right: link(e.right, Some(key), next) }
+            })
             .collect();
-        Ok(Node { layer: node_layer, left: link(buf.left), entries, cid: Some(cid) })
+        Ok(Node { layer: node_layer, left, entries, cid: Some(cid) })
     }
 
     /// Turns a link into an owned node on `layer`, reading it if needed.
     fn take(&mut self, link: Link, layer: u8) -> Result<Node> {
         match link {
             Link::None => Ok(Node::empty(layer)),
-            Link::Stub(cid) => self.read(cid, Some(layer)),
+            Link::Stub(cid, bounds) => self.read(cid, Some(layer), &bounds),
             Link::Node(node) => Ok(*node),
         }
     }

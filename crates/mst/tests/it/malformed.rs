@@ -279,6 +279,29 @@ fn right_subtree_key_below_its_bound() {
     );
 }
 
+/// The same tree changed as a partial tree (a commit's proof): the
+/// subtree is read only when a change reaches it, and its key range is
+/// checked then too (the node rules alone, layer included, pass it).
+#[test]
+fn right_subtree_key_below_its_bound_in_a_tree_being_changed() {
+    let s = MemoryStore::new();
+    let low = key_on_layer(0, 0);
+    let top = key_on_layer_after(1, &low);
+    let child = put(&s, node(None, &[(&low, value(1), None)]));
+    let root = put(&s, node(None, &[(&top, value(2), Some(child))]));
+    let probe = key_on_layer_after(0, &top);
+    let expect = |e: &Error| matches!(e, Error::KeyOrder { cid, key, previous } if *cid == child && *key == low && *previous == top);
+    let mut tree = atrepo_mst::Tree::load(&s, root).unwrap();
+    let err = tree.get(&probe).unwrap_err();
+    assert!(expect(&err), "{err:?}");
+    let mut tree = atrepo_mst::Tree::load(&s, root).unwrap();
+    let err = tree.insert(&probe, value(3)).unwrap_err();
+    assert!(expect(&err), "{err:?}");
+    // Left of the bad subtree nothing reads it.
+    let mut tree = atrepo_mst::Tree::load(&s, root).unwrap();
+    assert_eq!(tree.get(&low).unwrap(), None);
+}
+
 #[test]
 fn empty_node_below_the_root() {
     let s = MemoryStore::new();
