@@ -159,8 +159,45 @@ pub struct SyncEvent<'a> {
     pub blocks: &'a [u8],
 }
 
+/// An `#identity` event body: the account's identity (DID document or
+/// handle) may have changed, and should be resolved again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IdentityEvent<'a> {
+    /// The stream sequence number.
+    pub seq: i64,
+    /// The account's DID.
+    pub did: &'a str,
+    /// When the event was sent (a datetime; informational).
+    pub time: &'a str,
+    /// The account's current handle, if the event gives one (a hint only:
+    /// it must be verified by resolution).
+    pub handle: Option<&'a str>,
+}
+
+/// An `#account` event body: the account's hosting status changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AccountEvent<'a> {
+    /// The stream sequence number.
+    pub seq: i64,
+    /// The account's DID.
+    pub did: &'a str,
+    /// When the event was sent (a datetime; informational).
+    pub time: &'a str,
+    /// Whether the account's repository is hosted and served. While it is
+    /// not, relays ignore its `#commit` and `#sync` events.
+    pub active: bool,
+    /// Why it is not active (`takendown`, `suspended`, `deleted`,
+    /// `deactivated`, `desynchronized`, `throttled`, or a value the lexicon
+    /// adds later), if given.
+    pub status: Option<&'a str>,
+}
+
 const COMMIT: &str = "#commit body";
 const SYNC: &str = "#sync body";
+const IDENTITY: &str = "#identity body";
+const ACCOUNT: &str = "#account body";
 const OP: &str = "#commit op";
 
 /// Wraps a DRISL error as an [`EventError::Cbor`] for `part`.
@@ -455,6 +492,90 @@ impl<'a> SyncEvent<'a> {
         e.text("time").text(self.time);
         e.text("blocks").bytes(self.blocks);
         e.into_bytes()
+    }
+}
+
+impl<'a> IdentityEvent<'a> {
+    /// Decodes an `#identity` body: `did` a DID, `seq`, `time` a datetime,
+    /// all required; `handle` optional, a handle when present. Unknown
+    /// fields are skipped.
+    pub fn decode(body: &'a [u8], limits: &Limits) -> Result<IdentityEvent<'a>, EventError> {
+        check_frame_size(body, limits)?;
+        let mut d = Decoder::new(body);
+        let n = d.map().map_err(cbor(IDENTITY))?;
+        let mut prev = None;
+        let (mut did, mut seq, mut time, mut handle) = (None, None, None, None);
+        for _ in 0..n {
+            match next_key(&mut d, &mut prev, IDENTITY)? {
+                b"did" => {
+                    let s = d.text().map_err(cbor(IDENTITY))?;
+                    check_did(IDENTITY, "did", s)?;
+                    did = Some(s);
+                }
+                b"seq" => seq = Some(d.int().map_err(cbor(IDENTITY))?),
+                b"time" => {
+                    let s = d.text().map_err(cbor(IDENTITY))?;
+                    check_time(IDENTITY, s)?;
+                    time = Some(s);
+                }
+                b"handle" => {
+                    let s = d.text().map_err(cbor(IDENTITY))?;
+                    syntax::handle(s).map_err(|error| EventError::InvalidField {
+                        part: IDENTITY,
+                        field: "handle",
+                        error,
+                    })?;
+                    handle = Some(s);
+                }
+                _ => skip(&mut d, IDENTITY)?,
+            }
+        }
+        d.finish().map_err(cbor(IDENTITY))?;
+        Ok(IdentityEvent {
+            did: required(did, IDENTITY, "did")?,
+            seq: required(seq, IDENTITY, "seq")?,
+            time: required(time, IDENTITY, "time")?,
+            handle,
+        })
+    }
+}
+
+impl<'a> AccountEvent<'a> {
+    /// Decodes an `#account` body: `did` a DID, `seq`, `time` a datetime
+    /// and `active` a boolean, all required; `status` optional, a string
+    /// (its known values are open-ended). Unknown fields are skipped.
+    pub fn decode(body: &'a [u8], limits: &Limits) -> Result<AccountEvent<'a>, EventError> {
+        check_frame_size(body, limits)?;
+        let mut d = Decoder::new(body);
+        let n = d.map().map_err(cbor(ACCOUNT))?;
+        let mut prev = None;
+        let (mut did, mut seq, mut time, mut active, mut status) = (None, None, None, None, None);
+        for _ in 0..n {
+            match next_key(&mut d, &mut prev, ACCOUNT)? {
+                b"did" => {
+                    let s = d.text().map_err(cbor(ACCOUNT))?;
+                    check_did(ACCOUNT, "did", s)?;
+                    did = Some(s);
+                }
+                b"seq" => seq = Some(d.int().map_err(cbor(ACCOUNT))?),
+                b"time" => {
+                    let s = d.text().map_err(cbor(ACCOUNT))?;
+                    check_time(ACCOUNT, s)?;
+                    time = Some(s);
+                }
+                b"active" => active = Some(d.bool().map_err(cbor(ACCOUNT))?),
+                b"status" => status = Some(d.text().map_err(cbor(ACCOUNT))?),
+                _ => skip(&mut d, ACCOUNT)?,
+            }
+        }
+        d.finish().map_err(cbor(ACCOUNT))?;
+        Ok(AccountEvent {
+            did: required(did, ACCOUNT, "did")?,
+            seq: required(seq, ACCOUNT, "seq")?,
+            time: required(time, ACCOUNT, "time")?,
+            active: required(active, ACCOUNT, "active")?,
+            status,
+        })
     }
 }
 

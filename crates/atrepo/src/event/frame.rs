@@ -3,7 +3,7 @@
 //! from a capture of concatenated frames.
 
 use super::Limits;
-use super::decode::{CommitEvent, EventType, SyncEvent, cbor};
+use super::decode::{AccountEvent, CommitEvent, EventType, IdentityEvent, SyncEvent, cbor};
 use super::error::{EventError, snippet};
 use crate::verify::drisl::{self, Decoder, Encoder, Problem, key_precedes};
 
@@ -215,6 +215,10 @@ pub enum Event<'a> {
     Commit(CommitEvent<'a>),
     /// A `#sync` event.
     Sync(SyncEvent<'a>),
+    /// An `#identity` event.
+    Identity(IdentityEvent<'a>),
+    /// An `#account` event.
+    Account(AccountEvent<'a>),
     /// An error frame.
     Error {
         /// The error name.
@@ -222,8 +226,8 @@ pub enum Event<'a> {
         /// The message, if any.
         message: Option<&'a str>,
     },
-    /// A message of another type (`#identity`, `#account`, `#info`, or one
-    /// this version does not know), with its body checked to be DRISL.
+    /// A message of another type (`#info`, or one this version does not
+    /// know), with its body checked to be DRISL.
     Other {
         /// The type the header gives.
         kind: &'a str,
@@ -239,6 +243,12 @@ impl<'a> Event<'a> {
             }
             FrameHeader::Message { kind: "#sync" } => {
                 SyncEvent::decode(frame.body, limits).map(Event::Sync)
+            }
+            FrameHeader::Message { kind: "#identity" } => {
+                IdentityEvent::decode(frame.body, limits).map(Event::Identity)
+            }
+            FrameHeader::Message { kind: "#account" } => {
+                AccountEvent::decode(frame.body, limits).map(Event::Account)
             }
             FrameHeader::Message { kind } => {
                 drisl::validate(frame.body, &drisl::Limits::default()).map_err(cbor(BODY))?;
@@ -272,25 +282,33 @@ impl<'a> Event<'a> {
         match self {
             Event::Commit(_) => "#commit",
             Event::Sync(_) => "#sync",
+            Event::Identity(_) => "#identity",
+            Event::Account(_) => "#account",
             Event::Error { .. } => "error",
             Event::Other { kind } => kind,
         }
     }
 
-    /// The account the event is about, for `#commit` and `#sync`.
+    /// The account the event is about, for `#commit`, `#sync`,
+    /// `#identity` and `#account`.
     pub fn did(&self) -> Option<&'a str> {
         match self {
             Event::Commit(e) => Some(e.repo),
             Event::Sync(e) => Some(e.did),
+            Event::Identity(e) => Some(e.did),
+            Event::Account(e) => Some(e.did),
             Event::Error { .. } | Event::Other { .. } => None,
         }
     }
 
-    /// The stream sequence number, for `#commit` and `#sync`.
+    /// The stream sequence number, for `#commit`, `#sync`, `#identity` and
+    /// `#account`.
     pub fn seq(&self) -> Option<i64> {
         match self {
             Event::Commit(e) => Some(e.seq),
             Event::Sync(e) => Some(e.seq),
+            Event::Identity(e) => Some(e.seq),
+            Event::Account(e) => Some(e.seq),
             Event::Error { .. } | Event::Other { .. } => None,
         }
     }
@@ -305,8 +323,8 @@ impl<'a> Event<'a> {
                 error: snippet(error, 256),
                 message: message.map(|m| snippet(m, 256)),
             }),
-            Event::Other { kind } => {
-                Some(EventError::UnsupportedEventType { found: snippet(kind, 64) })
+            Event::Identity(_) | Event::Account(_) | Event::Other { .. } => {
+                Some(EventError::UnsupportedEventType { found: snippet(self.kind(), 64) })
             }
         }
     }
@@ -348,7 +366,7 @@ mod tests {
 
     #[test]
     fn frames_split_and_decode() {
-        let mut stream = Frame::encode("#identity", &body("did"));
+        let mut stream = Frame::encode("#info", &body("did"));
         stream.extend(Frame::encode_error("FutureCursor", Some("cursor in the future")));
         let frames: Vec<_> =
             Frames::new(&stream, &Limits::default()).collect::<Result<_, _>>().unwrap();
@@ -356,7 +374,7 @@ mod tests {
         assert!(Frame::looks_like_frame(&stream));
         assert!(!Frame::looks_like_frame(&body("did")));
         let first = Event::from_frame(&frames[0], &Limits::default()).unwrap();
-        assert_eq!(first, Event::Other { kind: "#identity" });
+        assert_eq!(first, Event::Other { kind: "#info" });
         assert!(matches!(first.unsupported(), Some(EventError::UnsupportedEventType { .. })));
         let second = Event::from_frame(&frames[1], &Limits::default()).unwrap();
         assert_eq!(

@@ -46,9 +46,12 @@
 //! update may leave the record as it was (`cid` equal to `prev`). A
 //! `#sync` of the state already held may repeat the last known rev.
 //! `#sync` bodies carry `did`, `rev`, `seq`, `time`, `blocks`, all
-//! required. Unknown keys anywhere are skipped (the lexicon may grow), but
-//! keys must still be in canonical order and unique, and the skipped
-//! values must be valid DRISL.
+//! required. `#identity` bodies ([`IdentityEvent`]) carry `did`, `seq`,
+//! `time` and an optional `handle`; `#account` bodies ([`AccountEvent`])
+//! `did`, `seq`, `time`, `active` and an optional `status`; they are
+//! decoded against that schema, and have nothing to verify. Unknown keys
+//! anywhere are skipped (the lexicon may grow), but keys must still be in
+//! canonical order and unique, and the skipped values must be valid DRISL.
 //!
 //! # Errors
 //!
@@ -99,7 +102,7 @@ mod verify;
 use std::time::Duration;
 
 pub use build::{BuiltCommit, BuiltSync, CommitEventBuilder, covering_proof, sync_event};
-pub use decode::{Action, CommitEvent, EventType, RepoOp, SyncEvent};
+pub use decode::{AccountEvent, Action, CommitEvent, EventType, IdentityEvent, RepoOp, SyncEvent};
 pub use error::EventError;
 pub use frame::{Event, Frame, FrameHeader, Frames};
 #[cfg(feature = "redb")]

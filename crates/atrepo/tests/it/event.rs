@@ -995,6 +995,68 @@ fn absent_nullable_fields_read_as_null() {
     assert!(matches!(e, EventError::SinceMismatch { found: None, .. }), "{e:?}");
 }
 
+/// `#identity` and `#account` bodies are decoded against their schema:
+/// required fields, a DID, a datetime, a handle when given.
+#[test]
+fn identity_and_account_bodies() {
+    let limits = Limits::default();
+    let did = "did:plc:ewvi7nxzyoun6zhxrhs64oiz";
+    let time = "2023-11-14T22:13:20.000Z";
+    let identity = |did: &str, handle: Option<&str>| {
+        let mut e = Encoder::new();
+        e.map(if handle.is_some() { 4 } else { 3 }).text("did").text(did);
+        e.text("seq").int(9).text("time").text(time);
+        if let Some(handle) = handle {
+            e.text("handle").text(handle);
+        }
+        Frame::encode("#identity", &e.into_bytes())
+    };
+    match Event::decode(&identity(did, Some("alice.example.com")), &limits).unwrap() {
+        Event::Identity(e) => {
+            assert_eq!((e.did, e.seq, e.time, e.handle), (did, 9, time, Some("alice.example.com")));
+        }
+        other => panic!("{other:?}"),
+    }
+    let frame = identity(did, None);
+    let event = Event::decode(&frame, &limits).unwrap();
+    assert_eq!((event.did(), event.seq(), event.kind()), (Some(did), Some(9), "#identity"));
+    let e = Event::decode(&identity("did:plc", None), &limits).unwrap_err();
+    assert!(matches!(e, EventError::InvalidField { field: "did", .. }), "{e:?}");
+    let e = Event::decode(&identity(did, Some("not a handle")), &limits).unwrap_err();
+    assert!(matches!(e, EventError::InvalidField { field: "handle", .. }), "{e:?}");
+
+    let account = |active: Option<bool>, status: Option<&str>| {
+        let n = 3 + u64::from(active.is_some()) + u64::from(status.is_some());
+        let mut e = Encoder::new();
+        e.map(n).text("did").text(did).text("seq").int(10).text("time").text(time);
+        if let Some(active) = active {
+            e.text("active").bool(active);
+        }
+        if let Some(status) = status {
+            e.text("status").text(status);
+        }
+        Frame::encode("#account", &e.into_bytes())
+    };
+    match Event::decode(&account(Some(false), Some("takendown")), &limits).unwrap() {
+        Event::Account(e) => {
+            assert_eq!((e.did, e.active, e.status), (did, false, Some("takendown")));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Status values are open-ended.
+    assert!(matches!(
+        Event::decode(&account(Some(false), Some("throttled")), &limits).unwrap(),
+        Event::Account(e) if e.status == Some("throttled")
+    ));
+    let e = Event::decode(&account(None, None), &limits).unwrap_err();
+    assert!(matches!(e, EventError::MissingField { field: "active", .. }), "{e:?}");
+    // Verifying one is refused as unsupported, not misread.
+    let frame = account(Some(true), None);
+    let event = Event::decode(&frame, &limits).unwrap();
+    let e = event_error(verifier().verify_event(&event, &signer(Curve::K256).public_key(), None));
+    assert!(matches!(&e, EventError::UnsupportedEventType { found } if found == "#account"));
+}
+
 // ---------------------------------------------------------------------------
 // #sync, key resolution, state
 
@@ -1414,6 +1476,58 @@ mod cli {
             atrepo(&["event", "verify", &s.path("commit.cbor"), "--key", "did:key:x"]);
         assert_eq!(code, 3);
         assert!(stderr.starts_with("error: invalid key \"did:key:x\""), "{stderr}");
+    }
+
+    /// `#account` events: while an account is not active its `#commit`
+    /// and `#sync` events are ignored (not verified, not failed), and
+    /// after it is active again a `#sync` picks its state up.
+    #[test]
+    fn a_stream_ignores_inactive_accounts() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut repo = Repo::new(Curve::K256, 100);
+        let first = repo.commit(|b| b.put(&post_path(1_000), post(1_000)));
+        let hidden = repo.commit(|b| b.put(&like_path(1), like(1)));
+        // The state after the hidden commit, as the PDS announces it on
+        // reactivation.
+        let sync = sync_event(&repo.did, repo.root, repo.rev, 7, &repo.key).unwrap();
+        let after = repo.commit(|b| b.put(&like_path(2), like(2)));
+        let account = |seq: i64, status: Option<&str>| {
+            let mut e = Encoder::new();
+            e.map(if status.is_some() { 5 } else { 4 }).text("did").text(&repo.did);
+            e.text("seq").int(seq).text("time").text("2023-11-14T22:13:20.000Z");
+            e.text("active").bool(status.is_none());
+            if let Some(status) = status {
+                e.text("status").text(status);
+            }
+            Frame::encode("#account", &e.into_bytes())
+        };
+        let mut stream = first.frame.clone();
+        stream.extend(account(5, Some("takendown")));
+        stream.extend(&hidden.frame);
+        stream.extend(account(6, None));
+        stream.extend(&sync.frame);
+        stream.extend(&after.frame);
+        let path = dir.path().join("takedown.bin");
+        std::fs::write(&path, &stream).unwrap();
+        let key = repo.key.public_key().to_did_key();
+        let (code, stdout, stderr) =
+            atrepo(&["event", "verify-stream", path.to_str().unwrap(), "--key", &key]);
+        assert_eq!(code, 0, "{stdout}{stderr}");
+        let status: Vec<&str> =
+            stdout.lines().map(|l| l.split_whitespace().next().unwrap_or_default()).collect();
+        assert_eq!(status, ["ok", "skip", "ignore", "skip", "ok", "ok", "summary:"], "{stdout}");
+        assert!(stdout.contains("#commit seq 102"), "{stdout}");
+        assert!(stdout.lines().nth(2).unwrap().ends_with(": account takendown"), "{stdout}");
+        assert!(
+            stdout.contains("6 frames: 3 verified, 0 failed, 2 skipped, 1 ignored"),
+            "{stdout}"
+        );
+        let (_, json, _) =
+            atrepo(&["event", "verify-stream", path.to_str().unwrap(), "--key", &key, "--json"]);
+        let ignored: serde_json::Value =
+            serde_json::from_str(json.lines().nth(2).unwrap()).unwrap();
+        assert_eq!(ignored["status"], "ignored");
+        assert_eq!(ignored["reason"], "account takendown");
     }
 
     #[test]

@@ -9,8 +9,11 @@
 //! ... rev ... commit ... data ... ops N`, then any downgraded check as a
 //! `warning:` line); a failure is one `error:` line on stderr naming the
 //! event and the problem. `verify-stream` prints one line per frame, `ok`,
-//! `FAIL` or `skip`, then a summary line (frames, verified, failed,
-//! skipped, time, events/s, failures by kind).
+//! `FAIL`, `skip` (`#identity` and `#account`, checked against their
+//! schema, and `#info`) or `ignore` (a `#commit` or `#sync` of an account
+//! an earlier `#account` event said is not active, which relays ignore,
+//! with that status), then a summary line (frames, verified, failed,
+//! skipped, ignored if any, time, events/s, failures by kind).
 //!
 //! `--json` prints one JSON object per event (JSON Lines), failures
 //! included (a failed `verify` also writes its `error:` line on stderr),
@@ -22,8 +25,11 @@
 //!  "ops": 2, "warnings": []}
 //! {"index": 1, "offset": 6120, "type": "#commit", ..., "status": "failed",
 //!  "error": {"kind": "verification", "code": "rev_not_increasing", "message": "..."}}
-//! {"index": 2, "offset": 9000, "type": "#identity", "status": "skipped"}
-//! {"summary": {"frames": 3, "verified": 1, "failed": 1, "skipped": 1,
+//! {"index": 2, "offset": 9000, "type": "#identity", "seq": 150, "did": "did:plc:...",
+//!  "status": "skipped"}
+//! {"index": 3, "offset": 9100, "type": "#commit", ..., "status": "ignored",
+//!  "reason": "account takendown"}
+//! {"summary": {"frames": 4, "verified": 1, "failed": 1, "skipped": 1, "ignored": 1,
 //!  "elapsed_secs": 0.002, "events_per_sec": 1000.0,
 //!  "failures_by_kind": {"verification": 1}, "failures_by_code": {"rev_not_increasing": 1}}}
 //! ```
@@ -244,6 +250,9 @@ enum Outcome {
     Verified(Box<Verified>),
     Failed(Error),
     Skipped,
+    /// Not verified, on purpose: a `#commit` or `#sync` of an account an
+    /// `#account` event said is not active (relays ignore those).
+    Ignored(String),
 }
 
 fn print(about: &About, outcome: &Outcome, as_json: bool) {
@@ -272,6 +281,10 @@ fn print(about: &About, outcome: &Outcome, as_json: bool) {
             Outcome::Skipped => {
                 m.insert("status".into(), json!("skipped"));
             }
+            Outcome::Ignored(reason) => {
+                m.insert("status".into(), json!("ignored"));
+                m.insert("reason".into(), json!(reason));
+            }
         }
         println!("{}", crate::sorted(Value::Object(m)));
         return;
@@ -294,6 +307,7 @@ fn print(about: &About, outcome: &Outcome, as_json: bool) {
         }
         Outcome::Failed(e) => println!("FAIL{sep}{about}: {}: {e}", e.kind()),
         Outcome::Skipped => println!("skip{sep}{about}"),
+        Outcome::Ignored(reason) => println!("ignore{sep}{about}: {reason}"),
     }
 }
 
@@ -360,7 +374,11 @@ fn verify_stream(args: &StreamArgs) -> Result<ExitCode> {
     let v = verifier(&args.checks);
     let limits = v.options().limits;
     let states = MemoryStateStore::new();
-    let (mut verified, mut failed, mut skipped) = (0u64, 0u64, 0u64);
+    let (mut verified, mut failed, mut skipped, mut ignored) = (0u64, 0u64, 0u64, 0u64);
+    // Accounts an `#account` event said are not active, with the status
+    // it gave: their `#commit` and `#sync` events are ignored until an
+    // `#account` event says they are active again (sync specification).
+    let mut inactive: BTreeMap<String, String> = BTreeMap::new();
     let mut by_kind: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut by_code: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut exit = 0u8;
@@ -377,13 +395,27 @@ fn verify_stream(args: &StreamArgs) -> Result<ExitCode> {
             Ok(event @ (Event::Commit(_) | Event::Sync(_))) => {
                 about = About { index: about.index, offset: about.offset, ..About::of(&event) };
                 let did = event.did().unwrap_or_default();
-                match keys.get(did).or(default_key.as_ref()) {
-                    None => Outcome::Failed(Error::NoKey { did: did.to_owned() }),
-                    Some(key) => match v.apply(&event, key, &states) {
+                match (inactive.get(did), keys.get(did).or(default_key.as_ref())) {
+                    (Some(status), _) => Outcome::Ignored(format!("account {status}")),
+                    (None, None) => Outcome::Failed(Error::NoKey { did: did.to_owned() }),
+                    (None, Some(key)) => match v.apply(&event, key, &states) {
                         Ok(ok) => Outcome::Verified(Box::new(ok)),
                         Err(e) => Outcome::Failed(e),
                     },
                 }
+            }
+            Ok(event @ (Event::Identity(_) | Event::Account(_))) => {
+                // Checked against their schema; nothing to verify.
+                about = About { index: about.index, offset: about.offset, ..About::of(&event) };
+                if let Event::Account(account) = &event {
+                    if account.active {
+                        inactive.remove(account.did);
+                    } else {
+                        let status = account.status.unwrap_or("inactive").to_owned();
+                        inactive.insert(account.did.to_owned(), status);
+                    }
+                }
+                Outcome::Skipped
             }
             Ok(Event::Error { error, message }) => {
                 about.kind = Some("error".to_owned());
@@ -398,6 +430,7 @@ fn verify_stream(args: &StreamArgs) -> Result<ExitCode> {
         match &outcome {
             Outcome::Verified(_) => verified = verified.saturating_add(1),
             Outcome::Skipped => skipped = skipped.saturating_add(1),
+            Outcome::Ignored(_) => ignored = ignored.saturating_add(1),
             Outcome::Failed(e) => {
                 failed = failed.saturating_add(1);
                 *by_kind.entry(crate::kind_name(e.kind())).or_default() += 1;
@@ -410,13 +443,14 @@ fn verify_stream(args: &StreamArgs) -> Result<ExitCode> {
     let elapsed = started.elapsed().as_secs_f64();
     let events = verified.saturating_add(failed);
     let rate = if elapsed > 0.0 { events as f64 / elapsed } else { 0.0 };
-    let frames_seen = events.saturating_add(skipped);
+    let frames_seen = events.saturating_add(skipped).saturating_add(ignored);
     if args.checks.json {
         let summary = crate::sorted(json!({"summary": {
             "frames": frames_seen,
             "verified": verified,
             "failed": failed,
             "skipped": skipped,
+            "ignored": ignored,
             "elapsed_secs": elapsed,
             "events_per_sec": rate,
             "failures_by_kind": by_kind,
@@ -429,9 +463,14 @@ fn verify_stream(args: &StreamArgs) -> Result<ExitCode> {
         } else {
             by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
         };
+        let ignored = if ignored > 0 {
+            format!(", {ignored} ignored (inactive accounts)")
+        } else {
+            String::new()
+        };
         println!(
-            "summary: {frames_seen} frames: {verified} verified, {failed} failed, {skipped} skipped \
-             in {elapsed:.3} s ({rate:.0} events/s); failures: {failures}"
+            "summary: {frames_seen} frames: {verified} verified, {failed} failed, {skipped} skipped\
+             {ignored} in {elapsed:.3} s ({rate:.0} events/s); failures: {failures}"
         );
     }
     Ok(ExitCode::from(exit))
