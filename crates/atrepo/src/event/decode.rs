@@ -453,34 +453,23 @@ impl<'a> SyncEvent<'a> {
         let mut d = Decoder::new(body);
         let n = d.map().map_err(cbor(SYNC))?;
         let mut prev = None;
-        let (mut did, mut rev, mut seq, mut time, mut blocks_field) =
-            (None, None, None, None, None);
+        let mut head = Head::default();
+        let (mut rev, mut blocks_field) = (None, None);
         for _ in 0..n {
-            match next_key(&mut d, &mut prev, SYNC)? {
-                b"did" => {
-                    let s = d.text().map_err(cbor(SYNC))?;
-                    check_did(SYNC, "did", s)?;
-                    did = Some(s);
-                }
+            let key = next_key(&mut d, &mut prev, SYNC)?;
+            if head.read(&mut d, key, SYNC)? {
+                continue;
+            }
+            match key {
                 b"rev" => rev = Some(parse_tid(SYNC, "rev", d.text().map_err(cbor(SYNC))?)?),
-                b"seq" => seq = Some(d.int().map_err(cbor(SYNC))?),
-                b"time" => {
-                    let s = d.text().map_err(cbor(SYNC))?;
-                    check_time(SYNC, s)?;
-                    time = Some(s);
-                }
                 b"blocks" => blocks_field = Some(blocks(&mut d, body, limits, SYNC)?),
                 _ => skip(&mut d, SYNC)?,
             }
         }
         d.finish().map_err(cbor(SYNC))?;
-        Ok(SyncEvent {
-            did: required(did, SYNC, "did")?,
-            rev: required(rev, SYNC, "rev")?,
-            seq: required(seq, SYNC, "seq")?,
-            time: required(time, SYNC, "time")?,
-            blocks: required(blocks_field, SYNC, "blocks")?,
-        })
+        let rev = required(rev, SYNC, "rev")?;
+        let (did, seq, time) = head.finish(SYNC)?;
+        Ok(SyncEvent { did, rev, seq, time, blocks: required(blocks_field, SYNC, "blocks")? })
     }
 
     /// The canonical DRISL body.
@@ -504,39 +493,32 @@ impl<'a> IdentityEvent<'a> {
         let mut d = Decoder::new(body);
         let n = d.map().map_err(cbor(IDENTITY))?;
         let mut prev = None;
-        let (mut did, mut seq, mut time, mut handle) = (None, None, None, None);
+        let mut head = Head::default();
+        let mut handle = None;
         for _ in 0..n {
-            match next_key(&mut d, &mut prev, IDENTITY)? {
-                b"did" => {
-                    let s = d.text().map_err(cbor(IDENTITY))?;
-                    check_did(IDENTITY, "did", s)?;
-                    did = Some(s);
-                }
-                b"seq" => seq = Some(d.int().map_err(cbor(IDENTITY))?),
-                b"time" => {
-                    let s = d.text().map_err(cbor(IDENTITY))?;
-                    check_time(IDENTITY, s)?;
-                    time = Some(s);
-                }
+            let key = next_key(&mut d, &mut prev, IDENTITY)?;
+            if head.read(&mut d, key, IDENTITY)? {
+                continue;
+            }
+            match key {
+                // Optional; null reads as absent.
                 b"handle" => {
-                    let s = d.text().map_err(cbor(IDENTITY))?;
-                    syntax::handle(s).map_err(|error| EventError::InvalidField {
-                        part: IDENTITY,
-                        field: "handle",
-                        error,
-                    })?;
-                    handle = Some(s);
+                    if !d.null().map_err(cbor(IDENTITY))? {
+                        let s = d.text().map_err(cbor(IDENTITY))?;
+                        syntax::handle(s).map_err(|error| EventError::InvalidField {
+                            part: IDENTITY,
+                            field: "handle",
+                            error,
+                        })?;
+                        handle = Some(s);
+                    }
                 }
                 _ => skip(&mut d, IDENTITY)?,
             }
         }
         d.finish().map_err(cbor(IDENTITY))?;
-        Ok(IdentityEvent {
-            did: required(did, IDENTITY, "did")?,
-            seq: required(seq, IDENTITY, "seq")?,
-            time: required(time, IDENTITY, "time")?,
-            handle,
-        })
+        let (did, seq, time) = head.finish(IDENTITY)?;
+        Ok(IdentityEvent { did, seq, time, handle })
     }
 }
 
@@ -549,33 +531,72 @@ impl<'a> AccountEvent<'a> {
         let mut d = Decoder::new(body);
         let n = d.map().map_err(cbor(ACCOUNT))?;
         let mut prev = None;
-        let (mut did, mut seq, mut time, mut active, mut status) = (None, None, None, None, None);
+        let mut head = Head::default();
+        let (mut active, mut status) = (None, None);
         for _ in 0..n {
-            match next_key(&mut d, &mut prev, ACCOUNT)? {
-                b"did" => {
-                    let s = d.text().map_err(cbor(ACCOUNT))?;
-                    check_did(ACCOUNT, "did", s)?;
-                    did = Some(s);
-                }
-                b"seq" => seq = Some(d.int().map_err(cbor(ACCOUNT))?),
-                b"time" => {
-                    let s = d.text().map_err(cbor(ACCOUNT))?;
-                    check_time(ACCOUNT, s)?;
-                    time = Some(s);
-                }
+            let key = next_key(&mut d, &mut prev, ACCOUNT)?;
+            if head.read(&mut d, key, ACCOUNT)? {
+                continue;
+            }
+            match key {
                 b"active" => active = Some(d.bool().map_err(cbor(ACCOUNT))?),
-                b"status" => status = Some(d.text().map_err(cbor(ACCOUNT))?),
+                // Optional; null reads as absent.
+                b"status" => {
+                    if !d.null().map_err(cbor(ACCOUNT))? {
+                        status = Some(d.text().map_err(cbor(ACCOUNT))?);
+                    }
+                }
                 _ => skip(&mut d, ACCOUNT)?,
             }
         }
         d.finish().map_err(cbor(ACCOUNT))?;
-        Ok(AccountEvent {
-            did: required(did, ACCOUNT, "did")?,
-            seq: required(seq, ACCOUNT, "seq")?,
-            time: required(time, ACCOUNT, "time")?,
-            active: required(active, ACCOUNT, "active")?,
-            status,
-        })
+        let (did, seq, time) = head.finish(ACCOUNT)?;
+        Ok(AccountEvent { did, seq, time, active: required(active, ACCOUNT, "active")?, status })
+    }
+}
+
+/// `did`, `seq` and `time`, which `#sync`, `#identity` and `#account`
+/// bodies all carry, as they are read.
+#[derive(Default)]
+struct Head<'a> {
+    did: Option<&'a str>,
+    seq: Option<i64>,
+    time: Option<&'a str>,
+}
+
+impl<'a> Head<'a> {
+    /// Reads the value of `key` if it is one of the three (a DID, an
+    /// integer, a datetime); `false`, reading nothing, if it is not.
+    fn read(
+        &mut self,
+        d: &mut Decoder<'a>,
+        key: &[u8],
+        part: &'static str,
+    ) -> Result<bool, EventError> {
+        match key {
+            b"did" => {
+                let s = d.text().map_err(cbor(part))?;
+                check_did(part, "did", s)?;
+                self.did = Some(s);
+            }
+            b"seq" => self.seq = Some(d.int().map_err(cbor(part))?),
+            b"time" => {
+                let s = d.text().map_err(cbor(part))?;
+                check_time(part, s)?;
+                self.time = Some(s);
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// The three, each required.
+    fn finish(self, part: &'static str) -> Result<(&'a str, i64, &'a str), EventError> {
+        Ok((
+            required(self.did, part, "did")?,
+            required(self.seq, part, "seq")?,
+            required(self.time, part, "time")?,
+        ))
     }
 }
 

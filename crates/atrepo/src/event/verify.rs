@@ -567,10 +567,11 @@ impl<C: Clock> Verifier<C> {
             }
             tree.root()
         };
-        // Without prevData: for a first commit (no `since`) the empty
-        // tree; otherwise (already reported, or downgraded) the caller's
-        // last known data is the only previous root to compare with.
-        let first = event.since.is_none().then(empty_tree);
+        // Without prevData: for a first commit (no `since`, no state held)
+        // the empty tree; otherwise (already reported, or downgraded) the
+        // caller's last known data is the only previous root to compare
+        // with.
+        let first = (event.since.is_none() && prior.is_none()).then(empty_tree);
         let Some(expected) = event.prev_data.or(first).or(prior.map(|p| p.data)) else {
             return Ok(());
         };

@@ -951,6 +951,10 @@ fn a_first_commit_without_prev_data_inverts_to_the_empty_tree() {
     let verified = verify(&built.body, &key, None).unwrap();
     assert!(verified.warnings.is_empty());
     assert_eq!(verified.data, built.after);
+    // With a state held, no `since` is a chain break, not a first commit.
+    let held = RepoState { rev: tid(NOW - DAY), data: repo.root };
+    let e = event_error(verify(&built.body, &key, Some(&held)));
+    assert!(matches!(e, EventError::SinceMismatch { found: None, .. }), "{e:?}");
     // Not a first commit: the tree before held 10 posts.
     let (repo, built) = first(10);
     let e = event_error(verify(&built.body, &repo.key.public_key(), None));
@@ -1020,6 +1024,14 @@ fn identity_and_account_bodies() {
     let frame = identity(did, None);
     let event = Event::decode(&frame, &limits).unwrap();
     assert_eq!((event.did(), event.seq(), event.kind()), (Some(did), Some(9), "#identity"));
+    // An optional field written as null reads as absent.
+    let mut e = Encoder::new();
+    e.map(4).text("did").text(did).text("seq").int(9).text("time").text(time);
+    e.text("handle").null();
+    let frame = Frame::encode("#identity", &e.into_bytes());
+    assert!(
+        matches!(Event::decode(&frame, &limits).unwrap(), Event::Identity(e) if e.handle.is_none())
+    );
     let e = Event::decode(&identity("did:plc", None), &limits).unwrap_err();
     assert!(matches!(e, EventError::InvalidField { field: "did", .. }), "{e:?}");
     let e = Event::decode(&identity(did, Some("not a handle")), &limits).unwrap_err();
@@ -1478,9 +1490,11 @@ mod cli {
         assert!(stderr.starts_with("error: invalid key \"did:key:x\""), "{stderr}");
     }
 
-    /// `#account` events: while an account is not active its `#commit`
-    /// and `#sync` events are ignored (not verified, not failed), and
-    /// after it is active again a `#sync` picks its state up.
+    /// `#account` events, with `--ignore-inactive`: while an account is
+    /// not active its `#commit` and `#sync` events are ignored (not
+    /// verified, not failed), and after it is active again a `#sync` picks
+    /// its state up. Without the switch (`#account` frames are not
+    /// signed) every event is verified.
     #[test]
     fn a_stream_ignores_inactive_accounts() {
         let dir = tempfile::tempdir().unwrap();
@@ -1510,8 +1524,9 @@ mod cli {
         let path = dir.path().join("takedown.bin");
         std::fs::write(&path, &stream).unwrap();
         let key = repo.key.public_key().to_did_key();
+        let path = path.to_str().unwrap();
         let (code, stdout, stderr) =
-            atrepo(&["event", "verify-stream", path.to_str().unwrap(), "--key", &key]);
+            atrepo(&["event", "verify-stream", path, "--key", &key, "--ignore-inactive"]);
         assert_eq!(code, 0, "{stdout}{stderr}");
         let status: Vec<&str> =
             stdout.lines().map(|l| l.split_whitespace().next().unwrap_or_default()).collect();
@@ -1522,12 +1537,16 @@ mod cli {
             stdout.contains("6 frames: 3 verified, 0 failed, 2 skipped, 1 ignored"),
             "{stdout}"
         );
-        let (_, json, _) =
-            atrepo(&["event", "verify-stream", path.to_str().unwrap(), "--key", &key, "--json"]);
+        let args = ["event", "verify-stream", path, "--key", &key, "--ignore-inactive", "--json"];
+        let (_, json, _) = atrepo(&args);
         let ignored: serde_json::Value =
             serde_json::from_str(json.lines().nth(2).unwrap()).unwrap();
         assert_eq!(ignored["status"], "ignored");
         assert_eq!(ignored["reason"], "account takendown");
+        // Without the switch the hidden commit is verified too.
+        let (code, stdout, stderr) = atrepo(&["event", "verify-stream", path, "--key", &key]);
+        assert_eq!(code, 0, "{stdout}{stderr}");
+        assert!(stdout.contains("6 frames: 4 verified, 0 failed, 2 skipped in"), "{stdout}");
     }
 
     #[test]

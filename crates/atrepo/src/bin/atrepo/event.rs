@@ -10,9 +10,9 @@
 //! `warning:` line); a failure is one `error:` line on stderr naming the
 //! event and the problem. `verify-stream` prints one line per frame, `ok`,
 //! `FAIL`, `skip` (`#identity` and `#account`, checked against their
-//! schema, and `#info`) or `ignore` (a `#commit` or `#sync` of an account
-//! an earlier `#account` event said is not active, which relays ignore,
-//! with that status), then a summary line (frames, verified, failed,
+//! schema, and `#info`) or, with `--ignore-inactive`, `ignore` (a
+//! `#commit` or `#sync` of an account an earlier `#account` event said is
+//! not active, which relays ignore, with that status), then a summary line (frames, verified, failed,
 //! skipped, ignored if any, time, events/s, failures by kind).
 //!
 //! `--json` prints one JSON object per event (JSON Lines), failures
@@ -129,6 +129,12 @@ struct StreamArgs {
     /// The signing key of one repository; repeat for more.
     #[arg(long = "did-key", value_name = "DID=DID_KEY")]
     did_keys: Vec<String>,
+    /// Ignore the `#commit` and `#sync` events of an account while an
+    /// `#account` event says it is not active, as relays do. `#account`
+    /// frames are not signed: only for captures from a trusted host (one
+    /// forged frame would hide every later event of that account).
+    #[arg(long)]
+    ignore_inactive: bool,
     #[command(flatten)]
     checks: CheckArgs,
 }
@@ -376,8 +382,9 @@ fn verify_stream(args: &StreamArgs) -> Result<ExitCode> {
     let states = MemoryStateStore::new();
     let (mut verified, mut failed, mut skipped, mut ignored) = (0u64, 0u64, 0u64, 0u64);
     // Accounts an `#account` event said are not active, with the status
-    // it gave: their `#commit` and `#sync` events are ignored until an
-    // `#account` event says they are active again (sync specification).
+    // it gave: with `--ignore-inactive`, their `#commit` and `#sync` events
+    // are ignored until an `#account` event says they are active again
+    // (sync specification).
     let mut inactive: BTreeMap<String, String> = BTreeMap::new();
     let mut by_kind: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut by_code: BTreeMap<&'static str, u64> = BTreeMap::new();
@@ -395,7 +402,8 @@ fn verify_stream(args: &StreamArgs) -> Result<ExitCode> {
             Ok(event @ (Event::Commit(_) | Event::Sync(_))) => {
                 about = About { index: about.index, offset: about.offset, ..About::of(&event) };
                 let did = event.did().unwrap_or_default();
-                match (inactive.get(did), keys.get(did).or(default_key.as_ref())) {
+                let ignored = inactive.get(did).filter(|_| args.ignore_inactive);
+                match (ignored, keys.get(did).or(default_key.as_ref())) {
                     (Some(status), _) => Outcome::Ignored(format!("account {status}")),
                     (None, None) => Outcome::Failed(Error::NoKey { did: did.to_owned() }),
                     (None, Some(key)) => match v.apply(&event, key, &states) {
