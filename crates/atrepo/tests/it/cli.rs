@@ -374,6 +374,13 @@ fn switches_for_historical_and_third_party_repositories() {
         atrepo(&["verify", cases[0].1.0.to_str().unwrap(), "--key", &cases[0].1.1, "--allow-v2"]);
     assert!(v2.stdout.contains("version 2"), "{}", v2.stdout);
 
+    // `diff` takes them too.
+    let v2_path = cases[0].1.0.to_str().unwrap();
+    let run = atrepo(&["diff", v2_path, v2_path]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let run = atrepo(&["diff", v2_path, v2_path, "--allow-v2"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+
     // The CAR limits, down and back up.
     let (path, key) = &cases[0].1;
     let path = path.to_str().unwrap();
@@ -383,5 +390,31 @@ fn switches_for_historical_and_third_party_repositories() {
     let run = atrepo(&["verify", path, "--key", key, "--allow-v2", "--max-car-mib", "0"]);
     assert_eq!(run.code, 2, "{}", run.stderr);
     let run = atrepo(&["verify", path, "--key", key, "--allow-v2", "--max-blocks", "100"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+/// A lax path may be `..` or `.`: `export` to a folder refuses to turn it
+/// into a file name (it would write outside the folder), and writes
+/// nothing outside.
+#[test]
+fn export_keeps_lax_paths_inside_its_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let lax = atrepo::mst::KeyRules::Lax;
+    let (path, _) = loosened_repo(dir.path(), "dots.car", lax, &[("../config", &post())], false);
+    let out = dir.path().join("out");
+    let run =
+        atrepo(&["export", path.to_str().unwrap(), "--lax-paths", "--out", out.to_str().unwrap()]);
+    assert_ne!(run.code, 0, "{}", run.stdout);
+    assert!(run.stderr.contains("\"../config\" cannot be written"), "{}", run.stderr);
+    assert!(!dir.path().join("config.json").exists());
+    // As JSON Lines it is only a key.
+    let lines = dir.path().join("out.jsonl");
+    let run = atrepo(&[
+        "export",
+        path.to_str().unwrap(),
+        "--lax-paths",
+        "--out",
+        lines.to_str().unwrap(),
+    ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
 }

@@ -26,9 +26,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use atrepo::mst::{KeyRules, Limits};
+use atrepo::mst::Limits;
 use atrepo::store::MemoryStore;
-use atrepo::verify::{Commit, CommitOptions, PublicKey};
+use atrepo::verify::{Commit, PublicKey};
 use atrepo::{FileSource, Record, RepoReader, SignatureCheck, StreamSource, VerifyOptions};
 use clap::Args;
 use serde_json::json;
@@ -266,28 +266,33 @@ pub(crate) struct DiffArgs {
     /// Print the changes as JSON.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    rules: crate::rules::Rules,
 }
 
 /// A CAR's blocks (hashes checked) and its strictly decoded commit.
-fn load(path: &Path) -> Result<(MemoryStore, Commit)> {
+fn load(path: &Path, rules: &crate::rules::Rules) -> Result<(MemoryStore, Commit)> {
     let bytes = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let (header, store) = atrepo::load_car(bytes, Default::default())?;
+    let (header, store) = atrepo::load_car(bytes, rules.car(Default::default()))?;
     let root = header.root();
+    if root.codec() != atrepo::car::DAG_CBOR {
+        return Err(atrepo::Error::CommitNotDagCbor { cid: root, codec: root.codec() }.into());
+    }
     let commit_bytes = atrepo::store::BlockRead::get(&store, &root)?
         .ok_or(atrepo::Error::MissingCommit { cid: root })?;
-    let commit = Commit::decode(&commit_bytes, &CommitOptions::default())?;
+    let commit = Commit::decode(&commit_bytes, &rules.commit()).map_err(atrepo::Error::from)?;
     Ok((store, commit))
 }
 
 pub(crate) fn diff(args: &DiffArgs) -> Result<ExitCode> {
-    let (a, commit_a) = load(&args.before)?;
-    let (b, commit_b) = load(&args.after)?;
+    let (a, commit_a) = load(&args.before, &args.rules)?;
+    let (b, commit_b) = load(&args.after, &args.rules)?;
     let (changes, _) = atrepo::mst::diff(
         &a,
         *commit_a.data(),
         &b,
         *commit_b.data(),
-        KeyRules::Strict,
+        args.rules.keys(),
         &Limits::default(),
     )
     .map_err(atrepo::Error::from)?;
@@ -372,9 +377,19 @@ pub(crate) fn export(args: &ExportArgs) -> Result<ExitCode> {
                 json!({"cid": record.cid().to_string(), "key": record.key(), "record": json});
             writeln!(lines, "{line}")?;
         } else {
-            let dir = args.out.join(record.collection());
+            // Strict paths are always plain names; lax ones may be `.` or
+            // `..`, which must not lead out of the folder.
+            let (collection, rkey) = (record.collection(), record.rkey());
+            if [collection, rkey].iter().any(|part| matches!(*part, "" | "." | "..")) {
+                bail!(
+                    "record key {:?} cannot be written as a file under {}",
+                    record.key(),
+                    args.out.display()
+                );
+            }
+            let dir = args.out.join(collection);
             fs::create_dir_all(&dir)?;
-            let path = dir.join(format!("{}.json", record.rkey()));
+            let path = dir.join(format!("{rkey}.json"));
             fs::write(&path, format!("{json:#}"))
                 .with_context(|| format!("cannot write {}", path.display()))?;
         }

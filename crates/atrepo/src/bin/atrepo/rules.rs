@@ -1,6 +1,6 @@
 //! Switches that loosen or resize the checks of the repository commands
-//! (`verify`, `ls`, `get`, `stats`, `export`). The defaults follow the
-//! specifications; these are for historical repositories, third-party
+//! (`verify`, `ls`, `get`, `stats`, `export`, `diff`). The defaults follow
+//! the specifications; these are for historical repositories, third-party
 //! writers, and repositories bigger than the default limits.
 
 use atrepo::car::Limits;
@@ -22,7 +22,8 @@ pub(crate) struct Rules {
     #[arg(long)]
     allow_v2: bool,
     /// Do not decode records as strict DRISL (their CIDs are still
-    /// checked): for writers whose records are not canonical.
+    /// checked): for writers whose records are not canonical. (`get` and
+    /// `export` still decode the records they print.)
     #[arg(long)]
     opaque_records: bool,
     /// Largest CAR accepted, in MiB.
@@ -36,21 +37,30 @@ pub(crate) struct Rules {
 impl Rules {
     /// `options` with these switches applied.
     pub(crate) fn apply(&self, mut options: VerifyOptions) -> VerifyOptions {
-        if self.lax_paths {
-            options = options.keys(KeyRules::Lax);
-        }
-        if self.allow_v2 {
-            options = options.commit(CommitOptions::default().allow_v2(true));
-        }
+        options = options.keys(self.keys()).commit(self.commit());
         if self.opaque_records {
             options = options.records(RecordCheck::Opaque);
         }
-        let limits = options
-            .car
+        let car = self.car(options.car);
+        options.car(car)
+    }
+
+    /// The record path rules.
+    pub(crate) fn keys(&self) -> KeyRules {
+        if self.lax_paths { KeyRules::Lax } else { KeyRules::Strict }
+    }
+
+    /// The commit decoding options.
+    pub(crate) fn commit(&self) -> CommitOptions {
+        CommitOptions::default().allow_v2(self.allow_v2)
+    }
+
+    /// `car` with these limits.
+    pub(crate) fn car(&self, car: atrepo::car::Options) -> atrepo::car::Options {
+        let limits = car
             .limits
             .max_total_bytes(self.max_car_mib.saturating_mul(1 << 20))
             .max_blocks(self.max_blocks);
-        let car = options.car.limits(limits);
-        options.car(car)
+        car.limits(limits)
     }
 }
