@@ -115,11 +115,32 @@ enum At {
     Leaf(Cid),
 }
 
+/// A key bound of a subtree: none at the tree's ends.
+type Bound = Option<Box<[u8]>>;
+
 struct Frame {
     node: NodeBuf,
     layer: u8,
     /// 0 is the left subtree, `2i + 1` entry `i`, `2i + 2` its right subtree.
     slot: usize,
+    /// The keys this node's keys must lie strictly between (from its
+    /// parent; none for the root).
+    low: Bound,
+    high: Bound,
+}
+
+impl Frame {
+    /// The key range of the subtree at even `slot`: between the keys
+    /// around it, or this node's own bounds at either end.
+    fn child_bounds(&self, slot: usize) -> (Bound, Bound) {
+        let key = |i: usize| self.node.entries.get(i).map(|e| Box::from(self.node.key(e)));
+        let i = slot / 2;
+        let low = match i.checked_sub(1) {
+            Some(before) => key(before),
+            None => self.low.clone(),
+        };
+        (low, key(i).or_else(|| self.high.clone()))
+    }
 }
 
 struct Cursor<'s> {
@@ -143,7 +164,7 @@ impl<'s> Cursor<'s> {
             return Err(Error::RootOnlyPointer { cid: root });
         }
         let layer = node.layer.unwrap_or(0);
-        cursor.stack.push(Frame { node, layer, slot: 0 });
+        cursor.stack.push(Frame { node, layer, slot: 0, low: None, high: None });
         Ok(cursor)
     }
 
@@ -210,8 +231,16 @@ impl<'s> Cursor<'s> {
             return Err(Error::TooDeep { cid, limit: self.limits.max_depth });
         }
         let node = self.read(cid, Some(layer), stats)?;
+        // Key order across nodes: a subtree's keys lie between the keys
+        // around it in its parent (the walk finds this through global key
+        // order; a diff skips equal subtrees, so it checks each node).
+        let (low, high) = match self.stack.last() {
+            Some(top) => top.child_bounds(top.slot),
+            None => (None, None),
+        };
+        node::check_bounds(&cid, &node, low.as_deref(), high.as_deref())?;
         self.over();
-        self.stack.push(Frame { node, layer, slot: 0 });
+        self.stack.push(Frame { node, layer, slot: 0, low, high });
         Ok(())
     }
 }

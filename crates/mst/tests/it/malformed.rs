@@ -302,6 +302,24 @@ fn right_subtree_key_below_its_bound_in_a_tree_being_changed() {
     assert_eq!(tree.get(&low).unwrap(), None);
 }
 
+/// The same tree on the "after" side of a diff, which descends only into
+/// subtrees that differ and so checks each node's key range itself.
+#[test]
+fn right_subtree_key_below_its_bound_in_a_diff() {
+    let s = MemoryStore::new();
+    let low = key_on_layer(0, 0);
+    let top = key_on_layer_after(1, &low);
+    let child = put(&s, node(None, &[(&low, value(1), None)]));
+    let before = put(&s, node(None, &[(&top, value(2), None)]));
+    let after = put(&s, node(None, &[(&top, value(2), Some(child))]));
+    let err =
+        atrepo_mst::diff(&s, before, &s, after, KeyRules::Strict, &Limits::default()).unwrap_err();
+    assert!(
+        matches!(&err, Error::KeyOrder { cid, key, previous } if *cid == child && *key == low && *previous == top),
+        "{err:?}"
+    );
+}
+
 #[test]
 fn empty_node_below_the_root() {
     let s = MemoryStore::new();
