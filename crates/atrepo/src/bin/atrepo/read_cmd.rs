@@ -346,6 +346,16 @@ pub(crate) struct ExportArgs {
     common: Common,
 }
 
+/// Whether `part` is a single ordinary file name on this platform (not
+/// empty, `.`, `..`, a root or a drive prefix).
+fn plain_name(part: &str) -> bool {
+    let mut components = Path::new(part).components();
+    matches!(
+        (components.next(), components.next()),
+        (Some(std::path::Component::Normal(name)), None) if name == part
+    )
+}
+
 pub(crate) fn export(args: &ExportArgs) -> Result<ExitCode> {
     let mut repo = args.common.open(&args.file, RecordBytes::Used)?;
     let jsonl = args.out.extension().is_some_and(|e| e == "jsonl");
@@ -377,10 +387,12 @@ pub(crate) fn export(args: &ExportArgs) -> Result<ExitCode> {
                 json!({"cid": record.cid().to_string(), "key": record.key(), "record": json});
             writeln!(lines, "{line}")?;
         } else {
-            // Strict paths are always plain names; lax ones may be `.` or
-            // `..`, which must not lead out of the folder.
-            let (collection, rkey) = (record.collection(), record.rkey());
-            if [collection, rkey].iter().any(|part| matches!(*part, "" | "." | "..")) {
+            // Each part must be one plain file name here: a lax path may
+            // be `..` or `.`, and on Windows a part with a drive prefix
+            // (`C:x`, which strict record keys allow) would replace the
+            // folder instead of joining it.
+            let (collection, file) = (record.collection(), format!("{}.json", record.rkey()));
+            if !plain_name(collection) || !plain_name(&file) {
                 bail!(
                     "record key {:?} cannot be written as a file under {}",
                     record.key(),
@@ -389,7 +401,7 @@ pub(crate) fn export(args: &ExportArgs) -> Result<ExitCode> {
             }
             let dir = args.out.join(collection);
             fs::create_dir_all(&dir)?;
-            let path = dir.join(format!("{rkey}.json"));
+            let path = dir.join(file);
             fs::write(&path, format!("{json:#}"))
                 .with_context(|| format!("cannot write {}", path.display()))?;
         }
@@ -409,4 +421,25 @@ pub(crate) fn export(args: &ExportArgs) -> Result<ExitCode> {
         println!("exported {count} records to {}", args.out.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_name;
+
+    #[test]
+    fn only_plain_names_become_files() {
+        for name in ["app.bsky.feed.post", "3jzfcijpj2z2a.json", "...json", "..json"] {
+            assert!(plain_name(name), "{name}");
+        }
+        for name in ["", ".", "..", "a/b", "/a", "../a"] {
+            assert!(!plain_name(name), "{name}");
+        }
+        // Record keys may hold `:`: a plain name on Unix, a drive prefix
+        // on Windows.
+        #[cfg(unix)]
+        assert!(plain_name("C:evil.json"));
+        #[cfg(windows)]
+        assert!(!plain_name("C:evil.json"));
+    }
 }
