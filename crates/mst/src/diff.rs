@@ -133,13 +133,9 @@ impl Frame {
     /// The key range of the subtree at even `slot`: between the keys
     /// around it, or this node's own bounds at either end.
     fn child_bounds(&self, slot: usize) -> (Bound, Bound) {
-        let key = |i: usize| self.node.entries.get(i).map(|e| Box::from(self.node.key(e)));
-        let i = slot / 2;
-        let low = match i.checked_sub(1) {
-            Some(before) => key(before),
-            None => self.low.clone(),
-        };
-        (low, key(i).or_else(|| self.high.clone()))
+        let (low, high) =
+            self.node.child_range(slot / 2, self.low.as_deref(), self.high.as_deref());
+        (low.map(Box::from), high.map(Box::from))
     }
 }
 

@@ -52,6 +52,23 @@ impl NodeBuf {
             Some(prev) => self.entries.get(prev).and_then(|e| e.right),
         }
     }
+
+    /// The key range of the subtree before entry `i` (see
+    /// [`check_bounds`]): strictly between the keys around it, or the
+    /// node's own bounds `low` and `high` at either end.
+    pub(crate) fn child_range<'a>(
+        &'a self,
+        i: usize,
+        low: Option<&'a [u8]>,
+        high: Option<&'a [u8]>,
+    ) -> (Option<&'a [u8]>, Option<&'a [u8]>) {
+        let key = |j: usize| self.entries.get(j).map(|e| self.key(e));
+        let before = match i.checked_sub(1) {
+            Some(prev) => key(prev),
+            None => low,
+        };
+        (before, key(i).or(high))
+    }
 }
 
 /// Decodes `bytes` (the block of node `cid`) into `out`, enforcing every

@@ -106,12 +106,8 @@ fn search(
         let Some(child) = node.child_before(i) else {
             return Ok(ProofOutcome::Absent);
         };
-        if let Some(prev) = i.checked_sub(1).and_then(|p| node.entries.get(p)) {
-            low = Some(node.key(prev).to_vec());
-        }
-        if let Some(next) = node.entries.get(i) {
-            high = Some(node.key(next).to_vec());
-        }
+        let (child_low, child_high) = node.child_range(i, low.as_deref(), high.as_deref());
+        (low, high) = (child_low.map(<[u8]>::to_vec), child_high.map(<[u8]>::to_vec));
         expected = Some(node_layer.checked_sub(1).ok_or(Error::ChildBelowZero { cid })?);
         cid = child;
     }

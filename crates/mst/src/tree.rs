@@ -412,26 +412,26 @@ impl<S: BlockRead> Ctx<'_, S> {
             // rejects.
             (None, None) => 0,
         };
-        let link = |c: Option<Cid>, low: Option<&[u8]>, high: Option<&[u8]>| match c {
+        // Each child link with the range it must lie in, the subtree
+        // before entry `i` being child `i`.
+        let link = |c: Option<Cid>, i: usize| match c {
             None => Link::None,
             Some(c) => {
+                let (low, high) = buf.child_range(i, bounds.low.as_deref(), bounds.high.as_deref());
                 Link::Stub(c, Bounds { low: low.map(Into::into), high: high.map(Into::into) })
             }
         };
-        let keys: Vec<&[u8]> = buf.entries.iter().map(|e| buf.key(e)).collect();
-        let (low, high) = (bounds.low.as_deref(), bounds.high.as_deref());
-        let left = link(buf.left, low, keys.first().copied().or(high));
         let entries = buf
             .entries
             .iter()
             .enumerate()
-            .map(|(i, e)| {
-                let key = keys.get(i).copied().unwrap_or_default();
-                let next = keys.get(i.saturating_add(1)).copied().or(high);
-                Entry { key: key.into(), value: e.value, right: link(e.right, Some(key), next) }
+            .map(|(i, e)| Entry {
+                key: buf.key(e).into(),
+                value: e.value,
+                right: link(e.right, i.saturating_add(1)),
             })
             .collect();
-        Ok(Node { layer: node_layer, left, entries, cid: Some(cid) })
+        Ok(Node { layer: node_layer, left: link(buf.left, 0), entries, cid: Some(cid) })
     }
 
     /// Turns a link into an owned node on `layer`, reading it if needed.
