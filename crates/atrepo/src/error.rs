@@ -43,18 +43,6 @@ pub enum Error {
         cid: Cid,
     },
 
-    /// The CAR's first root, the commit, is not a dag-cbor CID (the
-    /// repository specification requires dag-cbor for links to commits).
-    #[error(
-        "commit CID {cid} (the CAR's first root): expected the dag-cbor codec (0x71), found 0x{codec:x}"
-    )]
-    CommitNotDagCbor {
-        /// The root CID.
-        cid: Cid,
-        /// Its codec.
-        codec: u64,
-    },
-
     /// The commit belongs to another DID than the one expected.
     #[error("commit is for {found}, expected {expected}")]
     DidMismatch {
@@ -183,7 +171,6 @@ impl Error {
             Error::Event(e) => e.kind(),
             Error::MissingCommit { .. } => ErrorKind::Missing,
             Error::DidMismatch { .. } => ErrorKind::Verification,
-            Error::CommitNotDagCbor { .. } => ErrorKind::Malformed,
             Error::InvalidRecord { .. } => ErrorKind::Malformed,
             Error::NoKey { .. } | Error::Usage(_) => ErrorKind::Usage,
             Error::LimitExceeded { .. } => ErrorKind::Limit,

@@ -27,6 +27,9 @@ use crate::signing::SigningKey;
 use crate::syntax;
 use crate::tid::Tid;
 
+/// The dag-cbor multicodec, which links to commits and MST nodes use.
+const DAG_CBOR: u64 = 0x71;
+
 /// The commit version atrepo writes and reads by default.
 pub const COMMIT_VERSION: u64 = 3;
 
@@ -112,6 +115,17 @@ impl Commit {
             None => None,
         };
         Ok(Commit { did: did.to_owned(), version, data, rev, prev, sig: sig.to_vec() })
+    }
+
+    /// Decodes the commit block `bytes` stored under `cid` (hash-checked
+    /// by the caller), as [`Commit::decode`] does, after checking that
+    /// `cid` is a dag-cbor CID ([`Error::CommitCodec`]): every reader of a
+    /// commit named by a CID (a CAR root, a `#sync`) goes through here.
+    pub fn decode_block(cid: &Cid, bytes: &[u8], options: &CommitOptions) -> Result<Commit> {
+        if cid.codec() != DAG_CBOR {
+            return Err(Error::CommitCodec { cid: cid.to_string(), codec: cid.codec() });
+        }
+        Self::decode(bytes, options)
     }
 
     /// The account DID.
@@ -220,7 +234,7 @@ fn read_fields<'a>(d: &mut Decoder<'a>) -> Result<Fields<'a>> {
 fn dag_cbor_cid(bytes: &[u8]) -> Cid {
     let digest = Sha256::digest(bytes);
     match Multihash::wrap(0x12, digest.as_slice()) {
-        Ok(mh) => Cid::new_v1(0x71, mh),
+        Ok(mh) => Cid::new_v1(DAG_CBOR, mh),
         // A 32-byte digest always fits a 64-byte multihash.
         Err(_) => Cid::default(),
     }
@@ -288,7 +302,7 @@ impl UnsignedCommit {
 
 fn check_node_link(field: &'static str, cid: &Cid) -> Result<()> {
     let blessed = cid.version() == cid::Version::V1
-        && cid.codec() == 0x71
+        && cid.codec() == DAG_CBOR
         && cid.hash().code() == 0x12
         && cid.hash().size() == 32;
     if blessed { Ok(()) } else { Err(Error::UnblessedLink { field, found: cid.to_string() }) }

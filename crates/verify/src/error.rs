@@ -212,6 +212,17 @@ pub enum Error {
         error: SyntaxError,
     },
 
+    /// A commit block whose CID is not dag-cbor: the same bytes under a
+    /// raw CID hash the same, but the repository specification links
+    /// commits as dag-cbor, and firehose events name that CID.
+    #[error("commit CID {cid}: expected the dag-cbor codec (0x71), found 0x{codec:x}")]
+    CommitCodec {
+        /// The CID, in string form.
+        cid: String,
+        /// Its codec.
+        codec: u64,
+    },
+
     /// A link given to a commit builder that is not a blessed dag-cbor CID.
     #[error("expected a CIDv1 dag-cbor sha2-256 link for commit field {field:?}, found {found}")]
     UnblessedLink {
@@ -314,6 +325,7 @@ impl Error {
             | Error::MissingField { .. }
             | Error::UnsupportedVersion { .. }
             | Error::InvalidField { .. }
+            | Error::CommitCodec { .. }
             | Error::UnblessedLink { .. } => ErrorKind::Malformed,
         }
     }

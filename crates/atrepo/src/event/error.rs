@@ -288,15 +288,6 @@ pub enum EventError {
         found: Option<Box<Cid>>,
     },
 
-    /// The commit's CID (the CAR's first root) is not dag-cbor.
-    #[error("commit CID {cid}: expected the dag-cbor codec (0x71), found 0x{codec:x}")]
-    CommitNotDagCbor {
-        /// The commit's CID.
-        cid: Box<Cid>,
-        /// Its codec.
-        codec: u64,
-    },
-
     // ----- missing ---------------------------------------------------------
     /// The commit block is not in `blocks`.
     #[error("expected the commit block {cid} in the event's blocks, found none")]
@@ -363,7 +354,6 @@ impl EventError {
             | EventError::CreateWithPrev { .. }
             | EventError::OpMissingPrev { .. }
             | EventError::MissingPrevData
-            | EventError::CommitNotDagCbor { .. }
             | EventError::InvalidRecord { .. } => ErrorKind::Malformed,
             EventError::CommitCidMismatch { .. }
             | EventError::DidMismatch { .. }
@@ -414,7 +404,6 @@ impl EventError {
             EventError::InversionMismatch { .. } => "inversion_mismatch",
             EventError::OpCidMismatch { .. } => "op_cid_mismatch",
             EventError::CommitNotInBlocks { .. } => "commit_not_in_blocks",
-            EventError::CommitNotDagCbor { .. } => "commit_not_dag_cbor",
             EventError::MissingRecordBlock { .. } => "missing_record_block",
             EventError::UnsupportedEventType { .. } => "unsupported_event_type",
             EventError::ErrorFrame { .. } => "error_frame",

@@ -328,14 +328,10 @@ impl<C: Clock> Verifier<C> {
     /// Reads the commit block `cid` from `store`, strictly, and checks its
     /// DID and rev against the event's.
     fn load_commit(&self, store: &MemoryStore, cid: &Cid, did: &str, rev: Tid) -> Result<Commit> {
-        if cid.codec() != crate::car::DAG_CBOR {
-            let codec = cid.codec();
-            return Err(EventError::CommitNotDagCbor { cid: Box::new(*cid), codec }.into());
-        }
         let Some(bytes) = store.get(cid)? else {
             return Err(EventError::CommitNotInBlocks { cid: Box::new(*cid) }.into());
         };
-        let commit = Commit::decode(&bytes, &CommitOptions::default())?;
+        let commit = Commit::decode_block(cid, &bytes, &CommitOptions::default())?;
         if commit.did() != did {
             let (expected, found) = (did.to_owned(), commit.did().to_owned());
             return Err(EventError::DidMismatch { expected, found }.into());

@@ -300,12 +300,7 @@ impl Engine {
     }
 
     fn read_commit(&mut self, bytes: &[u8]) -> Result<()> {
-        // A raw block holding a commit's bytes hashes the same; its CID is
-        // not the commit's, and would not match the firehose's.
-        if self.root.codec() != atrepo_car::DAG_CBOR {
-            return Err(Error::CommitNotDagCbor { cid: self.root, codec: self.root.codec() });
-        }
-        let commit = Commit::decode(bytes, &self.options.commit)?;
+        let commit = Commit::decode_block(&self.root, bytes, &self.options.commit)?;
         if let Some(expected) = &self.options.did
             && expected != commit.did()
         {

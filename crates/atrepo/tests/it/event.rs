@@ -19,6 +19,7 @@ use atrepo::event::{
 };
 use atrepo::mst::{self, Builder, KeyRules, Op, Tree};
 use atrepo::store::{BlockStore, MemoryStore};
+use atrepo::verify::Error as VerifyError;
 use atrepo::verify::drisl::{Encoder, Value};
 use atrepo::verify::{
     Curve, FixedClock, KeyResolver, PublicKey, SigningKey, StaticKeyResolver, Tid,
@@ -1112,11 +1113,13 @@ fn sync_events() {
     let raw_car = atrepo::car::encode(&header, [(&raw, commit.data)]);
     let mut raw_root = event.clone();
     raw_root.blocks = &raw_car;
-    let e = event_error(verifier().verify_sync(&raw_root, &key, None));
+    let e = verifier().verify_sync(&raw_root, &key, None).unwrap_err();
+    let raw_text = raw.to_string();
     assert!(
-        matches!(&e, EventError::CommitNotDagCbor { cid, codec: 0x55 } if **cid == raw),
+        matches!(&e, Error::Verify(VerifyError::CommitCodec { cid, codec: 0x55 }) if *cid == raw_text),
         "{e:?}"
     );
+    assert_eq!(e.kind(), ErrorKind::Malformed);
     let future = sync_event(&repo.did, repo.root, tid(NOW + DAY), 8, &repo.key).unwrap();
     let event = Event::decode(&future.frame, &Limits::default()).unwrap();
     let e = event_error(verifier().verify_event(&event, &key, None));
@@ -1310,7 +1313,6 @@ fn event_error_display() {
         EventError::InversionMismatch { expected: cid(), found: other() },
         EventError::OpCidMismatch { path: path(), expected: Some(cid()), found: None },
         EventError::OpCidMismatch { path: path(), expected: None, found: Some(other()) },
-        EventError::CommitNotDagCbor { cid: cid(), codec: 0x55 },
         EventError::CommitNotInBlocks { cid: cid() },
         EventError::MissingRecordBlock { path: path(), cid: cid() },
         EventError::UnsupportedEventType { found: "#identity".to_owned() },

@@ -34,6 +34,10 @@ fn every_variant() -> Vec<Error> {
         Error::MissingField { field: "prev" },
         Error::UnsupportedVersion { expected: "3", found: 2 },
         Error::InvalidField { field: "rev", error: syntax::tid("2024").unwrap_err() },
+        Error::CommitCodec {
+            cid: "bafkreiccldh766hwcnuxnf2wh6jgzepf2nlu2lvcllt63eww5p6chi4ity".to_owned(),
+            codec: 0x55,
+        },
         Error::UnblessedLink {
             field: "data",
             found: "bafkreiccldh766hwcnuxnf2wh6jgzepf2nlu2lvcllt63eww5p6chi4ity".to_owned(),

@@ -235,6 +235,20 @@ fn hand_built_commit_decodes() {
     decoded.verify(&signer.public_key()).unwrap();
 }
 
+/// A commit block named by a CID (a CAR root, a `#sync`) must be named by
+/// a dag-cbor CID: the same bytes under a raw CID are not the commit.
+#[test]
+fn a_commit_block_under_a_raw_cid_is_refused() {
+    let commit = signed_commit(&key(Curve::K256, "c"));
+    let bytes = commit.to_cbor();
+    let options = CommitOptions::default();
+    assert_eq!(Commit::decode_block(&commit.cid(), &bytes, &options).unwrap(), commit);
+    let raw = cid::Cid::new_v1(0x55, *commit.cid().hash());
+    let err = Commit::decode_block(&raw, &bytes, &options).unwrap_err();
+    assert!(matches!(&err, Error::CommitCodec { codec: 0x55, .. }), "{err:?}");
+    assert!(err.is_malformed());
+}
+
 #[test]
 fn commit_table() {
     let sig = [7u8; 64];

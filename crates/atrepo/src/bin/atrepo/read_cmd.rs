@@ -275,12 +275,10 @@ fn load(path: &Path, rules: &crate::rules::Rules) -> Result<(MemoryStore, Commit
     let bytes = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let (header, store) = atrepo::load_car(bytes, rules.car(Default::default()))?;
     let root = header.root();
-    if root.codec() != atrepo::car::DAG_CBOR {
-        return Err(atrepo::Error::CommitNotDagCbor { cid: root, codec: root.codec() }.into());
-    }
     let commit_bytes = atrepo::store::BlockRead::get(&store, &root)?
         .ok_or(atrepo::Error::MissingCommit { cid: root })?;
-    let commit = Commit::decode(&commit_bytes, &rules.commit()).map_err(atrepo::Error::from)?;
+    let commit =
+        Commit::decode_block(&root, &commit_bytes, &rules.commit()).map_err(atrepo::Error::from)?;
     Ok((store, commit))
 }
 
