@@ -161,12 +161,21 @@ impl Taken {
     /// follows nearly every insert, and a fresh chunk each time cost an
     /// allocation of [`PENDING`] entries per record.
     fn distribute(&mut self) {
+        self.distribute_with(Filters::Build);
+    }
+
+    /// [`Taken::distribute`], building the shards' filters as it goes or
+    /// not (a freeze drops the shards, filters and all, at once).
+    fn distribute_with(&mut self, filters: Filters) {
         let mut spare = None;
         for mut chunk in self.pending.drain(..) {
             for (k, value) in chunk.drain(..) {
                 let h = self.hasher.hash_one(k);
                 if let Some(shard) = self.shards.get_mut(shard_of(h)) {
-                    shard.push(k, value, &self.hasher);
+                    shard.append(k, value);
+                    if filters == Filters::Build {
+                        shard.filter_if_full(&self.hasher);
+                    }
                 }
             }
             spare = Some(chunk);
@@ -203,15 +212,15 @@ impl Taken {
     /// Memory holds at most one shard's entries twice on the way (and two
     /// read buffers and a write buffer while merging).
     pub(crate) fn freeze(&mut self, dir: &Path) -> io::Result<()> {
-        self.distribute();
+        self.distribute_with(Filters::Skip);
         if self.in_memory == 0 {
             return Ok(());
         }
         std::fs::create_dir_all(dir)?;
         let mut out = SegmentWriter::new(tempfile::tempfile_in(dir)?, self.in_memory);
-        for (index, shard) in self.shards.iter_mut().enumerate() {
-            for (k, value) in shard.drain_sorted(&self.hasher) {
-                out.push(index, k, value, &self.hasher)?;
+        for shard in &mut self.shards {
+            for (k, value) in shard.drain_sorted() {
+                out.push(k, value, self.hasher.hash_one(k))?;
             }
         }
         self.segments.push(out.finish()?);
@@ -230,6 +239,13 @@ impl Taken {
     }
 }
 
+/// Whether entries moved into shards enter their filters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Filters {
+    Build,
+    Skip,
+}
+
 /// The shard of hash `h` (its top bits; the filter uses the others).
 fn shard_of(h: u64) -> usize {
     // SHARDS is a power of two well below 2^32.
@@ -238,7 +254,7 @@ fn shard_of(h: u64) -> usize {
 
 impl Shard {
     /// Appends an entry to the log; a full chunk enters the filter.
-    fn push(&mut self, k: CidKey, value: u64, hasher: &foldhash::fast::RandomState) {
+    fn append(&mut self, k: CidKey, value: u64) {
         match self.log.last_mut() {
             Some(chunk) if chunk.len() < TAIL => chunk.push((k, value)),
             _ => {
@@ -248,6 +264,10 @@ impl Shard {
                 self.log.push(chunk);
             }
         }
+    }
+
+    /// Puts the log's last chunk into the filter once it is full.
+    fn filter_if_full(&mut self, hasher: &foldhash::fast::RandomState) {
         if self.log.last().is_some_and(|c| c.len() >= TAIL) {
             self.filter_last(hasher);
         }
@@ -296,12 +316,19 @@ impl Shard {
     }
 
     /// Every entry, sorted, leaving the shard empty (its filter too).
-    fn drain_sorted(&mut self, hasher: &foldhash::fast::RandomState) -> Vec<Entry> {
-        self.sort_log(hasher);
-        let mut all: Vec<Entry> = Vec::new();
-        // Oldest (biggest) first: each merge holds the shard at most twice.
-        for run in self.runs.drain(..) {
-            all = if all.is_empty() { run } else { merge(&all, &run) };
+    fn drain_sorted(&mut self) -> Vec<Entry> {
+        // The log sorted as one more run (the filter is dropped with the
+        // shard, so nothing enters it).
+        let mut log: Vec<Entry> = Vec::new();
+        log.reserve_exact(self.log.iter().map(Vec::len).sum());
+        for chunk in self.log.drain(..) {
+            log.extend_from_slice(&chunk);
+        }
+        log.sort_unstable_by_key(|&(k, _)| k);
+        let mut all = log;
+        // Biggest first: each merge holds the shard at most twice.
+        for run in self.runs.drain(..).rev() {
+            all = if all.is_empty() { run } else { merge(&run, &all) };
         }
         *self = Shard::default();
         all
@@ -525,17 +552,12 @@ impl SegmentWriter {
         }
     }
 
-    fn push(
-        &mut self,
-        shard: usize,
-        k: CidKey,
-        value: u64,
-        hasher: &foldhash::fast::RandomState,
-    ) -> io::Result<()> {
+    /// Appends `k` (whose seeded hash is `h`) with `value`.
+    fn push(&mut self, k: CidKey, value: u64, h: u64) -> io::Result<()> {
         if self.len.is_multiple_of(PAGE) {
-            self.fences.push((shard, k));
+            self.fences.push((shard_of(h), k));
         }
-        set(&mut self.filter, hasher.hash_one(k));
+        set(&mut self.filter, h);
         self.out.write_all(&encode(k, value))?;
         self.len = self.len.saturating_add(1);
         Ok(())
@@ -554,20 +576,22 @@ fn merge_segments(
     dir: &Path,
     hasher: &foldhash::fast::RandomState,
 ) -> io::Result<Segment> {
-    let order = |k: CidKey| (shard_of(hasher.hash_one(k)), k);
     let mut out = SegmentWriter::new(tempfile::tempfile_in(dir)?, a.len.saturating_add(b.len));
-    let (mut xs, mut ys) = (a.entries().peekable(), b.entries().peekable());
+    // Each entry hashed once as it is read: its order is (shard, key), and
+    // the new filter takes the same hash.
+    let hashed = |e: io::Result<Entry>| e.map(|(k, value)| (hasher.hash_one(k), k, value));
+    let (mut xs, mut ys) = (a.entries().map(hashed).peekable(), b.entries().map(hashed).peekable());
     loop {
         let take_x = match (xs.peek(), ys.peek()) {
-            (Some(Ok(x)), Some(Ok(y))) => order(x.0) <= order(y.0),
+            (Some(Ok(x)), Some(Ok(y))) => (shard_of(x.0), x.1) <= (shard_of(y.0), y.1),
             (Some(_), None) | (Some(Err(_)), _) => true,
             (None, Some(_)) | (Some(Ok(_)), Some(Err(_))) => false,
             (None, None) => break,
         };
         let next = if take_x { xs.next() } else { ys.next() };
         if let Some(entry) = next {
-            let (k, value) = entry?;
-            out.push(shard_of(hasher.hash_one(k)), k, value, hasher)?;
+            let (h, k, value) = entry?;
+            out.push(k, value, h)?;
         }
     }
     out.finish()
