@@ -1340,30 +1340,22 @@ impl Inner {
         Ok(())
     }
 
-    /// Whether the taken set's entries held in memory are worth moving to
-    /// disk when the budget is short: they cost more than [`taken_share`]
-    /// of it, and files may be made beside the input (spill options
-    /// given; otherwise the set stays in memory, and past the limit the
-    /// report's peak shows it).
-    fn taken_worth_freezing(&self) -> bool {
-        let in_memory = (self.taken.in_memory() as u64).saturating_mul(TAKEN_OVERHEAD);
-        self.spill_options.is_some() && in_memory > taken_share(self.limit)
-    }
-
-    /// Moves the taken set's entries to disk (see [`Taken::freeze`]) when
-    /// [`Inner::taken_worth_freezing`]: memory then keeps about 1.4 bytes
-    /// a record instead of [`TAKEN_OVERHEAD`], so millions of records stay
-    /// within a small limit. Called only when the budget is short (over
-    /// it, or the notes cannot grow): within it, entries stay in memory,
-    /// where they cost nothing more.
+    /// Moves the taken set's entries to disk (see [`Taken::freeze`]) if
+    /// they cost more than [`taken_share`] of the budget and files may be
+    /// made beside the input (spill options given; otherwise the set stays
+    /// in memory, and past the limit the report's peak shows it): memory
+    /// then keeps about 1.4 bytes a record instead of [`TAKEN_OVERHEAD`],
+    /// so millions of records stay within a small limit. Called only when
+    /// the budget is short (over it, or the notes cannot grow): within it,
+    /// entries stay in memory, where they cost nothing more.
     fn freeze_taken(&mut self) -> Result<()> {
-        if !self.taken_worth_freezing() {
+        let in_memory = (self.taken.in_memory() as u64).saturating_mul(TAKEN_OVERHEAD);
+        if in_memory <= taken_share(self.limit) {
             return Ok(());
         }
         let Some(dir) = self.spill_options.as_ref().map(|o| o.parent.clone()) else {
             return Ok(());
         };
-        let in_memory = (self.taken.in_memory() as u64).saturating_mul(TAKEN_OVERHEAD);
         let before = in_memory.saturating_add(self.taken.frozen_bytes());
         self.taken.freeze(&dir)?;
         let after = self.taken.frozen_bytes();

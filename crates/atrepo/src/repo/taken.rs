@@ -39,7 +39,7 @@
 
 use std::fs::File;
 use std::hash::BuildHasher as _;
-use std::io::{self, BufReader, BufWriter, Read as _, Write as _};
+use std::io::{self, BufReader, BufWriter, Read as _, Seek as _, SeekFrom, Write as _};
 use std::path::Path;
 
 use atrepo_store::CidKey;
@@ -478,38 +478,18 @@ impl Segment {
         Ok(bytes.chunks_exact(ENTRY_BYTES).map(decode).find(|(key, _)| key == k).map(|e| e.1))
     }
 
-    /// Its entries in order, read from the start of its file.
-    fn entries(&self) -> impl Iterator<Item = io::Result<Entry>> + '_ {
-        let mut reader =
-            BufReader::with_capacity(MERGE_BUFFER, ReadFrom { file: &self.file, at: 0 });
-        (0..self.len).map(move |_| {
+    /// Its entries in order, read from the start of its file (through the
+    /// handle's own position: only a merge reads a segment in order, and
+    /// lookups read pages by offset).
+    fn entries(&self) -> io::Result<impl Iterator<Item = io::Result<Entry>> + '_> {
+        let mut file = &self.file;
+        file.seek(SeekFrom::Start(0))?;
+        let mut reader = BufReader::with_capacity(MERGE_BUFFER, file);
+        Ok((0..self.len).map(move |_| {
             let mut b = [0u8; ENTRY_BYTES];
             reader.read_exact(&mut b)?;
             Ok(decode(&b))
-        })
-    }
-}
-
-/// Reads a file from an offset of its own, leaving the handle's position
-/// alone.
-struct ReadFrom<'a> {
-    file: &'a File,
-    at: u64,
-}
-
-impl io::Read for ReadFrom<'_> {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        #[cfg(unix)]
-        let n = std::os::unix::fs::FileExt::read_at(self.file, out, self.at)?;
-        #[cfg(not(unix))]
-        let n = {
-            use std::io::{Seek as _, SeekFrom};
-            let mut handle = self.file;
-            handle.seek(SeekFrom::Start(self.at))?;
-            handle.read(out)?
-        };
-        self.at = self.at.saturating_add(n as u64);
-        Ok(n)
+        }))
     }
 }
 
@@ -580,7 +560,8 @@ fn merge_segments(
     // Each entry hashed once as it is read: its order is (shard, key), and
     // the new filter takes the same hash.
     let hashed = |e: io::Result<Entry>| e.map(|(k, value)| (hasher.hash_one(k), k, value));
-    let (mut xs, mut ys) = (a.entries().map(hashed).peekable(), b.entries().map(hashed).peekable());
+    let (mut xs, mut ys) =
+        (a.entries()?.map(hashed).peekable(), b.entries()?.map(hashed).peekable());
     loop {
         let take_x = match (xs.peek(), ys.peek()) {
             (Some(Ok(x)), Some(Ok(y))) => (shard_of(x.0), x.1) <= (shard_of(y.0), y.1),
