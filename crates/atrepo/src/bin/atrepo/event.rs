@@ -402,8 +402,7 @@ fn verify_stream(args: &StreamArgs) -> Result<ExitCode> {
             Ok(event @ (Event::Commit(_) | Event::Sync(_))) => {
                 about = About { index: about.index, offset: about.offset, ..About::of(&event) };
                 let did = event.did().unwrap_or_default();
-                let ignored = inactive.get(did).filter(|_| args.ignore_inactive);
-                match (ignored, keys.get(did).or(default_key.as_ref())) {
+                match (inactive.get(did), keys.get(did).or(default_key.as_ref())) {
                     (Some(status), _) => Outcome::Ignored(format!("account {status}")),
                     (None, None) => Outcome::Failed(Error::NoKey { did: did.to_owned() }),
                     (None, Some(key)) => match v.apply(&event, key, &states) {
@@ -415,7 +414,9 @@ fn verify_stream(args: &StreamArgs) -> Result<ExitCode> {
             Ok(event @ (Event::Identity(_) | Event::Account(_))) => {
                 // Checked against their schema; nothing to verify.
                 about = About { index: about.index, offset: about.offset, ..About::of(&event) };
-                if let Event::Account(account) = &event {
+                if let Event::Account(account) = &event
+                    && args.ignore_inactive
+                {
                     if account.active {
                         inactive.remove(account.did);
                     } else {
