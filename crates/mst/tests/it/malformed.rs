@@ -267,16 +267,38 @@ fn child_node_on_the_wrong_layer() {
 // key below its bound).
 #[test]
 fn right_subtree_key_below_its_bound() {
-    let s = MemoryStore::new();
-    let low = key_on_layer(0, 0);
-    let top = key_on_layer_after(1, &low);
-    let child = put(&s, node(None, &[(&low, value(1), None)]));
-    let root = put(&s, node(None, &[(&top, value(2), Some(child))]));
-    check(
-        &s,
-        root,
-        |e| matches!(e, Error::KeyOrder { key, previous, .. } if *key == low && *previous == top),
-    );
+    let bad = BadSubtree::new();
+    check(&bad.store, bad.root, |e| bad.is_its_error(e));
+}
+
+/// The tree of `right_subtree_key_below_its_bound`: a root (layer 1) with
+/// key `top`, whose right subtree `child` holds `low`, below `top`; and
+/// `before`, the root without the subtree.
+struct BadSubtree {
+    store: MemoryStore,
+    low: String,
+    top: String,
+    child: Cid,
+    root: Cid,
+    before: Cid,
+}
+
+impl BadSubtree {
+    fn new() -> Self {
+        let store = MemoryStore::new();
+        let low = key_on_layer(0, 0);
+        let top = key_on_layer_after(1, &low);
+        let child = put(&store, node(None, &[(&low, value(1), None)]));
+        let root = put(&store, node(None, &[(&top, value(2), Some(child))]));
+        let before = put(&store, node(None, &[(&top, value(2), None)]));
+        BadSubtree { store, low, top, child, root, before }
+    }
+
+    /// Whether `e` names the subtree, its key and the bound it breaks.
+    fn is_its_error(&self, e: &Error) -> bool {
+        matches!(e, Error::KeyOrder { cid, key, previous }
+            if *cid == self.child && *key == self.low && *previous == self.top)
+    }
 }
 
 /// The same tree changed as a partial tree (a commit's proof): the
@@ -284,40 +306,26 @@ fn right_subtree_key_below_its_bound() {
 /// checked then too (the node rules alone, layer included, pass it).
 #[test]
 fn right_subtree_key_below_its_bound_in_a_tree_being_changed() {
-    let s = MemoryStore::new();
-    let low = key_on_layer(0, 0);
-    let top = key_on_layer_after(1, &low);
-    let child = put(&s, node(None, &[(&low, value(1), None)]));
-    let root = put(&s, node(None, &[(&top, value(2), Some(child))]));
-    let probe = key_on_layer_after(0, &top);
-    let expect = |e: &Error| matches!(e, Error::KeyOrder { cid, key, previous } if *cid == child && *key == low && *previous == top);
-    let mut tree = atrepo_mst::Tree::load(&s, root).unwrap();
-    let err = tree.get(&probe).unwrap_err();
-    assert!(expect(&err), "{err:?}");
-    let mut tree = atrepo_mst::Tree::load(&s, root).unwrap();
-    let err = tree.insert(&probe, value(3)).unwrap_err();
-    assert!(expect(&err), "{err:?}");
+    let bad = BadSubtree::new();
+    let probe = key_on_layer_after(0, &bad.top);
+    let load = || atrepo_mst::Tree::load(&bad.store, bad.root).unwrap();
+    let err = load().get(&probe).unwrap_err();
+    assert!(bad.is_its_error(&err), "{err:?}");
+    let err = load().insert(&probe, value(3)).unwrap_err();
+    assert!(bad.is_its_error(&err), "{err:?}");
     // Left of the bad subtree nothing reads it.
-    let mut tree = atrepo_mst::Tree::load(&s, root).unwrap();
-    assert_eq!(tree.get(&low).unwrap(), None);
+    assert_eq!(load().get(&bad.low).unwrap(), None);
 }
 
 /// The same tree on the "after" side of a diff, which descends only into
 /// subtrees that differ and so checks each node's key range itself.
 #[test]
 fn right_subtree_key_below_its_bound_in_a_diff() {
-    let s = MemoryStore::new();
-    let low = key_on_layer(0, 0);
-    let top = key_on_layer_after(1, &low);
-    let child = put(&s, node(None, &[(&low, value(1), None)]));
-    let before = put(&s, node(None, &[(&top, value(2), None)]));
-    let after = put(&s, node(None, &[(&top, value(2), Some(child))]));
-    let err =
-        atrepo_mst::diff(&s, before, &s, after, KeyRules::Strict, &Limits::default()).unwrap_err();
-    assert!(
-        matches!(&err, Error::KeyOrder { cid, key, previous } if *cid == child && *key == low && *previous == top),
-        "{err:?}"
-    );
+    let bad = BadSubtree::new();
+    let s = &bad.store;
+    let err = atrepo_mst::diff(s, bad.before, s, bad.root, KeyRules::Strict, &Limits::default())
+        .unwrap_err();
+    assert!(bad.is_its_error(&err), "{err:?}");
 }
 
 #[test]
