@@ -5,10 +5,11 @@
 //! same database removes once its owner is dead ([`sweep`]).
 //!
 //! Used by redb, which writes a new file's header in steps; it handles
-//! folders too. (sled, whose `conf` file is written in two unsynced
-//! writes, was tried and left out: a folder made under a temporary name
-//! and reopened in place was found corrupt by the creation kill sweep
-//! after kills just after it appeared; see `docs/choosing-a-backend.md`.)
+//! folders too. (sled was tried and left out: a folder made under a
+//! temporary name and opened again in place was found corrupt by the
+//! creation kill sweep, by the snapshot sled writes on that second open;
+//! `SledStore::open` clears what such kills leave instead, see
+//! `docs/choosing-a-backend.md`.)
 //! This module must not know any backend's format.
 
 use std::path::{Path, PathBuf};

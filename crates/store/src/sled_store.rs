@@ -38,12 +38,18 @@ fn backend(e: sled::Error) -> Error {
 /// lock-free and hand out sled's own buffer without copying.
 ///
 /// [`Usage::overhead_bytes`] is sled's `size_on_disk` minus the payload.
+///
+/// A process killed at the wrong moment can leave a folder that sled 0.34
+/// refuses to open although no acknowledged write is lost in it (see
+/// [`cleared_on_open`](Self::cleared_on_open)); `open` clears those
+/// leftovers and opens it.
 #[derive(Debug)]
 pub struct SledStore {
     db: sled::Db,
     write_lock: Mutex<()>,
     path: PathBuf,
     durability: Durability,
+    cleared: Vec<String>,
 }
 
 impl SledStore {
@@ -53,7 +59,8 @@ impl SledStore {
     /// # Errors
     ///
     /// [`Error::Backend`] if sled cannot open the folder (another process
-    /// holds it, or it is not a sled database).
+    /// holds it, or it is not a sled database); [`Error::Io`] if clearing
+    /// what a killed process left fails.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         Self::open_with(path, &OpenOptions::default())
     }
@@ -69,18 +76,45 @@ impl SledStore {
         if let Some(bytes) = options.cache_bytes {
             config = config.cache_capacity(bytes);
         }
-        let db = open_waiting_for_lock(&config)?;
+        let mut cleared = Vec::new();
+        let db = match open_waiting_for_lock(&config) {
+            Err(sled::Error::Corruption { .. }) if clear_kill_leftovers(path, &mut cleared)? => {
+                open_waiting_for_lock(&config)
+            }
+            other => other,
+        }
+        .map_err(backend)?;
         Ok(SledStore {
             db,
             write_lock: Mutex::new(()),
             path: path.to_owned(),
             durability: options.durability,
+            cleared,
         })
     }
 
     /// The database folder.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The files `open` removed from the folder before it would open: what
+    /// a killed sled process left (empty unless sled first refused the
+    /// folder as corrupt). A caller that keeps an operations log may want
+    /// to record them.
+    ///
+    /// - `snap.LSN.generating`: a snapshot sled was writing. sled writes
+    ///   one on every open that finds log written since its last snapshot,
+    ///   and every `snapshot_after_ops` operations, and renames it to
+    ///   `snap.LSN` only once whole and synced; but its next open picks a
+    ///   leftover `.generating` file over the committed ones and fails
+    ///   (sled issues #1387 and #1527). Without it, sled opens from the
+    ///   last committed snapshot and replays the log after it.
+    /// - `conf`, when the `db` log file is empty: a folder whose making was
+    ///   killed between `conf`'s two writes, before sled wrote anything
+    ///   else. sled writes `conf` again when it is absent.
+    pub fn cleared_on_open(&self) -> &[String] {
+        &self.cleared
     }
 
     /// Reads every page (sled's `checksum`), then checks that every key is a
@@ -120,7 +154,7 @@ const LOCK_WAIT: Duration = Duration::from_secs(3);
 /// right after a close in the same process can find the lock still held.
 /// That is retried with backoff for up to [`LOCK_WAIT`]; a lock held by a
 /// live process for longer is reported.
-fn open_waiting_for_lock(config: &sled::Config) -> Result<sled::Db> {
+fn open_waiting_for_lock(config: &sled::Config) -> sled::Result<sled::Db> {
     let start = Instant::now();
     let mut pause = Duration::from_millis(5);
     loop {
@@ -134,9 +168,51 @@ fn open_waiting_for_lock(config: &sled::Config) -> Result<sled::Db> {
                 std::thread::sleep(pause);
                 pause = (pause * 2).min(Duration::from_millis(100));
             }
-            other => return other.map_err(backend),
+            other => return other,
         }
     }
+}
+
+/// Removes from sled folder `path` what a process killed while sled wrote
+/// it can leave and sled then refuses (the files listed at
+/// [`SledStore::cleared_on_open`]), pushing their names to `cleared`.
+/// Returns whether it removed any.
+///
+/// It holds the exclusive lock on the folder's `db` file, the one sled
+/// takes (`flock` on Unix, as std's and sled's `fs2` both take it), while
+/// it removes: a folder a live sled holds is left alone, so no file a live
+/// process is writing is removed. The `db` file is created if absent, as
+/// sled's own open would.
+fn clear_kill_leftovers(path: &Path, cleared: &mut Vec<String>) -> Result<bool> {
+    let log = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path.join("db"))?;
+    match log.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => return Ok(false),
+        Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
+    }
+    let before = cleared.len();
+    for entry in std::fs::read_dir(path)? {
+        let name = entry?.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            std::fs::remove_file(path.join(name))?;
+            cleared.push(name.to_owned());
+        }
+    }
+    if log.metadata()?.len() == 0 {
+        match std::fs::remove_file(path.join("conf")) {
+            Ok(()) => cleared.push("conf".to_owned()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    drop(log);
+    Ok(cleared.len() > before)
 }
 
 impl BlockRead for SledStore {
@@ -198,5 +274,99 @@ impl BlockStore for SledStore {
 
     fn flush(&self) -> Result<()> {
         self.db.flush().map_err(backend).map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(n: u8) -> (Cid, Vec<u8>) {
+        use sha2::Digest;
+        let bytes = vec![n; 100];
+        let digest = sha2::Sha256::digest(&bytes);
+        let hash = multihash::Multihash::<64>::wrap(0x12, &digest).unwrap();
+        (Cid::new_v1(0x55, hash), bytes)
+    }
+
+    fn store_with_blocks(path: &Path) -> Vec<Cid> {
+        let store = SledStore::open(path).unwrap();
+        let blocks: Vec<_> = (0..8).map(block).collect();
+        let cids = blocks.iter().map(|(cid, _)| *cid).collect();
+        store.write(blocks.into_iter().map(|(c, b)| (c, Bytes::from(b))).collect()).unwrap();
+        cids
+    }
+
+    /// sled's own open, for showing what it refuses.
+    fn raw_open(path: &Path) -> sled::Result<sled::Db> {
+        open_waiting_for_lock(&sled::Config::new().path(path))
+    }
+
+    #[test]
+    fn a_snapshot_left_generating_is_cleared_and_the_blocks_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("blocks.sled");
+        let cids = store_with_blocks(&path);
+        // What a kill while sled writes a snapshot leaves: the file made,
+        // nothing in it yet.
+        let leftover = "snap.FFFFFFFFFFFFFFFF.generating";
+        std::fs::write(path.join(leftover), b"").unwrap();
+        assert!(matches!(raw_open(&path), Err(sled::Error::Corruption { .. })));
+
+        let store = SledStore::open(&path).unwrap();
+        assert_eq!(store.cleared_on_open(), [leftover]);
+        assert!(!path.join(leftover).exists());
+        for cid in &cids {
+            assert!(store.has(cid).unwrap(), "{cid} lost");
+        }
+        store.check_integrity().unwrap();
+    }
+
+    #[test]
+    fn a_conf_cut_before_its_checksum_is_cleared_when_the_log_is_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let whole = dir.path().join("whole.sled");
+        drop(SledStore::open(&whole).unwrap());
+        let conf = std::fs::read(whole.join("conf")).unwrap();
+        // What a kill between sled's two writes of `conf` leaves: the
+        // parameters without their 4-byte checksum, and no `db` file yet.
+        let path = dir.path().join("blocks.sled");
+        std::fs::create_dir_all(path.join("blobs")).unwrap();
+        std::fs::write(path.join("conf"), &conf[..conf.len() - 4]).unwrap();
+        assert!(matches!(raw_open(&path), Err(sled::Error::Corruption { .. })));
+
+        let store = SledStore::open(&path).unwrap();
+        assert_eq!(store.cleared_on_open(), ["conf"]);
+        let (cid, bytes) = block(1);
+        store.write([(cid, Bytes::from(bytes))].into_iter().collect()).unwrap();
+        assert!(store.has(&cid).unwrap());
+    }
+
+    #[test]
+    fn a_cut_conf_is_kept_when_the_log_holds_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("blocks.sled");
+        store_with_blocks(&path);
+        let conf = std::fs::read(path.join("conf")).unwrap();
+        std::fs::write(path.join("conf"), &conf[..conf.len() - 4]).unwrap();
+
+        let err = SledStore::open(&path).unwrap_err();
+        assert!(matches!(err, Error::Backend { .. }), "{err:?}");
+        assert!(path.join("conf").exists());
+    }
+
+    #[test]
+    fn a_folder_a_live_sled_holds_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("blocks.sled");
+        let store = SledStore::open(&path).unwrap();
+        let leftover = path.join("snap.FFFFFFFFFFFFFFFF.generating");
+        std::fs::write(&leftover, b"").unwrap();
+
+        let mut cleared = Vec::new();
+        assert!(!clear_kill_leftovers(&path, &mut cleared).unwrap());
+        assert!(cleared.is_empty());
+        assert!(leftover.exists());
+        drop(store);
     }
 }

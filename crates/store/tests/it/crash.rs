@@ -11,7 +11,8 @@
 //!   (after `write` returned, durable) is there.
 //!
 //! A second test kills children at times swept across their first
-//! milliseconds, while they make the store, and checks the same. A third
+//! milliseconds, while they make the store, and checks the same; a third
+//! does so while they open a store that already holds batches. A fourth
 //! kills a child while it spills to a scratch store and checks that the
 //! next spill store under the same parent sweeps the orphaned scratch
 //! folder.
@@ -39,6 +40,9 @@ use crate::conformance::{cid_of, sized_block};
 
 const CHILD_ENV: &str = "ATREPO_STORE_CRASH_CHILD";
 const DIR_ENV: &str = "ATREPO_STORE_CRASH_DIR";
+/// Batches a child writes before it exits by itself (default: more than it
+/// can write before it is killed).
+const BATCHES_ENV: &str = "ATREPO_STORE_CRASH_BATCHES";
 const BLOCKS_PER_BATCH: u32 = 16;
 /// More batches than a child can write before it is killed.
 const MAX_BATCHES: u32 = 1_000_000;
@@ -134,6 +138,9 @@ fn check_after_crash(dir: &Path, backend: Backend, acked: i64, context: &str) ->
             let store = atrepo_store::SledStore::open(&path)
                 .unwrap_or_else(|e| panic!("{context}: reopen: {e:?}"));
             store.check_integrity().unwrap_or_else(|e| panic!("{context}: integrity: {e:?}"));
+            if !store.cleared_on_open().is_empty() {
+                eprintln!("{context}: sled's leftovers cleared: {:?}", store.cleared_on_open());
+            }
             Box::new(store)
         }
         other => panic!("{other} is not a crash-tested backend"),
@@ -169,19 +176,22 @@ fn check_after_crash(dir: &Path, backend: Backend, acked: i64, context: &str) ->
     present
 }
 
-/// Spawns this test binary as a child in `mode`, kills it after `delay`,
-/// and returns the last batch it acknowledged (-1 for none).
-fn run_child(mode: &str, dir: &Path, delay: Duration) -> i64 {
-    let exe = std::env::current_exe().unwrap();
-    let mut child = Command::new(exe)
+/// This test binary as a child in `mode`, filtered to `child_ingest`.
+fn child_command(mode: &str, dir: &Path) -> Command {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
         .args(["--exact", "crash::child_ingest", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, mode)
         .env(DIR_ENV, dir)
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::null());
+    command
+}
+
+/// Spawns this test binary as a child in `mode`, kills it after `delay`,
+/// and returns the last batch it acknowledged (-1 for none).
+fn run_child(mode: &str, dir: &Path, delay: Duration) -> i64 {
+    let mut child = child_command(mode, dir).stdout(Stdio::piped()).spawn().unwrap();
     let acked = Arc::new(AtomicI64::new(-1));
     let stdout = child.stdout.take().unwrap();
     let reader = {
@@ -227,9 +237,25 @@ fn crash_durable(backend: Backend) {
     );
 }
 
+/// The kill times of a sweep: `steps` steps of 250 µs (40, up to 80 with
+/// more `ATREPO_STORE_CRASH_ITERATIONS`), each put at a random point of its
+/// step (from the seed) so that runs with other seeds, and timing noise,
+/// probe windows narrower than a step; then 1 ms steps up to 200 ms past
+/// the sweep, for callers that go on until enough kills came late enough.
+/// Returns the sweep's length and the times.
+fn sweep_delays(backend: Backend, salt: u64) -> (Duration, impl Iterator<Item = Duration>) {
+    const STEP_US: u64 = 250;
+    let steps = u64::from((iterations().max(20) * 2).min(80));
+    let sweep = Duration::from_micros(steps * STEP_US);
+    let mut rng = seed() ^ salt ^ backend.name().len() as u64;
+    let delays = (0..steps)
+        .map(move |step| Duration::from_micros(step * STEP_US + next_random(&mut rng) % STEP_US))
+        .chain((1..=200).map(move |ms| sweep + Duration::from_millis(ms)));
+    (sweep, delays)
+}
+
 /// Kills a child at times swept across its first milliseconds, while it
-/// starts and makes its store (40 steps of 250 µs, up to 80 with more
-/// `ATREPO_STORE_CRASH_ITERATIONS`): a store killed at any point of its
+/// starts and makes its store ([`sweep_delays`]): a store killed at any point of its
 /// creation must open afterwards. Random kill times almost never land
 /// there (a redb file killed mid-header was found once, by the facade's
 /// crash test, as "Not a redb database"). On a loaded machine the store
@@ -238,13 +264,9 @@ fn crash_durable(backend: Backend) {
 /// one must have, or the test would prove nothing.
 fn crash_while_creating(backend: Backend) {
     const AFTER_WANTED: u32 = 3;
-    let steps = (iterations().max(20) * 2).min(80);
-    let sweep = Duration::from_micros(u64::from(steps) * 250);
+    let (sweep, delays) = sweep_delays(backend, 0xc7ea);
     let mut made = 0u32;
     let mut kills = 0u32;
-    let delays = (0..steps)
-        .map(|step| Duration::from_micros(u64::from(step) * 250))
-        .chain((1..=200).map(|ms| sweep + Duration::from_millis(ms)));
     for delay in delays {
         if delay > sweep && made >= AFTER_WANTED {
             break;
@@ -260,6 +282,49 @@ fn crash_while_creating(backend: Backend) {
     }
     eprintln!("crash {backend} while creating: {kills} kills, {made} after the store appeared");
     assert!(made > 0, "{backend}: no kill came after the store appeared ({kills} kills)");
+}
+
+/// Kills a child at times swept across its first milliseconds while it
+/// opens a store that already holds `REOPEN_BATCHES` batches (written by
+/// a child that exited by itself) and goes on writing; the store must open
+/// afterwards with every batch. A restart loop after a crash reopens a
+/// store again and again, and opening writes too: sled writes a snapshot
+/// whenever its log has grown since the last one, redb repairs after an
+/// unclean close (a sweep like this one, in 25 µs steps, found an empty
+/// sled snapshot left by such a kill that sled then refused; it is what
+/// `SledStore::open` clears). The times are [`sweep_delays`], going on until a few kills
+/// came after the child's first acknowledgement.
+fn crash_while_reopening(backend: Backend) {
+    const REOPEN_BATCHES: u32 = 4;
+    const AFTER_WANTED: u32 = 3;
+    let (sweep, delays) = sweep_delays(backend, 0x0be2);
+    let (mut opened, mut kills) = (0u32, 0u32);
+    let mode = format!("durable:{backend}");
+    for delay in delays {
+        if delay > sweep && opened >= AFTER_WANTED {
+            break;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let status = child_command(&mode, dir.path())
+            .env(BATCHES_ENV, REOPEN_BATCHES.to_string())
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "{backend}: the child writing the first batches failed");
+        // The child writes batch 0 onwards again (duplicates are skipped)
+        // and acknowledges each: an acknowledgement past the batches
+        // already there means it had opened the store.
+        let acked = run_child(&mode, dir.path(), delay);
+        kills += 1;
+        if acked >= i64::from(REOPEN_BATCHES) {
+            opened += 1;
+        }
+        let acked = acked.max(i64::from(REOPEN_BATCHES) - 1);
+        let context = format!("{backend} reopening (killed after {delay:?}, acked {acked})");
+        check_after_crash(dir.path(), backend, acked, &context);
+    }
+    eprintln!("crash {backend} while reopening: {kills} kills, {opened} after it had opened");
+    assert!(opened > 0, "{backend}: no kill came after the child opened the store ({kills} kills)");
 }
 
 fn crash_spill(backend: Backend) {
@@ -287,7 +352,9 @@ fn crash_spill(backend: Backend) {
 #[test]
 fn child_ingest() {
     if let (Ok(mode), Ok(dir)) = (std::env::var(CHILD_ENV), std::env::var(DIR_ENV)) {
-        ingest(&mode, Path::new(&dir), MAX_BATCHES, &mut std::io::stdout());
+        let batches =
+            std::env::var(BATCHES_ENV).ok().and_then(|n| n.parse().ok()).unwrap_or(MAX_BATCHES);
+        ingest(&mode, Path::new(&dir), batches, &mut std::io::stdout());
         return;
     }
     for backend in [Backend::Redb, Backend::Sqlite, Backend::Sled] {
@@ -325,6 +392,24 @@ fn sqlite_survives_sigkill_while_being_created() {
 #[test]
 fn sled_survives_sigkill_while_being_created() {
     crash_while_creating(Backend::Sled);
+}
+
+#[cfg(feature = "redb")]
+#[test]
+fn redb_survives_sigkill_while_being_reopened() {
+    crash_while_reopening(Backend::Redb);
+}
+
+#[cfg(feature = "sqlite")]
+#[test]
+fn sqlite_survives_sigkill_while_being_reopened() {
+    crash_while_reopening(Backend::Sqlite);
+}
+
+#[cfg(feature = "sled")]
+#[test]
+fn sled_survives_sigkill_while_being_reopened() {
+    crash_while_reopening(Backend::Sled);
 }
 
 #[cfg(feature = "sqlite")]
