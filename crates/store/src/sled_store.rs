@@ -78,12 +78,11 @@ impl SledStore {
         }
         let mut cleared = Vec::new();
         let db = match open_waiting_for_lock(&config) {
-            Err(sled::Error::Corruption { .. }) if clear_kill_leftovers(path, &mut cleared)? => {
-                open_waiting_for_lock(&config)
+            Err(sled::Error::Corruption { .. }) => {
+                open_clearing_kill_leftovers(path, &config, &mut cleared)?
             }
-            other => other,
-        }
-        .map_err(backend)?;
+            other => other.map_err(backend)?,
+        };
         Ok(SledStore {
             db,
             write_lock: Mutex::new(()),
@@ -103,16 +102,21 @@ impl SledStore {
     /// folder as corrupt). A caller that keeps an operations log may want
     /// to record them.
     ///
-    /// - `snap.LSN.generating`: a snapshot sled was writing. sled writes
-    ///   one on every open that finds log written since its last snapshot,
-    ///   and every `snapshot_after_ops` operations, and renames it to
-    ///   `snap.LSN` only once whole and synced; but its next open picks a
-    ///   leftover `.generating` file over the committed ones and fails
-    ///   (sled issues #1387 and #1527). Without it, sled opens from the
-    ///   last committed snapshot and replays the log after it.
+    /// - `snap.LSN.generating`: a snapshot sled was writing. sled 0.34
+    ///   writes one on every open that finds log written since its last
+    ///   snapshot (and at no other time), and renames it to `snap.LSN`
+    ///   only once whole and synced; but its next open picks a leftover
+    ///   `.generating` file over the committed ones and fails (sled issues
+    ///   #1387 and #1527). Without it, sled opens from the last committed
+    ///   snapshot and replays the log after it.
     /// - `conf`, when the `db` log file is empty: a folder whose making was
     ///   killed between `conf`'s two writes, before sled wrote anything
     ///   else. sled writes `conf` again when it is absent.
+    ///
+    /// Only on Linux, macOS and Windows, where sled locks its folder (see
+    /// `open_clearing_kill_leftovers`); elsewhere such a folder stays an
+    /// error. [`open_with`](crate::open_with) hands out the store as a
+    /// `dyn BlockStore`, which does not show this list.
     pub fn cleared_on_open(&self) -> &[String] {
         &self.cleared
     }
@@ -173,13 +177,58 @@ fn open_waiting_for_lock(config: &sled::Config) -> sled::Result<sled::Db> {
     }
 }
 
+/// How long [`open_clearing_kill_leftovers`] waits before it opens a
+/// refused folder once more: another process making the same folder may
+/// have been between its two writes of `conf` (sled writes `conf` before
+/// it takes its lock), and is done with them by then.
+const SETTLE: Duration = Duration::from_millis(50);
+
+/// Opens sled folder `path` after sled refused it as corrupt: once more
+/// after [`SETTLE`], then, if sled still refuses it and the platform is one
+/// where sled locks its folder, after [`clear_kill_leftovers`] removed
+/// what a killed sled leaves (the names pushed to `cleared`).
+///
+/// # Errors
+///
+/// [`Error::Backend`] with sled's error if nothing was removed;
+/// [`Error::Corrupt`] if removing failed or sled refuses the folder even
+/// so, saying what was removed.
+fn open_clearing_kill_leftovers(
+    path: &Path,
+    config: &sled::Config,
+    cleared: &mut Vec<String>,
+) -> Result<sled::Db> {
+    std::thread::sleep(SETTLE);
+    let refused = match open_waiting_for_lock(config) {
+        Err(e @ sled::Error::Corruption { .. }) => e,
+        other => return other.map_err(backend),
+    };
+    // sled 0.34 locks its `db` file only on these (its `try_lock`);
+    // elsewhere a live sled would hold no lock to respect.
+    if !cfg!(any(target_os = "linux", target_os = "macos", windows)) {
+        return Err(backend(refused));
+    }
+    let corrupt = |what: String| Error::Corrupt { backend: NAME, what };
+    match clear_kill_leftovers(path, cleared) {
+        Ok(false) => Err(backend(refused)),
+        Ok(true) => open_waiting_for_lock(config).map_err(|e| {
+            corrupt(format!("sled refuses the folder ({e}) even after removing {cleared:?}"))
+        }),
+        Err(e) => Err(corrupt(format!(
+            "sled refuses the folder ({refused}); removing what a killed sled leaves failed \
+             ({e}) after removing {cleared:?}"
+        ))),
+    }
+}
+
 /// Removes from sled folder `path` what a process killed while sled wrote
 /// it can leave and sled then refuses (the files listed at
 /// [`SledStore::cleared_on_open`]), pushing their names to `cleared`.
 /// Returns whether it removed any.
 ///
 /// It holds the exclusive lock on the folder's `db` file, the one sled
-/// takes (`flock` on Unix, as std's and sled's `fs2` both take it), while
+/// takes once it has read (or written) `conf` (`flock` on Linux and macOS,
+/// `LockFileEx` on Windows, as std's and sled's `fs2` both take it), while
 /// it removes: a folder a live sled holds is left alone, so no file a live
 /// process is writing is removed. The `db` file is created if absent, as
 /// sled's own open would.
@@ -302,24 +351,59 @@ mod tests {
         open_waiting_for_lock(&sled::Config::new().path(path))
     }
 
-    #[test]
-    fn a_snapshot_left_generating_is_cleared_and_the_blocks_are_kept() {
+    /// The committed snapshots in sled folder `path`.
+    fn snapshots(path: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(path)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with("snap.") && !n.ends_with(".generating"))
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// A leftover `.generating` snapshot with `contents` beside a store
+    /// with blocks (and, with `committed`, a committed snapshot) is
+    /// refused by sled, cleared by `SledStore::open`, and every block is
+    /// there afterwards.
+    fn check_generating_leftover(contents: &[u8], committed: bool) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("blocks.sled");
-        let cids = store_with_blocks(&path);
-        // What a kill while sled writes a snapshot leaves: the file made,
-        // nothing in it yet.
+        let mut cids = store_with_blocks(&path);
+        if committed {
+            // A second session: its open snapshots the first one's log.
+            let store = SledStore::open(&path).unwrap();
+            let (cid, bytes) = block(100);
+            store.write([(cid, Bytes::from(bytes))].into_iter().collect()).unwrap();
+            cids.push(cid);
+            drop(store);
+            drop(SledStore::open(&path).unwrap());
+            assert!(!snapshots(&path).is_empty(), "no committed snapshot to open from");
+        }
+        let committed_before = snapshots(&path);
+        // What a kill while sled writes a snapshot leaves.
         let leftover = "snap.FFFFFFFFFFFFFFFF.generating";
-        std::fs::write(path.join(leftover), b"").unwrap();
+        std::fs::write(path.join(leftover), contents).unwrap();
         assert!(matches!(raw_open(&path), Err(sled::Error::Corruption { .. })));
 
         let store = SledStore::open(&path).unwrap();
         assert_eq!(store.cleared_on_open(), [leftover]);
         assert!(!path.join(leftover).exists());
+        assert!(snapshots(&path).len() >= committed_before.len());
         for cid in &cids {
             assert!(store.has(cid).unwrap(), "{cid} lost");
         }
         store.check_integrity().unwrap();
+    }
+
+    #[test]
+    fn an_empty_snapshot_left_generating_is_cleared_and_the_blocks_are_kept() {
+        check_generating_leftover(b"", false);
+    }
+
+    #[test]
+    fn a_partial_snapshot_left_generating_beside_a_committed_one_is_cleared() {
+        check_generating_leftover(&[0x5a; 40], true);
     }
 
     #[test]
@@ -337,6 +421,7 @@ mod tests {
 
         let store = SledStore::open(&path).unwrap();
         assert_eq!(store.cleared_on_open(), ["conf"]);
+        assert!(path.join("conf").exists(), "sled wrote conf again");
         let (cid, bytes) = block(1);
         store.write([(cid, Bytes::from(bytes))].into_iter().collect()).unwrap();
         assert!(store.has(&cid).unwrap());
@@ -350,6 +435,7 @@ mod tests {
         let conf = std::fs::read(path.join("conf")).unwrap();
         std::fs::write(path.join("conf"), &conf[..conf.len() - 4]).unwrap();
 
+        // Only sled's own refusal: nothing removed, nothing to report.
         let err = SledStore::open(&path).unwrap_err();
         assert!(matches!(err, Error::Backend { .. }), "{err:?}");
         assert!(path.join("conf").exists());

@@ -240,17 +240,23 @@ fn crash_durable(backend: Backend) {
 /// The kill times of a sweep: `steps` steps of 250 µs (40, up to 80 with
 /// more `ATREPO_STORE_CRASH_ITERATIONS`), each put at a random point of its
 /// step (from the seed) so that runs with other seeds, and timing noise,
-/// probe windows narrower than a step; then 1 ms steps up to 200 ms past
-/// the sweep, for callers that go on until enough kills came late enough.
-/// Returns the sweep's length and the times.
+/// probe windows narrower than a step; then steps growing from 1 ms by a
+/// tenth each up to about 2 s past the sweep (a slow, loaded CI machine),
+/// for callers that go on until enough kills came late enough. Returns
+/// the sweep's length and the times.
 fn sweep_delays(backend: Backend, salt: u64) -> (Duration, impl Iterator<Item = Duration>) {
     const STEP_US: u64 = 250;
+    const TAIL_US: u64 = 2_000_000;
     let steps = u64::from((iterations().max(20) * 2).min(80));
     let sweep = Duration::from_micros(steps * STEP_US);
-    let mut rng = seed() ^ salt ^ backend.name().len() as u64;
+    let name_salt = backend.name().bytes().fold(0u64, |h, b| h.rotate_left(8) ^ u64::from(b));
+    let mut rng = seed() ^ salt ^ name_salt;
+    let tail = std::iter::successors(Some(1_000u64), |us| Some(us + (us / 10).max(1_000)))
+        .take_while(|us| *us <= TAIL_US)
+        .map(move |us| sweep + Duration::from_micros(us));
     let delays = (0..steps)
         .map(move |step| Duration::from_micros(step * STEP_US + next_random(&mut rng) % STEP_US))
-        .chain((1..=200).map(move |ms| sweep + Duration::from_millis(ms)));
+        .chain(tail);
     (sweep, delays)
 }
 
@@ -259,9 +265,9 @@ fn sweep_delays(backend: Backend, salt: u64) -> (Duration, impl Iterator<Item = 
 /// creation must open afterwards. Random kill times almost never land
 /// there (a redb file killed mid-header was found once, by the facade's
 /// crash test, as "Not a redb database"). On a loaded machine the store
-/// may appear only after the sweep: it goes on in 1 ms steps until a few
-/// kills came after the store appeared (up to 200 ms more), and at least
-/// one must have, or the test would prove nothing.
+/// may appear only after the sweep: it goes on until a few kills came
+/// after the store appeared (up to about 2 s more), and at least one must
+/// have, or the test would prove nothing.
 fn crash_while_creating(backend: Backend) {
     const AFTER_WANTED: u32 = 3;
     let (sweep, delays) = sweep_delays(backend, 0xc7ea);
@@ -292,8 +298,9 @@ fn crash_while_creating(backend: Backend) {
 /// whenever its log has grown since the last one, redb repairs after an
 /// unclean close (a sweep like this one, in 25 µs steps, found an empty
 /// sled snapshot left by such a kill that sled then refused; it is what
-/// `SledStore::open` clears). The times are [`sweep_delays`], going on until a few kills
-/// came after the child's first acknowledgement.
+/// `SledStore::open` clears). The times are [`sweep_delays`], going on
+/// until a few kills came after the child acknowledged a batch beyond
+/// those already there (so after it had opened the store).
 fn crash_while_reopening(backend: Backend) {
     const REOPEN_BATCHES: u32 = 4;
     const AFTER_WANTED: u32 = 3;
