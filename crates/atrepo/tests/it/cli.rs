@@ -418,3 +418,63 @@ fn export_keeps_lax_paths_inside_its_folder() {
     ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
 }
+
+/// `export` writes under a temporary name and moves it to `--out` only
+/// once the repository has verified whole: a repository that fails late
+/// (a record flipped near the end) leaves nothing, as a folder or as JSON
+/// Lines, where records it wrote before the failure would pass for an
+/// export. A folder export never writes into a folder that holds files.
+#[test]
+fn export_leaves_nothing_unless_the_repository_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, key) = generated(dir.path(), "r.car", "200", "3", &[]);
+    let mut bytes = std::fs::read(&repo).unwrap();
+    let at = bytes.len() - 5;
+    bytes[at] ^= 1;
+    let tampered = dir.path().join("tampered.car");
+    std::fs::write(&tampered, &bytes).unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let names = |dir: &Path| {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    };
+    for target in [out.join("records"), out.join("records.jsonl")] {
+        let target = target.to_str().unwrap();
+        let run = atrepo(&["export", tampered.to_str().unwrap(), "--key", &key, "--out", target]);
+        assert_eq!(run.code, 1, "{target}: {}", run.stderr);
+        assert!(names(&out).is_empty(), "{target}: left {:?}", names(&out));
+    }
+
+    // Verified: the folder appears whole, also in place of an empty one.
+    let records = out.join("records");
+    std::fs::create_dir(&records).unwrap();
+    let run = atrepo(
+        &["export", repo.to_str().unwrap(), "--key", &key, "--out"]
+            .into_iter()
+            .chain([records.to_str().unwrap()])
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(names(&out), ["records"]);
+    let posts = names(&records.join("app.bsky.feed.post")).len();
+    assert!(posts > 10, "{posts} posts");
+
+    // A second export into it is refused, and the first one is kept.
+    let again = atrepo(&[
+        "export",
+        repo.to_str().unwrap(),
+        "--key",
+        &key,
+        "--out",
+        records.to_str().unwrap(),
+    ]);
+    assert_eq!(again.code, 3, "{}", again.stdout);
+    assert!(again.stderr.contains("exists and is not empty"), "{}", again.stderr);
+    assert_eq!(names(&records.join("app.bsky.feed.post")).len(), posts);
+    assert_eq!(names(&out), ["records"]);
+}

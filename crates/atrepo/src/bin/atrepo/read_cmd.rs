@@ -333,8 +333,10 @@ pub(crate) fn diff(args: &DiffArgs) -> Result<ExitCode> {
 pub(crate) struct ExportArgs {
     /// The CAR file, or `-` for standard input.
     file: PathBuf,
-    /// A folder (one `collection/rkey.json` file per record) or a file
-    /// ending in `.jsonl` (one `{"key", "cid", "record"}` line per record).
+    /// A folder, absent or empty (one `collection/rkey.json` file per
+    /// record), or a file ending in `.jsonl` (one `{"key", "cid",
+    /// "record"}` line per record). Written under a temporary name beside
+    /// it and moved there only once the whole repository has verified.
     #[arg(long)]
     out: PathBuf,
     /// Print a JSON summary.
@@ -354,20 +356,100 @@ fn plain_name(part: &str) -> bool {
     )
 }
 
+/// Where `export` writes until the repository has verified whole: a
+/// temporary name beside `--out` (`.NAME.atrepo-export.PID.tmp`), moved to
+/// `--out` only then. A repository that fails half-way (a bad block, a
+/// broken MST rule, a record key that cannot be a file name) leaves
+/// nothing under `--out`, where records of an unverified repository would
+/// otherwise look like an export; what it wrote is removed on the way out
+/// (a killed process leaves the temporary name).
+struct Staged {
+    temp: PathBuf,
+    out: PathBuf,
+    folder: bool,
+    moved: bool,
+}
+
+impl Staged {
+    /// Makes the temporary file or folder for `out`, after checking that
+    /// `out`, as a folder, is absent or empty: an export is a new folder,
+    /// never files mixed into another export's.
+    fn new(out: &Path, folder: bool) -> Result<Self> {
+        let Some(name) = out.file_name() else {
+            bail!("--out {} names no file or folder", out.display());
+        };
+        if folder && out.exists() {
+            let mut entries =
+                fs::read_dir(out).with_context(|| format!("{} is not a folder", out.display()))?;
+            if entries.next().is_some() {
+                bail!(
+                    "{} exists and is not empty: export writes a new folder (remove it or name \
+                     another)",
+                    out.display()
+                );
+            }
+        }
+        if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        let temp = out.with_file_name(format!(
+            ".{}.atrepo-export.{}.tmp",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
+        let made = if folder { fs::create_dir(&temp) } else { fs::File::create(&temp).map(drop) };
+        made.with_context(|| format!("cannot create {}", temp.display()))?;
+        Ok(Staged { temp, out: out.to_owned(), folder, moved: false })
+    }
+
+    /// Moves the finished export to `--out` (replacing a file there, or an
+    /// empty folder).
+    fn finish(mut self) -> Result<()> {
+        if self.folder && self.out.is_dir() {
+            fs::remove_dir(&self.out).with_context(|| {
+                format!("cannot replace {} (not empty any more?)", self.out.display())
+            })?;
+        }
+        fs::rename(&self.temp, &self.out).with_context(|| {
+            format!("cannot move {} to {}", self.temp.display(), self.out.display())
+        })?;
+        self.moved = true;
+        Ok(())
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.moved {
+            // Best effort: an error is already on its way out.
+            let _ = if self.folder {
+                fs::remove_dir_all(&self.temp)
+            } else {
+                fs::remove_file(&self.temp)
+            };
+        }
+    }
+}
+
 pub(crate) fn export(args: &ExportArgs) -> Result<ExitCode> {
-    let mut repo = args.common.open(&args.file, RecordBytes::Used)?;
     let jsonl = args.out.extension().is_some_and(|e| e == "jsonl");
+    let staged = Staged::new(&args.out, !jsonl)?;
+    let mut repo = args.common.open(&args.file, RecordBytes::Used)?;
     let mut lines = if jsonl {
-        let file = fs::File::create(&args.out)
-            .with_context(|| format!("cannot create {}", args.out.display()))?;
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .open(&staged.temp)
+            .with_context(|| format!("cannot open {}", staged.temp.display()))?;
         Some(BufWriter::new(file))
     } else {
-        fs::create_dir_all(&args.out)
-            .with_context(|| format!("cannot create {}", args.out.display()))?;
         None
     };
     let mut count = 0u64;
     let mut last: Option<(cid::Cid, serde_json::Value)> = None;
+    // The collection whose folder was made last: records come in key
+    // order, so each collection's records come together.
+    let mut folder_of: Option<String> = None;
     while let Some(record) = repo.next_record()? {
         let json = match &last {
             // The same record as the key before: decoded already.
@@ -397,10 +479,37 @@ pub(crate) fn export(args: &ExportArgs) -> Result<ExitCode> {
                     args.out.display()
                 );
             }
-            let dir = args.out.join(collection);
-            fs::create_dir_all(&dir)?;
-            let path = dir.join(file);
-            fs::write(&path, format!("{json:#}"))
+            // A folder or file that exists already was made for another
+            // collection or record key: the file system does not tell
+            // their names apart (case, or Unicode normalization), and
+            // writing on would mix or overwrite records.
+            let clash = |what: &str, path: &Path| {
+                anyhow::anyhow!(
+                    "record key {:?}: {what} {} exists already for another key; this file \
+                     system does not tell apart names that differ only in case or Unicode \
+                     normalization (export to a .jsonl file instead)",
+                    record.key(),
+                    path.display()
+                )
+            };
+            let dir = staged.temp.join(collection);
+            if folder_of.as_deref() != Some(collection) {
+                match fs::create_dir(&dir) {
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        return Err(clash("folder", &args.out.join(collection)));
+                    }
+                    made => made.with_context(|| format!("cannot create {}", dir.display()))?,
+                }
+                folder_of = Some(collection.to_owned());
+            }
+            let path = dir.join(&file);
+            let mut out = match fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    return Err(clash("file", &args.out.join(collection).join(&file)));
+                }
+                opened => opened.with_context(|| format!("cannot create {}", path.display()))?,
+            };
+            out.write_all(format!("{json:#}").as_bytes())
                 .with_context(|| format!("cannot write {}", path.display()))?;
         }
         last = Some((record.cid(), json));
@@ -410,6 +519,7 @@ pub(crate) fn export(args: &ExportArgs) -> Result<ExitCode> {
     if let Some(mut lines) = lines {
         lines.flush()?;
     }
+    staged.finish()?;
     if args.json {
         println!(
             "{}",
