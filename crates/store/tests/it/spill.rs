@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use atrepo_store::{
-    Backend, BlockStore, Error, ErrorKind, MEMORY_OVERHEAD_PER_BLOCK, SCRATCH_PREFIX, SpillOptions,
-    SpillStore, clean_stale,
+    Backend, BlockStore, Error, ErrorKind, MEMORY_OVERHEAD_PER_BLOCK, SCRATCH_LOCK_FILE,
+    SCRATCH_PREFIX, SpillOptions, SpillStore, clean_stale,
 };
 
 use crate::conformance::sized_block;
@@ -334,4 +334,56 @@ fn targets_must_be_writable_disk_backends() {
             );
         }
     }
+}
+
+/// A scratch folder's owner is told alive by the lock on its lock file,
+/// not by the pid in its name: across PID namespaces (containers sharing
+/// the parent folder) a live owner's pid looks dead, and a dead owner's
+/// pid may be a live process here.
+#[test]
+fn the_lock_not_the_pid_says_whether_a_folder_is_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let make = |name: String, lock: bool| {
+        let folder = dir.path().join(name);
+        std::fs::create_dir(&folder).unwrap();
+        std::fs::write(folder.join("blocks.redb"), b"blocks").unwrap();
+        let file = std::fs::File::create(folder.join(SCRATCH_LOCK_FILE)).unwrap();
+        if lock {
+            file.try_lock().unwrap();
+        }
+        (folder, file)
+    };
+    // Named after a dead pid, locked: a live owner in another namespace.
+    let (elsewhere, held) = make(format!("{SCRATCH_PREFIX}{}-0", dead_pid()), true);
+    // Named after a live pid (init), not locked: its owner is gone.
+    let (reused, _unlocked) = make(format!("{SCRATCH_PREFIX}1-7"), false);
+
+    assert_eq!(clean_stale(dir.path()).unwrap(), 1);
+    assert!(elsewhere.exists(), "a folder whose lock is held was removed");
+    assert!(!reused.exists(), "a folder nobody holds the lock of was kept");
+
+    // Once its owner lets go (as when it dies), it is swept.
+    drop(held);
+    assert_eq!(clean_stale(dir.path()).unwrap(), 1);
+    assert!(scratch_dirs(dir.path()).is_empty());
+}
+
+/// A spilled store's scratch folder holds its lock file, locked: another
+/// sweep of the same parent leaves it while the store lives, and the
+/// folder goes with the store.
+#[cfg(feature = "redb")]
+#[test]
+fn a_live_spill_folder_is_locked_and_left_by_sweeps() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SpillStore::new(options(dir.path()).memory_limit(0).target(Backend::Redb).unwrap())
+        .unwrap();
+    store.write(crate::conformance::blocks("spill", 10).into_iter().collect()).unwrap();
+    let scratch = store.scratch_dir().unwrap().to_owned();
+    assert_eq!(scratch_dirs(dir.path()).len(), 1);
+    let lock = scratch.join(SCRATCH_LOCK_FILE);
+    let file = std::fs::File::open(&lock).unwrap();
+    assert!(matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock)));
+    assert_eq!(clean_stale(dir.path()).unwrap(), 0);
+    drop(store);
+    assert!(scratch_dirs(dir.path()).is_empty());
 }
