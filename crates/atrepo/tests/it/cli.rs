@@ -407,6 +407,8 @@ fn export_keeps_lax_paths_inside_its_folder() {
     assert_ne!(run.code, 0, "{}", run.stdout);
     assert!(run.stderr.contains("\"../config\" cannot be written"), "{}", run.stderr);
     assert!(!dir.path().join("config.json").exists());
+    // Nothing of the refused export is left, not even the folder.
+    assert!(!out.exists());
     // As JSON Lines it is only a key.
     let lines = dir.path().join("out.jsonl");
     let run = atrepo(&[
@@ -449,6 +451,21 @@ fn export_leaves_nothing_unless_the_repository_verifies() {
         assert_eq!(run.code, 1, "{target}: {}", run.stderr);
         assert!(names(&out).is_empty(), "{target}: left {:?}", names(&out));
     }
+    // A .jsonl file there already is kept as it was.
+    let lines = out.join("old.jsonl");
+    std::fs::write(&lines, "kept\n").unwrap();
+    let run = atrepo(&[
+        "export",
+        tampered.to_str().unwrap(),
+        "--key",
+        &key,
+        "--out",
+        lines.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(std::fs::read_to_string(&lines).unwrap(), "kept\n");
+    assert_eq!(names(&out), ["old.jsonl"]);
+    std::fs::remove_file(&lines).unwrap();
 
     // Verified: the folder appears whole, also in place of an empty one.
     let records = out.join("records");
@@ -477,4 +494,26 @@ fn export_leaves_nothing_unless_the_repository_verifies() {
     assert!(again.stderr.contains("exists and is not empty"), "{}", again.stderr);
     assert_eq!(names(&records.join("app.bsky.feed.post")).len(), posts);
     assert_eq!(names(&out), ["records"]);
+
+    // A link to an empty folder: the export goes into the folder it
+    // points to, and the link stays.
+    #[cfg(unix)]
+    {
+        let target = dir.path().join("target");
+        std::fs::create_dir(&target).unwrap();
+        let link = out.join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let run = atrepo(&[
+            "export",
+            repo.to_str().unwrap(),
+            "--key",
+            &key,
+            "--out",
+            link.to_str().unwrap(),
+        ]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert_eq!(names(&target.join("app.bsky.feed.post")).len(), posts);
+        assert!(names(&target).iter().all(|n| !n.starts_with('.')), "{:?}", names(&target));
+    }
 }

@@ -335,8 +335,9 @@ pub(crate) struct ExportArgs {
     file: PathBuf,
     /// A folder, absent or empty (one `collection/rkey.json` file per
     /// record), or a file ending in `.jsonl` (one `{"key", "cid",
-    /// "record"}` line per record). Written under a temporary name beside
-    /// it and moved there only once the whole repository has verified.
+    /// "record"}` line per record). Written under a temporary name (beside
+    /// it, or inside an existing empty folder) and moved there only once
+    /// the whole repository has verified.
     #[arg(long)]
     out: PathBuf,
     /// Print a JSON summary.
@@ -356,94 +357,128 @@ fn plain_name(part: &str) -> bool {
     )
 }
 
-/// Where `export` writes until the repository has verified whole: a
-/// temporary name beside `--out` (`.NAME.atrepo-export.PID.tmp`), moved to
-/// `--out` only then. A repository that fails half-way (a bad block, a
+/// Where `export` writes until the repository has verified whole, moved to
+/// `--out` only then: a repository that fails half-way (a bad block, a
 /// broken MST rule, a record key that cannot be a file name) leaves
 /// nothing under `--out`, where records of an unverified repository would
-/// otherwise look like an export; what it wrote is removed on the way out
-/// (a killed process leaves the temporary name).
-struct Staged {
-    temp: PathBuf,
-    out: PathBuf,
-    folder: bool,
-    moved: bool,
+/// otherwise pass for an export. What it wrote is removed on the way out
+/// (a killed process leaves a hidden temporary name, `.NAME.atrepo-export.*`
+/// beside `--out` or `.atrepo-export.*` inside it).
+///
+/// - A `.jsonl` file: a new file beside it, renamed over it.
+/// - A folder that does not exist: a new folder beside it, renamed to it.
+/// - An existing empty folder (a mount point, say, which cannot be
+///   replaced): a new folder inside it, whose entries move up into it.
+///
+/// Temporary names are random and made with `O_EXCL`, so a link planted
+/// at a guessed name is never followed. An existing `--out` that is a
+/// symbolic link is resolved first; what it points to is written.
+enum Staged {
+    File { temp: tempfile::NamedTempFile, out: PathBuf },
+    NewFolder { temp: tempfile::TempDir, out: PathBuf },
+    Inside { temp: tempfile::TempDir, out: PathBuf },
 }
 
 impl Staged {
-    /// Makes the temporary file or folder for `out`, after checking that
-    /// `out`, as a folder, is absent or empty: an export is a new folder,
-    /// never files mixed into another export's.
-    fn new(out: &Path, folder: bool) -> Result<Self> {
-        let Some(name) = out.file_name() else {
+    /// Makes the temporary file or folder for `out` (a folder unless
+    /// `jsonl`), after checking that an existing folder `out` is empty: an
+    /// export is never mixed into the files of another one.
+    fn new(out: &Path, jsonl: bool) -> Result<Self> {
+        let exists = fs::symlink_metadata(out).is_ok();
+        // Resolved: `.`, a trailing slash, a link to a folder.
+        let out = if exists {
+            fs::canonicalize(out).with_context(|| format!("cannot resolve {}", out.display()))?
+        } else {
+            out.to_owned()
+        };
+        let Some(name) = out.file_name().map(|n| n.to_string_lossy().into_owned()) else {
             bail!("--out {} names no file or folder", out.display());
         };
-        if folder && out.exists() {
-            let mut entries =
-                fs::read_dir(out).with_context(|| format!("{} is not a folder", out.display()))?;
-            if entries.next().is_some() {
-                bail!(
-                    "{} exists and is not empty: export writes a new folder (remove it or name \
-                     another)",
-                    out.display()
-                );
-            }
-        }
-        if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-            fs::create_dir_all(parent)
+        let parent = match out.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        if !exists {
+            fs::create_dir_all(&parent)
                 .with_context(|| format!("cannot create {}", parent.display()))?;
         }
-        let temp = out.with_file_name(format!(
-            ".{}.atrepo-export.{}.tmp",
-            name.to_string_lossy(),
-            std::process::id()
-        ));
-        let made = if folder { fs::create_dir(&temp) } else { fs::File::create(&temp).map(drop) };
-        made.with_context(|| format!("cannot create {}", temp.display()))?;
-        Ok(Staged { temp, out: out.to_owned(), folder, moved: false })
+        let prefix = format!(".{name}.atrepo-export.");
+        let mut beside = tempfile::Builder::new();
+        beside.prefix(&prefix);
+        if jsonl {
+            if exists && out.is_dir() {
+                bail!("{} is a folder, not a .jsonl file", out.display());
+            }
+            let temp = beside
+                .tempfile_in(&parent)
+                .with_context(|| format!("cannot create a file in {}", parent.display()))?;
+            return Ok(Staged::File { temp, out });
+        }
+        if !exists {
+            let temp = beside
+                .tempdir_in(&parent)
+                .with_context(|| format!("cannot create a folder in {}", parent.display()))?;
+            return Ok(Staged::NewFolder { temp, out });
+        }
+        let mut entries =
+            fs::read_dir(&out).with_context(|| format!("cannot list {}", out.display()))?;
+        if entries.next().is_some() {
+            bail!(
+                "{} exists and is not empty: export writes a new folder (remove it or name \
+                 another)",
+                out.display()
+            );
+        }
+        let temp = tempfile::Builder::new()
+            .prefix(".atrepo-export.")
+            .tempdir_in(&out)
+            .with_context(|| format!("cannot create a folder in {}", out.display()))?;
+        Ok(Staged::Inside { temp, out })
     }
 
-    /// Moves the finished export to `--out` (replacing a file there, or an
-    /// empty folder).
-    fn finish(mut self) -> Result<()> {
-        if self.folder && self.out.is_dir() {
-            fs::remove_dir(&self.out).with_context(|| {
-                format!("cannot replace {} (not empty any more?)", self.out.display())
-            })?;
+    /// Where records are written now: the temporary file or folder.
+    fn path(&self) -> &Path {
+        match self {
+            Staged::File { temp, .. } => temp.path(),
+            Staged::NewFolder { temp, .. } | Staged::Inside { temp, .. } => temp.path(),
         }
-        fs::rename(&self.temp, &self.out).with_context(|| {
-            format!("cannot move {} to {}", self.temp.display(), self.out.display())
-        })?;
-        self.moved = true;
+    }
+
+    /// Moves the finished export to `--out`.
+    fn finish(self) -> Result<()> {
+        match self {
+            Staged::File { temp, out } => {
+                temp.persist(&out).with_context(|| format!("cannot write {}", out.display()))?;
+            }
+            Staged::NewFolder { temp, out } => {
+                // Kept from here on: it becomes `out`, or stays to be
+                // looked at if that fails.
+                let temp = temp.keep();
+                fs::rename(&temp, &out).with_context(|| {
+                    format!("cannot move {} to {}", temp.display(), out.display())
+                })?;
+            }
+            Staged::Inside { temp, out } => {
+                for entry in fs::read_dir(temp.path())? {
+                    let entry = entry?;
+                    let to = out.join(entry.file_name());
+                    fs::rename(entry.path(), &to)
+                        .with_context(|| format!("cannot move a folder to {}", to.display()))?;
+                }
+                temp.close()?;
+            }
+        }
         Ok(())
-    }
-}
-
-impl Drop for Staged {
-    fn drop(&mut self) {
-        if !self.moved {
-            // Best effort: an error is already on its way out.
-            let _ = if self.folder {
-                fs::remove_dir_all(&self.temp)
-            } else {
-                fs::remove_file(&self.temp)
-            };
-        }
     }
 }
 
 pub(crate) fn export(args: &ExportArgs) -> Result<ExitCode> {
     let jsonl = args.out.extension().is_some_and(|e| e == "jsonl");
-    let staged = Staged::new(&args.out, !jsonl)?;
+    let staged = Staged::new(&args.out, jsonl)?;
     let mut repo = args.common.open(&args.file, RecordBytes::Used)?;
-    let mut lines = if jsonl {
-        let file = fs::OpenOptions::new()
-            .write(true)
-            .open(&staged.temp)
-            .with_context(|| format!("cannot open {}", staged.temp.display()))?;
-        Some(BufWriter::new(file))
-    } else {
-        None
+    let mut lines = match &staged {
+        Staged::File { temp, .. } => Some(BufWriter::new(temp.as_file().try_clone()?)),
+        _ => None,
     };
     let mut count = 0u64;
     let mut last: Option<(cid::Cid, serde_json::Value)> = None;
@@ -492,7 +527,7 @@ pub(crate) fn export(args: &ExportArgs) -> Result<ExitCode> {
                     path.display()
                 )
             };
-            let dir = staged.temp.join(collection);
+            let dir = staged.path().join(collection);
             if folder_of.as_deref() != Some(collection) {
                 match fs::create_dir(&dir) {
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -517,6 +552,7 @@ pub(crate) fn export(args: &ExportArgs) -> Result<ExitCode> {
     }
     repo.finish()?;
     if let Some(mut lines) = lines {
+        // Flushed and let go of before the file moves.
         lines.flush()?;
     }
     staged.finish()?;
