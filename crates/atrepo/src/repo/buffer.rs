@@ -35,7 +35,8 @@ use cid::Cid;
 
 use super::notes::Notes;
 use super::scratch::{Part, SCRATCH_BUFFER, SCRATCH_BUFFER_MIN, Scratch, read_at};
-use super::taken::{self, Taken};
+use super::segment::FREEZE_BUFFERS;
+use super::taken::Taken;
 use crate::error::{Error, Result};
 
 /// Estimated bytes per entry of the set of handed-out record CIDs (16-byte
@@ -156,8 +157,8 @@ fn can_note(in_file: &Notes, held: u64, limit: u64, cid: &Cid) -> bool {
 /// Whether `cid`'s short fingerprint is noted, for another block (blocks
 /// already waiting are dropped as duplicates before they are noted): see
 /// [`note`].
-fn clashes(in_file: &Notes, cid: &Cid) -> bool {
-    in_file.get(short(cid)).is_some()
+fn clashes(in_file: &Notes, cid: &Cid) -> std::io::Result<bool> {
+    Ok(in_file.get(short(cid))?.is_some())
 }
 
 /// Notes block `cid` at packed position `packed` in `in_file` in place of
@@ -177,16 +178,55 @@ fn note(
     cid: &Cid,
     packed: u64,
     c: u64,
-) -> bool {
+) -> std::io::Result<bool> {
     let before = in_file.allocated();
-    let (noted, replaced) = in_file.insert(short(cid), packed);
+    let (noted, replaced) = in_file.insert(short(cid), packed)?;
     let grown = in_file.allocated().saturating_sub(before);
     *peak = (*peak).max(memory_bytes.saturating_add(grown).saturating_add(replaced));
     *memory_bytes = memory_bytes.saturating_add(grown);
     if noted {
         *memory_bytes = memory_bytes.saturating_sub(c);
     }
-    noted
+    Ok(noted)
+}
+
+/// What the notes' tables must hold before some are moved to disk when
+/// the budget is short ([`freeze_notes`]): a quarter of the limit, and
+/// never less than 4,096 notes' worth, so that segments are not tiny and a
+/// freeze frees a good part of the budget.
+fn notes_share(limit: u64) -> u64 {
+    (limit / 4).max(4096 * 32)
+}
+
+/// Tables of notes a freeze moves to disk (of 64): the biggest quarter.
+const FROZEN_TABLES: usize = 16;
+
+/// Moves the notes of the biggest [`FROZEN_TABLES`] of `in_file`'s tables
+/// to disk under `dir` if the tables hold more than [`notes_share`] of
+/// `limit` (see [`Notes::freeze_part`]), charging
+/// what stays in memory in their place and, to `peak`, the moment the
+/// tables, the new segment's filter and the merge buffers are all held.
+/// Returns whether it froze.
+fn freeze_notes(
+    in_file: &mut Notes,
+    memory_bytes: &mut u64,
+    peak: &mut u64,
+    limit: u64,
+    dir: &std::path::Path,
+) -> std::io::Result<bool> {
+    if in_file.in_tables() <= notes_share(limit) {
+        return Ok(false);
+    }
+    let before = in_file.allocated();
+    in_file.freeze_part(dir, FROZEN_TABLES)?;
+    let after = in_file.allocated();
+    // On the way: the tables as they were (each is freed once written)
+    // beside the segments' filters and page keys old and new (a merge
+    // builds the new ones before it drops the old), and the buffers.
+    let frozen = after.saturating_sub(in_file.in_tables());
+    *peak = (*peak).max(memory_bytes.saturating_add(frozen).saturating_add(FREEZE_BUFFERS));
+    *memory_bytes = memory_bytes.saturating_sub(before).saturating_add(after);
+    Ok(true)
 }
 
 /// The spill limit error once a stream's scratch file refused a block for
@@ -680,9 +720,7 @@ impl Buffer {
         }
         // Blocks left in the input: not referenced (the walk is over), or a
         // node that arrived twice.
-        for (k, packed) in inner.in_file.iter() {
-            count(used_short(k), unpack(packed).1);
-        }
+        inner.in_file.for_each(|k, packed| count(used_short(k), unpack(packed).1))?;
         // Of the blocks in the spill store the walk read (nodes, and the
         // commit: `used` says so for both), those beyond the ones it took
         // from there are second copies of blocks taken elsewhere.
@@ -854,11 +892,18 @@ impl Inner {
         // spill instead). A stream's block is checked before it is
         // appended.
         let whole = self.whole.is_some().then(|| pack(offset, bytes.len())).flatten();
-        let clash = self.waits_in_scratch && clashes(&self.in_file, &cid);
+        let clash = self.waits_in_scratch && clashes(&self.in_file, &cid)?;
         if (whole.is_some() || self.waits_in_scratch) && !clash {
             if !can_note(&self.in_file, self.held_for_notes(), self.limit, &cid) {
-                // Room for notes, made by moving the taken set to disk.
+                // Room for notes, made by moving the taken set to disk,
+                // then the notes themselves.
                 self.freeze_taken()?;
+            }
+            if !can_note(&self.in_file, self.held_for_notes(), self.limit, &cid)
+                && let Some(dir) = self.spill_options.as_ref().map(|o| o.parent.clone())
+            {
+                let peak = &mut self.stats.peak_memory;
+                freeze_notes(&mut self.in_file, &mut self.memory_bytes, peak, self.limit, &dir)?;
             }
             if !can_note(&self.in_file, self.held_for_notes(), self.limit, &cid) {
                 if self.may_spill() {
@@ -866,7 +911,7 @@ impl Inner {
                 }
             } else if let Some(packed) = self.waiting_position(whole, &cid, bytes)? {
                 let peak = &mut self.stats.peak_memory;
-                if note(&mut self.in_file, &mut self.memory_bytes, peak, &cid, packed, cost(bytes))
+                if note(&mut self.in_file, &mut self.memory_bytes, peak, &cid, packed, cost(bytes))?
                 {
                     return Ok(());
                 }
@@ -1012,15 +1057,16 @@ impl Inner {
 
     /// Drops the note of short fingerprint `k`, giving back what its table
     /// shrank by (see [`Notes::remove`]).
-    fn unnote(&mut self, k: u64) {
+    fn unnote(&mut self, k: u64) -> Result<()> {
         let before = self.in_file.allocated();
-        if let Some((_, smaller)) = self.in_file.remove(k) {
+        if let Some((_, smaller)) = self.in_file.remove(k)? {
             // The smaller table and the one it replaces, both held.
             let peak = self.memory_bytes.saturating_add(smaller);
             self.stats.peak_memory = self.stats.peak_memory.max(peak);
             let freed = before.saturating_sub(self.in_file.allocated());
             self.memory_bytes = self.memory_bytes.saturating_sub(freed);
         }
+        Ok(())
     }
 
     /// Moves a block that was to be noted, and is charged as waiting in
@@ -1049,6 +1095,7 @@ impl Inner {
         }
         let before = self.memory.len();
         let (limit, held, spill_ok) = (self.limit, self.held_for_notes(), self.may_spill());
+        let dir = self.spill_options.as_ref().map(|o| o.parent.clone());
         let (in_file, memory_bytes) = (&mut self.in_file, &mut self.memory_bytes);
         let peak = &mut self.stats.peak_memory;
         let mut scratch = self.scratch.as_mut().filter(|_| stream);
@@ -1064,7 +1111,22 @@ impl Inner {
             // A fingerprint noted for another block (see [`note`]): a
             // stream's block is not appended to the scratch file again on
             // every pass.
-            let clash = scratch.is_some() && clashes(in_file, cid);
+            let clash = match scratch.is_some().then(|| clashes(in_file, cid)).transpose() {
+                Ok(clash) => clash.unwrap_or(false),
+                Err(e) => {
+                    failed = Some(e);
+                    return true;
+                }
+            };
+            // Room for notes, made by moving them to disk.
+            if !clash
+                && !can_note(in_file, held, limit, cid)
+                && let Some(dir) = &dir
+                && let Err(e) = freeze_notes(in_file, memory_bytes, peak, limit, dir)
+            {
+                failed = Some(e);
+                return true;
+            }
             let noted = if clash || !can_note(in_file, held, limit, cid) {
                 if !spill_ok && !clash {
                     refused = Some(in_file.growth(short(cid)));
@@ -1081,7 +1143,13 @@ impl Inner {
                 };
                 // Too long to note, or past the scratch file's cap: stays.
                 let Some(packed) = packed else { return true };
-                note(in_file, memory_bytes, peak, cid, packed, c)
+                match note(in_file, memory_bytes, peak, cid, packed, c) {
+                    Ok(noted) => noted,
+                    Err(e) => {
+                        failed = Some(e);
+                        return true;
+                    }
+                }
             };
             if noted {
                 return false;
@@ -1162,7 +1230,7 @@ impl Inner {
         if self.memory.contains_key(cid) || self.pending.contains_key(cid) {
             return Ok(true);
         }
-        if let Some(packed) = self.in_file.get(short(cid))
+        if let Some(packed) = self.in_file.get(short(cid))?
             && self.confirm(cid, packed)?
         {
             return Ok(true);
@@ -1218,10 +1286,10 @@ impl Inner {
             }
         }
         let k = short(cid);
-        if let Some(packed) = self.in_file.get(k)
+        if let Some(packed) = self.in_file.get(k)?
             && let Some(bytes) = self.fetch(cid, packed)?
         {
-            self.unnote(k);
+            self.unnote(k)?;
             return Ok(Some((bytes, packed)));
         }
         // A block taken from the spill store stays there (scratch stores
@@ -1262,11 +1330,11 @@ impl Inner {
         }
         if !self.in_file.is_empty() {
             let k = short(cid);
-            if let Some(packed) = self.in_file.get(k)
+            if let Some(packed) = self.in_file.get(k)?
                 && unpack(packed).1 == len as u64
                 && self.confirm(cid, packed)?
             {
-                self.unnote(k);
+                self.unnote(k)?;
                 dropped = true;
             }
         }
@@ -1361,7 +1429,7 @@ impl Inner {
         let after = self.taken.frozen_bytes();
         // On the way: the new segment's filter and page keys beside the
         // old ones, and the merge's buffers.
-        let peak = self.memory_bytes.saturating_add(after).saturating_add(taken::FREEZE_BUFFERS);
+        let peak = self.memory_bytes.saturating_add(after).saturating_add(FREEZE_BUFFERS);
         self.stats.peak_memory = self.stats.peak_memory.max(peak);
         self.held = self.held.saturating_sub(before).saturating_add(after);
         self.memory_bytes = self.memory_bytes.saturating_sub(before).saturating_add(after);
@@ -1832,7 +1900,7 @@ mod tests {
         // Over the limit only while a freeze holds its buffers and the new
         // segment's filter beside the entries it moves.
         let peak = buffer.stats().peak_memory;
-        assert!(peak <= limit + taken::FREEZE_BUFFERS + frozen, "peak {peak} over {limit}");
+        assert!(peak <= limit + FREEZE_BUFFERS + frozen, "peak {peak} over {limit}");
     }
 
     /// A block whose short fingerprint clashes with a waiting block's
@@ -1919,7 +1987,7 @@ mod tests {
             // bytes and its own): none for the one waiting in memory.
             let section = |(c, b): &(Cid, Bytes)| (c.to_bytes().len() + b.len()) as u64;
             let noted = blocks.iter().filter(|(c, _)| {
-                inner.in_file.get(short(c)).is_some() && !inner.memory.contains_key(c)
+                inner.in_file.get(short(c)).unwrap().is_some() && !inner.memory.contains_key(c)
             });
             let expected: u64 = noted.map(section).sum();
             assert_eq!(inner.scratch.as_ref().unwrap().len(), expected);
@@ -2013,10 +2081,10 @@ mod tests {
             buffer.insert(cid, filler, 100 + u64::from(n) * 100).unwrap();
             n += 1;
         }
-        assert!(buffer.lock().in_file.get(short(&record)).is_some());
+        assert!(buffer.lock().in_file.get(short(&record)).unwrap().is_some());
         buffer.insert(record, bytes.clone(), 1_000_000).unwrap();
         assert_eq!(buffer.take_record(&record).unwrap(), RecordTake::Fresh(bytes.clone()));
-        assert!(buffer.lock().in_file.get(short(&record)).is_none());
+        assert!(buffer.lock().in_file.get(short(&record)).unwrap().is_none());
         // (Before the end of the input, a first miss is "not yet".)
         buffer.set_eof();
         assert!(matches!(buffer.take_record(&record).unwrap(), RecordTake::Repeat(_)));

@@ -13,6 +13,7 @@ mod notes;
 mod options;
 mod report;
 mod scratch;
+mod segment;
 mod taken;
 
 use std::io::Read;

@@ -19,13 +19,25 @@
 //! sixty-fourth of them; and the set reports the bytes its tables hold
 //! ([`Notes::allocated`]) and what growing one would take at once
 //! ([`Notes::growth`]), which the buffer charges to its budget instead of
-//! an estimate per note. This module must not decide what fits: the
-//! buffer does.
+//! an estimate per note.
+//!
+//! Millions of blocks waiting at once (a CAR of many tiny blocks ahead of
+//! the repository, or a big repository out of order) need more notes than
+//! a small budget holds. [`Notes::freeze`] moves every note in memory to a
+//! segment on disk ([`super::segment`]), of which memory keeps about 1.5
+//! bytes a note (a filter, page keys and a removal bit); a lookup that
+//! gets past a segment's filter reads one 4 KiB page. Before that, such
+//! blocks went to the spill store one by one, which took 87 s for 4
+//! million tiny blocks at a 16 MiB limit.
+//!
+//! This module must not decide what fits or when to freeze: the buffer
+//! does.
 
 use std::hash::BuildHasher as _;
+use std::io;
+use std::path::Path;
 
-/// Tables the notes are split into (by seeded hash).
-const SHARDS: usize = 64;
+use super::segment::{SHARDS, SegmentWriter, Segments, shard_of};
 
 /// One table of notes: short fingerprint and packed position.
 type Shard = hashbrown::HashTable<(u64, u64)>;
@@ -37,12 +49,6 @@ pub(crate) const FIRST_TABLE: u64 = 128;
 /// Capacity up to which a table is not shrunk (a few KiB): small tables
 /// would only grow again.
 const SHRINK_MIN: usize = 256;
-
-/// The shard of seeded hash `h`: its top bits.
-fn shard_of(h: u64) -> usize {
-    // SHARDS is a power of two well below 2^32.
-    usize::try_from(h >> 58).unwrap_or(0) % SHARDS
-}
 
 /// The hash a shard's table places an entry by: `h` multiplied by an odd
 /// constant, so that its top bits (the table's control byte) depend on
@@ -60,6 +66,10 @@ pub(crate) struct Notes {
     len: usize,
     /// The bytes all tables hold (`HashTable::allocation_size`).
     allocated: u64,
+    /// Notes moved to disk by [`Notes::freeze`]. A fingerprint is noted at
+    /// most once across the tables and the segments (inserts look in
+    /// both), so a lookup that finds it anywhere has the one note.
+    frozen: Segments<u64>,
 }
 
 impl Default for Notes {
@@ -69,6 +79,7 @@ impl Default for Notes {
             hasher: foldhash::fast::RandomState::default(),
             len: 0,
             allocated: 0,
+            frozen: Segments::removable(),
         }
     }
 }
@@ -80,10 +91,25 @@ impl Notes {
         (shard_of(h), table_hash(h))
     }
 
-    /// The note of `k`, if there is one.
-    pub(crate) fn get(&self, k: u64) -> Option<u64> {
+    /// The note of `k` in the tables, if there is one.
+    fn get_in_tables(&self, k: u64) -> Option<u64> {
         let (i, t) = self.place(k);
         self.shards.get(i)?.find(t, |&(key, _)| key == k).map(|&(_, packed)| packed)
+    }
+
+    /// The note of `k`, if there is one: in the tables, or on disk.
+    ///
+    /// # Errors
+    ///
+    /// If a segment's page cannot be read back.
+    pub(crate) fn get(&self, k: u64) -> io::Result<Option<u64>> {
+        if let Some(found) = self.get_in_tables(k) {
+            return Ok(Some(found));
+        }
+        if self.frozen.is_empty() {
+            return Ok(None);
+        }
+        self.frozen.get(&k, self.hasher.hash_one(k))
     }
 
     /// At most what noting a new `k` would allocate at once, besides what
@@ -107,9 +133,20 @@ impl Notes {
     /// noted, and the bytes of the table this replaced if its shard grew,
     /// which were held together with the new table for a moment (see
     /// [`growth`](Self::growth)); else 0.
-    pub(crate) fn insert(&mut self, k: u64, packed: u64) -> (bool, u64) {
+    ///
+    /// # Errors
+    ///
+    /// If a segment's page cannot be read back (to look for `k` there).
+    pub(crate) fn insert(&mut self, k: u64, packed: u64) -> io::Result<(bool, u64)> {
+        if !self.frozen.is_empty() && self.frozen.get(&k, self.hasher.hash_one(k))?.is_some() {
+            return Ok((false, 0));
+        }
+        Ok(self.insert_in_tables(k, packed))
+    }
+
+    fn insert_in_tables(&mut self, k: u64, packed: u64) -> (bool, u64) {
         let (i, t) = self.place(k);
-        let Notes { shards, hasher, len, allocated } = self;
+        let Notes { shards, hasher, len, allocated, .. } = self;
         let Some(shard) = shards.get_mut(i) else { return (false, 0) };
         let before = shard.allocation_size() as u64;
         // One probe: the entry of `k`. (hashbrown makes room for a new
@@ -129,16 +166,31 @@ impl Notes {
         (noted, if after == before { 0 } else { before })
     }
 
-    /// Drops the note of `k`. A table left under a quarter of its capacity
+    /// Drops the note of `k`, in the tables or on disk (where it is marked
+    /// removed, allocating nothing). A table left under a quarter of its capacity
     /// (which removals' tombstones lower, so it may be emptier) is shrunk
     /// to half full (so that it neither grows nor shrinks again
     /// until its notes double or halve): out of order, the notes drain as
     /// the walk catches up, and the memory goes back to the budget. Returns
     /// the note, and the bytes of the smaller table if there is one (held
     /// together with the table it replaces for a moment), else 0.
-    pub(crate) fn remove(&mut self, k: u64) -> Option<(u64, u64)> {
+    ///
+    /// # Errors
+    ///
+    /// If a segment's page cannot be read back.
+    pub(crate) fn remove(&mut self, k: u64) -> io::Result<Option<(u64, u64)>> {
+        if let Some(found) = self.remove_in_tables(k) {
+            return Ok(Some(found));
+        }
+        if self.frozen.is_empty() {
+            return Ok(None);
+        }
+        Ok(self.frozen.remove(&k, self.hasher.hash_one(k))?.map(|packed| (packed, 0)))
+    }
+
+    fn remove_in_tables(&mut self, k: u64) -> Option<(u64, u64)> {
         let (i, t) = self.place(k);
-        let Notes { shards, hasher, len, allocated } = self;
+        let Notes { shards, hasher, len, allocated, .. } = self;
         let shard = shards.get_mut(i)?;
         let ((_, packed), _) = shard.find_entry(t, |&(key, _)| key == k).ok()?.remove();
         *len = len.saturating_sub(1);
@@ -152,25 +204,102 @@ impl Notes {
         Some((packed, smaller))
     }
 
-    /// How many blocks are noted.
-    #[cfg(test)]
+    /// How many blocks are noted, in the tables and on disk.
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.len.saturating_add(self.frozen.live())
     }
 
     /// Whether no block is noted.
     pub(crate) fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
 
-    /// The bytes the tables hold.
+    /// The bytes the notes keep in memory: the tables, and what the
+    /// segments on disk keep (filters, page keys, removal bits).
     pub(crate) fn allocated(&self) -> u64 {
+        self.allocated.saturating_add(self.frozen.memory())
+    }
+
+    /// The bytes the tables hold (what [`Notes::freeze`] would free).
+    pub(crate) fn in_tables(&self) -> u64 {
         self.allocated
     }
 
-    /// Every note: short fingerprint and packed position.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
-        self.shards.iter().flat_map(|shard| shard.iter().copied())
+    /// Calls `f` with every note: short fingerprint and packed position.
+    ///
+    /// # Errors
+    ///
+    /// If a segment cannot be read back.
+    pub(crate) fn for_each(&self, mut f: impl FnMut(u64, u64)) -> io::Result<()> {
+        for &(k, packed) in self.shards.iter().flat_map(|shard| shard.iter()) {
+            f(k, packed);
+        }
+        for segment in self.frozen.list() {
+            for entry in segment.entries()? {
+                let (k, packed) = entry?;
+                f(k, packed);
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves every note in the tables to a new segment on disk: see
+    /// [`Notes::freeze_part`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Notes::freeze_part`].
+    #[cfg(test)]
+    pub(crate) fn freeze(&mut self, dir: &Path) -> io::Result<()> {
+        self.freeze_part(dir, SHARDS)
+    }
+
+    /// Moves the notes of the `count` tables holding the most bytes to a
+    /// new segment on disk, in an anonymous temporary file under `dir`,
+    /// leaving those tables empty (and small); segments then merge
+    /// log-structured. Freezing part of the notes at a time keeps the
+    /// others in memory, where a lookup reads nothing: the notes in memory
+    /// stay near what the budget holds, and only the rest pay a page read.
+    /// Memory holds one table's notes twice on the way (sorted), and the
+    /// buffers of [`super::segment::FREEZE_BUFFERS`].
+    ///
+    /// # Errors
+    ///
+    /// If the file cannot be made or written. The notes not yet written
+    /// are lost then, which the caller turns into an error for the whole
+    /// input.
+    pub(crate) fn freeze_part(&mut self, dir: &Path, count: usize) -> io::Result<()> {
+        let mut chosen: Vec<usize> = (0..self.shards.len()).collect();
+        chosen.sort_unstable_by_key(|&i| {
+            std::cmp::Reverse(self.shards.get(i).map_or(0, Shard::allocation_size))
+        });
+        chosen.truncate(count);
+        // The segment's order: shard, then fingerprint (a note's shard is
+        // its hash's).
+        chosen.sort_unstable();
+        chosen.retain(|&i| self.shards.get(i).is_some_and(|shard| !shard.is_empty()));
+        let expected: usize =
+            chosen.iter().filter_map(|&i| self.shards.get(i)).map(Shard::len).sum();
+        if expected == 0 {
+            return Ok(());
+        }
+        let mut out = SegmentWriter::new(dir, expected)?;
+        let hasher = self.hasher.clone();
+        for i in chosen {
+            let Some(shard) = self.shards.get_mut(i) else { continue };
+            let mut notes: Vec<(u64, u64)> = Vec::new();
+            notes.reserve_exact(shard.len());
+            notes.extend(shard.iter().copied());
+            notes.sort_unstable_by_key(|&(k, _)| k);
+            let bytes = shard.allocation_size() as u64;
+            *shard = Shard::new();
+            self.len = self.len.saturating_sub(notes.len());
+            self.allocated = self.allocated.saturating_sub(bytes);
+            for (k, packed) in notes {
+                out.push(k, packed, hasher.hash_one(k))?;
+            }
+        }
+        self.frozen.push(out.finish()?, dir, &hasher)
     }
 }
 
@@ -192,7 +321,7 @@ mod tests {
         for k in 0..200_000u64 {
             let before = notes.allocated();
             let growth = notes.growth(k);
-            let (noted, replaced) = notes.insert(k, k + 1);
+            let (noted, replaced) = notes.insert(k, k + 1).unwrap();
             assert!(noted, "note {k}");
             let after = notes.allocated();
             // A table grows only when `growth` said it might, never past
@@ -207,33 +336,38 @@ mod tests {
             peak_growth = peak_growth.max(growth);
         }
         assert_eq!(notes.len(), 200_000);
-        assert_eq!(notes.allocated(), allocated_by_tables(&notes));
+        assert_eq!(notes.in_tables(), allocated_by_tables(&notes));
         // 200,000 notes of 16 bytes: between 7/8 and 7/16 full.
         let per = notes.allocated() / 200_000;
         assert!((19..=40).contains(&per), "{per} bytes a note");
         // A doubling moves one shard, never the whole set.
         assert!(peak_growth * 16 < notes.allocated(), "{peak_growth} of {}", notes.allocated());
 
-        assert_eq!(notes.get(7), Some(8));
-        assert_eq!(notes.remove(7), Some((8, 0)));
-        assert_eq!((notes.get(7), notes.remove(7), notes.len()), (None, None, 199_999));
+        assert_eq!(notes.get(7).unwrap(), Some(8));
+        assert_eq!(notes.remove(7).unwrap(), Some((8, 0)));
+        assert_eq!(
+            (notes.get(7).unwrap(), notes.remove(7).unwrap(), notes.len()),
+            (None, None, 199_999)
+        );
         // One removal does not shrink a table.
-        assert_eq!(notes.allocated(), allocated_by_tables(&notes));
+        assert_eq!(notes.in_tables(), allocated_by_tables(&notes));
         // A note stays: a clashing fingerprint does not replace it.
-        assert_eq!(notes.insert(1, 5), (false, 0));
-        assert_eq!((notes.get(1), notes.len()), (Some(2), 199_999));
-        assert_eq!(notes.iter().count(), 199_999);
+        assert_eq!(notes.insert(1, 5).unwrap(), (false, 0));
+        assert_eq!((notes.get(1).unwrap(), notes.len()), (Some(2), 199_999));
+        let mut count = 0;
+        notes.for_each(|_, _| count += 1).unwrap();
+        assert_eq!(count, 199_999);
 
         // Draining the notes gives the tables back, down to small ones.
         let full = notes.allocated();
         for k in (0..200_000u64).filter(|&k| k != 7) {
             let before = notes.allocated();
-            let (_, smaller) = notes.remove(k).unwrap();
+            let (_, smaller) = notes.remove(k).unwrap().unwrap();
             assert_eq!(smaller > 0, notes.allocated() < before, "note {k}");
             assert!(notes.allocated() <= before, "note {k}");
         }
         assert!(notes.is_empty());
-        assert_eq!(notes.allocated(), allocated_by_tables(&notes));
+        assert_eq!(notes.in_tables(), allocated_by_tables(&notes));
         // What is left: tables of at most SHRINK_MIN entries (2 * SHRINK_MIN
         // buckets of 17 bytes after the last shrink), about 6% here.
         let small = (SHARDS * (SHRINK_MIN * 2 * 17 + 16)) as u64;
@@ -254,7 +388,7 @@ mod tests {
         for k in 0..300_000u64 {
             let before = notes.allocated();
             let growth = notes.growth(k);
-            let (_, replaced) = notes.insert(k, k);
+            let (_, replaced) = notes.insert(k, k).unwrap();
             let after = notes.allocated();
             // The grown table is `after - before + replaced`.
             assert!(after == before || growth >= after - before + replaced, "note {k}");
@@ -262,49 +396,102 @@ mod tests {
             // Keep between 10,000 and 50,000 notes, removing the oldest.
             if live.len() > 50_000 || (k % 3 == 0 && live.len() > 10_000) {
                 let old = live.pop_front().unwrap();
-                assert_eq!(notes.remove(old).map(|(packed, _)| packed), Some(old));
+                assert_eq!(notes.remove(old).unwrap().map(|(packed, _)| packed), Some(old));
             }
         }
         assert_eq!(notes.len(), live.len());
-        assert_eq!(notes.allocated(), allocated_by_tables(&notes));
-        assert!(live.iter().all(|&k| notes.get(k) == Some(k)));
+        assert_eq!(notes.in_tables(), allocated_by_tables(&notes));
+        assert!(live.iter().all(|&k| notes.get(k).unwrap() == Some(k)));
+    }
+
+    #[test]
+    fn frozen_notes_are_found_removed_and_listed_and_leave_little_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut notes = Notes::default();
+        let n = 300_000u64;
+        for k in 0..n {
+            assert!(notes.insert(k, k + 1).unwrap().0);
+            if k % 50_000 == 49_999 {
+                let tables = notes.in_tables();
+                notes.freeze(dir.path()).unwrap();
+                assert_eq!(notes.in_tables(), 0);
+                // The tables held 19 to 40 bytes a note; the segments
+                // keep under 2 of all notes so far.
+                assert!(tables > 19 * 50_000, "{tables}");
+                assert!(notes.allocated() < 2 * (k + 1), "{} for {}", notes.allocated(), k + 1);
+            }
+        }
+        assert_eq!(notes.len() as u64, n);
+        // About 1.5 bytes a note on disk, against 19 to 40 in the tables.
+        assert!(notes.allocated() < 2 * n, "{} bytes for {n} notes", notes.allocated());
+        // Found on disk; a fingerprint noted on disk is not noted again.
+        assert_eq!(notes.get(12_345).unwrap(), Some(12_346));
+        assert_eq!(notes.insert(12_345, 1).unwrap(), (false, 0));
+        assert_eq!(notes.get(n + 1).unwrap(), None);
+        // Removed on disk without allocating, once.
+        let before = notes.allocated();
+        assert_eq!(notes.remove(12_345).unwrap(), Some((12_346, 0)));
+        assert_eq!(notes.remove(12_345).unwrap(), None);
+        assert_eq!(notes.get(12_345).unwrap(), None);
+        assert_eq!(notes.allocated(), before);
+        assert_eq!(notes.len() as u64, n - 1);
+        // Noted again after its removal: in the tables.
+        assert!(notes.insert(12_345, 7).unwrap().0);
+        assert_eq!(notes.get(12_345).unwrap(), Some(7));
+        let mut listed = 0u64;
+        let mut sum = 0u64;
+        notes
+            .for_each(|k, packed| {
+                listed += 1;
+                sum = sum.wrapping_add(packed.wrapping_sub(k));
+            })
+            .unwrap();
+        assert_eq!(listed, n);
+        // Every note but 12,345 holds k + 1.
+        assert_eq!(sum, (n - 1).wrapping_add(7u64.wrapping_sub(12_345)));
     }
 
     proptest! {
         // Model-based: the notes answer as a map from fingerprint to
-        // position through inserts, refused inserts of a noted fingerprint
-        // and removals (which shrink
-        // tables), and the charge is always what the tables hold, never
-        // grown past what `growth` said.
+        // position through inserts, refused inserts of a noted fingerprint,
+        // removals (which shrink tables) and freezes (which move the
+        // tables' notes to disk), and the tables' charge is always what
+        // they hold, never grown past what `growth` said.
         #[test]
         fn behave_as_a_map_and_charge_their_tables(
-            ops in proptest::collection::vec((0u64..5000, 0u64..1000, 0u8..3), 1..6000)
+            ops in proptest::collection::vec((0u64..5000, 0u64..1000, 0u8..25), 1..6000)
         ) {
+            let dir = tempfile::tempdir().unwrap();
             let mut notes = Notes::default();
             let mut model = std::collections::HashMap::new();
             for (k, packed, op) in ops {
                 match op {
-                    0 | 1 => {
+                    0 => notes.freeze(dir.path()).unwrap(),
+                    1..=12 => {
                         let (before, growth) = (notes.allocated(), notes.growth(k));
-                        let (noted, replaced) = notes.insert(k, packed);
+                        let (noted, replaced) = notes.insert(k, packed).unwrap();
                         let after = notes.allocated();
                         prop_assert!(after == before || after - before + replaced <= growth);
                         prop_assert_eq!(noted, !model.contains_key(&k));
                         model.entry(k).or_insert(packed);
                     }
+                    13..=18 => {
+                        prop_assert_eq!(notes.get(k).unwrap(), model.get(&k).copied());
+                    }
                     _ => {
-                        let removed = notes.remove(k).map(|(p, _)| p);
+                        let removed = notes.remove(k).unwrap().map(|(p, _)| p);
                         prop_assert_eq!(removed, model.remove(&k));
                     }
                 }
                 prop_assert_eq!(notes.len(), model.len());
                 prop_assert_eq!(notes.is_empty(), model.is_empty());
             }
-            prop_assert_eq!(notes.allocated(), allocated_by_tables(&notes));
+            prop_assert_eq!(notes.in_tables(), allocated_by_tables(&notes));
             for (k, packed) in &model {
-                prop_assert_eq!(notes.get(*k), Some(*packed));
+                prop_assert_eq!(notes.get(*k).unwrap(), Some(*packed));
             }
-            let mut all: Vec<_> = notes.iter().collect();
+            let mut all = Vec::new();
+            notes.for_each(|k, p| all.push((k, p))).unwrap();
             all.sort_unstable();
             let mut expected: Vec<_> = model.into_iter().collect();
             expected.sort_unstable();

@@ -29,25 +29,19 @@
 //!
 //! With millions of records the entries (24 bytes each) alone can pass a
 //! small memory budget. [`Taken::freeze`] moves every entry held in memory
-//! to a [`Segment`]: an anonymous temporary file of entries sorted by
-//! shard and fingerprint, of which memory keeps a filter of
-//! [`SEGMENT_FILTER_BITS`] bits an entry and the first key of every page
-//! of [`PAGE`] entries (about 1.4 bytes an entry in all). Segments merge
-//! log-structured into new files (each merge reads and writes sequentially,
-//! and a segment is never less than half the one before it), so there are
-//! O(log entries) of them; a lookup past a segment's filter reads one page.
+//! to a segment on disk ([`super::segment`]): an anonymous temporary file
+//! of entries sorted by shard and fingerprint, of which memory keeps a
+//! filter and the first key of every page (about 1.4 bytes an entry in
+//! all). Segments merge log-structured, so there are O(log entries) of
+//! them; a lookup past a segment's filter reads one page.
 
-use std::fs::File;
 use std::hash::BuildHasher as _;
-use std::io::{self, BufReader, BufWriter, Read as _, Seek as _, SeekFrom, Write as _};
+use std::io;
 use std::path::Path;
 
 use atrepo_store::CidKey;
 
-use super::scratch::read_at;
-
-/// Parts the set is split into (by seeded hash).
-const SHARDS: usize = 64;
+use super::segment::{SHARDS, SegmentWriter, Segments, set, shard_of, test};
 
 /// Log entries a shard takes before they enter its filter (and how many
 /// entries a lookup may scan linearly).
@@ -57,9 +51,6 @@ const TAIL: usize = 128;
 /// after it is rebuilt). Five bits per entry in one 512-bit block give
 /// about 3% false positives when full, each costing a search of the runs.
 const FILTER_BITS_PER_KEY: usize = 8;
-
-/// Bits set per entry.
-const FILTER_HASHES: u32 = 5;
 
 /// One entry of a run: a record's fingerprint and the value kept for it (a
 /// packed position or a digest tail; see `buffer.rs`).
@@ -79,7 +70,7 @@ pub(crate) struct Taken {
     in_memory: usize,
     /// Entries moved to disk by [`Taken::freeze`], oldest (and biggest)
     /// first.
-    segments: Vec<Segment>,
+    segments: Segments<CidKey>,
 }
 
 /// Entries per chunk of [`Taken::pending`].
@@ -109,7 +100,7 @@ impl Taken {
             pending: Vec::new(),
             shards: Vec::new(),
             in_memory: 0,
-            segments: Vec::new(),
+            segments: Segments::default(),
         }
     }
 
@@ -118,7 +109,7 @@ impl Taken {
     pub(crate) fn len(&self) -> usize {
         let shard_len = |s: &Shard| s.log.iter().chain(&s.runs).map(Vec::len).sum::<usize>();
         let pending = self.pending.iter().map(Vec::len).sum::<usize>();
-        let frozen = self.segments.iter().map(|s| s.len).sum::<usize>();
+        let frozen = self.segments.live();
         self.shards.iter().map(shard_len).sum::<usize>() + pending + frozen
     }
 
@@ -130,7 +121,7 @@ impl Taken {
     /// Bytes of memory the segments on disk keep: their filters and page
     /// keys.
     pub(crate) fn frozen_bytes(&self) -> u64 {
-        self.segments.iter().map(Segment::memory).sum()
+        self.segments.memory()
     }
 
     /// Adds `k` with `value`. Inserts do not look for `k` first (that
@@ -194,12 +185,7 @@ impl Taken {
         {
             return Ok(Some(found));
         }
-        for segment in self.segments.iter().rev() {
-            if let Some(found) = segment.get(k, h)? {
-                return Ok(Some(found));
-            }
-        }
-        Ok(None)
+        self.segments.get(k, h)
     }
 
     pub(crate) fn contains_key(&mut self, k: &CidKey) -> io::Result<bool> {
@@ -216,26 +202,15 @@ impl Taken {
         if self.in_memory == 0 {
             return Ok(());
         }
-        std::fs::create_dir_all(dir)?;
-        let mut out = SegmentWriter::new(tempfile::tempfile_in(dir)?, self.in_memory);
+        let mut out = SegmentWriter::new(dir, self.in_memory)?;
         for shard in &mut self.shards {
             for (k, value) in shard.drain_sorted() {
                 out.push(k, value, self.hasher.hash_one(k))?;
             }
         }
-        self.segments.push(out.finish()?);
         self.in_memory = 0;
         // Keep the spare pending chunk: inserts go on.
-        while let [.., before, last] = self.segments.as_slice() {
-            if before.len > last.len.saturating_mul(2) {
-                break;
-            }
-            let (Some(last), Some(before)) = (self.segments.pop(), self.segments.pop()) else {
-                break;
-            };
-            self.segments.push(merge_segments(&before, &last, dir, &self.hasher)?);
-        }
-        Ok(())
+        self.segments.push(out.finish()?, dir, &self.hasher)
     }
 }
 
@@ -244,12 +219,6 @@ impl Taken {
 enum Filters {
     Build,
     Skip,
-}
-
-/// The shard of hash `h` (its top bits; the filter uses the others).
-fn shard_of(h: u64) -> usize {
-    // SHARDS is a power of two well below 2^32.
-    usize::try_from(h >> 58).unwrap_or(0) % SHARDS
 }
 
 impl Shard {
@@ -384,200 +353,6 @@ fn merge(a: &[Entry], b: &[Entry]) -> Vec<Entry> {
     out
 }
 
-/// The block, of `blocks`, for hash `h`, and the word and bit of each of
-/// the [`FILTER_HASHES`] bits within it (nine bits each).
-fn bits(blocks: usize, h: u64) -> (usize, impl Iterator<Item = (usize, u64)>) {
-    // The block comes from the low 32 bits, scaled to the block count
-    // (the shard takes the top bits); the bits within the block from a
-    // remix of all of them (splitmix64's finaliser), so they do not
-    // follow the block.
-    let scaled = ((h & u64::from(u32::MAX)) * (blocks as u64)) >> 32;
-    let block = usize::try_from(scaled).unwrap_or(0);
-    let g = (h ^ (h >> 31)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    let g = g ^ (g >> 27);
-    let positions = (0..FILTER_HASHES).map(move |i| {
-        let bit = (g >> (i * 9)) & 511;
-        (usize::try_from(bit >> 6).unwrap_or(0), 1u64 << (bit & 63))
-    });
-    (block, positions)
-}
-
-fn set(filter: &mut [[u64; 8]], h: u64) {
-    let (block, positions) = bits(filter.len(), h);
-    if let Some(words) = filter.get_mut(block) {
-        for (word, bit) in positions {
-            if let Some(w) = words.get_mut(word) {
-                *w |= bit;
-            }
-        }
-    }
-}
-
-fn test(filter: &[[u64; 8]], h: u64) -> bool {
-    let (block, mut positions) = bits(filter.len(), h);
-    match filter.get(block) {
-        Some(words) => positions.all(|(word, bit)| words.get(word).is_some_and(|w| w & bit != 0)),
-        None => false,
-    }
-}
-
-/// Entries per page of a segment: a lookup past a segment's filter reads
-/// one page (4,080 bytes).
-const PAGE: usize = 170;
-
-/// Bytes of one entry in a segment's file: the fingerprint's two halves
-/// and the value, little-endian.
-const ENTRY_BYTES: usize = 24;
-
-/// Filter bits per entry of a segment, sized once for its entries: with
-/// [`FILTER_HASHES`] bits in one 512-bit block, about 1% false positives.
-const SEGMENT_FILTER_BITS: usize = 10;
-
-/// Bytes of each buffer a merge of two segments reads and writes through.
-const MERGE_BUFFER: usize = 64 * 1024;
-
-/// What [`Taken::freeze`] holds on the way besides the segments' filters
-/// and page keys: a merge's two read buffers and its write buffer.
-pub(crate) const FREEZE_BUFFERS: u64 = 3 * MERGE_BUFFER as u64;
-
-/// Entries moved to disk: sorted by shard, then fingerprint.
-#[derive(Debug)]
-struct Segment {
-    file: File,
-    len: usize,
-    filter: Vec<[u64; 8]>,
-    /// The first entry's shard and key of every page.
-    fences: Vec<(usize, CidKey)>,
-}
-
-impl Segment {
-    /// Memory the segment keeps.
-    fn memory(&self) -> u64 {
-        let filter = self.filter.len().saturating_mul(64);
-        let fences = self.fences.len().saturating_mul(size_of::<(usize, CidKey)>());
-        filter.saturating_add(fences) as u64
-    }
-
-    /// The value kept for `k` (hashed to `h`) here, reading at most one
-    /// page.
-    fn get(&self, k: &CidKey, h: u64) -> io::Result<Option<u64>> {
-        if !test(&self.filter, h) {
-            return Ok(None);
-        }
-        let target = (shard_of(h), *k);
-        // Equal entries are contiguous, so the last page starting at or
-        // before `target` holds one if there is any.
-        let Some(page) = self.fences.partition_point(|f| *f <= target).checked_sub(1) else {
-            return Ok(None);
-        };
-        let start = page.saturating_mul(PAGE);
-        let count = self.len.saturating_sub(start).min(PAGE);
-        let mut buf = [0u8; PAGE * ENTRY_BYTES];
-        let bytes = buf.get_mut(..count * ENTRY_BYTES).unwrap_or_default();
-        read_at(&self.file, bytes, (start * ENTRY_BYTES) as u64)?;
-        Ok(bytes.chunks_exact(ENTRY_BYTES).map(decode).find(|(key, _)| key == k).map(|e| e.1))
-    }
-
-    /// Its entries in order, read from the start of its file (through the
-    /// handle's own position: only a merge reads a segment in order, and
-    /// lookups read pages by offset).
-    fn entries(&self) -> io::Result<impl Iterator<Item = io::Result<Entry>> + '_> {
-        let mut file = &self.file;
-        file.seek(SeekFrom::Start(0))?;
-        let mut reader = BufReader::with_capacity(MERGE_BUFFER, file);
-        Ok((0..self.len).map(move |_| {
-            let mut b = [0u8; ENTRY_BYTES];
-            reader.read_exact(&mut b)?;
-            Ok(decode(&b))
-        }))
-    }
-}
-
-fn encode(k: CidKey, value: u64) -> [u8; ENTRY_BYTES] {
-    let mut out = [0u8; ENTRY_BYTES];
-    let (key, rest) = out.split_at_mut(16);
-    key.copy_from_slice(&k.to_bytes());
-    rest.copy_from_slice(&value.to_le_bytes());
-    out
-}
-
-/// An entry from [`encode`]'s bytes (`b` is one entry's worth).
-fn decode(b: &[u8]) -> Entry {
-    let mut key = [0u8; 16];
-    let mut value = [0u8; 8];
-    if let (Some(k), Some(v)) = (b.get(..16), b.get(16..ENTRY_BYTES)) {
-        key.copy_from_slice(k);
-        value.copy_from_slice(v);
-    }
-    (CidKey::from_bytes(key), u64::from_le_bytes(value))
-}
-
-/// Writes a segment's entries in order, building its filter and page keys.
-struct SegmentWriter {
-    out: BufWriter<File>,
-    len: usize,
-    filter: Vec<[u64; 8]>,
-    fences: Vec<(usize, CidKey)>,
-}
-
-impl SegmentWriter {
-    /// A writer of `expected` entries to `file`.
-    fn new(file: File, expected: usize) -> Self {
-        let blocks = expected.saturating_mul(SEGMENT_FILTER_BITS).div_ceil(512).max(1);
-        SegmentWriter {
-            out: BufWriter::with_capacity(MERGE_BUFFER, file),
-            len: 0,
-            filter: vec![[0u64; 8]; blocks],
-            fences: Vec::new(),
-        }
-    }
-
-    /// Appends `k` (whose seeded hash is `h`) with `value`.
-    fn push(&mut self, k: CidKey, value: u64, h: u64) -> io::Result<()> {
-        if self.len.is_multiple_of(PAGE) {
-            self.fences.push((shard_of(h), k));
-        }
-        set(&mut self.filter, h);
-        self.out.write_all(&encode(k, value))?;
-        self.len = self.len.saturating_add(1);
-        Ok(())
-    }
-
-    fn finish(self) -> io::Result<Segment> {
-        let file = self.out.into_inner().map_err(io::IntoInnerError::into_error)?;
-        Ok(Segment { file, len: self.len, filter: self.filter, fences: self.fences })
-    }
-}
-
-/// Two segments as one, in a new file under `dir`.
-fn merge_segments(
-    a: &Segment,
-    b: &Segment,
-    dir: &Path,
-    hasher: &foldhash::fast::RandomState,
-) -> io::Result<Segment> {
-    let mut out = SegmentWriter::new(tempfile::tempfile_in(dir)?, a.len.saturating_add(b.len));
-    // Each entry hashed once as it is read: its order is (shard, key), and
-    // the new filter takes the same hash.
-    let hashed = |e: io::Result<Entry>| e.map(|(k, value)| (hasher.hash_one(k), k, value));
-    let (mut xs, mut ys) =
-        (a.entries()?.map(hashed).peekable(), b.entries()?.map(hashed).peekable());
-    loop {
-        let take_x = match (xs.peek(), ys.peek()) {
-            (Some(Ok(x)), Some(Ok(y))) => (shard_of(x.0), x.1) <= (shard_of(y.0), y.1),
-            (Some(_), None) | (Some(Err(_)), _) => true,
-            (None, Some(_)) | (Some(Ok(_)), Some(Err(_))) => false,
-            (None, None) => break,
-        };
-        let next = if take_x { xs.next() } else { ys.next() };
-        if let Some(entry) = next {
-            let (h, k, value) = entry?;
-            out.push(k, value, h)?;
-        }
-    }
-    out.finish()
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -671,9 +446,10 @@ mod tests {
         assert_eq!(taken.len() as u64, n);
         // Log-structured: ten freezes of equal size leave few segments,
         // each bigger than twice the next.
-        assert!(taken.segments.len() <= 4, "{} segments", taken.segments.len());
-        for pair in taken.segments.windows(2) {
-            assert!(pair[0].len > 2 * pair[1].len);
+        let segments = taken.segments.list();
+        assert!(segments.len() <= 4, "{} segments", segments.len());
+        for pair in segments.windows(2) {
+            assert!(pair[0].len() > 2 * pair[1].len());
         }
         // About 1.4 bytes an entry, against 24 to 32 in memory.
         let frozen = taken.frozen_bytes();
@@ -686,11 +462,11 @@ mod tests {
         for i in n..n + 20_000 {
             let k = key(i);
             let h = taken.hasher.hash_one(k);
-            on_disk_hits += taken.segments.iter().filter(|s| test(&s.filter, h)).count();
+            on_disk_hits += taken.segments.list().iter().filter(|s| s.may_hold(h)).count();
             assert_eq!(taken.get(&k).unwrap(), None);
         }
         // About 1% of absent keys get past each segment's filter.
-        let most = 20_000 * taken.segments.len() / 40;
+        let most = 20_000 * taken.segments.list().len() / 40;
         assert!(on_disk_hits < most, "{on_disk_hits} filter hits");
     }
 
@@ -704,13 +480,13 @@ mod tests {
         assert!(matches!(taken.get(&key(1)).unwrap(), Some(10 | 11)));
         taken.freeze(dir.path()).unwrap();
         // Two segments of one entry each merged into one holding both.
-        assert_eq!(taken.segments.len(), 1);
-        assert_eq!(taken.segments[0].len, 2);
+        assert_eq!(taken.segments.list().len(), 1);
+        assert_eq!(taken.segments.list()[0].len(), 2);
         assert!(matches!(taken.get(&key(1)).unwrap(), Some(10 | 11)));
         assert_eq!(taken.get(&key(2)).unwrap(), None);
         // Freezing nothing makes no segment.
         taken.freeze(dir.path()).unwrap();
-        assert_eq!(taken.segments.len(), 1);
+        assert_eq!(taken.segments.list().len(), 1);
     }
 
     proptest! {
@@ -743,8 +519,8 @@ mod tests {
                 prop_assert!(taken.get(k).unwrap().is_some_and(|v| values.contains(&v)));
             }
             prop_assert_eq!(taken.len(), model.values().map(Vec::len).sum::<usize>());
-            for pair in taken.segments.windows(2) {
-                prop_assert!(pair[0].len > 2 * pair[1].len);
+            for pair in taken.segments.list().windows(2) {
+                prop_assert!(pair[0].len() > 2 * pair[1].len());
             }
         }
     }

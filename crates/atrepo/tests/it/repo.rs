@@ -857,3 +857,43 @@ fn many_records_and_a_repeated_one_verify_from_a_stream_under_a_small_limit() {
     let found: Vec<_> = records.iter().filter(|(_, c, _)| *c == first).collect();
     assert_eq!(found.len(), 2);
 }
+
+/// Tens of thousands of tiny blocks that nothing links to, ahead of the
+/// repository in a stream, and a repository out of order: every block
+/// waits, and their notes (about 20 bytes each in memory) pass a small
+/// limit several times. With no spill store to go to, they move to disk
+/// (about 1.5 bytes a note stays in memory) and both verify within the
+/// limit; before, both failed with a memory limit error (and with a spill
+/// store, every such block went to it one by one: 87 s for 4 million).
+#[test]
+fn many_waiting_blocks_verify_from_a_stream_under_a_small_limit() {
+    let (g, built) = repo(2_000);
+    let junk: Vec<(Cid, Bytes)> = (0..60_000u64)
+        .map(|i| {
+            let bytes = Bytes::from(i.to_le_bytes().to_vec());
+            (blessed_cid(atrepo::car::RAW, &bytes), bytes)
+        })
+        .collect();
+    let mut blocks = junk.clone();
+    blocks.extend(built.blocks.iter().cloned());
+    let junk_first = car(built.commit_cid, &blocks);
+    // Out of order: the repository's blocks reversed.
+    let reversed: Vec<_> = built.blocks.iter().rev().cloned().collect();
+    let reversed = car(built.commit_cid, &reversed);
+
+    let dir = tempfile::tempdir().unwrap();
+    let limit = 256 * 1024;
+    let no_spill = atrepo::store::SpillOptions::default().parent(dir.path()).no_spill();
+    let options = options(&g).memory_limit(limit).spill(Some(no_spill));
+    for (name, bytes, unreferenced) in
+        [("junk first", &junk_first, 60_000), ("reversed", &reversed, 0)]
+    {
+        let report = atrepo::verify_repo_reader(&bytes[..], options.clone())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(report.records, 2_000, "{name}");
+        assert_eq!(report.car.unreferenced_blocks, unreferenced, "{name}");
+        // The limit, a freeze's buffers and the segments' filters.
+        let peak = report.memory.peak_buffered_bytes;
+        assert!(peak < limit + 192 * 1024 + 120_000, "{name}: peak {peak}");
+    }
+}
