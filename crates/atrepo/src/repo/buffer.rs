@@ -35,7 +35,7 @@ use cid::Cid;
 
 use super::notes::Notes;
 use super::scratch::{Part, SCRATCH_BUFFER, SCRATCH_BUFFER_MIN, Scratch, read_at};
-use super::segment::FREEZE_BUFFERS;
+use super::segment::{FREEZE_BUFFERS, SHARDS};
 use super::taken::Taken;
 use crate::error::{Error, Result};
 
@@ -191,42 +191,64 @@ fn note(
 }
 
 /// What the notes' tables must hold before some are moved to disk when
-/// the budget is short ([`freeze_notes`]): a quarter of the limit, and
-/// never less than 4,096 notes' worth, so that segments are not tiny and a
-/// freeze frees a good part of the budget.
+/// the budget is short ([`freeze_notes`]): a sixteenth of the limit, and
+/// never less than about 1,000 notes' worth, so that segments are not
+/// tiny. Below it, what fills the budget is not the tables.
 fn notes_share(limit: u64) -> u64 {
-    (limit / 4).max(4096 * 32)
+    (limit / 16).max(32 * 1024)
 }
 
-/// Tables of notes a freeze moves to disk (of 64): the biggest quarter.
+/// Tables of notes a freeze moves to disk first (of 64): the biggest
+/// quarter. The rest stay in memory, where a lookup reads nothing.
 const FROZEN_TABLES: usize = 16;
 
-/// Moves the notes of the biggest [`FROZEN_TABLES`] of `in_file`'s tables
-/// to disk under `dir` if the tables hold more than [`notes_share`] of
-/// `limit` (see [`Notes::freeze_part`]), charging
-/// what stays in memory in their place and, to `peak`, the moment the
-/// tables, the new segment's filter and the merge buffers are all held.
-/// Returns whether it froze.
+/// When note `cid` cannot be made within `limit` (with `held` charged
+/// besides the notes), moves the notes of the biggest [`FROZEN_TABLES`] of
+/// `in_file`'s tables to disk under `dir`, and all of them if that was not
+/// room enough, provided the tables hold more than [`notes_share`] of
+/// `limit` (see [`Notes::freeze_part`]). Charges what stays in memory in
+/// their place and, to `peak`, the moment the tables, the new segment's
+/// filter and the merge buffers are all held.
 fn freeze_notes(
     in_file: &mut Notes,
     memory_bytes: &mut u64,
     peak: &mut u64,
-    limit: u64,
+    (held, limit): (u64, u64),
+    cid: &Cid,
     dir: &std::path::Path,
-) -> std::io::Result<bool> {
-    if in_file.in_tables() <= notes_share(limit) {
-        return Ok(false);
+) -> std::io::Result<()> {
+    if can_note(in_file, held, limit, cid) || in_file.in_tables() <= notes_share(limit) {
+        return Ok(());
     }
+    freeze_some(in_file, memory_bytes, peak, FROZEN_TABLES, dir)?;
+    if !can_note(in_file, held, limit, cid) {
+        freeze_some(in_file, memory_bytes, peak, SHARDS, dir)?;
+    }
+    Ok(())
+}
+
+/// [`Notes::freeze_part`] of `count` tables, charged (see
+/// [`freeze_notes`]).
+fn freeze_some(
+    in_file: &mut Notes,
+    memory_bytes: &mut u64,
+    peak: &mut u64,
+    count: usize,
+    dir: &std::path::Path,
+) -> std::io::Result<()> {
     let before = in_file.allocated();
-    in_file.freeze_part(dir, FROZEN_TABLES)?;
+    let sorted = (in_file.biggest_table() as u64).saturating_mul(16);
+    in_file.freeze_part(dir, count)?;
     let after = in_file.allocated();
     // On the way: the tables as they were (each is freed once written)
-    // beside the segments' filters and page keys old and new (a merge
-    // builds the new ones before it drops the old), and the buffers.
+    // and one table's notes sorted, beside the segments' filters and page
+    // keys old and new (a merge builds the new ones before it drops the
+    // old), and the buffers.
     let frozen = after.saturating_sub(in_file.in_tables());
-    *peak = (*peak).max(memory_bytes.saturating_add(frozen).saturating_add(FREEZE_BUFFERS));
+    let on_the_way = frozen.saturating_add(sorted).saturating_add(FREEZE_BUFFERS);
+    *peak = (*peak).max(memory_bytes.saturating_add(on_the_way));
     *memory_bytes = memory_bytes.saturating_sub(before).saturating_add(after);
-    Ok(true)
+    Ok(())
 }
 
 /// The spill limit error once a stream's scratch file refused a block for
@@ -783,13 +805,31 @@ impl Inner {
             // it is instead of its bytes (while that bookkeeping fits the
             // budget), then try again.
             self.evict_to_positions()?;
-            if self.fits(c) {
+            if self.fits(c) || self.freeze_notes_for(c)? {
                 self.charge(c);
                 self.queue.push_back(cid, bytes, offset);
                 return Ok(());
             }
         }
         self.spill_block(cid, &bytes)
+    }
+
+    /// Makes room for `c` more bytes by moving notes to disk when the
+    /// notes' tables are what fills the budget (they hold more than
+    /// [`notes_share`]): the biggest [`FROZEN_TABLES`], then all if that
+    /// was not enough. Returns whether `c` fits now.
+    fn freeze_notes_for(&mut self, c: u64) -> Result<bool> {
+        let Some(dir) = self.spill_options.as_ref().map(|o| o.parent.clone()) else {
+            return Ok(false);
+        };
+        for count in [FROZEN_TABLES, SHARDS] {
+            if self.fits(c) || self.in_file.in_tables() <= notes_share(self.limit) {
+                break;
+            }
+            let (in_file, memory_bytes) = (&mut self.in_file, &mut self.memory_bytes);
+            freeze_some(in_file, memory_bytes, &mut self.stats.peak_memory, count, &dir)?;
+        }
+        Ok(self.fits(c))
     }
 
     /// Whether `c` more bytes fit the budget, beside room for a stream's
@@ -899,11 +939,11 @@ impl Inner {
                 // then the notes themselves.
                 self.freeze_taken()?;
             }
-            if !can_note(&self.in_file, self.held_for_notes(), self.limit, &cid)
-                && let Some(dir) = self.spill_options.as_ref().map(|o| o.parent.clone())
-            {
+            if let Some(dir) = self.spill_options.as_ref().map(|o| o.parent.clone()) {
+                let budget = (self.held_for_notes(), self.limit);
+                let (in_file, memory_bytes) = (&mut self.in_file, &mut self.memory_bytes);
                 let peak = &mut self.stats.peak_memory;
-                freeze_notes(&mut self.in_file, &mut self.memory_bytes, peak, self.limit, &dir)?;
+                freeze_notes(in_file, memory_bytes, peak, budget, &cid, &dir)?;
             }
             if !can_note(&self.in_file, self.held_for_notes(), self.limit, &cid) {
                 if self.may_spill() {
@@ -1120,9 +1160,8 @@ impl Inner {
             };
             // Room for notes, made by moving them to disk.
             if !clash
-                && !can_note(in_file, held, limit, cid)
                 && let Some(dir) = &dir
-                && let Err(e) = freeze_notes(in_file, memory_bytes, peak, limit, dir)
+                && let Err(e) = freeze_notes(in_file, memory_bytes, peak, (held, limit), cid, dir)
             {
                 failed = Some(e);
                 return true;

@@ -432,6 +432,11 @@ impl<K: SegmentKey> Segments<K> {
     /// Adds `segment` as the newest, then merges the newest two while the
     /// one before is no more than twice the newest (counting entries not
     /// removed), in new files under `dir`.
+    ///
+    /// # Errors
+    ///
+    /// If a merge cannot write its file. The two segments it was merging
+    /// are lost then: callers treat the error as fatal for the whole input.
     pub(crate) fn push(
         &mut self,
         segment: Segment<K>,
@@ -476,6 +481,11 @@ impl<K: SegmentKey> Segments<K> {
         let Some((s, i, value)) = self.find(k, h)? else { return Ok(None) };
         self.last.set(None);
         let removed = self.list.get_mut(s).is_some_and(|segment| segment.remove_at(i));
+        // A segment whose every entry is removed goes, with its filter and
+        // its file: out of order, the notes drain as the walk catches up.
+        if self.list.get(s).is_some_and(|segment| segment.live() == 0) {
+            self.list.remove(s);
+        }
         Ok(removed.then_some(value))
     }
 }
@@ -489,15 +499,20 @@ mod tests {
 
     use super::*;
 
-    /// A segment of `keys` (any order), valued by key.
-    fn segment_of(dir: &Path, keys: &[u64], hasher: &foldhash::fast::RandomState) -> Segment<u64> {
+    /// A segment of `keys` (any order), valued by `value`.
+    fn segment_of(
+        dir: &Path,
+        keys: &[u64],
+        value: impl Fn(u64) -> u64,
+        hasher: &foldhash::fast::RandomState,
+    ) -> Segment<u64> {
         let mut sorted: Vec<(usize, u64, u64)> =
             keys.iter().map(|&k| (shard_of(hasher.hash_one(k)), k, hasher.hash_one(k))).collect();
         sorted.sort_unstable();
         sorted.dedup();
         let mut out = SegmentWriter::new(dir, sorted.len()).unwrap();
         for (_, k, h) in sorted {
-            out.push(k, k * 3, h).unwrap();
+            out.push(k, value(k), h).unwrap();
         }
         out.finish().unwrap()
     }
@@ -517,15 +532,24 @@ mod tests {
             let hasher = foldhash::fast::RandomState::default();
             let mut segments = Segments::<u64>::removable();
             let mut model: HashMap<u64, u64> = HashMap::new();
-            for (adds, removes) in batches {
-                // Keys are added once while live (the notes' rule).
+            for (generation, (adds, removes)) in batches.into_iter().enumerate() {
+                // Keys are added once while live (the notes' rule), with a
+                // value of their generation: an old entry cannot pass for
+                // a new one.
+                let value = |k: u64| k * 64 + generation as u64;
                 let fresh: Vec<u64> =
                     adds.into_iter().filter(|k| !model.contains_key(k)).collect();
                 for &k in &fresh {
-                    model.insert(k, k * 3);
+                    model.insert(k, value(k));
                 }
-                segments.push(segment_of(dir.path(), &fresh, &hasher), dir.path(), &hasher)
+                segments
+                    .push(segment_of(dir.path(), &fresh, value, &hasher), dir.path(), &hasher)
                     .unwrap();
+                // The merge rule holds for the newest pair (removals since
+                // an older pair's last merge may have thinned it).
+                if let [.., before, last] = segments.list() {
+                    prop_assert!(before.live() > 2 * last.live());
+                }
                 for k in removes {
                     let found = segments.remove(&k, hasher.hash_one(k)).unwrap();
                     prop_assert_eq!(found, model.remove(&k));
@@ -543,11 +567,42 @@ mod tests {
                     .map(|s| s.entries().unwrap().count())
                     .sum();
                 prop_assert_eq!(listed, model.len());
-                // Log-structured: removals since may have thinned older
-                // segments, but their count stays logarithmic.
-                prop_assert!(segments.list().len() <= 12, "{} segments", segments.list().len());
+                // Drained segments go.
+                prop_assert!(segments.list().iter().all(|s| s.live() > 0));
             }
         }
+    }
+
+    /// The last lookup's entry is forgotten when a push merges segments
+    /// (its segment and index change) and when it is removed.
+    #[test]
+    fn the_cached_lookup_never_outlives_a_merge_or_a_removal() {
+        let dir = tempfile::tempdir().unwrap();
+        let hasher = foldhash::fast::RandomState::default();
+        let mut segments = Segments::<u64>::removable();
+        let first: Vec<u64> = (0..1000).collect();
+        let same = |k| k;
+        segments.push(segment_of(dir.path(), &first, same, &hasher), dir.path(), &hasher).unwrap();
+        let h = hasher.hash_one(500u64);
+        assert_eq!(segments.get(&500, h).unwrap(), Some(500));
+        // As big as the first: the two merge into one, where 500 has
+        // another index.
+        let second: Vec<u64> = (1000..2000).collect();
+        segments.push(segment_of(dir.path(), &second, same, &hasher), dir.path(), &hasher).unwrap();
+        assert_eq!(segments.list().len(), 1);
+        assert_eq!(segments.remove(&500, h).unwrap(), Some(500));
+        assert_eq!(segments.get(&500, h).unwrap(), None);
+        assert_eq!(segments.remove(&500, h).unwrap(), None);
+        assert_eq!(segments.live(), 1999);
+        // Each other entry is still there, and removable once.
+        for k in (0..2000u64).filter(|&k| k != 500) {
+            let h = hasher.hash_one(k);
+            assert_eq!(segments.get(&k, h).unwrap(), Some(k), "{k}");
+            assert_eq!(segments.remove(&k, h).unwrap(), Some(k), "{k}");
+        }
+        // Drained: the segment, its filter and its file are gone.
+        assert!(segments.is_empty());
+        assert_eq!(segments.memory(), 0);
     }
 
     #[test]
