@@ -90,6 +90,17 @@ impl ScratchDir {
                 Ok(lock) => return Ok(ScratchDir { path, lock }),
                 // Swept while being made: the next name.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                // The name was taken meanwhile (by a process with our pid
+                // and sequence in another PID namespace): the next name.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::AlreadyExists | io::ErrorKind::DirectoryNotEmpty
+                    ) =>
+                {
+                    let _ = fs::remove_dir_all(&making);
+                    continue;
+                }
                 Err(e) => {
                     let _ = fs::remove_dir_all(&making);
                     return Err(e);

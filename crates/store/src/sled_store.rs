@@ -59,8 +59,9 @@ impl SledStore {
     /// # Errors
     ///
     /// [`Error::Backend`] if sled cannot open the folder (another process
-    /// holds it, or it is not a sled database); [`Error::Io`] if clearing
-    /// what a killed process left fails.
+    /// holds it, or it is not a sled database); [`Error::Corrupt`] if
+    /// clearing what a killed process left fails, or sled refuses the
+    /// folder even after it (naming what was removed).
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         Self::open_with(path, &OpenOptions::default())
     }

@@ -202,52 +202,42 @@ fn notes_share(limit: u64) -> u64 {
 /// quarter. The rest stay in memory, where a lookup reads nothing.
 const FROZEN_TABLES: usize = 16;
 
-/// When note `cid` cannot be made within `limit` (with `held` charged
-/// besides the notes), moves the notes of the biggest [`FROZEN_TABLES`] of
-/// `in_file`'s tables to disk under `dir`, and all of them if that was not
-/// room enough, provided the tables hold more than [`notes_share`] of
-/// `limit` (see [`Notes::freeze_part`]). Charges what stays in memory in
-/// their place and, to `peak`, the moment the tables, the new segment's
-/// filter and the merge buffers are all held.
-fn freeze_notes(
+/// Moves notes to disk under `dir` until `room(in_file, memory_bytes)`
+/// says there is room: the biggest [`FROZEN_TABLES`] of `in_file`'s
+/// tables, then all of them, each step only while the tables hold more
+/// than [`notes_share`] of `limit` (below it, what fills the budget is not
+/// the tables). See [`Notes::freeze_part`]. Charges what stays in memory
+/// in their place and, to `peak`, the moment the tables, the segments'
+/// filters old and new and the merge buffers are all held.
+fn freeze_notes_until(
     in_file: &mut Notes,
     memory_bytes: &mut u64,
     peak: &mut u64,
-    (held, limit): (u64, u64),
-    cid: &Cid,
+    limit: u64,
     dir: &std::path::Path,
+    room: impl Fn(&Notes, u64) -> bool,
 ) -> std::io::Result<()> {
-    if can_note(in_file, held, limit, cid) || in_file.in_tables() <= notes_share(limit) {
-        return Ok(());
+    for count in [FROZEN_TABLES, SHARDS] {
+        if room(in_file, *memory_bytes) || in_file.in_tables() <= notes_share(limit) {
+            break;
+        }
+        let before = in_file.allocated();
+        let frozen_before = before.saturating_sub(in_file.in_tables());
+        let sorted = (in_file.biggest_table() as u64).saturating_mul(16);
+        in_file.freeze_part(dir, count)?;
+        let after = in_file.allocated();
+        // On the way: the tables as they were (each is freed once
+        // written) and one table's notes sorted, beside the segments'
+        // filters and page keys: the old ones (in `memory_bytes`), the
+        // new segment's and what merging it built (about what was added),
+        // and the buffers.
+        let frozen = after.saturating_sub(in_file.in_tables());
+        let added = frozen.saturating_sub(frozen_before);
+        let on_the_way = frozen.saturating_add(added).saturating_add(sorted);
+        let on_the_way = on_the_way.saturating_add(FREEZE_BUFFERS);
+        *peak = (*peak).max(memory_bytes.saturating_add(on_the_way));
+        *memory_bytes = memory_bytes.saturating_sub(before).saturating_add(after);
     }
-    freeze_some(in_file, memory_bytes, peak, FROZEN_TABLES, dir)?;
-    if !can_note(in_file, held, limit, cid) {
-        freeze_some(in_file, memory_bytes, peak, SHARDS, dir)?;
-    }
-    Ok(())
-}
-
-/// [`Notes::freeze_part`] of `count` tables, charged (see
-/// [`freeze_notes`]).
-fn freeze_some(
-    in_file: &mut Notes,
-    memory_bytes: &mut u64,
-    peak: &mut u64,
-    count: usize,
-    dir: &std::path::Path,
-) -> std::io::Result<()> {
-    let before = in_file.allocated();
-    let sorted = (in_file.biggest_table() as u64).saturating_mul(16);
-    in_file.freeze_part(dir, count)?;
-    let after = in_file.allocated();
-    // On the way: the tables as they were (each is freed once written)
-    // and one table's notes sorted, beside the segments' filters and page
-    // keys old and new (a merge builds the new ones before it drops the
-    // old), and the buffers.
-    let frozen = after.saturating_sub(in_file.in_tables());
-    let on_the_way = frozen.saturating_add(sorted).saturating_add(FREEZE_BUFFERS);
-    *peak = (*peak).max(memory_bytes.saturating_add(on_the_way));
-    *memory_bytes = memory_bytes.saturating_sub(before).saturating_add(after);
     Ok(())
 }
 
@@ -815,20 +805,17 @@ impl Inner {
     }
 
     /// Makes room for `c` more bytes by moving notes to disk when the
-    /// notes' tables are what fills the budget (they hold more than
-    /// [`notes_share`]): the biggest [`FROZEN_TABLES`], then all if that
-    /// was not enough. Returns whether `c` fits now.
+    /// notes' tables are what fills the budget ([`freeze_notes_until`]).
+    /// Returns whether `c` fits now.
     fn freeze_notes_for(&mut self, c: u64) -> Result<bool> {
         let Some(dir) = self.spill_options.as_ref().map(|o| o.parent.clone()) else {
             return Ok(false);
         };
-        for count in [FROZEN_TABLES, SHARDS] {
-            if self.fits(c) || self.in_file.in_tables() <= notes_share(self.limit) {
-                break;
-            }
-            let (in_file, memory_bytes) = (&mut self.in_file, &mut self.memory_bytes);
-            freeze_some(in_file, memory_bytes, &mut self.stats.peak_memory, count, &dir)?;
-        }
+        // What `fits` counts besides `memory_bytes`, fixed while freezing.
+        let extra = self.fits_extra();
+        let (limit, peak) = (self.limit, &mut self.stats.peak_memory);
+        let room = |_: &Notes, memory: u64| memory.saturating_add(c).saturating_add(extra) <= limit;
+        freeze_notes_until(&mut self.in_file, &mut self.memory_bytes, peak, limit, &dir, room)?;
         Ok(self.fits(c))
     }
 
@@ -836,12 +823,17 @@ impl Inner {
     /// scratch file write buffer while it may yet be made: it is charged
     /// before the blocks it lets out leave memory.
     fn fits(&self, c: u64) -> bool {
-        let room = if self.scratch.is_none() && self.spill_options.is_some() && self.is_stream() {
+        self.memory_bytes.saturating_add(c).saturating_add(self.fits_extra()) <= self.limit
+    }
+
+    /// The room [`Inner::fits`] keeps for a stream's scratch file write
+    /// buffer while it may yet be made.
+    fn fits_extra(&self) -> u64 {
+        if self.scratch.is_none() && self.spill_options.is_some() && self.is_stream() {
             scratch_buffer_size(self.limit) as u64
         } else {
             0
-        };
-        self.memory_bytes.saturating_add(c).saturating_add(room) <= self.limit
+        }
     }
 
     /// Counts `c` more bytes held, and the peak.
@@ -938,12 +930,13 @@ impl Inner {
                 // Room for notes, made by moving the taken set to disk,
                 // then the notes themselves.
                 self.freeze_taken()?;
-            }
-            if let Some(dir) = self.spill_options.as_ref().map(|o| o.parent.clone()) {
-                let budget = (self.held_for_notes(), self.limit);
-                let (in_file, memory_bytes) = (&mut self.in_file, &mut self.memory_bytes);
-                let peak = &mut self.stats.peak_memory;
-                freeze_notes(in_file, memory_bytes, peak, budget, &cid, &dir)?;
+                if let Some(dir) = self.spill_options.as_ref().map(|o| o.parent.clone()) {
+                    let (held, limit) = (self.held_for_notes(), self.limit);
+                    let (in_file, memory_bytes) = (&mut self.in_file, &mut self.memory_bytes);
+                    let peak = &mut self.stats.peak_memory;
+                    let room = |notes: &Notes, _| can_note(notes, held, limit, &cid);
+                    freeze_notes_until(in_file, memory_bytes, peak, limit, &dir, room)?;
+                }
             }
             if !can_note(&self.in_file, self.held_for_notes(), self.limit, &cid) {
                 if self.may_spill() {
@@ -1159,9 +1152,10 @@ impl Inner {
                 }
             };
             // Room for notes, made by moving them to disk.
+            let room = |notes: &Notes, _| can_note(notes, held, limit, cid);
             if !clash
                 && let Some(dir) = &dir
-                && let Err(e) = freeze_notes(in_file, memory_bytes, peak, (held, limit), cid, dir)
+                && let Err(e) = freeze_notes_until(in_file, memory_bytes, peak, limit, dir, room)
             {
                 failed = Some(e);
                 return true;

@@ -58,6 +58,11 @@ fn table_hash(h: u64) -> u64 {
     h.wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
+/// The shard of seeded hash `h` and the hash its table places it by.
+fn place_of(h: u64) -> (usize, u64) {
+    (shard_of(h), table_hash(h))
+}
+
 /// Where blocks that wait outside memory are, by short fingerprint.
 #[derive(Debug)]
 pub(crate) struct Notes {
@@ -87,13 +92,12 @@ impl Default for Notes {
 impl Notes {
     /// The shard of `k` and the hash its table places `k` by.
     fn place(&self, k: u64) -> (usize, u64) {
-        let h = self.hasher.hash_one(k);
-        (shard_of(h), table_hash(h))
+        place_of(self.hasher.hash_one(k))
     }
 
-    /// The note of `k` in the tables, if there is one.
-    fn get_in_tables(&self, k: u64) -> Option<u64> {
-        let (i, t) = self.place(k);
+    /// The note of `k` (seeded hash `h`) in the tables, if there is one.
+    fn get_in_tables(&self, k: u64, h: u64) -> Option<u64> {
+        let (i, t) = place_of(h);
         self.shards.get(i)?.find(t, |&(key, _)| key == k).map(|&(_, packed)| packed)
     }
 
@@ -103,13 +107,14 @@ impl Notes {
     ///
     /// If a segment's page cannot be read back.
     pub(crate) fn get(&self, k: u64) -> io::Result<Option<u64>> {
-        if let Some(found) = self.get_in_tables(k) {
+        let h = self.hasher.hash_one(k);
+        if let Some(found) = self.get_in_tables(k, h) {
             return Ok(Some(found));
         }
         if self.frozen.is_empty() {
             return Ok(None);
         }
-        self.frozen.get(&k, self.hasher.hash_one(k))
+        self.frozen.get(&k, h)
     }
 
     /// At most what noting a new `k` would allocate at once, besides what
@@ -138,14 +143,15 @@ impl Notes {
     ///
     /// If a segment's page cannot be read back (to look for `k` there).
     pub(crate) fn insert(&mut self, k: u64, packed: u64) -> io::Result<(bool, u64)> {
-        if !self.frozen.is_empty() && self.frozen.get(&k, self.hasher.hash_one(k))?.is_some() {
+        let h = self.hasher.hash_one(k);
+        if !self.frozen.is_empty() && self.frozen.get(&k, h)?.is_some() {
             return Ok((false, 0));
         }
-        Ok(self.insert_in_tables(k, packed))
+        Ok(self.insert_in_tables(k, h, packed))
     }
 
-    fn insert_in_tables(&mut self, k: u64, packed: u64) -> (bool, u64) {
-        let (i, t) = self.place(k);
+    fn insert_in_tables(&mut self, k: u64, h: u64, packed: u64) -> (bool, u64) {
+        let (i, t) = place_of(h);
         let Notes { shards, hasher, len, allocated, .. } = self;
         let Some(shard) = shards.get_mut(i) else { return (false, 0) };
         let before = shard.allocation_size() as u64;
@@ -179,17 +185,18 @@ impl Notes {
     ///
     /// If a segment's page cannot be read back.
     pub(crate) fn remove(&mut self, k: u64) -> io::Result<Option<(u64, u64)>> {
-        if let Some(found) = self.remove_in_tables(k) {
+        let h = self.hasher.hash_one(k);
+        if let Some(found) = self.remove_in_tables(k, h) {
             return Ok(Some(found));
         }
         if self.frozen.is_empty() {
             return Ok(None);
         }
-        Ok(self.frozen.remove(&k, self.hasher.hash_one(k))?.map(|packed| (packed, 0)))
+        Ok(self.frozen.remove(&k, h)?.map(|packed| (packed, 0)))
     }
 
-    fn remove_in_tables(&mut self, k: u64) -> Option<(u64, u64)> {
-        let (i, t) = self.place(k);
+    fn remove_in_tables(&mut self, k: u64, h: u64) -> Option<(u64, u64)> {
+        let (i, t) = place_of(h);
         let Notes { shards, hasher, len, allocated, .. } = self;
         let shard = shards.get_mut(i)?;
         let ((_, packed), _) = shard.find_entry(t, |&(key, _)| key == k).ok()?.remove();

@@ -296,9 +296,9 @@ fn crash_while_creating(backend: Backend) {
 /// afterwards with every batch. A restart loop after a crash reopens a
 /// store again and again, and opening writes too: sled writes a snapshot
 /// whenever its log has grown since the last one, redb repairs after an
-/// unclean close (a sweep like this one, in 25 µs steps, found an empty
-/// sled snapshot left by such a kill that sled then refused; it is what
-/// `SledStore::open` clears). The times are [`sweep_delays`], going on
+/// unclean close (a throwaway sweep like this one, in 25 µs steps, not
+/// committed, found an empty sled snapshot left by such a kill that sled
+/// then refused; it is what `SledStore::open` clears). The times are [`sweep_delays`], going on
 /// until a few kills came after the child acknowledged a batch beyond
 /// those already there (so after it had opened the store).
 fn crash_while_reopening(backend: Backend) {

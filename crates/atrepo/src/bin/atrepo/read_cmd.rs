@@ -459,6 +459,9 @@ impl Staged {
                 })?;
             }
             Staged::Inside { temp, out } => {
+                // One rename per collection: a failure among them (an I/O
+                // error, after the whole verification) leaves the ones
+                // moved so far, and says so.
                 for entry in fs::read_dir(temp.path())? {
                     let entry = entry?;
                     let to = out.join(entry.file_name());
