@@ -107,35 +107,9 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// What the backends' creation tests share.
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use std::path::Path;
-
-    use bytes::Bytes;
-    use cid::Cid;
-
-    use crate::Batch;
-
-    /// The names in `dir`, sorted.
-    pub(crate) fn names(dir: &Path) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        v.sort();
-        v
-    }
-
-    /// A one-byte raw block, and a batch holding it.
-    pub(crate) fn one_block() -> (Cid, Bytes, Batch) {
-        let bytes = Bytes::from_static(b"x");
-        let digest = <sha2::Sha256 as sha2::Digest>::digest(&bytes);
-        let cid = Cid::new_v1(0x55, multihash::Multihash::wrap(0x12, &digest).unwrap());
-        let mut batch = Batch::new();
-        batch.put(cid, bytes.clone());
-        (cid, bytes, batch)
-    }
 
     #[test]
     fn temporary_names_parse_back_to_their_owner() {

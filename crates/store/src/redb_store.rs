@@ -250,7 +250,7 @@ impl BlockStore for RedbStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::creating::tests::{names, one_block};
+    use crate::util::tests::{names, one_block};
 
     #[test]
     fn a_new_database_appears_whole_under_its_name() {

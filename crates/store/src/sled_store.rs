@@ -331,19 +331,15 @@ impl BlockStore for SledStore {
 mod tests {
     use super::*;
 
-    fn block(n: u8) -> (Cid, Vec<u8>) {
-        use sha2::Digest;
-        let bytes = vec![n; 100];
-        let digest = sha2::Sha256::digest(&bytes);
-        let hash = multihash::Multihash::<64>::wrap(0x12, &digest).unwrap();
-        (Cid::new_v1(0x55, hash), bytes)
+    fn block(n: u8) -> (Cid, Bytes) {
+        crate::util::tests::raw_block(vec![n; 100])
     }
 
     fn store_with_blocks(path: &Path) -> Vec<Cid> {
         let store = SledStore::open(path).unwrap();
         let blocks: Vec<_> = (0..8).map(block).collect();
         let cids = blocks.iter().map(|(cid, _)| *cid).collect();
-        store.write(blocks.into_iter().map(|(c, b)| (c, Bytes::from(b))).collect()).unwrap();
+        store.write(blocks.into_iter().collect()).unwrap();
         cids
     }
 
@@ -354,12 +350,8 @@ mod tests {
 
     /// The committed snapshots in sled folder `path`.
     fn snapshots(path: &Path) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(path)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|n| n.starts_with("snap.") && !n.ends_with(".generating"))
-            .collect();
-        names.sort();
+        let mut names = crate::util::tests::names(path);
+        names.retain(|n| n.starts_with("snap.") && !n.ends_with(".generating"));
         names
     }
 
@@ -375,7 +367,7 @@ mod tests {
             // A second session: its open snapshots the first one's log.
             let store = SledStore::open(&path).unwrap();
             let (cid, bytes) = block(100);
-            store.write([(cid, Bytes::from(bytes))].into_iter().collect()).unwrap();
+            store.write([(cid, bytes)].into_iter().collect()).unwrap();
             cids.push(cid);
             drop(store);
             drop(SledStore::open(&path).unwrap());
@@ -424,7 +416,7 @@ mod tests {
         assert_eq!(store.cleared_on_open(), ["conf"]);
         assert!(path.join("conf").exists(), "sled wrote conf again");
         let (cid, bytes) = block(1);
-        store.write([(cid, Bytes::from(bytes))].into_iter().collect()).unwrap();
+        store.write([(cid, bytes)].into_iter().collect()).unwrap();
         assert!(store.has(&cid).unwrap());
     }
 

@@ -75,3 +75,38 @@ pub(crate) fn check_counters(backend: &'static str, store: &dyn BlockStore) -> R
     }
     Ok(())
 }
+
+/// What the disk backends' unit tests share (redb's and sled's).
+#[cfg(all(test, any(feature = "redb", feature = "sled")))]
+pub(crate) mod tests {
+    use std::path::Path;
+
+    use bytes::Bytes;
+    use cid::Cid;
+
+    /// The names in `dir`, sorted.
+    pub(crate) fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// A raw block of `bytes` and its CID.
+    pub(crate) fn raw_block(bytes: impl Into<Bytes>) -> (Cid, Bytes) {
+        let bytes = bytes.into();
+        let digest = <sha2::Sha256 as sha2::Digest>::digest(&bytes);
+        (Cid::new_v1(0x55, multihash::Multihash::wrap(0x12, &digest).unwrap()), bytes)
+    }
+
+    /// A one-byte raw block, and a batch holding it.
+    #[cfg(feature = "redb")]
+    pub(crate) fn one_block() -> (Cid, Bytes, crate::Batch) {
+        let (cid, bytes) = raw_block(Bytes::from_static(b"x"));
+        let mut batch = crate::Batch::new();
+        batch.put(cid, bytes.clone());
+        (cid, bytes, batch)
+    }
+}
