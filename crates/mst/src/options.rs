@@ -93,6 +93,15 @@ pub struct WalkOptions {
     pub completeness: Completeness,
     /// Whether records are checked or fetched.
     pub records: Records,
+    /// Whether the store hears of a node's records, through
+    /// [`BlockRead::look_ahead`](atrepo_store::BlockRead::look_ahead), when
+    /// the node is decoded, even though the walk does not check them
+    /// ([`Records::Skip`], [`Records::Fetch`]; [`Records::Check`] always
+    /// tells). For a caller that reads each leaf's record itself, from a
+    /// store that uses what it is told to start its lookups early (the
+    /// verify pipeline's buffer). Off by default: a store that looks blocks
+    /// up as it is told would look up records no one reads.
+    pub records_ahead: bool,
 }
 
 impl WalkOptions {
@@ -114,6 +123,11 @@ impl WalkOptions {
     /// Returns these options with `records` set.
     pub fn records(mut self, records: Records) -> Self {
         self.records = records;
+        self
+    }
+    /// Returns these options with `records_ahead` set.
+    pub fn records_ahead(mut self, records_ahead: bool) -> Self {
+        self.records_ahead = records_ahead;
         self
     }
 }

@@ -190,7 +190,8 @@ pub trait BlockRead: Send + Sync {
     ///
     /// A `true` is a promise that the block stays readable: callers skip
     /// their own [`has`](Self::has) on it. A reader whose reads take blocks
-    /// out (the verify pipeline's buffer does) keeps the default.
+    /// out (the verify pipeline's buffer does) says `false` for each, and
+    /// may still use the call to start its own lookups early.
     ///
     /// For readers that know several lookups ahead (an MST walk, on
     /// decoding a node, knows its children and its records). `MemoryStore`

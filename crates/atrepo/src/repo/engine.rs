@@ -318,10 +318,14 @@ impl Engine {
         }
         // The walk does not ask the buffer for records: `walk` takes each
         // one, and that is the presence check (one buffer lookup, not two).
+        // It tells the buffer of each node's records as it decodes the
+        // node, so that the lookups of blocks out of order overlap
+        // (`Buffer`'s `look_ahead`).
         let walk = WalkOptions::default()
             .limits(self.options.mst)
             .keys(self.options.keys)
-            .records(Records::Skip);
+            .records(Records::Skip)
+            .records_ahead(true);
         self.walker = Some(Walker::new(Arc::clone(&self.buffer), *commit.data(), walk));
         self.commit = Some(commit);
         self.stage = match (self.options.signature, self.options.key.clone()) {

@@ -101,6 +101,12 @@ impl Notes {
         self.shards.get(i)?.find(t, |&(key, _)| key == k).map(|&(_, packed)| packed)
     }
 
+    /// The note of `k` if the tables hold it; never reads a segment back
+    /// (for warming caches, where a miss costs nothing).
+    pub(crate) fn peek(&self, k: u64) -> Option<u64> {
+        self.get_in_tables(k, self.hasher.hash_one(k))
+    }
+
     /// The note of `k`, if there is one: in the tables, or on disk.
     ///
     /// # Errors

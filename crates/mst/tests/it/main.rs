@@ -17,5 +17,7 @@ mod proof;
 mod invert;
 // Resuming a strict walk after a missing block is supplied.
 mod resume;
+// What a walk tells the store ahead of reading.
+mod look_ahead;
 // Snapshots of every error message.
 mod errors;
