@@ -447,7 +447,8 @@ impl<S: BlockRead> Walker<S> {
 
     /// Tells the store which blocks the walk reads next
     /// ([`BlockRead::look_ahead`]): the children of the node just decoded,
-    /// and its records when they are checked. A store that holds blocks in
+    /// and its records when they are checked or
+    /// [`WalkOptions::records_ahead`] asks. A store that holds blocks in
     /// memory overlaps those lookups, and a record it says is stored needs
     /// no lookup of its own when its leaf comes. What it says of children
     /// is not kept (each is read when the walk gets to it), so their
@@ -465,7 +466,9 @@ impl<S: BlockRead> Walker<S> {
             self.store.look_ahead(cids, records_present)?;
         }
         records_present.clear();
-        if self.options.records == Records::Check || self.options.records_ahead {
+        if (self.options.records == Records::Check || self.options.records_ahead)
+            && !node.entries.is_empty()
+        {
             cids.clear();
             cids.extend(node.entries.iter().map(|e| e.value));
             self.store.look_ahead(cids, records_present)?;

@@ -982,10 +982,12 @@ impl Inner {
     /// whole or mapped, in one tight loop: the cache and TLB misses of
     /// blocks out of order overlap here, where taking each block at its
     /// turn, among the walk's other work, took them one after another
-    /// (the shuffled 128 MiB file: 0.65 to 0.75 s before, 0.53 to 0.60 s
-    /// after). Changes nothing, reads no file and no segment on disk
-    /// ([`Notes::peek`]), and costs one check when no block waits there
-    /// (streaming order).
+    /// (the shuffled 128 MiB file, whole process: 0.66 to 0.71 s before,
+    /// 0.58 to 0.62 s after; `docs/performance.md`). Changes nothing and
+    /// reads no segment or scratch file ([`Notes::peek`]); touching the map
+    /// may fault a page of the input in, as the take would. Costs one
+    /// check when no block waits in the input (streaming order), and a
+    /// hash and a probe of small tables per CID when a few do.
     fn warm(&self, cids: &[Cid]) {
         if self.in_file.is_empty() {
             return;
@@ -1586,7 +1588,9 @@ impl BlockRead for Buffer {
     fn look_ahead(&self, cids: &[Cid], present: &mut Vec<bool>) -> atrepo_store::Result<()> {
         present.clear();
         present.resize(cids.len(), false);
-        self.lock().warm(cids);
+        if !cids.is_empty() {
+            self.lock().warm(cids);
+        }
         Ok(())
     }
 
@@ -1722,11 +1726,28 @@ mod tests {
         // wait as positions in the map.
         assert_eq!(buffer.take(&other).unwrap(), None);
         assert_eq!(buffer.lock().in_file.len(), 3);
+        {
+            // What `warm` touches is what a take finds.
+            let inner = buffer.lock();
+            for cid in [a, b, changed] {
+                let noted = inner.in_file.peek(short(&cid));
+                assert!(noted.is_some());
+                assert_eq!(noted, inner.in_file.get(short(&cid)).unwrap());
+            }
+            assert_eq!(inner.in_file.peek(short(&other)), None);
+        }
+        // One lock at a time: each guard lives to the end of its statement.
+        let state = |buffer: &Buffer| {
+            let stats = buffer.stats();
+            let inner = buffer.lock();
+            (stats, inner.memory_bytes, inner.in_file.len())
+        };
+        let before = state(&buffer);
         let mut present = vec![true; 9];
         let asked = [a, other, b, changed, a];
         buffer.look_ahead(&asked, &mut present).unwrap();
         assert_eq!(present, [false; 5]);
-        assert_eq!(buffer.lock().in_file.len(), 3);
+        assert_eq!(state(&buffer), before);
         assert_eq!(buffer.take(&b).unwrap(), Some(y));
         assert_eq!(buffer.take(&a).unwrap(), Some(x));
         let err = buffer.take(&changed).unwrap_err();

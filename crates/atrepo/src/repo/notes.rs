@@ -426,6 +426,27 @@ mod tests {
         assert!(live.iter().all(|&k| notes.get(k).unwrap() == Some(k)));
     }
 
+    /// `peek` answers from the tables only: what they hold, never what
+    /// was frozen to disk (which `get` reads back).
+    #[test]
+    fn peek_sees_the_tables_and_not_the_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut notes = Notes::default();
+        for k in 0..1000u64 {
+            notes.insert(k, k + 7).unwrap();
+        }
+        notes.freeze(dir.path()).unwrap();
+        for k in 1000..2000u64 {
+            notes.insert(k, k + 7).unwrap();
+        }
+        for k in 0..2000u64 {
+            assert_eq!(notes.get(k).unwrap(), Some(k + 7), "{k}");
+            let expected = (k >= 1000).then_some(k + 7);
+            assert_eq!(notes.peek(k), expected, "{k}");
+        }
+        assert_eq!(notes.peek(5000), None);
+    }
+
     #[test]
     fn frozen_notes_are_found_removed_and_listed_and_leave_little_in_memory() {
         let dir = tempfile::tempdir().unwrap();
