@@ -2258,6 +2258,7 @@ mod tests {
     /// A block in the spill batch, among the first `n` of [`block`] (which
     /// one depends on the notes' random sharding: the batch may have
     /// started with a block the notes had no room for, or the last one).
+    #[cfg(feature = "redb")]
     fn in_batch(buffer: &Buffer, n: u32) -> (Cid, Bytes) {
         let cid = *buffer.lock().pending.keys().next().unwrap();
         (cid, block_bytes(&cid, n))
@@ -2339,6 +2340,7 @@ mod tests {
     }
 
     /// The bytes of block `cid` among the first `n` of [`block`].
+    #[cfg(feature = "redb")]
     fn block_bytes(cid: &Cid, n: u32) -> Bytes {
         (0..n).map(block).find(|(c, _)| c == cid).unwrap().1
     }

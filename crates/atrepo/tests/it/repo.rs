@@ -786,6 +786,7 @@ fn records_whose_cids_share_a_short_fingerprint_both_verify() {
 
     let limit = 256 * 1024;
     let no_spill = atrepo::store::SpillOptions::default().parent(dir.path()).no_spill();
+    #[cfg_attr(not(feature = "redb"), expect(unused_mut, reason = "one more case with redb"))]
     let mut cases = vec![
         ("slice", options(&g)),
         ("file", options(&g).memory_limit(limit)),
