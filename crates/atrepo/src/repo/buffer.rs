@@ -147,11 +147,40 @@ fn append_section(
 /// growing it (see [`Notes::growth`]) leaves the notes and `held` within
 /// the limit. Blocks waiting in memory do not count: they make room by
 /// becoming notes themselves, or by going to the spill store, when the
-/// next block does not fit; until then the budget is exceeded by at most
-/// one table's growth (a sixty-fourth of the notes, twice over).
+/// next block does not fit. Whether the growth fits beside them now is
+/// [`NoteRoom`].
 fn can_note(in_file: &Notes, held: u64, limit: u64, cid: &Cid) -> bool {
     let growth = in_file.growth(short(cid));
     growth == 0 || held.saturating_add(in_file.allocated()).saturating_add(growth) <= limit
+}
+
+/// How block `cid`, charged `c`, can become a note with `memory` charged
+/// (the blocks still waiting in memory included) and stay within `limit`
+/// at the peak: when its table must grow, the bigger table is made while
+/// the smaller is held ([`Notes::growth`]). Stricter than [`can_note`],
+/// which leaves out the blocks waiting in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NoteRoom {
+    /// The growth fits beside the block's bytes.
+    Beside,
+    /// The growth fits once the block's bytes are dropped, first (where it
+    /// waits, in the input or the scratch file, is all the note needs).
+    InPlace,
+    /// Not now: perhaps once other blocks waiting in memory are notes.
+    Wait,
+}
+
+impl NoteRoom {
+    fn of(in_file: &Notes, memory: u64, limit: u64, cid: &Cid, c: u64) -> NoteRoom {
+        let growth = in_file.growth(short(cid));
+        if memory.saturating_add(growth) <= limit {
+            NoteRoom::Beside
+        } else if memory.saturating_sub(c).saturating_add(growth) <= limit {
+            NoteRoom::InPlace
+        } else {
+            NoteRoom::Wait
+        }
+    }
 }
 
 /// Whether `cid`'s short fingerprint is noted, for another block (blocks
@@ -197,6 +226,13 @@ fn note(
 fn notes_share(limit: u64) -> u64 {
     (limit / 16).max(32 * 1024)
 }
+
+/// Passes [`Inner::evict_to_positions`] makes at most over the blocks
+/// waiting in memory: a block whose table cannot grow beside them
+/// ([`NoteRoom::Wait`]) waits for the next pass, by which the blocks noted
+/// meanwhile have freed their bytes. One pass notes nearly all; a second
+/// the blocks that waited for room; the rest are a bound, not a need.
+const EVICT_PASSES: usize = 4;
 
 /// Tables of notes a freeze moves to disk first (of 64): the biggest
 /// quarter. The rest stay in memory, where a lookup reads nothing.
@@ -495,8 +531,7 @@ const SCRATCH_CACHE: u64 = 4 * 1024 * 1024;
 /// the spill store opens and left free by the notes while it may yet open:
 /// the batch in flight and the store's page cache, [`SPILL_BATCH_BYTES`]
 /// and [`SCRATCH_CACHE`] from a 64 MiB limit up and an eighth of the limit
-/// below, so that opening the store does not pass a small limit either
-/// (but for one notes table's growth, see [`can_note`]).
+/// below, so that opening the store does not pass a small limit either.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct SpillShare {
     /// Pending blocks are written once they cost this much.
@@ -869,7 +904,7 @@ impl Inner {
     fn trim_queue(&mut self) -> Result<()> {
         while self.queue.len() > QUEUE_MAX {
             if let Some((c, b, o)) = self.queue.pop_front() {
-                self.index(c, &b, o)?;
+                self.index(c, b, o)?;
             }
         }
         Ok(())
@@ -884,7 +919,7 @@ impl Inner {
                 return Ok(true);
             }
             if let Some((c, b, o)) = self.queue.pop_front() {
-                self.index(c, &b, o)?;
+                self.index(c, b, o)?;
             }
         }
         Ok(false)
@@ -893,16 +928,16 @@ impl Inner {
     /// Moves every queued block into the slow lane.
     fn index_queue(&mut self) -> Result<()> {
         while let Some((c, b, o)) = self.queue.pop_front() {
-            self.index(c, &b, o)?;
+            self.index(c, b, o)?;
         }
         Ok(())
     }
 
     /// Puts a block that left the queue into the slow lane, or drops it as
     /// a duplicate.
-    fn index(&mut self, cid: Cid, bytes: &Bytes, offset: u64) -> Result<()> {
+    fn index(&mut self, cid: Cid, bytes: Bytes, offset: u64) -> Result<()> {
         if self.knows(&cid)? {
-            self.memory_bytes = self.memory_bytes.saturating_sub(cost(bytes));
+            self.memory_bytes = self.memory_bytes.saturating_sub(cost(&bytes));
             self.stats.duplicates = self.stats.duplicates.saturating_add(1);
             return Ok(());
         }
@@ -922,7 +957,9 @@ impl Inner {
         // file or a stream, `evict_to_positions` sends it to the spill
         // store past the budget; a slice's stays until taken (later blocks
         // spill instead). A stream's block is checked before it is
-        // appended.
+        // appended. So does a block whose table cannot grow beside the
+        // blocks waiting in memory ([`NoteRoom::Wait`]), until
+        // `evict_to_positions` has made them notes.
         let whole = self.whole.is_some().then(|| pack(offset, bytes.len())).flatten();
         let clash = self.waits_in_scratch && clashes(&self.in_file, &cid)?;
         if (whole.is_some() || self.waits_in_scratch) && !clash {
@@ -940,13 +977,30 @@ impl Inner {
             }
             if !can_note(&self.in_file, self.held_for_notes(), self.limit, &cid) {
                 if self.may_spill() {
-                    return self.spill_instead(cid, bytes);
+                    return self.spill_instead(cid, &bytes);
                 }
-            } else if let Some(packed) = self.waiting_position(whole, &cid, bytes)? {
-                let peak = &mut self.stats.peak_memory;
-                if note(&mut self.in_file, &mut self.memory_bytes, peak, &cid, packed, cost(bytes))?
+            } else {
+                let c = cost(&bytes);
+                let room = NoteRoom::of(&self.in_file, self.memory_bytes, self.limit, &cid, c);
+                // Dropping the bytes first is only safe for a block sure to
+                // be noted (a stream's was checked above).
+                let in_place = room == NoteRoom::InPlace;
+                let clash = in_place && !self.waits_in_scratch && clashes(&self.in_file, &cid)?;
+                if room != NoteRoom::Wait
+                    && !clash
+                    && let Some(packed) = self.waiting_position(whole, &cid, &bytes)?
                 {
-                    return Ok(());
+                    let peak = &mut self.stats.peak_memory;
+                    if in_place {
+                        drop(bytes);
+                        self.memory_bytes = self.memory_bytes.saturating_sub(c);
+                        // Nothing held its fingerprint: noted.
+                        note(&mut self.in_file, &mut self.memory_bytes, peak, &cid, packed, 0)?;
+                        return Ok(());
+                    }
+                    if note(&mut self.in_file, &mut self.memory_bytes, peak, &cid, packed, c)? {
+                        return Ok(());
+                    }
                 }
             }
         }
@@ -954,7 +1008,7 @@ impl Inner {
         // one kept for long would keep the whole chunk alive. Blocks that
         // wait get their own allocation (not those viewing a buffer the
         // caller holds whole anyway).
-        let bytes = if self.detach { Bytes::copy_from_slice(bytes) } else { bytes.clone() };
+        let bytes = if self.detach { Bytes::copy_from_slice(&bytes) } else { bytes };
         self.memory.insert(cid, (bytes, offset));
         Ok(())
     }
@@ -1165,66 +1219,118 @@ impl Inner {
         let mut failed = None;
         let mut refused = None;
         let mut to_spill = Vec::new();
-        self.memory.retain(|cid, (bytes, offset)| {
-            let c = cost(bytes);
-            let full = scratch.as_ref().is_some_and(|s| s.refused().is_some());
-            if failed.is_some() || refused.is_some() || full {
-                return true;
-            }
-            // A fingerprint noted for another block (see [`note`]): a
-            // stream's block is not appended to the scratch file again on
-            // every pass.
-            let clash = match scratch.is_some().then(|| clashes(in_file, cid)).transpose() {
-                Ok(clash) => clash.unwrap_or(false),
-                Err(e) => {
-                    failed = Some(e);
+        // A block whose table must grow, while the blocks not yet noted
+        // leave no room for the bigger table beside the smaller, waits for
+        // a later pass: the blocks noted meanwhile free their bytes first
+        // (see `NoteRoom`). After the last pass it goes to the spill store,
+        // or stays.
+        let mut last = false;
+        for pass in 1..=EVICT_PASSES {
+            last = last || pass == EVICT_PASSES;
+            let (mut progress, mut deferred) = (false, false);
+            self.memory.retain(|cid, (bytes, offset)| {
+                let c = cost(bytes);
+                let full = scratch.as_ref().is_some_and(|s| s.refused().is_some());
+                if failed.is_some() || refused.is_some() || full {
                     return true;
                 }
-            };
-            // Room for notes, made by moving them to disk.
-            let room = |notes: &Notes, _| can_note(notes, held, limit, cid);
-            if !clash
-                && let Some(dir) = &dir
-                && let Err(e) = freeze_notes_until(in_file, memory_bytes, peak, limit, dir, room)
-            {
-                failed = Some(e);
-                return true;
-            }
-            let noted = if clash || !can_note(in_file, held, limit, cid) {
-                if !spill_ok && !clash {
-                    refused = Some(in_file.growth(short(cid)));
-                }
-                false
-            } else {
-                let packed = match scratch.as_deref_mut() {
-                    None => pack(*offset, bytes.len()),
-                    Some(scratch) => append_section(scratch, Part::Waiting, cid, bytes)
-                        .unwrap_or_else(|e| {
-                            failed = Some(e);
-                            None
-                        }),
-                };
-                // Too long to note, or past the scratch file's cap: stays.
-                let Some(packed) = packed else { return true };
-                match note(in_file, memory_bytes, peak, cid, packed, c) {
-                    Ok(noted) => noted,
+                // A fingerprint noted for another block (see [`note`]): a
+                // stream's block is not appended to the scratch file again
+                // on every pass.
+                let clash = match scratch.is_some().then(|| clashes(in_file, cid)).transpose() {
+                    Ok(clash) => clash.unwrap_or(false),
                     Err(e) => {
                         failed = Some(e);
                         return true;
                     }
+                };
+                // Room for notes, made by moving them to disk.
+                let room = |notes: &Notes, _| can_note(notes, held, limit, cid);
+                if !clash
+                    && let Some(dir) = &dir
+                    && let Err(e) =
+                        freeze_notes_until(in_file, memory_bytes, peak, limit, dir, room)
+                {
+                    failed = Some(e);
+                    return true;
                 }
-            };
-            if noted {
-                return false;
+                let noted = if clash || !can_note(in_file, held, limit, cid) {
+                    if !spill_ok && !clash {
+                        refused = Some(in_file.growth(short(cid)));
+                    }
+                    false
+                } else {
+                    let room = NoteRoom::of(in_file, *memory_bytes, limit, cid, c);
+                    // Its table cannot grow while the other blocks wait in
+                    // memory: perhaps once they are notes.
+                    if room == NoteRoom::Wait && !last {
+                        deferred = true;
+                        return true;
+                    }
+                    // Dropping the bytes first is only safe for a block
+                    // sure to be noted: not one whose short fingerprint
+                    // another block's note holds (checked above for a
+                    // stream).
+                    let in_place = room == NoteRoom::InPlace;
+                    let clash = match (in_place && scratch.is_none()).then(|| clashes(in_file, cid))
+                    {
+                        None => false,
+                        Some(Ok(clash)) => clash,
+                        Some(Err(e)) => {
+                            failed = Some(e);
+                            return true;
+                        }
+                    };
+                    if room == NoteRoom::Wait || clash {
+                        false
+                    } else {
+                        let packed = match scratch.as_deref_mut() {
+                            None => pack(*offset, bytes.len()),
+                            Some(scratch) => append_section(scratch, Part::Waiting, cid, bytes)
+                                .unwrap_or_else(|e| {
+                                    failed = Some(e);
+                                    None
+                                }),
+                        };
+                        // Too long to note, or past the scratch file's
+                        // cap: stays.
+                        let Some(packed) = packed else { return true };
+                        let c = if in_place {
+                            drop(std::mem::take(bytes));
+                            *memory_bytes = memory_bytes.saturating_sub(c);
+                            0
+                        } else {
+                            c
+                        };
+                        match note(in_file, memory_bytes, peak, cid, packed, c) {
+                            // Dropped in place, it was noted: nothing held
+                            // the fingerprint.
+                            Ok(noted) => noted || in_place,
+                            Err(e) => {
+                                failed = Some(e);
+                                return true;
+                            }
+                        }
+                    }
+                };
+                if noted {
+                    progress = true;
+                    return false;
+                }
+                // Not noted: to the spill store, or left in memory.
+                if !spill_ok {
+                    return true;
+                }
+                *memory_bytes = memory_bytes.saturating_sub(c);
+                to_spill.push((*cid, bytes.clone()));
+                false
+            });
+            if failed.is_some() || refused.is_some() || !deferred || last {
+                break;
             }
-            // Not noted: to the spill store, or left in memory.
-            if !spill_ok {
-                return true;
-            }
-            *memory_bytes = memory_bytes.saturating_sub(c);
-            to_spill.push((*cid, bytes.clone()));
-            false
-        });
+            // Nothing noted: only the last pass's answer is left.
+            last = !progress;
+        }
         if let Some(e) = failed {
             return Err(e.into());
         }
@@ -1904,6 +2010,41 @@ mod tests {
         assert!(matches!(err, Error::Car(atrepo_car::Error::HashMismatch { .. })), "{err:?}");
     }
 
+    /// Blocks of a file that cannot be viewed whole wait in memory until
+    /// the budget is reached, then become notes of their positions. A
+    /// notes' table that grows there is made while the blocks not yet
+    /// noted are still held: the peak must count them and stay within the
+    /// limit. Which block's table grows when depends on the notes' random
+    /// hashing, so a few limits are tried. (Before, the peak passed the
+    /// limit by up to 500 bytes in over half the runs at each limit, and in
+    /// 40% of the runs of `a_file_in_any_order_verifies_with_blocks_left_in_the_file`.)
+    #[test]
+    fn blocks_left_in_a_file_stay_within_the_limit_while_notes_grow() {
+        let mut input = Vec::new();
+        let mut blocks = Vec::new();
+        for n in 0..1000u32 {
+            let bytes = Bytes::from(n.to_be_bytes().repeat(16));
+            let cid = blessed_cid(DAG_CBOR, &bytes);
+            input.extend(cid.to_bytes());
+            blocks.push((cid, bytes.clone(), input.len() as u64));
+            input.extend_from_slice(&bytes);
+        }
+        let file = file_of(&input);
+        for limit in (32..72).step_by(4).map(|k| k * 1024) {
+            let buffer = Buffer::new(limit, None);
+            buffer.set_file(Arc::clone(&file));
+            for (cid, bytes, at) in &blocks {
+                buffer.insert(*cid, bytes.clone(), *at).unwrap();
+            }
+            let stats = buffer.stats();
+            assert!(stats.spilled, "{limit}: blocks should have been left in the file");
+            assert!(stats.peak_memory <= limit, "{} > {limit}", stats.peak_memory);
+            for (cid, bytes, _) in blocks.iter().rev() {
+                assert_eq!(buffer.take(cid).unwrap(), Some(bytes.clone()), "{cid}");
+            }
+        }
+    }
+
     #[test]
     fn over_budget_without_spill_is_a_limit_error() {
         let buffer = Buffer::new(SLOT_COST + 4, None);
@@ -1954,9 +2095,9 @@ mod tests {
         }
         let stats = buffer.stats();
         assert!(stats.spilled);
-        // Within the limit but for one notes table's growth at most (see
-        // `can_note`), a few KiB here; it was 8 MiB over before.
-        let bound = limit + 16 * 1024;
+        // Within the limit, a notes table's growth included (see
+        // `NoteRoom`): it was 8 MiB over once, then a few KiB.
+        let bound = limit;
         assert!(stats.peak_memory <= bound, "{} > {bound}", stats.peak_memory);
         assert!(stats.peak_memory >= SpillShare::of(limit).total());
         for (cid, bytes) in blocks.iter().rev() {
@@ -2369,10 +2510,10 @@ mod tests {
         );
         let inner = buffer.lock();
         assert!(inner.spill.is_none() && inner.pending.is_empty());
-        // Within the limit but for a table's growth in flight (see
-        // `can_note`), a few KiB here.
+        // Within the limit, a table's growth in flight included (see
+        // `NoteRoom`): it was a few KiB over before.
         let peak = inner.stats.peak_memory;
-        assert!(peak <= limit + 8 * 1024, "{peak}");
+        assert!(peak <= limit, "{peak}");
     }
 
     /// A kept record refused for the scratch file's cap only comes without
