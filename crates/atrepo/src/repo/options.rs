@@ -69,8 +69,8 @@ pub struct VerifyOptions {
     /// in memory by its position (20 to 80 bytes) and read back and
     /// re-hashed when the walk needs it; past [`SpillOptions::max_spilled`]
     /// bytes of them, the stream fails with a `spilled bytes` limit error.
-    /// Only once those notes' tables cannot grow within the limit do blocks
-    /// go to the spill store ([`SpillOptions::target`], which has a cap of
+    /// Only once those notes' tables cannot grow within the limit (beside
+    /// the blocks still waiting in memory) do blocks go to the spill store ([`SpillOptions::target`], which has a cap of
     /// its own). Files and inputs held in memory are read again instead.
     pub spill: Option<SpillOptions>,
     /// How far in the future a commit's `rev` may be.
