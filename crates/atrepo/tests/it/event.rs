@@ -1329,7 +1329,9 @@ fn event_error_display() {
 
 // ---------------------------------------------------------------------------
 // The command line: `atrepo event verify` and `atrepo event verify-stream`
+// (the binary needs the `cli` feature).
 
+#[cfg(feature = "cli")]
 mod cli {
     use std::path::Path;
     use std::process::Command;

@@ -1,7 +1,9 @@
 //! Integration tests of the `atrepo` facade and command line, one module
 //! per area.
 
-// The command line: output and exit codes.
+// The command line: output and exit codes (the binary needs the `cli`
+// feature; without it there is no binary of this build to run).
+#[cfg(feature = "cli")]
 mod cli;
 // Whole repositories: drivers, block orders, tampered variants, limits.
 mod repo;
