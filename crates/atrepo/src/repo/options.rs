@@ -62,6 +62,11 @@ pub struct VerifyOptions {
     /// How records are checked.
     pub records: RecordCheck,
     /// Memory the block buffer may use, counting per-block bookkeeping.
+    /// One known excess, for a moment: moving notes or the fingerprints of
+    /// records handed out to segment files under the spill folder holds
+    /// the new segment's filter and 192 KiB of buffers before it frees the
+    /// entries it moved (at 64 MiB, a 500 MiB repository out of order from
+    /// a stream peaked 1.2 MB over). The report's peak shows it.
     pub memory_limit: u64,
     /// Where blocks of a stream go past the memory limit; `None` makes
     /// crossing it an error. A stream's blocks that wait then go to an
@@ -70,8 +75,9 @@ pub struct VerifyOptions {
     /// re-hashed when the walk needs it; past [`SpillOptions::max_spilled`]
     /// bytes of them, the stream fails with a `spilled bytes` limit error.
     /// Only once those notes' tables cannot grow within the limit (beside
-    /// the blocks still waiting in memory) do blocks go to the spill store ([`SpillOptions::target`], which has a cap of
-    /// its own). Files and inputs held in memory are read again instead.
+    /// the blocks still waiting in memory) do blocks go to the spill store
+    /// ([`SpillOptions::target`], which has a cap of its own). Files and
+    /// inputs held in memory are read again instead.
     pub spill: Option<SpillOptions>,
     /// How far in the future a commit's `rev` may be.
     pub future_tolerance: Duration,
