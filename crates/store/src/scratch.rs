@@ -14,12 +14,8 @@
 //! `atrepo-spill-making-<pid>-<n>`, locked, then renamed
 //! ([`ScratchDir::create`]). So a folder under its name whose lock is free
 //! has an owner that is gone for good, and the sweep removes it at once;
-//! a folder still under its making name (its owner was killed in those
-//! microseconds) is swept once [`MAKING_STALE`] old, or at once when its
-//! pid is not a live process here. The pid may be a live process in
-//! another PID namespace: it then finds its folder gone and makes the
-//! next name ([`ScratchDir::create`]), so the pid is trusted for that
-//! window only, where being wrong costs one retry.
+//! a folder still under its making name is swept only once
+//! [`MAKING_STALE`] old (its owner was killed in those microseconds).
 //!
 //! Where locks do not work (a file system or platform that refuses them,
 //! such as NFS without a lock daemon), folders have no lock file and the
@@ -184,15 +180,14 @@ pub(crate) fn is_alive(pid: u32) -> Option<bool> {
 /// Never for this process's pid. A folder under its name: nobody holds its
 /// [`SCRATCH_LOCK_FILE`]'s lock; without that file, or where locks do not
 /// work, `pid` is not a live process here (Linux only). A folder under its
-/// making name: [`MAKING_STALE`] old or `pid` not a live process here, and
-/// its lock not held.
+/// making name: [`MAKING_STALE`] old, and its lock not held.
 fn owner_gone(dir: &Path, pid: u32, making: bool) -> io::Result<bool> {
     if pid == std::process::id() {
         return Ok(false);
     }
     if making {
         let age = fs::symlink_metadata(dir)?.modified()?.elapsed().unwrap_or_default();
-        if age < MAKING_STALE && is_alive(pid) != Some(false) {
+        if age < MAKING_STALE {
             return Ok(false);
         }
     }
@@ -299,27 +294,6 @@ mod tests {
         assert!(!old.exists());
         assert!(held.exists(), "a making folder whose lock is held was removed");
         assert!(young.exists());
-    }
-
-    /// A young folder under its making name whose pid is not a live process
-    /// (its owner killed between making and renaming it) is swept at once,
-    /// unless its lock is held: a spill after a crash leaves nothing behind.
-    #[test]
-    #[cfg(target_os = "linux")]
-    fn a_young_making_folder_of_a_dead_process_is_swept() {
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let pid = child.id();
-        child.wait().unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let left = dir.path().join(format!("{MAKING_PREFIX}{pid}-0"));
-        fs::create_dir(&left).unwrap();
-        let held = dir.path().join(format!("{MAKING_PREFIX}{pid}-1"));
-        fs::create_dir(&held).unwrap();
-        let lock = File::create(held.join(SCRATCH_LOCK_FILE)).unwrap();
-        lock.try_lock().unwrap();
-        assert_eq!(clean_stale(dir.path()).unwrap(), 1);
-        assert!(!left.exists());
-        assert!(held.exists(), "a making folder whose lock is held was removed");
     }
 
     /// A folder is made under its making name and appears under its name
