@@ -246,12 +246,23 @@ fn run_child(mode: &str, dir: &Path, delay: Duration) -> i64 {
     acked.load(Ordering::Acquire)
 }
 
+/// Scratch folders under `parent`, not counting one still under its making
+/// name: a kill between making a folder and renaming it leaves one, which
+/// the sweep leaves for a minute (its owner may be alive in another PID
+/// namespace, making it).
 fn scratch_folders(parent: &Path) -> usize {
     std::fs::read_dir(parent)
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with(SCRATCH_PREFIX))
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name().to_string_lossy().into_owned();
+            name.starts_with(SCRATCH_PREFIX) && !name.starts_with(MAKING_PREFIX)
+        })
         .count()
 }
+
+/// The name of a scratch folder while it is being made (see
+/// `atrepo_store`'s scratch module).
+const MAKING_PREFIX: &str = "atrepo-spill-making-";
 
 /// The repository, written once per test into `dir` for the children.
 fn write_repository(dir: &Path) -> (Vec<u8>, PublicKey, String) {
