@@ -1195,8 +1195,8 @@ impl Inner {
     }
 
     /// Replaces every block waiting in the slow lane by a note of where it
-    /// is: in the input file, or for a stream in the scratch file, to which
-    /// it is appended now (the file is made on first use). A note costs
+    /// is: in the input held whole or mapped, in the input file, or for a
+    /// stream in the scratch file, to which it is appended now (the file is made on first use). A note costs
     /// less than the block it replaces, so this frees memory, until the
     /// notes' tables cannot grow within the budget: blocks go to the spill
     /// store from then on (here, in [`Inner::index`] and in

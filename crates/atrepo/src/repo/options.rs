@@ -77,7 +77,9 @@ pub struct VerifyOptions {
     /// Only once those notes' tables cannot grow within the limit (beside
     /// the blocks still waiting in memory) do blocks go to the spill store
     /// ([`SpillOptions::target`], which has a cap of its own). Files and
-    /// inputs held in memory are read again instead.
+    /// inputs held in memory need no scratch file: their blocks wait as
+    /// positions in them (for an input held in memory, only with spill
+    /// options; without, crossing the limit is an error there too).
     pub spill: Option<SpillOptions>,
     /// How far in the future a commit's `rev` may be.
     pub future_tolerance: Duration,
