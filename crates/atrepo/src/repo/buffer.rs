@@ -150,16 +150,20 @@ fn append_section(
 /// next block does not fit. Whether the growth fits beside them now is
 /// [`NoteRoom`].
 fn can_note(in_file: &Notes, held: u64, limit: u64, cid: &Cid) -> bool {
-    let growth = in_file.growth(short(cid));
+    notes_can_grow(in_file, held, limit, in_file.growth(short(cid)))
+}
+
+/// [`can_note`] for a block whose table's growth is known.
+fn notes_can_grow(in_file: &Notes, held: u64, limit: u64, growth: u64) -> bool {
     growth == 0 || held.saturating_add(in_file.allocated()).saturating_add(growth) <= limit
 }
 
 /// How block `cid`, charged `c`, can become a note with `memory` charged
 /// (the blocks still waiting in memory included) and stay within `limit`
 /// at the peak: when its table must grow, the bigger table is made while
-/// the smaller is held ([`Notes::growth`]). Asked besides [`can_note`],
-/// which says whether the notes can grow at all (leaving room for the
-/// spill store) and leaves out the blocks waiting in memory.
+/// the smaller is held ([`Notes::growth`]). One hash of the block for
+/// both questions: whether the notes can grow at all ([`can_note`]), and
+/// whether they can beside the blocks waiting in memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum NoteRoom {
     /// The growth fits beside the block's bytes.
@@ -169,13 +173,20 @@ enum NoteRoom {
     InPlace,
     /// Not now: perhaps once other blocks waiting in memory are notes.
     Wait,
+    /// The notes cannot grow within the limit beside `held` ([`can_note`]):
+    /// the block goes to the spill store, or stays.
+    Never,
 }
 
 impl NoteRoom {
-    fn of(in_file: &Notes, memory: u64, limit: u64, cid: &Cid, c: u64) -> NoteRoom {
+    fn of(in_file: &Notes, held: u64, memory: u64, limit: u64, cid: &Cid, c: u64) -> NoteRoom {
         let growth = in_file.growth(short(cid));
         // A table with room: a note only frees memory, over the limit too.
-        if growth == 0 || memory.saturating_add(growth) <= limit {
+        if growth == 0 {
+            NoteRoom::Beside
+        } else if !notes_can_grow(in_file, held, limit, growth) {
+            NoteRoom::Never
+        } else if memory.saturating_add(growth) <= limit {
             NoteRoom::Beside
         } else if memory.saturating_sub(c).saturating_add(growth) <= limit {
             NoteRoom::InPlace
@@ -229,13 +240,6 @@ fn note(
 fn notes_share(limit: u64) -> u64 {
     (limit / 16).max(32 * 1024)
 }
-
-/// Passes [`Inner::evict_to_positions`] makes at most over the blocks
-/// waiting in memory: a block whose table cannot grow beside them
-/// ([`NoteRoom::Wait`]) waits for the next pass, by which the blocks noted
-/// meanwhile have freed their bytes. One pass notes nearly all; a second
-/// the blocks that waited for room; the rest are a bound, not a need.
-const EVICT_PASSES: usize = 4;
 
 /// Tables of notes a freeze moves to disk first (of 64): the biggest
 /// quarter. The rest stay in memory, where a lookup reads nothing.
@@ -963,7 +967,13 @@ impl Inner {
         let whole = self.whole.is_some().then(|| pack(offset, bytes.len())).flatten();
         let clash = self.waits_in_scratch && clashes(&self.in_file, &cid)?;
         if (whole.is_some() || self.waits_in_scratch) && !clash {
-            if !can_note(&self.in_file, self.held_for_notes(), self.limit, &cid) {
+            let c = cost(&bytes);
+            let room_now = |inner: &Self| {
+                let (held, memory) = (inner.held_for_notes(), inner.memory_bytes);
+                NoteRoom::of(&inner.in_file, held, memory, inner.limit, &cid, c)
+            };
+            let mut room = room_now(self);
+            if room == NoteRoom::Never {
                 // Room for notes, made by moving the taken set to disk,
                 // then the notes themselves.
                 self.freeze_taken()?;
@@ -974,22 +984,18 @@ impl Inner {
                     let room = |notes: &Notes, _| can_note(notes, held, limit, &cid);
                     freeze_notes_until(in_file, memory_bytes, peak, limit, &dir, room)?;
                 }
+                room = room_now(self);
             }
-            if !can_note(&self.in_file, self.held_for_notes(), self.limit, &cid) {
+            if room == NoteRoom::Never {
                 if self.may_spill() {
                     return self.spill_instead(cid, &bytes);
                 }
-            } else {
-                let c = cost(&bytes);
-                let room = NoteRoom::of(&self.in_file, self.memory_bytes, self.limit, &cid, c);
+            } else if room != NoteRoom::Wait {
                 // Dropping the bytes first is only safe for a block sure to
                 // be noted (a stream's was checked above).
                 let in_place = room == NoteRoom::InPlace;
                 let clash = in_place && !self.waits_in_scratch && clashes(&self.in_file, &cid)?;
-                if room != NoteRoom::Wait
-                    && !clash
-                    && let Some(packed) = self.waiting_position(whole, &cid, &bytes)?
-                {
+                if !clash && let Some(packed) = self.waiting_position(whole, &cid, &bytes)? {
                     let peak = &mut self.stats.peak_memory;
                     if in_place {
                         drop(bytes);
@@ -1203,8 +1209,8 @@ impl Inner {
     /// [`Inner::insert`]), so that the slow lane does not fill up with
     /// blocks that every later call would look at again. Blocks too long
     /// to note, or past the scratch file's cap, stay; so do blocks whose
-    /// table could not grow beside the others even after the last of
-    /// [`EVICT_PASSES`] (to the spill store if there is one).
+    /// table cannot grow beside the blocks still waiting even on a second
+    /// pass ([`NoteRoom::Wait`]), when there is no spill store.
     fn evict_to_positions(&mut self) -> Result<()> {
         let stream = self.is_stream();
         if stream {
@@ -1221,15 +1227,14 @@ impl Inner {
         let mut failed = None;
         let mut refused = None;
         let mut to_spill = Vec::new();
-        // A block whose table must grow, while the blocks not yet noted
-        // leave no room for the bigger table beside the smaller, waits for
-        // a later pass: the blocks noted meanwhile free their bytes first
-        // (see `NoteRoom`). After the last pass it goes to the spill store,
-        // or stays.
-        let mut last = false;
-        for pass in 1..=EVICT_PASSES {
-            last = last || pass == EVICT_PASSES;
-            let (mut progress, mut deferred) = (false, false);
+        // Two passes: a block whose table cannot grow beside the blocks not
+        // yet noted ([`NoteRoom::Wait`]) is looked at again once the first
+        // pass has made them notes, rather than spilled for want of a
+        // moment's room. In the second it goes to the spill store, or
+        // stays: a slow lane of blocks left to wait would be looked at
+        // again by every later eviction.
+        for last in [false, true] {
+            let mut deferred = false;
             self.memory.retain(|cid, (bytes, offset)| {
                 let c = cost(bytes);
                 let full = scratch.as_ref().is_some_and(|s| s.refused().is_some());
@@ -1237,8 +1242,8 @@ impl Inner {
                     return true;
                 }
                 // A fingerprint noted for another block (see [`note`]): a
-                // stream's block is not appended to the scratch file again
-                // on every pass.
+                // stream's block is not appended to the scratch file again on
+                // every pass.
                 let clash = match scratch.is_some().then(|| clashes(in_file, cid)).transpose() {
                     Ok(clash) => clash.unwrap_or(false),
                     Err(e) => {
@@ -1256,85 +1261,87 @@ impl Inner {
                     failed = Some(e);
                     return true;
                 }
-                let noted = if clash || !can_note(in_file, held, limit, cid) {
-                    if !spill_ok && !clash {
-                        refused = Some(in_file.growth(short(cid)));
+                let room = NoteRoom::of(in_file, held, *memory_bytes, limit, cid, c);
+                let noted = match room {
+                    _ if clash => false,
+                    NoteRoom::Never => {
+                        if !spill_ok {
+                            refused = Some(in_file.growth(short(cid)));
+                        }
+                        false
                     }
-                    false
-                } else {
-                    let room = NoteRoom::of(in_file, *memory_bytes, limit, cid, c);
                     // Its table cannot grow while the other blocks wait in
-                    // memory: perhaps once they are notes.
-                    if room == NoteRoom::Wait && !last {
+                    // memory: it waits for the second pass, by when they are
+                    // notes; there, to the spill store, or it stays.
+                    NoteRoom::Wait if !last => {
                         deferred = true;
                         return true;
                     }
-                    // Dropping the bytes first is only safe for a block
-                    // sure to be noted: not one whose short fingerprint
-                    // another block's note holds (checked above for a
-                    // stream).
-                    let in_place = room == NoteRoom::InPlace;
-                    let clash = match (in_place && scratch.is_none()).then(|| clashes(in_file, cid))
-                    {
-                        None => false,
-                        Some(Ok(clash)) => clash,
-                        Some(Err(e)) => {
-                            failed = Some(e);
-                            return true;
-                        }
-                    };
-                    if room == NoteRoom::Wait || clash {
-                        false
-                    } else {
-                        let packed = match scratch.as_deref_mut() {
-                            None => pack(*offset, bytes.len()),
-                            Some(scratch) => append_section(scratch, Part::Waiting, cid, bytes)
-                                .unwrap_or_else(|e| {
+                    NoteRoom::Wait => false,
+                    NoteRoom::Beside | NoteRoom::InPlace => {
+                        // Dropping the bytes first is only safe for a block
+                        // sure to be noted: not one whose short fingerprint
+                        // another block's note holds (checked above for a
+                        // stream).
+                        let in_place = room == NoteRoom::InPlace;
+                        let clash =
+                            match (in_place && scratch.is_none()).then(|| clashes(in_file, cid)) {
+                                None => false,
+                                Some(Ok(clash)) => clash,
+                                Some(Err(e)) => {
                                     failed = Some(e);
-                                    None
-                                }),
-                        };
-                        // Too long to note, or past the scratch file's
-                        // cap: stays.
-                        let Some(packed) = packed else { return true };
-                        let c = if in_place {
-                            drop(std::mem::take(bytes));
-                            *memory_bytes = memory_bytes.saturating_sub(c);
-                            0
+                                    return true;
+                                }
+                            };
+                        if clash {
+                            false
                         } else {
-                            c
-                        };
-                        match note(in_file, memory_bytes, peak, cid, packed, c) {
-                            // Dropped in place, it was noted: nothing held
-                            // the fingerprint.
-                            Ok(noted) => noted || in_place,
-                            Err(e) => {
-                                failed = Some(e);
-                                // Its bytes are gone: not left to be found
-                                // empty (the error ends the input anyway).
-                                return !in_place;
+                            let packed = match scratch.as_deref_mut() {
+                                None => pack(*offset, bytes.len()),
+                                Some(scratch) => append_section(scratch, Part::Waiting, cid, bytes)
+                                    .unwrap_or_else(|e| {
+                                        failed = Some(e);
+                                        None
+                                    }),
+                            };
+                            // Too long to note, or past the scratch file's
+                            // cap: stays.
+                            let Some(packed) = packed else { return true };
+                            let c = if in_place {
+                                drop(std::mem::take(bytes));
+                                *memory_bytes = memory_bytes.saturating_sub(c);
+                                0
+                            } else {
+                                c
+                            };
+                            match note(in_file, memory_bytes, peak, cid, packed, c) {
+                                // Dropped in place, it was noted: nothing held
+                                // the fingerprint.
+                                Ok(noted) => noted || in_place,
+                                Err(e) => {
+                                    failed = Some(e);
+                                    // Its bytes are gone: not left to be found
+                                    // empty (the error ends the input anyway).
+                                    return !in_place;
+                                }
                             }
                         }
                     }
                 };
                 if noted {
-                    progress = true;
                     return false;
                 }
-                // Not noted: to the spill store (still charged until it
-                // is there: later passes do not grow tables into its
-                // room), or left in memory.
+                // Not noted: to the spill store (still charged until it is
+                // there), or left in memory.
                 if !spill_ok {
                     return true;
                 }
                 to_spill.push((*cid, std::mem::take(bytes), c));
                 false
             });
-            if failed.is_some() || refused.is_some() || !deferred || last {
+            if failed.is_some() || refused.is_some() || !deferred {
                 break;
             }
-            // Nothing noted: only the last pass's answer is left.
-            last = !progress;
         }
         if let Some(e) = failed {
             return Err(e.into());
@@ -2081,8 +2088,9 @@ mod tests {
     }
 
     /// A block's table grows beside what is charged, in place of the
-    /// block's bytes, or not now; a table with room never waits, even over
-    /// the limit.
+    /// block's bytes, or not now; never when the notes cannot grow beside
+    /// what is held (room kept for the spill store included, which memory
+    /// does not count); a table with room never waits, even over the limit.
     #[test]
     fn a_note_grows_its_table_beside_or_in_place_of_the_block() {
         let mut notes = Notes::default();
@@ -2090,14 +2098,17 @@ mod tests {
         let growth = notes.growth(short(&cid));
         assert_eq!(growth, FIRST_TABLE);
         let (limit, c) = (10_000, 300);
-        let at = |memory| NoteRoom::of(&notes, memory, limit, &cid, c);
-        assert_eq!(at(limit - growth), NoteRoom::Beside);
-        assert_eq!(at(limit - growth + 1), NoteRoom::InPlace);
-        assert_eq!(at(limit - growth + c), NoteRoom::InPlace);
-        assert_eq!(at(limit - growth + c + 1), NoteRoom::Wait);
+        let at = |held, memory| NoteRoom::of(&notes, held, memory, limit, &cid, c);
+        assert_eq!(at(0, limit - growth), NoteRoom::Beside);
+        assert_eq!(at(0, limit - growth + 1), NoteRoom::InPlace);
+        assert_eq!(at(0, limit - growth + c), NoteRoom::InPlace);
+        assert_eq!(at(0, limit - growth + c + 1), NoteRoom::Wait);
+        // Held past what the notes may grow into: never, whatever memory.
+        assert_eq!(at(limit - growth, 0), NoteRoom::Beside);
+        assert_eq!(at(limit - growth + 1, 0), NoteRoom::Never);
         notes.insert(short(&cid), 1).unwrap();
         assert_eq!(notes.growth(short(&cid)), 0);
-        assert_eq!(NoteRoom::of(&notes, limit + c + 1, limit, &cid, c), NoteRoom::Beside);
+        assert_eq!(NoteRoom::of(&notes, limit, limit + c + 1, limit, &cid, c), NoteRoom::Beside);
     }
 
     #[test]
