@@ -128,7 +128,7 @@ pub type CidSet = std::collections::HashSet<Cid, foldhash::fast::RandomState>;
 pub use open::{Backend, Durability, OpenOptions, StoreSpec, open, open_with};
 #[cfg(feature = "redb")]
 pub use redb_store::RedbStore;
-pub use scratch::{SCRATCH_LOCK_FILE, SCRATCH_PREFIX, clean_stale};
+pub use scratch::{SCRATCH_LOCK_FILE, SCRATCH_MAKING_PREFIX, SCRATCH_PREFIX, clean_stale};
 #[cfg(feature = "sled")]
 pub use sled_store::SledStore;
 pub use spill::{SpillOptions, SpillStore};

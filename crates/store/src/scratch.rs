@@ -36,8 +36,10 @@ use std::time::Duration;
 pub const SCRATCH_PREFIX: &str = "atrepo-spill-";
 
 /// The prefix of a scratch folder's name while it is being made, before it
-/// is locked: `atrepo-spill-making-<pid>-<sequence>`.
-const MAKING_PREFIX: &str = "atrepo-spill-making-";
+/// is locked: `atrepo-spill-making-<pid>-<sequence>`. The sweep leaves such
+/// a folder until it is a minute old (its owner may be alive in another PID
+/// namespace, making it).
+pub const SCRATCH_MAKING_PREFIX: &str = "atrepo-spill-making-";
 
 /// The file in each scratch folder its owner holds locked while it lives.
 pub const SCRATCH_LOCK_FILE: &str = ".owner.lock";
@@ -72,7 +74,7 @@ impl ScratchDir {
         for _ in 0..CREATE_ATTEMPTS {
             let n = SEQUENCE.fetch_add(1, Ordering::Relaxed);
             let path = parent.join(format!("{SCRATCH_PREFIX}{pid}-{n}"));
-            let making = parent.join(format!("{MAKING_PREFIX}{pid}-{n}"));
+            let making = parent.join(format!("{SCRATCH_MAKING_PREFIX}{pid}-{n}"));
             // Left by an earlier process with our pid: pick the next name.
             if fs::symlink_metadata(&path).is_ok() {
                 continue;
@@ -157,7 +159,7 @@ impl Drop for ScratchDir {
 /// The pid in a scratch folder's name, and whether it is a making name,
 /// if `name` is one of either.
 fn owner_pid(name: &str) -> Option<(u32, bool)> {
-    let (rest, making) = match name.strip_prefix(MAKING_PREFIX) {
+    let (rest, making) = match name.strip_prefix(SCRATCH_MAKING_PREFIX) {
         Some(rest) => (rest, true),
         None => (name.strip_prefix(SCRATCH_PREFIX)?, false),
     };
@@ -275,14 +277,14 @@ mod tests {
     fn making_folders_are_swept_only_once_stale() {
         let dir = tempfile::tempdir().unwrap();
         // pid 1 is alive: only the making rules decide.
-        let young = dir.path().join(format!("{MAKING_PREFIX}1-0"));
+        let young = dir.path().join(format!("{SCRATCH_MAKING_PREFIX}1-0"));
         fs::create_dir(&young).unwrap();
         assert_eq!(clean_stale(dir.path()).unwrap(), 0);
         assert!(young.exists());
 
-        let old = dir.path().join(format!("{MAKING_PREFIX}1-1"));
+        let old = dir.path().join(format!("{SCRATCH_MAKING_PREFIX}1-1"));
         fs::create_dir(&old).unwrap();
-        let held = dir.path().join(format!("{MAKING_PREFIX}1-2"));
+        let held = dir.path().join(format!("{SCRATCH_MAKING_PREFIX}1-2"));
         fs::create_dir(&held).unwrap();
         let lock = File::create(held.join(SCRATCH_LOCK_FILE)).unwrap();
         lock.try_lock().unwrap();

@@ -28,7 +28,8 @@ use std::time::{Duration, SystemTime};
 use atrepo::car::blessed_cid;
 use atrepo::generate::{GenOptions, generate};
 use atrepo::store::{
-    Backend, Batch, BlockStore, Bytes, OpenOptions, SCRATCH_PREFIX, SpillOptions, StoreSpec,
+    Backend, Batch, BlockStore, Bytes, OpenOptions, SCRATCH_MAKING_PREFIX, SCRATCH_PREFIX,
+    SpillOptions, StoreSpec,
 };
 use atrepo::verify::PublicKey;
 use atrepo::{RepoReader, VerifyOptions};
@@ -255,14 +256,10 @@ fn scratch_folders(parent: &Path) -> usize {
         .unwrap()
         .filter(|e| {
             let name = e.as_ref().unwrap().file_name().to_string_lossy().into_owned();
-            name.starts_with(SCRATCH_PREFIX) && !name.starts_with(MAKING_PREFIX)
+            name.starts_with(SCRATCH_PREFIX) && !name.starts_with(SCRATCH_MAKING_PREFIX)
         })
         .count()
 }
-
-/// The name of a scratch folder while it is being made (see
-/// `atrepo_store`'s scratch module).
-const MAKING_PREFIX: &str = "atrepo-spill-making-";
 
 /// The repository, written once per test into `dir` for the children.
 fn write_repository(dir: &Path) -> (Vec<u8>, PublicKey, String) {

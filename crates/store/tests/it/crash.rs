@@ -33,7 +33,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use atrepo_store::{Backend, Batch, BlockStore, Bytes, SCRATCH_PREFIX, SpillOptions, SpillStore};
+use atrepo_store::{
+    Backend, Batch, BlockStore, Bytes, SCRATCH_MAKING_PREFIX, SCRATCH_PREFIX, SpillOptions,
+    SpillStore,
+};
 use cid::Cid;
 
 use crate::conformance::{cid_of, sized_block};
@@ -350,7 +353,7 @@ fn crash_spill(backend: Backend) {
             .unwrap()
             .filter(|e| {
                 let name = e.as_ref().unwrap().file_name().into_string().unwrap();
-                name.starts_with(SCRATCH_PREFIX) && !name.starts_with("atrepo-spill-making-")
+                name.starts_with(SCRATCH_PREFIX) && !name.starts_with(SCRATCH_MAKING_PREFIX)
             })
             .count();
         assert_eq!(left, 0, "{backend}: scratch folders left after a crash");
