@@ -37,7 +37,7 @@ use std::hash::BuildHasher as _;
 use std::io;
 use std::path::Path;
 
-use super::segment::{SHARDS, SegmentWriter, Segments, shard_of};
+use super::segment::{FREEZE_PAGE, SHARDS, SegmentWriter, Segments, shard_of};
 
 /// One table of notes: short fingerprint and packed position.
 type Shard = hashbrown::HashTable<(u64, u64)>;
@@ -217,12 +217,6 @@ impl Notes {
         Some((packed, smaller))
     }
 
-    /// Notes in the biggest table: what a freeze holds twice for a moment
-    /// (sorted, 16 bytes each).
-    pub(crate) fn biggest_table(&self) -> usize {
-        self.shards.iter().map(Shard::len).max().unwrap_or(0)
-    }
-
     /// How many blocks are noted, in the tables and on disk.
     pub(crate) fn len(&self) -> usize {
         self.len.saturating_add(self.frozen.live())
@@ -270,7 +264,7 @@ impl Notes {
     /// As [`Notes::freeze_part`].
     #[cfg(test)]
     pub(crate) fn freeze(&mut self, dir: &Path) -> io::Result<()> {
-        self.freeze_part(dir, SHARDS)
+        self.freeze_part(dir, SHARDS).map(|_| ())
     }
 
     /// Moves the notes of the `count` tables holding the most bytes to a
@@ -279,17 +273,24 @@ impl Notes {
     /// log-structured. Freezing part of the notes at a time keeps the
     /// others in memory, where a lookup reads nothing: the notes in memory
     /// stay near what the budget holds, and only the rest pay a page read.
-    /// Memory holds one table's notes twice on the way (sorted), and the
-    /// buffers of [`super::segment::FREEZE_BUFFERS`].
+    ///
+    /// Returns the most bytes the notes held at once on the way (as
+    /// [`Notes::allocated`] counts them). Beyond what they held before,
+    /// that is one table's notes sorted (16 bytes each) while the table is
+    /// still there and the write buffer ([`FREEZE_PAGE`]), or a merge's
+    /// buffers ([`super::segment::FREEZE_BUFFERS`]): the new segment's
+    /// filter and page keys are built once the tables it replaces are
+    /// freed.
     ///
     /// # Errors
     ///
     /// If the file cannot be made or written. The notes not yet written
     /// are lost then, which the caller turns into an error for the whole
     /// input.
-    pub(crate) fn freeze_part(&mut self, dir: &Path, count: usize) -> io::Result<()> {
+    pub(crate) fn freeze_part(&mut self, dir: &Path, count: usize) -> io::Result<u64> {
+        let mut peak = self.allocated();
         if self.len == 0 {
-            return Ok(());
+            return Ok(peak);
         }
         let mut chosen: Vec<usize> = (0..self.shards.len()).collect();
         chosen.sort_unstable_by_key(|&i| {
@@ -300,34 +301,41 @@ impl Notes {
         // its hash's).
         chosen.sort_unstable();
         chosen.retain(|&i| self.shards.get(i).is_some_and(|shard| !shard.is_empty()));
-        let expected: usize =
-            chosen.iter().filter_map(|&i| self.shards.get(i)).map(Shard::len).sum();
-        if expected == 0 {
-            return Ok(());
+        if chosen.is_empty() {
+            return Ok(peak);
         }
-        let mut out = SegmentWriter::new(dir, expected)?;
-        let hasher = self.hasher.clone();
+        let mut out = SegmentWriter::new(dir)?;
         for i in chosen {
             let Some(shard) = self.shards.get_mut(i) else { continue };
             let mut notes: Vec<(u64, u64)> = Vec::new();
             notes.reserve_exact(shard.len());
             notes.extend(shard.iter().copied());
+            let sorted = notes.capacity().saturating_mul(size_of::<(u64, u64)>()) as u64;
+            let now = self.allocated.saturating_add(self.frozen.memory());
+            peak = peak.max(now.saturating_add(sorted).saturating_add(FREEZE_PAGE));
             notes.sort_unstable_by_key(|&(k, _)| k);
             let bytes = shard.allocation_size() as u64;
             *shard = Shard::new();
             self.len = self.len.saturating_sub(notes.len());
             self.allocated = self.allocated.saturating_sub(bytes);
             for (k, packed) in notes {
-                out.push(k, packed, hasher.hash_one(k))?;
+                out.push(k, packed)?;
             }
         }
-        self.frozen.push(out.finish()?, dir, &hasher)
+        // The new segment's filter and page keys, beside what is left.
+        let segment = out.finish(&self.hasher)?;
+        let tables = self.allocated;
+        peak =
+            peak.max(tables.saturating_add(self.frozen.memory()).saturating_add(segment.memory()));
+        let merged = self.frozen.push(segment, dir, &self.hasher)?;
+        Ok(peak.max(tables.saturating_add(merged)))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::repo::segment::FREEZE_BUFFERS;
     use proptest::prelude::*;
 
     /// The bytes `notes`'s tables hold, asked of each table.
@@ -510,7 +518,16 @@ mod tests {
             for (k, packed, op) in ops {
                 match op {
                     // Part of the tables, as the buffer freezes, or all.
-                    0 => notes.freeze_part(dir.path(), 1 + usize::try_from(k % 64).unwrap_or(0)).unwrap(),
+                    0 => {
+                        // What a freeze held at once: the notes before, one
+                        // table sorted, a merge's buffers, never more.
+                        let before = notes.allocated();
+                        let sorted = notes.shards.iter().map(Shard::len).max().unwrap_or(0) * 16;
+                        let count = 1 + usize::try_from(k % 64).unwrap_or(0);
+                        let held = notes.freeze_part(dir.path(), count).unwrap();
+                        prop_assert!(held >= before.max(notes.allocated()));
+                        prop_assert!(held <= before + sorted as u64 + FREEZE_BUFFERS);
+                    }
                     1..=12 => {
                         let (before, growth) = (notes.allocated(), notes.growth(k));
                         let (noted, replaced) = notes.insert(k, packed).unwrap();

@@ -62,11 +62,18 @@ pub struct VerifyOptions {
     /// How records are checked.
     pub records: RecordCheck,
     /// Memory the block buffer may use, counting per-block bookkeeping.
-    /// One known excess, for a moment: moving notes or the fingerprints of
-    /// records handed out to segment files under the spill folder holds
-    /// the new segment's filter and 192 KiB of buffers before it frees the
-    /// entries it moved (at 64 MiB, a 500 MiB repository out of order from
-    /// a stream peaked 1.2 MB over). The report's peak shows it.
+    /// Moving notes or the fingerprints of records handed out to segment
+    /// files under the spill folder stays within it: a new segment's
+    /// filter is built once the entries it replaces are freed, and a merge
+    /// frees the old filters before it builds the new one. Known
+    /// excesses, for a moment, which the report's peak shows: moving notes
+    /// holds one of their 64 tables sorted (16 bytes a note) and a 4 KiB
+    /// page beside the tables, and at limits of a few MiB a merge's 48 KiB
+    /// of buffers can pass what the tables it froze freed (4.6 KB over at
+    /// 4 MiB, 8 KiB over at 256 KiB, in tests); below about 8 MiB, the
+    /// fingerprints of records handed out (charged 32 bytes each) can
+    /// allocate more than they are charged when few are held (their 64
+    /// shards' chunks are not full).
     pub memory_limit: u64,
     /// Where blocks of a stream go past the memory limit; `None` makes
     /// crossing it an error. A stream's blocks that wait then go to an

@@ -7,7 +7,7 @@
 //! when their entries no longer fit the memory budget.
 //!
 //! Entries are sorted by the shard of their seeded hash, then by key (the
-//! order the owners' in-memory shards drain in). Segments merge
+//! order in which the owners write their shards out). Segments merge
 //! log-structured into new files: each merge reads and writes
 //! sequentially, removed entries are dropped on the way, and a segment is
 //! never less than half the one before it, so there are O(log entries) of
@@ -133,12 +133,18 @@ const fn page<K: SegmentKey>() -> usize {
 pub(crate) const SEGMENT_FILTER_BITS: usize = 10;
 
 /// Bytes of each buffer a merge of two segments reads and writes through.
-const MERGE_BUFFER: usize = 64 * 1024;
+const MERGE_BUFFER: usize = 16 * 1024;
 
 /// What moving entries out holds on the way besides the segments' filters,
 /// page keys and removal bits: a merge's two read buffers and its write
-/// buffer.
+/// buffer. (Writing entries from memory holds one page,
+/// [`FREEZE_PAGE`], and builds the new segment's filter and page keys
+/// once they are written, by reading them back: see
+/// [`SegmentWriter::new`].)
 pub(crate) const FREEZE_BUFFERS: u64 = 3 * MERGE_BUFFER as u64;
+
+/// The buffer entries moved from memory are written through: one page.
+pub(crate) const FREEZE_PAGE: u64 = PAGE_BYTES as u64;
 
 fn encode<K: SegmentKey>(k: K, value: u64, out: &mut [u8]) {
     let (key, rest) = out.split_at_mut(K::BYTES.min(out.len()));
@@ -271,36 +277,62 @@ impl<K: SegmentKey> Segment<K> {
     }
 }
 
-/// Writes a segment's entries in order, building its filter and page keys.
+/// Blocks of 512 bits in the filter of a segment of `entries`.
+fn filter_blocks(entries: usize) -> usize {
+    entries.saturating_mul(SEGMENT_FILTER_BITS).div_ceil(512).max(1)
+}
+
+/// Bytes of the filter and page keys of a segment of `entries`.
+fn index_bytes<K: SegmentKey>(entries: usize) -> u64 {
+    let filter = filter_blocks(entries).saturating_mul(64);
+    let fences = entries.div_ceil(page::<K>()).saturating_mul(size_of::<(usize, K)>());
+    filter.saturating_add(fences) as u64
+}
+
+/// A segment's filter and the first shard and key of every page.
+type Index<K> = (Vec<[u64; 8]>, Vec<(usize, K)>);
+
+/// Writes a segment's entries in order, building its filter and page keys
+/// as they come (a merge) or once they are all written (entries moved
+/// from memory).
 pub(crate) struct SegmentWriter<K> {
     out: BufWriter<File>,
     len: usize,
-    filter: Vec<[u64; 8]>,
-    fences: Vec<(usize, K)>,
+    /// The filter and page keys, when built as entries come.
+    index: Option<Index<K>>,
 }
 
 impl<K: SegmentKey> SegmentWriter<K> {
-    /// A writer of at most `expected` entries to a new anonymous file under
-    /// `dir`.
-    pub(crate) fn new(dir: &Path, expected: usize) -> io::Result<Self> {
+    /// A writer of entries moved from memory to a new anonymous file under
+    /// `dir`, through a buffer of one page ([`FREEZE_PAGE`]). The filter
+    /// and page keys are built by [`SegmentWriter::finish`], from the file:
+    /// by then the owner has freed the entries, so the two are never held
+    /// together.
+    pub(crate) fn new(dir: &Path) -> io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let file = tempfile::tempfile_in(dir)?;
-        let blocks = expected.saturating_mul(SEGMENT_FILTER_BITS).div_ceil(512).max(1);
+        Ok(SegmentWriter { out: BufWriter::with_capacity(PAGE_BYTES, file), len: 0, index: None })
+    }
+
+    /// A writer of at most `expected` entries merged from two segments,
+    /// whose filter and page keys are built as they come (the merge has
+    /// each entry's hash, and has freed the two segments' filters and page
+    /// keys first): through a buffer of [`MERGE_BUFFER`].
+    fn for_merge(dir: &Path, expected: usize) -> io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let file = tempfile::tempfile_in(dir)?;
+        // Sized from two segments' lengths (not from input).
+        let mut fences = Vec::new();
+        fences.reserve_exact(expected.div_ceil(page::<K>()));
         Ok(SegmentWriter {
             out: BufWriter::with_capacity(MERGE_BUFFER, file),
             len: 0,
-            filter: vec![[0u64; 8]; blocks],
-            fences: Vec::new(),
+            index: Some((vec![[0u64; 8]; filter_blocks(expected)], fences)),
         })
     }
 
-    /// Appends `k` (whose seeded hash is `h`) with `value`; entries come
-    /// in (shard, key) order.
-    pub(crate) fn push(&mut self, k: K, value: u64, h: u64) -> io::Result<()> {
-        if self.len.is_multiple_of(page::<K>()) {
-            self.fences.push((shard_of(h), k));
-        }
-        set(&mut self.filter, h);
+    /// Appends `k` with `value`; entries come in (shard, key) order.
+    pub(crate) fn push(&mut self, k: K, value: u64) -> io::Result<()> {
         let mut b = [0u8; 32];
         let b = b.get_mut(..entry_bytes::<K>()).unwrap_or_default();
         encode(k, value, b);
@@ -309,48 +341,96 @@ impl<K: SegmentKey> SegmentWriter<K> {
         Ok(())
     }
 
-    pub(crate) fn finish(self) -> io::Result<Segment<K>> {
+    /// [`SegmentWriter::push`] for a writer that builds its filter and page
+    /// keys as entries come: `h` is `k`'s seeded hash.
+    fn push_hashed(&mut self, k: K, value: u64, h: u64) -> io::Result<()> {
+        if let Some((filter, fences)) = &mut self.index {
+            if self.len.is_multiple_of(page::<K>()) {
+                fences.push((shard_of(h), k));
+            }
+            set(filter, h);
+        }
+        self.push(k, value)
+    }
+
+    /// The segment, its file written out. A writer from
+    /// [`SegmentWriter::new`] builds the filter and page keys now, reading
+    /// the file back a page at a time (each key hashed with `hasher`, as
+    /// its owner hashed it).
+    pub(crate) fn finish(self, hasher: &foldhash::fast::RandomState) -> io::Result<Segment<K>> {
+        use std::hash::BuildHasher as _;
+        let len = self.len;
         let file = self.out.into_inner().map_err(io::IntoInnerError::into_error)?;
-        Ok(Segment {
-            file,
-            len: self.len,
-            filter: self.filter,
-            fences: self.fences,
-            removed: Vec::new(),
-            removed_count: 0,
-        })
+        let (filter, fences) = match self.index {
+            Some(index) => index,
+            None => {
+                let per_page = page::<K>();
+                // Sized from the count of entries written (not from input).
+                let mut filter = vec![[0u64; 8]; filter_blocks(len)];
+                let mut fences = Vec::new();
+                fences.reserve_exact(len.div_ceil(per_page));
+                let mut page_buf = [0u8; PAGE_BYTES];
+                let mut start = 0;
+                while start < len {
+                    let count = len.saturating_sub(start).min(per_page);
+                    let bytes = page_buf.get_mut(..count * entry_bytes::<K>()).unwrap_or_default();
+                    read_at(&file, bytes, (start * entry_bytes::<K>()) as u64)?;
+                    for (i, entry) in bytes.chunks_exact(entry_bytes::<K>()).enumerate() {
+                        let (k, _) = decode::<K>(entry);
+                        let h = hasher.hash_one(k);
+                        if i == 0 {
+                            fences.push((shard_of(h), k));
+                        }
+                        set(&mut filter, h);
+                    }
+                    start = start.saturating_add(per_page);
+                }
+                (filter, fences)
+            }
+        };
+        Ok(Segment { file, len, filter, fences, removed: Vec::new(), removed_count: 0 })
     }
 }
 
 /// Two segments as one, in a new file under `dir`, without their removed
-/// entries.
+/// entries. Their filters and page keys are freed first (a merge reads
+/// them in order, which needs neither), and the new segment's, no bigger,
+/// are built in their place: memory holds no more than before, besides
+/// the buffers ([`FREEZE_BUFFERS`]).
 fn merge_segments<K: SegmentKey>(
-    a: &Segment<K>,
-    b: &Segment<K>,
+    mut a: Segment<K>,
+    mut b: Segment<K>,
     dir: &Path,
     hasher: &foldhash::fast::RandomState,
 ) -> io::Result<Segment<K>> {
     use std::hash::BuildHasher as _;
-    let mut out = SegmentWriter::new(dir, a.live().saturating_add(b.live()))?;
-    // Each entry hashed once as it is read: its order is (shard, key), and
-    // the new filter takes the same hash.
-    let hashed = |e: io::Result<(K, u64)>| e.map(|(k, value)| (hasher.hash_one(k), k, value));
-    let (mut xs, mut ys) =
-        (a.entries()?.map(hashed).peekable(), b.entries()?.map(hashed).peekable());
-    loop {
-        let take_x = match (xs.peek(), ys.peek()) {
-            (Some(Ok(x)), Some(Ok(y))) => (shard_of(x.0), x.1) <= (shard_of(y.0), y.1),
-            (Some(_), None) | (Some(Err(_)), _) => true,
-            (None, Some(_)) | (Some(Ok(_)), Some(Err(_))) => false,
-            (None, None) => break,
-        };
-        let next = if take_x { xs.next() } else { ys.next() };
-        if let Some(entry) = next {
-            let (h, k, value) = entry?;
-            out.push(k, value, h)?;
+    for s in [&mut a, &mut b] {
+        s.filter = Vec::new();
+        s.fences = Vec::new();
+    }
+    let mut out = SegmentWriter::for_merge(dir, a.live().saturating_add(b.live()))?;
+    {
+        // Each entry hashed once as it is read: its order is (shard, key),
+        // and the new filter takes the same hash.
+        let hashed = |e: io::Result<(K, u64)>| e.map(|(k, value)| (hasher.hash_one(k), k, value));
+        let (mut xs, mut ys) =
+            (a.entries()?.map(hashed).peekable(), b.entries()?.map(hashed).peekable());
+        loop {
+            let take_x = match (xs.peek(), ys.peek()) {
+                (Some(Ok(x)), Some(Ok(y))) => (shard_of(x.0), x.1) <= (shard_of(y.0), y.1),
+                (Some(_), None) | (Some(Err(_)), _) => true,
+                (None, Some(_)) | (Some(Ok(_)), Some(Err(_))) => false,
+                (None, None) => break,
+            };
+            let next = if take_x { xs.next() } else { ys.next() };
+            if let Some(entry) = next {
+                let (h, k, value) = entry?;
+                out.push_hashed(k, value, h)?;
+            }
         }
     }
-    out.finish()
+    drop((a, b));
+    out.finish(hasher)
 }
 
 /// Segments, oldest (and biggest) first.
@@ -431,7 +511,11 @@ impl<K: SegmentKey> Segments<K> {
 
     /// Adds `segment` as the newest, then merges the newest two while the
     /// one before is no more than twice the newest (counting entries not
-    /// removed), in new files under `dir`.
+    /// removed), in new files under `dir`. Returns the most bytes the
+    /// segments held at once on the way ([`Segments::memory`], and a
+    /// merge's buffers): a merge frees the two segments' filters and
+    /// page keys before it builds the new ones, so this is what they hold
+    /// with `segment` added, or at most [`FREEZE_BUFFERS`] more.
     ///
     /// # Errors
     ///
@@ -442,9 +526,9 @@ impl<K: SegmentKey> Segments<K> {
         segment: Segment<K>,
         dir: &Path,
         hasher: &foldhash::fast::RandomState,
-    ) -> io::Result<()> {
+    ) -> io::Result<u64> {
         if segment.len == 0 {
-            return Ok(());
+            return Ok(self.memory());
         }
         let mut segment = segment;
         if self.removable {
@@ -453,6 +537,7 @@ impl<K: SegmentKey> Segments<K> {
         // Merges move entries: what the last lookup found is stale.
         self.last.set(None);
         self.list.push(segment);
+        let mut peak = self.memory();
         while let [.., before, last] = self.list.as_slice() {
             if before.live() > last.live().saturating_mul(2) {
                 break;
@@ -460,15 +545,27 @@ impl<K: SegmentKey> Segments<K> {
             let (Some(last), Some(before)) = (self.list.pop(), self.list.pop()) else {
                 break;
             };
-            let mut merged = merge_segments(&before, &last, dir, hasher)?;
+            // While merging: the others, the two's removal bits (their
+            // filters and page keys are freed), the new filter and page
+            // keys, the buffers.
+            let removal_bits = |s: &Segment<K>| s.removed.capacity().saturating_mul(8) as u64;
+            let merging = self
+                .memory()
+                .saturating_add(removal_bits(&before))
+                .saturating_add(removal_bits(&last))
+                .saturating_add(index_bytes::<K>(before.live().saturating_add(last.live())))
+                .saturating_add(FREEZE_BUFFERS);
+            peak = peak.max(merging);
+            let mut merged = merge_segments(before, last, dir, hasher)?;
             if merged.len > 0 {
                 if self.removable {
                     merged.allow_removals();
                 }
                 self.list.push(merged);
             }
+            peak = peak.max(self.memory());
         }
-        Ok(())
+        Ok(peak)
     }
 
     /// Removes `k` (hashed to `h`) from the newest segment that holds it,
@@ -510,11 +607,11 @@ mod tests {
             keys.iter().map(|&k| (shard_of(hasher.hash_one(k)), k, hasher.hash_one(k))).collect();
         sorted.sort_unstable();
         sorted.dedup();
-        let mut out = SegmentWriter::new(dir, sorted.len()).unwrap();
-        for (_, k, h) in sorted {
-            out.push(k, value(k), h).unwrap();
+        let mut out = SegmentWriter::new(dir).unwrap();
+        for (_, k, _) in sorted {
+            out.push(k, value(k)).unwrap();
         }
-        out.finish().unwrap()
+        out.finish(hasher).unwrap()
     }
 
     proptest! {
@@ -542,9 +639,19 @@ mod tests {
                 for &k in &fresh {
                     model.insert(k, value(k));
                 }
-                segments
-                    .push(segment_of(dir.path(), &fresh, value, &hasher), dir.path(), &hasher)
-                    .unwrap();
+                // A merge frees the old filters before it builds the new
+                // one: at most the buffers more than before (with the new
+                // segment's removal bits, made as it is added).
+                let segment = segment_of(dir.path(), &fresh, value, &hasher);
+                let added = if fresh.is_empty() {
+                    0
+                } else {
+                    segment.memory() + segment.len().div_ceil(64) as u64 * 8
+                };
+                let before = segments.memory() + added;
+                let held = segments.push(segment, dir.path(), &hasher).unwrap();
+                prop_assert!(held >= segments.memory());
+                prop_assert!(held <= before + FREEZE_BUFFERS, "{} > {} + buffers", held, before);
                 // The merge rule holds for the newest pair (removals since
                 // an older pair's last merge may have thinned it).
                 if let [.., before, last] = segments.list() {

@@ -41,7 +41,10 @@ use std::path::Path;
 
 use atrepo_store::CidKey;
 
-use super::segment::{SHARDS, SegmentWriter, Segments, set, shard_of, test};
+use super::segment::{FREEZE_PAGE, SHARDS, SegmentWriter, Segments, set, shard_of, test};
+
+/// A shard's number fits the byte [`group_by_shard`] keeps an entry.
+const _: () = assert!(SHARDS <= 256, "a shard's number fits a byte");
 
 /// Log entries a shard takes before they enter its filter (and how many
 /// entries a lookup may scan linearly).
@@ -107,10 +110,9 @@ impl Taken {
     /// Entries held, in memory and on disk.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        let shard_len = |s: &Shard| s.log.iter().chain(&s.runs).map(Vec::len).sum::<usize>();
         let pending = self.pending.iter().map(Vec::len).sum::<usize>();
         let frozen = self.segments.live();
-        self.shards.iter().map(shard_len).sum::<usize>() + pending + frozen
+        self.shards.iter().map(Shard::len).sum::<usize>() + pending + frozen
     }
 
     /// Entries held in memory (not yet moved to disk by [`Taken::freeze`]).
@@ -152,21 +154,13 @@ impl Taken {
     /// follows nearly every insert, and a fresh chunk each time cost an
     /// allocation of [`PENDING`] entries per record.
     fn distribute(&mut self) {
-        self.distribute_with(Filters::Build);
-    }
-
-    /// [`Taken::distribute`], building the shards' filters as it goes or
-    /// not (a freeze drops the shards, filters and all, at once).
-    fn distribute_with(&mut self, filters: Filters) {
         let mut spare = None;
         for mut chunk in self.pending.drain(..) {
             for (k, value) in chunk.drain(..) {
                 let h = self.hasher.hash_one(k);
                 if let Some(shard) = self.shards.get_mut(shard_of(h)) {
                     shard.append(k, value);
-                    if filters == Filters::Build {
-                        shard.filter_if_full(&self.hasher);
-                    }
+                    shard.filter_if_full(&self.hasher);
                 }
             }
             spare = Some(chunk);
@@ -192,33 +186,147 @@ impl Taken {
         Ok(self.get(k)?.is_some())
     }
 
+    /// Bytes the entries held in memory allocate: the pending chunks, the
+    /// shards' logs, runs and filters (what a freeze frees, but for the
+    /// spare pending chunk).
+    fn heap_bytes(&self) -> u64 {
+        let pending: usize = self.pending.iter().map(Vec::capacity).sum();
+        let shards: u64 = self.shards.iter().map(Shard::heap_bytes).sum();
+        (pending.saturating_mul(size_of::<Entry>()) as u64).saturating_add(shards)
+    }
+
     /// Moves every entry held in memory to a new segment on disk, in an
     /// anonymous temporary file under `dir`, then merges the newest
     /// segments while one is no more than twice the size of the next.
-    /// Memory holds at most one shard's entries twice on the way (and two
-    /// read buffers and a write buffer while merging).
-    pub(crate) fn freeze(&mut self, dir: &Path) -> io::Result<()> {
-        self.distribute_with(Filters::Skip);
+    ///
+    /// Returns the most bytes the set held at once on the way (its
+    /// entries as they allocate, [`Taken::heap_bytes`], and its segments'
+    /// filters and page keys): the entries, where each shard starts in
+    /// each pending chunk (and a byte an entry of one chunk while
+    /// grouping it), one shard's entries gathered and sorted, and the
+    /// write buffer ([`FREEZE_PAGE`]); then, with the entries freed,
+    /// the new segment's filter and page keys, and a merge's buffers.
+    pub(crate) fn freeze(&mut self, dir: &Path) -> io::Result<u64> {
+        let mut held = self.heap_bytes();
+        let mut peak = held.saturating_add(self.segments.memory());
         if self.in_memory == 0 {
-            return Ok(());
+            return Ok(peak);
         }
-        let mut out = SegmentWriter::new(dir, self.in_memory)?;
-        for shard in &mut self.shards {
-            for (k, value) in shard.drain_sorted() {
-                out.push(k, value, self.hasher.hash_one(k))?;
+        // Each pending chunk grouped by shard in place, with where each
+        // shard's entries start in it: each entry hashed once, and nothing
+        // copied but one shard's entries at a time.
+        let mut starts: Vec<Starts> = Vec::new();
+        starts.reserve_exact(self.pending.len());
+        for chunk in &mut self.pending {
+            starts.push(group_by_shard(chunk, &self.hasher));
+        }
+        // Where the shards start in each chunk, and while grouping a byte
+        // an entry of one chunk; then the write buffer.
+        held = held.saturating_add((starts.capacity() * size_of::<Starts>()) as u64);
+        let grouping = held.saturating_add(PENDING as u64).saturating_add(self.segments.memory());
+        peak = peak.max(grouping);
+        held = held.saturating_add(FREEZE_PAGE);
+        let mut out = SegmentWriter::new(dir)?;
+        for (s, shard) in self.shards.iter_mut().enumerate() {
+            let range = |start: &Starts| {
+                let at = |i: usize| start.get(i).map_or(0, |&x| usize::try_from(x).unwrap_or(0));
+                at(s)..at(s + 1)
+            };
+            let from_pending: usize = starts.iter().map(|start| range(start).len()).sum();
+            let mut entries: Vec<Entry> = Vec::new();
+            entries.reserve_exact(shard.len().saturating_add(from_pending));
+            let gathered = entries.capacity().saturating_mul(size_of::<Entry>()) as u64;
+            peak = peak.max(held.saturating_add(gathered).saturating_add(self.segments.memory()));
+            for (chunk, start) in self.pending.iter().zip(&starts) {
+                entries.extend_from_slice(chunk.get(range(start)).unwrap_or_default());
+            }
+            held = held.saturating_sub(shard.heap_bytes());
+            for part in shard.log.drain(..).chain(shard.runs.drain(..)) {
+                entries.extend_from_slice(&part);
+            }
+            *shard = Shard::default();
+            entries.sort_unstable_by_key(|&(k, _)| k);
+            for (k, value) in entries {
+                out.push(k, value)?;
             }
         }
+        // Keep one pending chunk, emptied: inserts go on.
+        let spare = self.pending.pop().map(|mut chunk| {
+            chunk.clear();
+            chunk
+        });
+        self.pending.clear();
+        self.pending.extend(spare);
+        drop(starts);
         self.in_memory = 0;
-        // Keep the spare pending chunk: inserts go on.
-        self.segments.push(out.finish()?, dir, &self.hasher)
+        let segment = out.finish(&self.hasher)?;
+        let held = self.heap_bytes();
+        let with_new = self.segments.memory().saturating_add(segment.memory());
+        peak = peak.max(held.saturating_add(with_new));
+        let merged = self.segments.push(segment, dir, &self.hasher)?;
+        Ok(peak.max(held.saturating_add(merged)))
     }
 }
 
-/// Whether entries moved into shards enter their filters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Filters {
-    Build,
-    Skip,
+/// Where each shard's entries start in a pending chunk grouped by shard
+/// (the last item is the chunk's length).
+type Starts = [u32; SHARDS + 1];
+
+/// Groups `chunk`'s entries by shard, in place (a counting sort by swaps,
+/// through a byte an entry, [`PENDING`] bytes for a full chunk), and
+/// returns where each shard's entries start in it.
+fn group_by_shard(chunk: &mut [Entry], hasher: &foldhash::fast::RandomState) -> Starts {
+    let len = chunk.len().min(u32::MAX as usize);
+    let chunk = chunk.get_mut(..len).unwrap_or_default();
+    // Sized from a chunk already in memory (not from input).
+    let mut ids: Vec<u8> = Vec::new();
+    ids.reserve_exact(len);
+    let mut counts = [0u32; SHARDS];
+    for (k, _) in chunk.iter() {
+        let s = shard_of(hasher.hash_one(k));
+        ids.push(u8::try_from(s).unwrap_or(0));
+        if let Some(c) = counts.get_mut(s) {
+            *c = c.saturating_add(1);
+        }
+    }
+    let mut starts: Starts = [0; SHARDS + 1];
+    for s in 0..SHARDS {
+        let next =
+            starts.get(s).copied().unwrap_or(0).saturating_add(counts.get(s).copied().unwrap_or(0));
+        if let Some(slot) = starts.get_mut(s + 1) {
+            *slot = next;
+        }
+    }
+    // Each shard's region filled in turn: an entry not of this shard is
+    // swapped to the next free place of its own, so each swap puts one
+    // entry where it belongs, and the loop ends.
+    let at = |x: u32| usize::try_from(x).unwrap_or(usize::MAX);
+    let mut next = starts;
+    for s in 0..SHARDS {
+        let end = at(starts.get(s + 1).copied().unwrap_or(0)).min(len);
+        loop {
+            let i = at(next.get(s).copied().unwrap_or(u32::MAX));
+            if i >= end {
+                break;
+            }
+            let id = usize::from(ids.get(i).copied().unwrap_or(0));
+            let j = at(next.get(id).copied().unwrap_or(u32::MAX));
+            if id == s || id >= SHARDS || j >= len {
+                // In place (or, were the counts wrong, left there rather
+                // than looping).
+                if let Some(n) = next.get_mut(s) {
+                    *n = n.saturating_add(1);
+                }
+                continue;
+            }
+            chunk.swap(i, j);
+            ids.swap(i, j);
+            if let Some(n) = next.get_mut(id) {
+                *n = n.saturating_add(1);
+            }
+        }
+    }
+    starts
 }
 
 impl Shard {
@@ -284,23 +392,16 @@ impl Shard {
         }
     }
 
-    /// Every entry, sorted, leaving the shard empty (its filter too).
-    fn drain_sorted(&mut self) -> Vec<Entry> {
-        // The log sorted as one more run (the filter is dropped with the
-        // shard, so nothing enters it).
-        let mut log: Vec<Entry> = Vec::new();
-        log.reserve_exact(self.log.iter().map(Vec::len).sum());
-        for chunk in self.log.drain(..) {
-            log.extend_from_slice(&chunk);
-        }
-        log.sort_unstable_by_key(|&(k, _)| k);
-        let mut all = log;
-        // Biggest first: each merge holds the shard at most twice.
-        for run in self.runs.drain(..).rev() {
-            all = if all.is_empty() { run } else { merge(&run, &all) };
-        }
-        *self = Shard::default();
-        all
+    /// Entries in the shard.
+    fn len(&self) -> usize {
+        self.log.iter().chain(&self.runs).map(Vec::len).sum()
+    }
+
+    /// Bytes the shard's log, runs and filter allocate.
+    fn heap_bytes(&self) -> u64 {
+        let entries: usize = self.log.iter().chain(&self.runs).map(Vec::capacity).sum();
+        let filter = self.filter.capacity().saturating_mul(64);
+        entries.saturating_mul(size_of::<Entry>()).saturating_add(filter) as u64
     }
 
     /// Moves the log into the runs, sorted. Only lookups that get past the
@@ -360,6 +461,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::repo::segment::FREEZE_BUFFERS;
 
     fn key(n: u64) -> CidKey {
         // Spread like digests, but reproducible.
@@ -489,6 +591,72 @@ mod tests {
         assert_eq!(taken.segments.list().len(), 1);
     }
 
+    /// A pending chunk grouped by shard in place keeps every entry, each
+    /// in its shard's region, for full and partial chunks.
+    #[test]
+    fn a_chunk_groups_by_shard_in_place() {
+        let hasher = foldhash::fast::RandomState::default();
+        for len in [0, 1, 2, 63, 500, PENDING, 3 * PENDING] {
+            let mut chunk: Vec<Entry> = (0..len as u64).map(|i| (key(i), i)).collect();
+            let starts = group_by_shard(&mut chunk, &hasher);
+            assert_eq!(starts[SHARDS] as usize, len);
+            for s in 0..SHARDS {
+                let region = starts[s] as usize..starts[s + 1] as usize;
+                for (k, _) in &chunk[region] {
+                    assert_eq!(shard_of(hasher.hash_one(k)), s, "chunk of {len}");
+                }
+            }
+            let mut values: Vec<u64> = chunk.iter().map(|e| e.1).collect();
+            values.sort_unstable();
+            assert!(values.iter().copied().eq(0..len as u64), "chunk of {len}");
+        }
+    }
+
+    /// What a freeze holds at once, as the vectors allocate, stays within
+    /// what the buffer charges for the entries it moves
+    /// ([`TAKEN_OVERHEAD`] each) and the segments' memory: the buffer's
+    /// budget holds through a freeze. Checked with the pending entries
+    /// only (streaming order: nothing is looked up) and with lookups
+    /// (out of order: shards with logs, runs and filters), through
+    /// several freezes (and so merges). With lookups, each shard's last
+    /// chunk has unused room (up to [`TAIL`] entries' worth, 64 times),
+    /// which the charge covers from a few tens of thousands of entries
+    /// up: the entries a 64 MiB budget freezes are checked here.
+    #[test]
+    fn a_freeze_holds_no_more_than_its_entries_are_charged() {
+        use crate::repo::buffer::TAKEN_OVERHEAD;
+        let dir = tempfile::tempdir().unwrap();
+        let cases: [(u64, Option<u64>); 5] =
+            [(5_000, None), (40_000, None), (262_144, None), (60_000, Some(7)), (262_144, Some(3))];
+        for (per_freeze, lookup_every) in cases {
+            let mut taken = Taken::new();
+            let mut n = 0u64;
+            for round in 0..4 {
+                for _ in 0..per_freeze {
+                    taken.insert(key(n), n);
+                    if let Some(every) = lookup_every
+                        && n.is_multiple_of(every)
+                    {
+                        assert_eq!(taken.get(&key(n / 2)).unwrap(), Some(n / 2));
+                    }
+                    n += 1;
+                }
+                let charged = taken.in_memory() as u64 * TAKEN_OVERHEAD + taken.frozen_bytes();
+                let before = taken.heap_bytes() + taken.frozen_bytes();
+                let held = taken.freeze(dir.path()).unwrap();
+                let after = taken.heap_bytes() + taken.frozen_bytes();
+                let case =
+                    format!("{per_freeze} a freeze, lookups {lookup_every:?}, round {round}");
+                assert!(held >= before.max(after), "{case}: {held} < {before} or {after}");
+                assert!(held <= charged, "{case}: held {held} > charged {charged}");
+            }
+            assert_eq!(taken.len() as u64, n);
+            for i in (0..n).step_by(997) {
+                assert_eq!(taken.get(&key(i)).unwrap(), Some(i));
+            }
+        }
+    }
+
     proptest! {
         // Model-based: the set answers as a map from each key to the values
         // added for it, giving one of them, whether the entries are in
@@ -503,7 +671,25 @@ mod tests {
             for (n, value, op) in ops {
                 let k = key(n);
                 match op {
-                    0 => taken.freeze(dir.path()).unwrap(),
+                    0 => {
+                        // What the freeze says it held covers what was
+                        // there before and what is there after.
+                        let before = taken.heap_bytes() + taken.frozen_bytes();
+                        let entries = taken.in_memory() as u64;
+                        let chunks = taken.pending.len() as u64;
+                        let held = taken.freeze(dir.path()).unwrap();
+                        prop_assert!(held >= before);
+                        prop_assert!(held >= taken.heap_bytes() + taken.frozen_bytes());
+                        // At most: the shards' starts, the write page, the
+                        // entries gathered again (or their new segment's
+                        // filter and page keys, smaller), a merge's buffers.
+                        let most = before
+                            + chunks * size_of::<Starts>() as u64
+                            + FREEZE_PAGE
+                            + entries * size_of::<Entry>() as u64
+                            + FREEZE_BUFFERS;
+                        prop_assert!(held <= most, "{} > {}", held, most);
+                    }
                     1..=9 => match (taken.get(&k).unwrap(), model.get(&k)) {
                         (None, None) => {}
                         (Some(v), Some(values)) => prop_assert!(values.contains(&v)),

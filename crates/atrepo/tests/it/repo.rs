@@ -896,10 +896,14 @@ fn many_waiting_blocks_verify_from_a_stream_under_a_small_limit() {
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(report.records, records, "{name}");
         assert_eq!(report.car.unreferenced_blocks, unreferenced, "{name}");
-        // The limit, a freeze's buffers (192 KiB), and what a freeze or a
-        // table's growth holds on the way: the segments' filters old and
-        // new, one table's notes sorted, a table and its replacement.
+        // The limit, and what freezing the notes holds on the way at this
+        // small limit: one table's notes sorted beside the tables and a
+        // 4 KiB page, or a merge's 48 KiB of buffers beyond what the
+        // frozen tables freed (a quarter of them, about 60 KiB here). Seen
+        // up to 8 KiB over. (Before the new segment's filter was built
+        // after the entries it replaces were freed, and merges freed the
+        // old filters first, the peak here was 547 to 588 KiB.)
         let peak = report.memory.peak_buffered_bytes;
-        assert!(peak < limit + 192 * 1024 + 192 * 1024, "{name}: peak {peak}");
+        assert!(peak < limit + 32 * 1024, "{name}: peak {peak}");
     }
 }
