@@ -1576,11 +1576,38 @@ impl Inner {
         } else {
             tail(cid)
         };
-        self.taken.insert(key(cid), value);
-        self.charge_held(TAKEN_OVERHEAD);
-        if self.memory_bytes > self.limit {
+        // The set's own entries go to disk first, before this one is in
+        // it; then the entry goes in before anything leaves the queue, so
+        // that a later copy of this record queued behind it is known as a
+        // repeat; then the rest of the room is made, and the entry charged.
+        if !self.fits(TAKEN_OVERHEAD) {
             self.freeze_taken()?;
         }
+        self.taken.insert(key(cid), value);
+        self.make_room(TAKEN_OVERHEAD)?;
+        self.charge_held(TAKEN_OVERHEAD);
+        Ok(())
+    }
+
+    /// Makes room for `c` more bytes that are not a block (an entry of the
+    /// taken set), as [`Inner::insert`] makes room for a block: by noting
+    /// the blocks waiting in memory and moving notes to disk. Best effort:
+    /// where nothing can be made room for (no file or spill folder to
+    /// leave blocks in, or the notes cannot grow and there is no spill
+    /// store), `c` is charged over the limit, which the report's peak
+    /// shows, rather than failing a record already taken. (A freeze of the
+    /// taken set on the way, from [`Inner::index`], counts the entry just
+    /// added, not yet charged: the peak is 32 bytes low then.)
+    fn make_room(&mut self, c: u64) -> Result<()> {
+        if self.fits(c) || (self.file.is_none() && self.spill_options.is_none()) {
+            return Ok(());
+        }
+        self.index_queue()?;
+        match self.evict_to_positions() {
+            Err(Error::LimitExceeded { .. }) => return Ok(()),
+            other => other?,
+        }
+        self.freeze_notes_for(c)?;
         Ok(())
     }
 
@@ -1590,8 +1617,9 @@ impl Inner {
     /// in memory, and past the limit the report's peak shows it): memory
     /// then keeps about 1.4 bytes a record instead of [`TAKEN_OVERHEAD`],
     /// so millions of records stay within a small limit. Called only when
-    /// the budget is short (over it, or the notes cannot grow): within it,
-    /// entries stay in memory, where they cost nothing more.
+    /// the budget is short (a block or an entry does not fit, or the notes
+    /// cannot grow): within it, entries stay in memory, where they cost
+    /// nothing more.
     fn freeze_taken(&mut self) -> Result<()> {
         let in_memory = (self.taken.in_memory() as u64).saturating_mul(TAKEN_OVERHEAD);
         if in_memory <= taken_share(self.limit) {
@@ -2245,6 +2273,51 @@ mod tests {
         // the old filters before it builds the new one.
         let peak = buffer.stats().peak_memory;
         assert!(peak <= limit, "peak {peak} over {limit} ({frozen} bytes frozen)");
+    }
+
+    /// Records taken while the budget is full: each adds an entry to the
+    /// taken set, charged 32 bytes, and a record read back from the input
+    /// file frees no block's bytes (the blocks queued before it move to
+    /// the slow lane, still in memory). Here each record taken is followed
+    /// by a new block, which fills the budget again to within a block of
+    /// the limit. The entry's room is made before it is charged (the
+    /// blocks waiting in memory become notes), with and without a spill
+    /// folder. Where the budget is left depends on the limit, so limits 8
+    /// bytes apart are tried. (Before, the entry was charged first, and
+    /// the peak passed the limit by up to 32 bytes.)
+    #[test]
+    fn records_taken_while_the_budget_is_full_stay_within_it() {
+        let mut input = Vec::new();
+        let mut blocks = Vec::new();
+        for n in 0..4_000u32 {
+            let bytes = Bytes::from(n.to_be_bytes().repeat(250));
+            let cid = blessed_cid(DAG_CBOR, &bytes);
+            input.extend(cid.to_bytes());
+            let at = input.len();
+            input.extend_from_slice(&bytes);
+            blocks.push((cid, bytes, at as u64));
+        }
+        let file = file_of(&input);
+        let (first, later) = blocks.split_at(2_000);
+        let dir = tempfile::tempdir().unwrap();
+        let spills = [None, Some(SpillOptions::default().parent(dir.path()).no_spill())];
+        for (limit, spill) in (0..6).map(|k| 512 * 1024 + k * 8).zip(spills.iter().cycle()) {
+            let buffer = Buffer::new(limit, spill.clone());
+            buffer.set_file(Arc::clone(&file));
+            let insert = |(cid, bytes, at): &(Cid, Bytes, u64)| {
+                buffer.insert(*cid, bytes.clone(), *at).unwrap();
+            };
+            first.iter().for_each(insert);
+            for (taken, new) in first.iter().zip(later) {
+                let found = buffer.take_record(&taken.0).unwrap();
+                assert!(matches!(found, RecordTake::Fresh(b) if b == taken.1), "{limit}");
+                insert(new);
+            }
+            let stats = buffer.stats();
+            assert!(stats.spilled, "{limit}: blocks should have been left in the file");
+            assert!(stats.peak_memory <= limit, "{limit}: peak {}", stats.peak_memory);
+            assert_eq!(buffer.lock().taken.in_memory(), later.len());
+        }
     }
 
     /// A block whose short fingerprint clashes with a waiting block's
