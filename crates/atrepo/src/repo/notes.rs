@@ -37,7 +37,9 @@ use std::hash::BuildHasher as _;
 use std::io;
 use std::path::Path;
 
-use super::segment::{FREEZE_PAGE, SHARDS, SegmentWriter, Segments, shard_of};
+use super::segment::{
+    FREEZE_PAGE, Hasher, SHARDS, SegmentWriter, Segments, random_hasher, shard_of,
+};
 
 /// One table of notes: short fingerprint and packed position.
 type Shard = hashbrown::HashTable<(u64, u64)>;
@@ -67,7 +69,7 @@ fn place_of(h: u64) -> (usize, u64) {
 #[derive(Debug)]
 pub(crate) struct Notes {
     shards: Vec<Shard>,
-    hasher: foldhash::fast::RandomState,
+    hasher: Hasher,
     len: usize,
     /// The bytes all tables hold (`HashTable::allocation_size`).
     allocated: u64,
@@ -79,9 +81,16 @@ pub(crate) struct Notes {
 
 impl Default for Notes {
     fn default() -> Self {
+        Self::with_hasher(random_hasher())
+    }
+}
+
+impl Notes {
+    /// No notes, placed by `hasher`.
+    fn with_hasher(hasher: Hasher) -> Self {
         Notes {
             shards: (0..SHARDS).map(|_| Shard::new()).collect(),
-            hasher: foldhash::fast::RandomState::default(),
+            hasher,
             len: 0,
             allocated: 0,
             frozen: Segments::removable(),
@@ -335,7 +344,7 @@ impl Notes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::repo::segment::FREEZE_BUFFERS;
+    use crate::repo::segment::{FREEZE_BUFFERS, seeded_hasher};
     use proptest::prelude::*;
 
     /// The bytes `notes`'s tables hold, asked of each table.
@@ -510,10 +519,11 @@ mod tests {
         // they hold, never grown past what `growth` said.
         #[test]
         fn behave_as_a_map_and_charge_their_tables(
+            seed in any::<u64>(),
             ops in proptest::collection::vec((0u64..5000, 0u64..1000, 0u8..25), 1..6000)
         ) {
             let dir = tempfile::tempdir().unwrap();
-            let mut notes = Notes::default();
+            let mut notes = Notes::with_hasher(seeded_hasher(seed));
             let mut model = std::collections::HashMap::new();
             for (k, packed, op) in ops {
                 match op {

@@ -41,7 +41,9 @@ use std::path::Path;
 
 use atrepo_store::CidKey;
 
-use super::segment::{FREEZE_PAGE, SHARDS, SegmentWriter, Segments, set, shard_of, test};
+use super::segment::{
+    FREEZE_PAGE, Hasher, SHARDS, SegmentWriter, Segments, random_hasher, set, shard_of, test,
+};
 
 /// A shard's number fits the byte [`group_by_shard`] keeps an entry.
 const _: () = assert!(SHARDS <= 256, "a shard's number fits a byte");
@@ -62,7 +64,7 @@ type Entry = (CidKey, u64);
 /// A set of record fingerprints with a value each; see the module docs.
 #[derive(Debug)]
 pub(crate) struct Taken {
-    hasher: foldhash::fast::RandomState,
+    hasher: Hasher,
     /// Entries added since the last lookup, in order, in chunks of
     /// [`PENDING`]: not hashed, not in a shard yet. In streaming order
     /// almost nothing is looked up, so almost every entry costs one append
@@ -98,8 +100,13 @@ struct Shard {
 
 impl Taken {
     pub(crate) fn new() -> Self {
+        Self::with_hasher(random_hasher())
+    }
+
+    /// An empty set placing its entries by `hasher`.
+    fn with_hasher(hasher: Hasher) -> Self {
         Taken {
-            hasher: foldhash::fast::RandomState::default(),
+            hasher,
             pending: Vec::new(),
             shards: Vec::new(),
             in_memory: 0,
@@ -275,7 +282,7 @@ type Starts = [u32; SHARDS + 1];
 /// Groups `chunk`'s entries by shard, in place (a counting sort by swaps,
 /// through a byte an entry, [`PENDING`] bytes for a full chunk), and
 /// returns where each shard's entries start in it.
-fn group_by_shard(chunk: &mut [Entry], hasher: &foldhash::fast::RandomState) -> Starts {
+fn group_by_shard(chunk: &mut [Entry], hasher: &Hasher) -> Starts {
     let len = chunk.len().min(u32::MAX as usize);
     let chunk = chunk.get_mut(..len).unwrap_or_default();
     // Sized from a chunk already in memory (not from input).
@@ -344,13 +351,13 @@ impl Shard {
     }
 
     /// Puts the log's last chunk into the filter once it is full.
-    fn filter_if_full(&mut self, hasher: &foldhash::fast::RandomState) {
+    fn filter_if_full(&mut self, hasher: &Hasher) {
         if self.log.last().is_some_and(|c| c.len() >= TAIL) {
             self.filter_last(hasher);
         }
     }
 
-    fn get(&mut self, k: &CidKey, h: u64, hasher: &foldhash::fast::RandomState) -> Option<u64> {
+    fn get(&mut self, k: &CidKey, h: u64, hasher: &Hasher) -> Option<u64> {
         // A chunk that is not full is not in the filter yet.
         if let Some(chunk) = self.log.last().filter(|c| c.len() < TAIL)
             && let Some(&(_, v)) = chunk.iter().find(|(key, _)| key == k)
@@ -369,7 +376,7 @@ impl Shard {
     }
 
     /// Puts the last chunk of the log into the filter.
-    fn filter_last(&mut self, hasher: &foldhash::fast::RandomState) {
+    fn filter_last(&mut self, hasher: &Hasher) {
         let fresh = self.log.last().map_or(0, Vec::len);
         self.in_filter = self.in_filter.saturating_add(fresh);
         if self.in_filter.saturating_mul(FILTER_BITS_PER_KEY)
@@ -407,7 +414,7 @@ impl Shard {
     /// Moves the log into the runs, sorted. Only lookups that get past the
     /// filter need this: in streaming order, none do, and records cost an
     /// append and their filter bits only.
-    fn sort_log(&mut self, hasher: &foldhash::fast::RandomState) {
+    fn sort_log(&mut self, hasher: &Hasher) {
         if self.log.is_empty() {
             return;
         }
@@ -461,7 +468,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::repo::segment::FREEZE_BUFFERS;
+    use crate::repo::segment::{FREEZE_BUFFERS, seeded_hasher};
 
     fn key(n: u64) -> CidKey {
         // Spread like digests, but reproducible.
@@ -595,7 +602,7 @@ mod tests {
     /// in its shard's region, for full and partial chunks.
     #[test]
     fn a_chunk_groups_by_shard_in_place() {
-        let hasher = foldhash::fast::RandomState::default();
+        let hasher = random_hasher();
         for len in [0, 1, 2, 63, 500, PENDING, 3 * PENDING] {
             let mut chunk: Vec<Entry> = (0..len as u64).map(|i| (key(i), i)).collect();
             let starts = group_by_shard(&mut chunk, &hasher);
@@ -663,10 +670,11 @@ mod tests {
         // memory or moved to disk (segments merging as they go).
         #[test]
         fn behaves_as_a_multimap(
+            seed in any::<u64>(),
             ops in proptest::collection::vec((0u64..3000, 0u64..4, 0u8..20), 1..3000)
         ) {
             let dir = tempfile::tempdir().unwrap();
-            let mut taken = Taken::new();
+            let mut taken = Taken::with_hasher(seeded_hasher(seed));
             let mut model: HashMap<CidKey, Vec<u64>> = HashMap::new();
             for (n, value, op) in ops {
                 let k = key(n);
