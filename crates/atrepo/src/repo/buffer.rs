@@ -1171,10 +1171,12 @@ impl Inner {
     }
 
     /// Drops the note of short fingerprint `k`, giving back what its table
-    /// shrank by (see [`Notes::remove`]).
+    /// shrank by (see [`Notes::remove`]; a table shrinks only while the
+    /// smaller one, held beside it for a moment, fits the budget).
     fn unnote(&mut self, k: u64) -> Result<()> {
         let before = self.in_file.allocated();
-        if let Some((_, smaller)) = self.in_file.remove(k)? {
+        let room = self.limit.saturating_sub(self.memory_bytes);
+        if let Some((_, smaller)) = self.in_file.remove(k, room)? {
             // The smaller table and the one it replaces, both held.
             let peak = self.memory_bytes.saturating_add(smaller);
             self.stats.peak_memory = self.stats.peak_memory.max(peak);
@@ -2100,6 +2102,8 @@ mod tests {
                     let found = buffer.take(&cid).unwrap();
                     assert_eq!(found, Some(whole.slice(at..at + 64)), "{readable}: {cid}");
                 }
+                let peak = buffer.stats().peak_memory;
+                assert!(peak <= limit, "{readable}, after taking: {peak} > {limit}");
                 // Every block given back, nothing charged twice or left
                 // behind: what remains is the notes' (shrunk) tables.
                 let inner = buffer.lock();
@@ -2318,6 +2322,56 @@ mod tests {
             assert!(stats.peak_memory <= limit, "{limit}: peak {}", stats.peak_memory);
             assert_eq!(buffer.lock().taken.in_memory(), later.len());
         }
+    }
+
+    /// Notes dropped while the budget is full: a table left under a
+    /// quarter full shrinks, and the smaller table is made while the old
+    /// one is still held, so it shrinks only when that fits; later, with
+    /// room, it does. (Before, it shrank anyway and the peak passed the
+    /// limit by the smaller table.) Memory is set near the limit by hand,
+    /// as blocks waiting in memory would hold it.
+    #[test]
+    fn notes_dropped_while_the_budget_is_full_stay_within_it() {
+        let mut input = Vec::new();
+        let mut blocks = Vec::new();
+        for n in 0..32_000u32 {
+            let bytes = Bytes::from(n.to_be_bytes().repeat(4));
+            let cid = blessed_cid(DAG_CBOR, &bytes);
+            input.extend(cid.to_bytes());
+            let at = input.len() as u64;
+            input.extend_from_slice(&bytes);
+            blocks.push((cid, bytes, at));
+        }
+        let limit = 2 * 1024 * 1024;
+        let buffer = Buffer::new(limit, None);
+        buffer.set_file(file_of(&input));
+        for (cid, bytes, at) in &blocks {
+            buffer.insert(*cid, bytes.clone(), *at).unwrap();
+        }
+        let mut inner = buffer.lock();
+        let noted: Vec<u64> = blocks
+            .iter()
+            .map(|(cid, _, _)| short(cid))
+            .filter(|&k| inner.in_file.get(k).unwrap().is_some())
+            .collect();
+        assert!(noted.len() > 20_000, "{} noted", noted.len());
+        let (first, rest) = noted.split_at(noted.len() * 7 / 8);
+        // Near the limit: the tables empty to an eighth and do not shrink.
+        let tables = inner.in_file.in_tables();
+        inner.memory_bytes = limit - 64;
+        for &k in first {
+            inner.unnote(k).unwrap();
+        }
+        assert_eq!(inner.in_file.in_tables(), tables);
+        let peak = inner.stats.peak_memory;
+        assert!(peak <= limit, "peak {peak}");
+        // With room, the next removals shrink them.
+        inner.memory_bytes = tables;
+        for &k in rest {
+            inner.unnote(k).unwrap();
+        }
+        assert!(inner.in_file.in_tables() < tables / 2, "{}", inner.in_file.in_tables());
+        assert!(inner.in_file.is_empty());
     }
 
     /// A block whose short fingerprint clashes with a waiting block's

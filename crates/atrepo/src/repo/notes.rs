@@ -52,6 +52,21 @@ pub(crate) const FIRST_TABLE: u64 = 128;
 /// would only grow again.
 const SHRINK_MIN: usize = 256;
 
+/// Bytes a table's allocation has beyond its buckets (a trailing group of
+/// control bytes), counted when a shrink must fit: see [`Notes::remove`].
+const SHRINK_GROUP: u64 = 16;
+
+/// The notes a table's buckets hold when full (7 in 8), from what it
+/// allocates (16 bytes and a control byte a bucket, and a trailing group).
+/// Not `capacity()`, which the tombstones of removals lower: a table
+/// emptied while there was no room to shrink it would then never shrink.
+fn nominal_capacity(shard: &Shard) -> usize {
+    let bucket = size_of::<(u64, u64)>() + 1;
+    let group = usize::try_from(SHRINK_GROUP).unwrap_or(16);
+    let buckets = shard.allocation_size().saturating_sub(group) / bucket;
+    if buckets < 8 { buckets.saturating_sub(1) } else { buckets / 8 * 7 }
+}
+
 /// The hash a shard's table places an entry by: `h` multiplied by an odd
 /// constant, so that its top bits (the table's control byte) depend on
 /// the low bits too, not only on the bits that chose the shard, which are
@@ -194,14 +209,17 @@ impl Notes {
     /// until its notes double or halve): out of order, the notes drain as
     /// the walk catches up, and the memory goes back to the budget. Returns
     /// the note, and the bytes of the smaller table if there is one (held
-    /// together with the table it replaces for a moment), else 0.
+    /// together with the table it replaces for a moment), else 0. A table
+    /// is shrunk only while the smaller one (at most half its bytes, and
+    /// a group of control bytes) fits in `room`: else it waits for a later
+    /// removal with more room.
     ///
     /// # Errors
     ///
     /// If a segment's page cannot be read back.
-    pub(crate) fn remove(&mut self, k: u64) -> io::Result<Option<(u64, u64)>> {
+    pub(crate) fn remove(&mut self, k: u64, room: u64) -> io::Result<Option<(u64, u64)>> {
         let h = self.hasher.hash_one(k);
-        if let Some(found) = self.remove_in_tables(k, h) {
+        if let Some(found) = self.remove_in_tables(k, h, room) {
             return Ok(Some(found));
         }
         if self.frozen.is_empty() {
@@ -210,15 +228,20 @@ impl Notes {
         Ok(self.frozen.remove(&k, h)?.map(|packed| (packed, 0)))
     }
 
-    fn remove_in_tables(&mut self, k: u64, h: u64) -> Option<(u64, u64)> {
+    fn remove_in_tables(&mut self, k: u64, h: u64, room: u64) -> Option<(u64, u64)> {
         let (i, t) = place_of(h);
         let Notes { shards, hasher, len, allocated, .. } = self;
         let shard = shards.get_mut(i)?;
         let ((_, packed), _) = shard.find_entry(t, |&(key, _)| key == k).ok()?.remove();
         *len = len.saturating_sub(1);
         let mut smaller = 0;
-        if shard.capacity() > SHRINK_MIN && shard.len() < shard.capacity() / 4 {
-            let before = shard.allocation_size() as u64;
+        let before = shard.allocation_size() as u64;
+        // Under a quarter full, the new table has at most half the old
+        // one's buckets: at most half its bytes, and the control bytes'
+        // trailing group (16).
+        let fits = (before / 2).saturating_add(SHRINK_GROUP) <= room;
+        let capacity = nominal_capacity(shard);
+        if fits && capacity > SHRINK_MIN && shard.len() < capacity / 4 {
             shard.shrink_to(shard.len() * 2, |&(key, _)| table_hash(hasher.hash_one(key)));
             smaller = shard.allocation_size() as u64;
             *allocated = allocated.saturating_sub(before).saturating_add(smaller);
@@ -383,9 +406,9 @@ mod tests {
         assert!(peak_growth * 16 < notes.allocated(), "{peak_growth} of {}", notes.allocated());
 
         assert_eq!(notes.get(7).unwrap(), Some(8));
-        assert_eq!(notes.remove(7).unwrap(), Some((8, 0)));
+        assert_eq!(notes.remove(7, u64::MAX).unwrap(), Some((8, 0)));
         assert_eq!(
-            (notes.get(7).unwrap(), notes.remove(7).unwrap(), notes.len()),
+            (notes.get(7).unwrap(), notes.remove(7, u64::MAX).unwrap(), notes.len()),
             (None, None, 199_999)
         );
         // One removal does not shrink a table.
@@ -401,7 +424,7 @@ mod tests {
         let full = notes.allocated();
         for k in (0..200_000u64).filter(|&k| k != 7) {
             let before = notes.allocated();
-            let (_, smaller) = notes.remove(k).unwrap().unwrap();
+            let (_, smaller) = notes.remove(k, u64::MAX).unwrap().unwrap();
             assert_eq!(smaller > 0, notes.allocated() < before, "note {k}");
             assert!(notes.allocated() <= before, "note {k}");
         }
@@ -435,7 +458,10 @@ mod tests {
             // Keep between 10,000 and 50,000 notes, removing the oldest.
             if live.len() > 50_000 || (k % 3 == 0 && live.len() > 10_000) {
                 let old = live.pop_front().unwrap();
-                assert_eq!(notes.remove(old).unwrap().map(|(packed, _)| packed), Some(old));
+                assert_eq!(
+                    notes.remove(old, u64::MAX).unwrap().map(|(packed, _)| packed),
+                    Some(old)
+                );
             }
         }
         assert_eq!(notes.len(), live.len());
@@ -490,8 +516,8 @@ mod tests {
         assert_eq!(notes.get(n + 1).unwrap(), None);
         // Removed on disk without allocating, once.
         let before = notes.allocated();
-        assert_eq!(notes.remove(12_345).unwrap(), Some((12_346, 0)));
-        assert_eq!(notes.remove(12_345).unwrap(), None);
+        assert_eq!(notes.remove(12_345, u64::MAX).unwrap(), Some((12_346, 0)));
+        assert_eq!(notes.remove(12_345, u64::MAX).unwrap(), None);
         assert_eq!(notes.get(12_345).unwrap(), None);
         assert_eq!(notes.allocated(), before);
         assert_eq!(notes.len() as u64, n - 1);
@@ -550,7 +576,7 @@ mod tests {
                         prop_assert_eq!(notes.get(k).unwrap(), model.get(&k).copied());
                     }
                     _ => {
-                        let removed = notes.remove(k).unwrap().map(|(p, _)| p);
+                        let removed = notes.remove(k, u64::MAX).unwrap().map(|(p, _)| p);
                         prop_assert_eq!(removed, model.remove(&k));
                     }
                 }
