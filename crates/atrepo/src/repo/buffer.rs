@@ -1780,6 +1780,23 @@ mod tests {
         (input, at)
     }
 
+    /// CAR sections of blocks made of `n`'s big-endian bytes repeated
+    /// `repeat` times, for each `n` in `ns`: the input and each block's
+    /// CID, bytes and where its data starts.
+    fn sections(ns: std::ops::Range<u32>, repeat: usize) -> (Vec<u8>, Vec<(Cid, Bytes, u64)>) {
+        let mut input = Vec::new();
+        let mut blocks = Vec::new();
+        for n in ns {
+            let bytes = Bytes::from(n.to_be_bytes().repeat(repeat));
+            let cid = blessed_cid(DAG_CBOR, &bytes);
+            input.extend(cid.to_bytes());
+            let at = input.len() as u64;
+            input.extend_from_slice(&bytes);
+            blocks.push((cid, bytes, at));
+        }
+        (input, blocks)
+    }
+
     fn file_of(input: &[u8]) -> Arc<File> {
         use std::io::Write;
         let mut file = tempfile::tempfile().unwrap();
@@ -2061,16 +2078,9 @@ mod tests {
     /// `a_file_in_any_order_verifies_with_blocks_left_in_the_file`.)
     #[test]
     fn blocks_left_in_the_input_stay_within_the_limit_while_notes_grow() {
-        let mut input = Vec::new();
-        let mut blocks = Vec::new();
-        for n in 0..1000u32 {
-            let bytes = Bytes::from(n.to_be_bytes().repeat(16));
-            let cid = blessed_cid(DAG_CBOR, &bytes);
-            input.extend(cid.to_bytes());
-            let at = input.len();
-            input.extend_from_slice(&bytes);
-            blocks.push((cid, at));
-        }
+        let (input, sections) = sections(0..1000, 16);
+        let blocks: Vec<(Cid, usize)> =
+            sections.iter().map(|(cid, _, at)| (*cid, usize::try_from(*at).unwrap())).collect();
         let (file, whole) = (file_of(&input), Bytes::from(input));
         let dir = tempfile::tempdir().unwrap();
         for readable in ["file", "whole"] {
@@ -2291,16 +2301,7 @@ mod tests {
     /// the peak passed the limit by up to 32 bytes.)
     #[test]
     fn records_taken_while_the_budget_is_full_stay_within_it() {
-        let mut input = Vec::new();
-        let mut blocks = Vec::new();
-        for n in 0..4_000u32 {
-            let bytes = Bytes::from(n.to_be_bytes().repeat(250));
-            let cid = blessed_cid(DAG_CBOR, &bytes);
-            input.extend(cid.to_bytes());
-            let at = input.len();
-            input.extend_from_slice(&bytes);
-            blocks.push((cid, bytes, at as u64));
-        }
+        let (input, blocks) = sections(0..4_000, 250);
         let file = file_of(&input);
         let (first, later) = blocks.split_at(2_000);
         let dir = tempfile::tempdir().unwrap();
@@ -2332,16 +2333,7 @@ mod tests {
     /// as blocks waiting in memory would hold it.
     #[test]
     fn notes_dropped_while_the_budget_is_full_stay_within_it() {
-        let mut input = Vec::new();
-        let mut blocks = Vec::new();
-        for n in 0..32_000u32 {
-            let bytes = Bytes::from(n.to_be_bytes().repeat(4));
-            let cid = blessed_cid(DAG_CBOR, &bytes);
-            input.extend(cid.to_bytes());
-            let at = input.len() as u64;
-            input.extend_from_slice(&bytes);
-            blocks.push((cid, bytes, at));
-        }
+        let (input, blocks) = sections(0..32_000, 4);
         let limit = 2 * 1024 * 1024;
         let buffer = Buffer::new(limit, None);
         buffer.set_file(file_of(&input));
