@@ -42,7 +42,7 @@ use std::path::Path;
 use atrepo_store::CidKey;
 
 use super::segment::{
-    FREEZE_PAGE, Hasher, SHARDS, SegmentWriter, Segments, random_hasher, set, shard_of, test,
+    FREEZE_PAGE, HashState, SHARDS, SegmentWriter, Segments, random_hasher, set, shard_of, test,
 };
 
 /// A shard's number fits the byte [`group_by_shard`] keeps an entry.
@@ -64,7 +64,7 @@ type Entry = (CidKey, u64);
 /// A set of record fingerprints with a value each; see the module docs.
 #[derive(Debug)]
 pub(crate) struct Taken {
-    hasher: Hasher,
+    hasher: HashState,
     /// Entries added since the last lookup, in order, in chunks of
     /// [`PENDING`]: not hashed, not in a shard yet. In streaming order
     /// almost nothing is looked up, so almost every entry costs one append
@@ -104,7 +104,7 @@ impl Taken {
     }
 
     /// An empty set placing its entries by `hasher`.
-    fn with_hasher(hasher: Hasher) -> Self {
+    fn with_hasher(hasher: HashState) -> Self {
         Taken {
             hasher,
             pending: Vec::new(),
@@ -282,7 +282,7 @@ type Starts = [u32; SHARDS + 1];
 /// Groups `chunk`'s entries by shard, in place (a counting sort by swaps,
 /// through a byte an entry, [`PENDING`] bytes for a full chunk), and
 /// returns where each shard's entries start in it.
-fn group_by_shard(chunk: &mut [Entry], hasher: &Hasher) -> Starts {
+fn group_by_shard(chunk: &mut [Entry], hasher: &HashState) -> Starts {
     let len = chunk.len().min(u32::MAX as usize);
     let chunk = chunk.get_mut(..len).unwrap_or_default();
     // Sized from a chunk already in memory (not from input).
@@ -351,13 +351,13 @@ impl Shard {
     }
 
     /// Puts the log's last chunk into the filter once it is full.
-    fn filter_if_full(&mut self, hasher: &Hasher) {
+    fn filter_if_full(&mut self, hasher: &HashState) {
         if self.log.last().is_some_and(|c| c.len() >= TAIL) {
             self.filter_last(hasher);
         }
     }
 
-    fn get(&mut self, k: &CidKey, h: u64, hasher: &Hasher) -> Option<u64> {
+    fn get(&mut self, k: &CidKey, h: u64, hasher: &HashState) -> Option<u64> {
         // A chunk that is not full is not in the filter yet.
         if let Some(chunk) = self.log.last().filter(|c| c.len() < TAIL)
             && let Some(&(_, v)) = chunk.iter().find(|(key, _)| key == k)
@@ -376,7 +376,7 @@ impl Shard {
     }
 
     /// Puts the last chunk of the log into the filter.
-    fn filter_last(&mut self, hasher: &Hasher) {
+    fn filter_last(&mut self, hasher: &HashState) {
         let fresh = self.log.last().map_or(0, Vec::len);
         self.in_filter = self.in_filter.saturating_add(fresh);
         if self.in_filter.saturating_mul(FILTER_BITS_PER_KEY)
@@ -414,7 +414,7 @@ impl Shard {
     /// Moves the log into the runs, sorted. Only lookups that get past the
     /// filter need this: in streaming order, none do, and records cost an
     /// append and their filter bits only.
-    fn sort_log(&mut self, hasher: &Hasher) {
+    fn sort_log(&mut self, hasher: &HashState) {
         if self.log.is_empty() {
             return;
         }
@@ -670,8 +670,8 @@ mod tests {
         // memory or moved to disk (segments merging as they go).
         #[test]
         fn behaves_as_a_multimap(
+            ops in proptest::collection::vec((0u64..3000, 0u64..4, 0u8..20), 1..3000),
             seed in any::<u64>(),
-            ops in proptest::collection::vec((0u64..3000, 0u64..4, 0u8..20), 1..3000)
         ) {
             let dir = tempfile::tempdir().unwrap();
             let mut taken = Taken::with_hasher(seeded_hasher(seed));
