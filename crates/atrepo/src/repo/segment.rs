@@ -294,6 +294,12 @@ impl<K: SegmentKey> Segment<K> {
     }
 }
 
+/// A new anonymous file under `dir` (made if need be) for a segment.
+fn segment_file(dir: &Path) -> io::Result<File> {
+    std::fs::create_dir_all(dir)?;
+    tempfile::tempfile_in(dir)
+}
+
 /// Blocks of 512 bits in the filter of a segment of `entries`.
 fn filter_blocks(entries: usize) -> usize {
     entries.saturating_mul(SEGMENT_FILTER_BITS).div_ceil(512).max(1)
@@ -326,8 +332,7 @@ impl<K: SegmentKey> SegmentWriter<K> {
     /// by then the owner has freed the entries, so the two are never held
     /// together.
     pub(crate) fn new(dir: &Path) -> io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
-        let file = tempfile::tempfile_in(dir)?;
+        let file = segment_file(dir)?;
         Ok(SegmentWriter { out: BufWriter::with_capacity(PAGE_BYTES, file), len: 0, index: None })
     }
 
@@ -336,8 +341,7 @@ impl<K: SegmentKey> SegmentWriter<K> {
     /// each entry's hash, and has freed the two segments' filters and page
     /// keys first): through a buffer of [`MERGE_BUFFER`].
     fn for_merge(dir: &Path, expected: usize) -> io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
-        let file = tempfile::tempfile_in(dir)?;
+        let file = segment_file(dir)?;
         // Sized from two segments' lengths (not from input).
         let mut fences = Vec::new();
         fences.reserve_exact(expected.div_ceil(page::<K>()));
