@@ -574,6 +574,9 @@ impl<'a> Decoder<'a> {
     /// Reads and validates one item of any kind (nested items included)
     /// without allocating beyond one small frame per nesting level.
     ///
+    /// Every link must be a blessed CID (CIDv1, dag-cbor or raw,
+    /// sha2-256): [`Problem::UnblessedLink`] otherwise.
+    ///
     /// Iterative: nesting is bounded by `limits.max_depth`, containers by
     /// `limits.max_container_len`, and the work by the input length.
     pub fn skip(&mut self, limits: &super::Limits) -> Result<()> {
@@ -631,11 +634,18 @@ impl<'a> Decoder<'a> {
                 }
                 3 => text = Some(self.utf8_payload(head)?),
                 4 | 5 => {}
+                // Only blessed CIDs are links in atproto data (data model
+                // spec, "Link and CID Formats"; DASL CIDs in DRISL).
                 6 => {
                     let at = head.at;
                     let cid = self.tag_content(head)?;
-                    if parse_cid(cid).is_none() {
-                        return Err(Self::error_at(at, Problem::InvalidLink));
+                    match parse_cid(cid) {
+                        Some(cid) if is_blessed(&cid) => {}
+                        Some(_) => {
+                            let problem = Problem::UnblessedLink { expected: BLESSED };
+                            return Err(Self::error_at(at, problem));
+                        }
+                        None => return Err(Self::error_at(at, Problem::InvalidLink)),
                     }
                 }
                 // head() lets only false, true and null through here.
@@ -934,6 +944,40 @@ mod tests {
         assert_eq!(err(&no_prefix, |d| d.link().map(drop)), Problem::InvalidLink);
         // Another tag.
         assert_eq!(err(&[0xc0, 0x60], |d| d.skip(&Default::default())), Problem::Tag { found: 0 });
+    }
+
+    /// Inside any item, a link must be blessed: raw and dag-cbor CIDv1
+    /// with sha2-256 pass; CIDv0, dag-pb, sha2-512 and identity hashes are
+    /// refused as unblessed (not as unparsable).
+    #[test]
+    fn walked_links_must_be_blessed() {
+        let link = |cid: &[u8]| {
+            // A one-entry map `{"l": link}`; the payload is 0x00 and the CID.
+            let len = u8::try_from(cid.len() + 1).unwrap();
+            let mut bytes = vec![0xa1, 0x61, b'l', 0xd8, 0x2a];
+            bytes.extend(if len < 24 { vec![0x40 | len] } else { vec![0x58, len] });
+            bytes.push(0x00);
+            bytes.extend(cid);
+            bytes
+        };
+        let v1 = |codec: u8, hash: u8, digest: &[u8]| {
+            let mut cid = vec![0x01, codec, hash, u8::try_from(digest.len()).unwrap()];
+            cid.extend(digest);
+            cid
+        };
+        let limits = Default::default();
+        for good in [v1(0x71, 0x12, &[7; 32]), v1(0x55, 0x12, &[7; 32])] {
+            assert_eq!(Decoder::new(&link(&good)).skip_data_model(&limits), Ok(()));
+        }
+        let v0 = [[0x12, 0x20].as_slice(), &[7; 32]].concat();
+        for bad in [v0, v1(0x70, 0x12, &[7; 32]), v1(0x71, 0x13, &[7; 64]), v1(0x71, 0x00, b"x")] {
+            for data_model in [false, true] {
+                let problem = err(&link(&bad), |d| {
+                    if data_model { d.skip_data_model(&limits) } else { d.skip(&limits) }
+                });
+                assert_eq!(problem, Problem::UnblessedLink { expected: BLESSED }, "{bad:02x?}");
+            }
+        }
     }
 
     /// Runs `fast` and `checked` on a decoder over `input` each and
