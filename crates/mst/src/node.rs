@@ -72,7 +72,8 @@ impl NodeBuf {
 }
 
 /// Decodes `bytes` (the block of node `cid`) into `out`, enforcing every
-/// node-local rule: strict DRISL of the node schema, the entry cap, prefix
+/// node-local rule: strict DRISL of the node schema (every link, record or
+/// subtree, CIDv1 dag-cbor sha2-256), the entry cap, prefix
 /// compression (first `p` is 0, `p` within the previous key, `p` the
 /// longest common prefix), keys non-empty, at most [`MAX_KEY_LEN`] bytes,
 /// valid under `rules`, strictly increasing, all on one layer, and no
@@ -121,7 +122,11 @@ pub(crate) fn decode(
         drisl!(d.key("t"));
         let right = drisl!(d.node_link_or_null());
         drisl!(d.key("v"));
-        let value = drisl!(d.link());
+        // A record is a DAG-CBOR block (repository spec, "v: link to the
+        // record data (CBOR)"): its link is held to the same blessed form
+        // as a subtree's, so a raw, CIDv0 or other-hash link is refused
+        // here, naming the node, not later as a missing or odd block.
+        let value = drisl!(d.node_link());
 
         let prev_len = prev.end.saturating_sub(prev.start);
         if index == 0 && prefix != 0 {

@@ -7,6 +7,7 @@ use atrepo_mst::{Completeness, Error, Item, KeyRules, Limits, Records, WalkOptio
 use atrepo_store::MemoryStore;
 use atrepo_verify::drisl::{Encoder, Problem};
 use cid::Cid;
+use sha2::Digest;
 
 use crate::common::{
     Raw, cid_of, entry_less_node_on_layer_zero, key_on_layer, key_on_layer_after, node, put,
@@ -124,6 +125,23 @@ fn subtree_link_not_dag_cbor() {
     let raw_child = cid_of(0x55, b"not a node");
     let root = put(&s, raw_node(Some(raw_child), &[]));
     check(&s, root, |e| matches!(decode_problem(e), Some(Problem::UnblessedLink { .. })));
+}
+
+/// A record is a DAG-CBOR block: a record link that is raw, CIDv0, or
+/// hashed with anything but sha2-256 is a malformed node, found by the
+/// node's decoding, whether or not the block it names is present.
+#[test]
+fn record_link_not_dag_cbor_sha256() {
+    let digest = sha2::Sha256::digest(b"a record");
+    let sha256 = cid::multihash::Multihash::<64>::wrap(0x12, &digest).unwrap();
+    let sha512 = cid::multihash::Multihash::<64>::wrap(0x13, &[7; 64]).unwrap();
+    for bad in [cid_of(0x55, b"a record"), Cid::new_v0(sha256).unwrap(), Cid::new_v1(0x71, sha512)]
+    {
+        let s = MemoryStore::new();
+        let key = key_on_layer(0, 0);
+        let root = put(&s, raw_node(None, &[Raw { p: 0, k: key.as_bytes(), t: None, v: bad }]));
+        check(&s, root, |e| matches!(decode_problem(e), Some(Problem::UnblessedLink { .. })));
+    }
 }
 
 #[test]
