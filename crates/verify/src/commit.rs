@@ -20,7 +20,7 @@ use cid::Cid;
 use cid::multihash::Multihash;
 use sha2::{Digest, Sha256};
 
-use crate::drisl::{Decoder, Encoder, key_precedes};
+use crate::drisl::{Decoder, Encoder, Limits, key_precedes};
 use crate::error::{Error, Result, snippet};
 use crate::key::PublicKey;
 use crate::signing::SigningKey;
@@ -120,12 +120,20 @@ impl Commit {
     /// Decodes the commit block `bytes` stored under `cid` (hash-checked
     /// by the caller), as [`Commit::decode`] does, after checking that
     /// `cid` is a dag-cbor CID ([`Error::CommitCodec`]): every reader of a
-    /// commit named by a CID (a CAR root, a `#sync`) goes through here.
+    /// commit named by a CID (a CAR root, a `#sync`) goes through here. A
+    /// map without a single commit field (an MST node, a record) is
+    /// [`Error::NotACommit`], naming the block and the field that gave it
+    /// away; a commit with one field too many or too few keeps that error.
     pub fn decode_block(cid: &Cid, bytes: &[u8], options: &CommitOptions) -> Result<Commit> {
         if cid.codec() != DAG_CBOR {
             return Err(Error::CommitCodec { cid: cid.to_string(), codec: cid.codec() });
         }
-        Self::decode(bytes, options)
+        Self::decode(bytes, options).map_err(|error| match error {
+            Error::UnknownField { .. } | Error::MissingField { .. } if !has_commit_field(bytes) => {
+                Error::NotACommit { cid: cid.to_string(), source: Box::new(error) }
+            }
+            other => other,
+        })
     }
 
     /// The account DID.
@@ -228,6 +236,24 @@ fn read_fields<'a>(d: &mut Decoder<'a>) -> Result<Fields<'a>> {
         }
     }
     Ok(f)
+}
+
+/// Whether `bytes`, a map that failed to decode as a commit for a field
+/// too many or too few, has any of a commit's fields among its keys. The
+/// decoding that failed already read every key up to the failing one, so
+/// errors here (which that decoding would have met first) just say no.
+fn has_commit_field(bytes: &[u8]) -> bool {
+    const FIELDS: [&[u8]; 6] = [b"did", b"rev", b"sig", b"data", b"prev", b"version"];
+    let mut d = Decoder::new(bytes);
+    let Ok(n) = d.map() else { return false };
+    for _ in 0..n {
+        match d.text_key() {
+            Ok(key) if FIELDS.contains(&key) => return true,
+            Ok(_) if d.skip(&Limits::default()).is_ok() => {}
+            _ => return false,
+        }
+    }
+    false
 }
 
 /// The blessed dag-cbor CID of `bytes`.

@@ -223,6 +223,19 @@ pub enum Error {
         codec: u64,
     },
 
+    /// The block named as a commit (a CAR's first root, a `#sync`'s) has
+    /// fields no commit has, or lacks a commit's fields: an MST node or a
+    /// record, say, named in the commit's place.
+    #[error("block {cid}, named as the commit, is not a commit: {source}")]
+    NotACommit {
+        /// The CID, in string form.
+        cid: String,
+        /// What decoding it as a commit found
+        /// ([`UnknownField`](Error::UnknownField) or
+        /// [`MissingField`](Error::MissingField)).
+        source: Box<Error>,
+    },
+
     /// A link given to a commit builder that is not a blessed dag-cbor CID.
     #[error("expected a CIDv1 dag-cbor sha2-256 link for commit field {field:?}, found {found}")]
     UnblessedLink {
@@ -326,6 +339,7 @@ impl Error {
             | Error::UnsupportedVersion { .. }
             | Error::InvalidField { .. }
             | Error::CommitCodec { .. }
+            | Error::NotACommit { .. }
             | Error::UnblessedLink { .. } => ErrorKind::Malformed,
         }
     }

@@ -38,6 +38,10 @@ fn every_variant() -> Vec<Error> {
             cid: "bafkreiccldh766hwcnuxnf2wh6jgzepf2nlu2lvcllt63eww5p6chi4ity".to_owned(),
             codec: 0x55,
         },
+        Error::NotACommit {
+            cid: "bafyreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm".to_owned(),
+            source: Box::new(Error::UnknownField { field: "e".to_owned() }),
+        },
         Error::UnblessedLink {
             field: "data",
             found: "bafkreiccldh766hwcnuxnf2wh6jgzepf2nlu2lvcllt63eww5p6chi4ity".to_owned(),

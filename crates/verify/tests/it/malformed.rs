@@ -249,6 +249,36 @@ fn a_commit_block_under_a_raw_cid_is_refused() {
     assert!(err.is_malformed());
 }
 
+/// A block of another shape named as the commit (an MST node, a record)
+/// says so, naming the block, with the field that gave it away.
+#[test]
+fn a_block_that_is_not_a_commit_says_so() {
+    let options = CommitOptions::default();
+    let node = [0xa2, 0x61, b'e', 0x80, 0x61, b'l', 0xf6];
+    let record = b"\xa1\x65$type\x71app.bsky.feed.post";
+    let empty = [0xa0];
+    for (bytes, field) in [(&node[..], "e"), (&record[..], "$type"), (&empty[..], "version")] {
+        let named = cid(0x71, bytes);
+        let err = Commit::decode_block(&named, bytes, &options).unwrap_err();
+        match &err {
+            Error::NotACommit { cid: c, source } => {
+                assert_eq!(*c, named.to_string());
+                let found = match &**source {
+                    Error::UnknownField { field } => field.as_str(),
+                    Error::MissingField { field } => field,
+                    other => panic!("{other:?}"),
+                };
+                assert_eq!(found, field);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(err.is_malformed());
+        // Decoding bytes alone (no CID names them) keeps the field error.
+        let plain = Commit::decode(bytes, &options).unwrap_err();
+        assert!(matches!(plain, Error::UnknownField { .. } | Error::MissingField { .. }));
+    }
+}
+
 #[test]
 fn commit_table() {
     let sig = [7u8; 64];
