@@ -246,6 +246,17 @@ pub enum EventError {
         tolerance: Duration,
     },
 
+    /// `since` (the rev of the commit before) is not before the event's own
+    /// rev: revs always increase (sync specification), so the event
+    /// contradicts itself, whatever state the caller holds.
+    #[error("expected since before the event's rev {rev}, found since {since}")]
+    SinceNotBeforeRev {
+        /// The event's `since`.
+        since: Tid,
+        /// The event's rev.
+        rev: Tid,
+    },
+
     /// `since` is not the last rev the caller holds for the repository.
     #[error("expected since {expected} (the last known rev), found {}", show_tid(*found))]
     SinceMismatch {
@@ -354,6 +365,7 @@ impl EventError {
             | EventError::CreateWithPrev { .. }
             | EventError::OpMissingPrev { .. }
             | EventError::MissingPrevData
+            | EventError::SinceNotBeforeRev { .. }
             | EventError::InvalidRecord { .. } => ErrorKind::Malformed,
             EventError::CommitCidMismatch { .. }
             | EventError::DidMismatch { .. }
@@ -399,6 +411,7 @@ impl EventError {
             EventError::RevMismatch { .. } => "rev_mismatch",
             EventError::RevNotIncreasing { .. } => "rev_not_increasing",
             EventError::RevInFuture { .. } => "rev_in_future",
+            EventError::SinceNotBeforeRev { .. } => "since_not_before_rev",
             EventError::SinceMismatch { .. } => "since_mismatch",
             EventError::PrevDataMismatch { .. } => "prev_data_mismatch",
             EventError::InversionMismatch { .. } => "inversion_mismatch",

@@ -25,7 +25,7 @@ use crate::store::{BlockRead, Bytes, MemoryStore};
 use crate::verify::{
     Clock, Commit, CommitOptions, KeyResolver, PublicKey, SystemClock, Tid, drisl, syntax,
 };
-use crate::{Error, Result};
+use crate::{Error, ErrorKind, Result};
 
 /// A `#commit` event that passed every check.
 #[derive(Debug)]
@@ -394,6 +394,11 @@ impl<C: Clock> Verifier<C> {
         }
         let commit = self.load_commit(&store, &event.commit, event.repo, event.rev)?;
         self.check_rev(event.rev, prior, false)?;
+        if let Some(since) = event.since
+            && event.rev.check_after(&since).is_err()
+        {
+            return Err(EventError::SinceNotBeforeRev { since, rev: event.rev }.into());
+        }
 
         let mut warnings = Vec::new();
         if let Some(prior) = prior {
@@ -505,6 +510,15 @@ impl<C: Clock> Verifier<C> {
         let data = *commit.data();
         let mode = self.options.inversion;
         if let Err(error) = self.check_tree(&store, data, &ops, invertible, event, prior) {
+            // Only what the inversion finds may be let through: ops that
+            // disagree with the tree, a previous root that does not match,
+            // a node the event left out (pre-1.1 events carry too few).
+            // A malformed or mis-shaped signed tree, or a limit, fails the
+            // event in every mode.
+            let inversion = matches!(error, Error::Event(_)) || error.kind() == ErrorKind::Missing;
+            if !inversion {
+                return Err(error);
+            }
             self.check(mode, &mut warnings, error)?;
         }
         Ok(VerifiedCommit {

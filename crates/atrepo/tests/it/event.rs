@@ -567,6 +567,27 @@ fn rev_not_increasing() {
     }
 }
 
+/// `since` names the commit before this one, so it must be before the
+/// event's own rev, even when no state is held to compare it with.
+#[test]
+fn since_not_before_the_events_rev() {
+    let (repo, _, built) = typical(Curve::K256);
+    let key = repo.key.public_key();
+    for since in [repo.rev, tid(repo.rev.timestamp_micros() + SECOND)] {
+        let mut event = decode(&built.body);
+        event.since = Some(since);
+        let e = event_error(verify(&event.to_cbor(), &key, None));
+        assert!(
+            matches!(e, EventError::SinceNotBeforeRev { since: s, rev } if (s, rev) == (since, repo.rev)),
+            "{e:?}"
+        );
+        assert_eq!(Error::from(e).kind(), ErrorKind::Malformed);
+        // Not a chain check: a lenient chain does not let it through.
+        let lenient = verifier().with_options(VerifyOptions::default().chain(CheckMode::Warn));
+        assert!(verify_with(&lenient, &event.to_cbor(), &key, None).is_err());
+    }
+}
+
 #[test]
 fn rev_in_the_future() {
     let mut repo = Repo::new(Curve::P256, 100);
@@ -829,6 +850,30 @@ fn missing_prev_data_and_lenient_inversion() {
     assert_eq!(verified.state(), repo.state());
     let other = signer(Curve::K256).public_key();
     assert!(verify_with(&lenient, &body, &other, Some(&prior)).is_err());
+}
+
+/// A downgraded inversion lets through what the inversion finds (see
+/// above), never a malformed signed tree: here a key strict rules refuse
+/// (its collection is not an NSID) in a node the commit's op passes.
+#[test]
+fn a_malformed_tree_fails_with_the_inversion_downgraded() {
+    let mut repo = Repo::new(Curve::K256, 0);
+    let record = post(0);
+    let cid = blessed_cid(DAG_CBOR, &record);
+    repo.store.put(cid, record.into()).unwrap();
+    let keys = ["A0/374913", "A1/374913"].map(|k| (k.to_owned(), cid));
+    repo.root = Builder::new().keys(KeyRules::Lax).build(&repo.store, keys).unwrap();
+    let prior = repo.state();
+    let built = repo.commit(|b| b.keys(KeyRules::Lax).put(&post_path(1), post(1)));
+    let key = repo.key.public_key();
+    let lax = verifier().with_options(VerifyOptions::default().keys(KeyRules::Lax));
+    assert!(verify_with(&lax, &built.body, &key, Some(&prior)).unwrap().warnings.is_empty());
+    for mode in [CheckMode::Enforce, CheckMode::Warn] {
+        let strict = verifier().with_options(VerifyOptions::default().inversion(mode));
+        let e = verify_with(&strict, &built.body, &key, Some(&prior)).unwrap_err();
+        assert!(matches!(e, Error::Mst(mst::Error::InvalidKey { .. })), "{mode:?}: {e:?}");
+        assert_eq!(e.kind(), ErrorKind::Verification);
+    }
 }
 
 #[test]
@@ -1307,6 +1352,7 @@ fn event_error_display() {
             ahead: Duration::from_secs(360),
             tolerance: Duration::from_secs(300),
         },
+        EventError::SinceNotBeforeRev { since: tid(NOW + 1), rev },
         EventError::SinceMismatch { expected: rev, found: Some(tid(NOW - 1)) },
         EventError::SinceMismatch { expected: rev, found: None },
         EventError::PrevDataMismatch { expected: cid(), found: other() },
