@@ -121,9 +121,15 @@ impl<'a> Frame<'a> {
 /// Each frame is found by decoding its header and skipping its body, which
 /// checks both are strict DRISL, within a window of
 /// [`Limits::max_frame_bytes`]. A frame over the limit is reported as
-/// [`EventError::FrameTooLarge`] and skipped; any other error ends the
-/// iteration, since the next frame's start cannot be found (the spec asks
-/// clients to drop the connection on invalid framing).
+/// [`EventError::FrameTooLarge`] and skipped. A frame that is well-formed
+/// CBOR but breaks a strict rule (key order, minimal encoding, nesting
+/// depth, floats) or has a header no frame has (an unknown `op`, no `t`)
+/// is reported with that error and skipped too: its end is found from its
+/// CBOR structure alone. Any other error (truncation, an
+/// indefinite length, bytes that are not CBOR) ends the iteration, since
+/// the next frame's start cannot be found (the spec asks clients to drop
+/// the connection on invalid framing); [`Frames::unread`] then says how
+/// much of the input was left.
 #[derive(Debug, Clone)]
 pub struct Frames<'a> {
     input: &'a [u8],
@@ -141,6 +147,13 @@ impl<'a> Frames<'a> {
     /// Offset of the next frame.
     pub fn offset(&self) -> u64 {
         self.pos as u64
+    }
+
+    /// The bytes of the input not read: after an error that ended the
+    /// iteration, from the start of the frame that could not be framed;
+    /// zero once every frame was read.
+    pub fn unread(&self) -> u64 {
+        self.input.len().saturating_sub(self.pos) as u64
     }
 
     /// Decodes one frame at the start of `window`, returning it and its
@@ -195,7 +208,11 @@ impl<'a> Iterator for Frames<'a> {
                 }
             }
             Err(e) => {
-                self.done = true;
+                match structural_len(window, 2) {
+                    // Framed all the same: this frame fails, the next is read.
+                    Some(len) => self.pos = self.pos.saturating_add(len),
+                    None => self.done = true,
+                }
                 Some(Err(e))
             }
         }
@@ -203,6 +220,47 @@ impl<'a> Iterator for Frames<'a> {
 }
 
 impl std::iter::FusedIterator for Frames<'_> {}
+
+/// The length of the first `items` CBOR items of `bytes`, found from their
+/// structure only: heads and definite lengths, in any encoding (not
+/// minimal, maps in any key order, floats, any tags, nested as deep as
+/// they go). `None` if they do not end within `bytes`, or hold an
+/// indefinite length or a reserved head, whose end this does not follow.
+///
+/// One count of items still to read takes the place of a stack (an array
+/// adds its length, a map twice its length, a tag one), and every item
+/// takes at least one byte: the loop ends within `bytes.len()` steps and
+/// allocates nothing, whatever the input claims.
+fn structural_len(bytes: &[u8], items: u64) -> Option<usize> {
+    let mut left = items;
+    let mut pos = 0usize;
+    while left > 0 {
+        left -= 1;
+        let initial = *bytes.get(pos)?;
+        pos = pos.checked_add(1)?;
+        let arg = match initial & 0x1f {
+            info @ 0..=23 => u64::from(info),
+            info @ 24..=27 => {
+                // 1, 2, 4 or 8 bytes, big-endian.
+                let width = 1usize << (info - 24);
+                let arg_bytes = bytes.get(pos..pos.checked_add(width)?)?;
+                pos = pos.checked_add(width)?;
+                arg_bytes.iter().fold(0u64, |a, &b| (a << 8) | u64::from(b))
+            }
+            _ => return None,
+        };
+        match initial >> 5 {
+            2 | 3 => pos = pos.checked_add(usize::try_from(arg).ok()?)?,
+            4 => left = left.checked_add(arg)?,
+            5 => left = left.checked_add(arg.checked_mul(2)?)?,
+            6 => left = left.checked_add(1)?,
+            // Integers and major 7 (simple values, floats): the head was
+            // the whole item.
+            _ => {}
+        }
+    }
+    (pos <= bytes.len()).then_some(pos)
+}
 
 /// A decoded firehose message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -415,9 +473,78 @@ mod tests {
             Frame::decode(&e.into_bytes(), &Limits::default()),
             Err(EventError::MissingField { field: "t", .. })
         ));
+        // In a capture, such a frame is skipped, and the next one read.
+        let mut stream = frame.clone();
+        stream.extend(Frame::encode("#identity", &body("did")));
+        let items: Vec<_> = Frames::new(&stream, &Limits::default()).collect();
+        assert!(matches!(&items[..], [Err(EventError::UnknownFrameOp { found: 2 }), Ok(_)]));
         // Garbage stops the iteration.
-        let items: Vec<_> = Frames::new(&[0xff, 0x00], &Limits::default()).collect();
+        let mut frames = Frames::new(&[0xff, 0x00], &Limits::default());
+        let items: Vec<_> = frames.by_ref().collect();
         assert_eq!(items.len(), 1);
         assert!(items[0].is_err());
+        assert_eq!(frames.unread(), 2);
+    }
+
+    /// A frame that breaks a strict rule but is well-formed CBOR fails on
+    /// its own, and the frames after it are read (a review found one such
+    /// frame ended the whole capture); one whose end cannot be found still
+    /// ends it, and says how much was left.
+    #[test]
+    fn a_strict_failure_skips_one_frame() {
+        let good = Frame::encode("#identity", &body("did"));
+        // Keys out of canonical order; 100 nested arrays (past the depth
+        // limit); a float; a non-minimal length.
+        let unordered = [0xa2, 0x61, b'b', 0x01, 0x61, b'a', 0x02];
+        let deep = [vec![0x81; 100], vec![0x00]].concat();
+        let float = [0xa1, 0x61, b'a', 0xfb, 0, 0, 0, 0, 0, 0, 0, 0];
+        let long = [0xa1, 0x61, b'a', 0x78, 0x01, b'x'];
+        for bad in [&unordered[..], &deep, &float, &long] {
+            let mut stream = good.clone();
+            stream.extend(Frame::encode("#identity", bad));
+            stream.extend(&good);
+            let mut frames = Frames::new(&stream, &Limits::default());
+            let items: Vec<_> = frames.by_ref().collect();
+            assert_eq!(items.len(), 3, "{bad:02x?}");
+            assert!(items[0].is_ok() && items[2].is_ok(), "{bad:02x?}");
+            assert!(matches!(&items[1], Err(EventError::Cbor { .. })), "{:?}", items[1]);
+            assert_eq!(items[2].as_ref().unwrap().offset, (stream.len() - good.len()) as u64);
+            assert_eq!(frames.unread(), 0);
+        }
+        // An indefinite-length map: its end is not followed.
+        let mut stream = good.clone();
+        let cut = stream.len();
+        stream.extend(Frame::encode("#identity", &[0xbf, 0x61, b'a', 0x01, 0xff]));
+        stream.extend(&good);
+        let mut frames = Frames::new(&stream, &Limits::default());
+        let items: Vec<_> = frames.by_ref().collect();
+        assert_eq!(items.len(), 2);
+        assert!(items[1].is_err());
+        assert_eq!(frames.unread(), (stream.len() - cut) as u64);
+    }
+
+    #[test]
+    fn structural_lengths() {
+        // Two items: `{"a": [1, h'00']}` (non-minimal array length) and a tag.
+        let items = [0xa1, 0x61, b'a', 0x98, 0x02, 0x01, 0x41, 0x00, 0xd8, 0x2a, 0x40, 0xee];
+        assert_eq!(structural_len(&items, 1), Some(8));
+        assert_eq!(structural_len(&items, 2), Some(11));
+        for cut in 0..11 {
+            assert_eq!(structural_len(&items[..cut], 2), None, "{cut}");
+        }
+        // A claimed length far past the input, and a huge array count, end
+        // without reading or allocating past the input.
+        assert_eq!(
+            structural_len(&[0x5b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], 1),
+            None
+        );
+        assert_eq!(
+            structural_len(&[0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], 1),
+            None
+        );
+        // Reserved heads and indefinite lengths.
+        for head in [0x1c, 0x5f, 0x7f, 0x9f, 0xbf, 0xff] {
+            assert_eq!(structural_len(&[head, 0x00, 0xff], 1), None, "{head:02x}");
+        }
     }
 }

@@ -1465,6 +1465,13 @@ mod cli {
         let mut ended = first.frame.clone();
         ended.extend(Frame::encode_error("ConsumerTooSlow", Some("stream left behind")));
         write(dir.path(), "ended.bin", &ended);
+        // A frame breaking a strict rule (keys out of order), skipped; then
+        // the start of a frame cut short, where reading stops.
+        let mut cut = first.frame.clone();
+        cut.extend(Frame::encode("#identity", b"\xa2\x61b\x01\x61a\x02"));
+        cut.extend(&identity);
+        cut.extend(&second.frame[..10]);
+        write(dir.path(), "cut.bin", &cut);
         write(dir.path(), "garbage.cbor", b"\xa1\x63ops\xff");
         Scene { dir, key: repo.key.public_key().to_did_key(), prior }
     }
@@ -1608,6 +1615,8 @@ mod cli {
             shown(atrepo(&["event", "verify-stream", &stream, "--key", &s.key, "--json"])),
             shown(atrepo(&["event", "verify-stream", &s.path("ended.bin"), "--key", &s.key])),
             shown(atrepo(&["event", "verify-stream", &stream])),
+            shown(atrepo(&["event", "verify-stream", &s.path("cut.bin"), "--key", &s.key])),
+            shown(atrepo(&["event", "verify-stream", &s.path("cut.bin"), "--json"])),
         ]
         .join("\n");
         insta::assert_snapshot!("cli_verify_stream", text);

@@ -449,6 +449,8 @@ fn verify_stream(args: &StreamArgs) -> Result<ExitCode> {
         }
         print(&about, &outcome, args.checks.json);
     }
+    // Past a frame whose end could not be found, the rest is unread.
+    let (unread, stopped_at) = (frames.unread(), frames.offset());
     let elapsed = started.elapsed().as_secs_f64();
     let events = verified.saturating_add(failed);
     let rate = if elapsed > 0.0 { events as f64 / elapsed } else { 0.0 };
@@ -464,6 +466,7 @@ fn verify_stream(args: &StreamArgs) -> Result<ExitCode> {
             "events_per_sec": rate,
             "failures_by_kind": by_kind,
             "failures_by_code": by_code,
+            "unread_bytes": unread,
         }}));
         println!("{summary}");
     } else {
@@ -477,9 +480,14 @@ fn verify_stream(args: &StreamArgs) -> Result<ExitCode> {
         } else {
             String::new()
         };
+        let unread = if unread > 0 {
+            format!("; stopped at offset {stopped_at}, {unread} bytes unread")
+        } else {
+            String::new()
+        };
         println!(
             "summary: {frames_seen} frames: {verified} verified, {failed} failed, {skipped} skipped\
-             {ignored} in {elapsed:.3} s ({rate:.0} events/s); failures: {failures}"
+             {ignored} in {elapsed:.3} s ({rate:.0} events/s); failures: {failures}{unread}"
         );
     }
     Ok(ExitCode::from(exit))
