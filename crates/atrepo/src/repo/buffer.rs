@@ -304,6 +304,16 @@ pub(crate) struct BufferStats {
 
 type Key = CidKey;
 
+/// Fingerprints of the blocks that arrived after the walk ended and that
+/// nothing links to (see [`Buffer::seen_after_walk`]). Such blocks are
+/// hash-checked, so a fingerprint hit needs no confirming.
+type DrainedSet = std::collections::HashSet<Key, foldhash::fast::RandomState>;
+
+/// What one [`DrainedSet`] entry is charged: a 16-byte key and its control
+/// byte in a table at most 7/8 full that doubles when full, with the old
+/// table beside the new one while it grows (at most 58 bytes an entry).
+const DRAINED_ENTRY_COST: u64 = 64;
+
 /// The [`Inner::in_file`] key of `cid`.
 fn short(cid: &Cid) -> u64 {
     CidKey::of(cid).short()
@@ -391,6 +401,9 @@ struct Inner {
     /// at the end, [`Buffer::leftover`] finds them there among the blocks
     /// the walk read, and only those beyond this count arrived twice.
     nodes_from_spill: u64,
+    /// Blocks that came after the walk ended, unreferenced, remembered to
+    /// tell their repeats (see [`Buffer::seen_after_walk`]).
+    drained: DrainedSet,
     stats: BufferStats,
 }
 
@@ -586,6 +599,7 @@ impl Buffer {
                 eof: false,
                 last_miss: None,
                 nodes_from_spill: 0,
+                drained: DrainedSet::default(),
                 stats: BufferStats::default(),
             }),
         }
@@ -699,11 +713,26 @@ impl Buffer {
         self.lock().eof = true;
     }
 
-    /// Whether a block with this CID is buffered or was handed out.
-    pub(crate) fn has_seen(&self, cid: &Cid) -> Result<bool> {
+    /// Whether block `cid`, arriving after the walk ended and not read by
+    /// it, arrived before: it is still buffered (the fast lane included),
+    /// was handed out, or came since the walk ended. Remembers it for the
+    /// next time while the memory limit has room for
+    /// [`DRAINED_ENTRY_COST`] more bytes; past that, a repeat of a block
+    /// not remembered is not recognised (it counts as unreferenced).
+    pub(crate) fn seen_after_walk(&self, cid: &Cid) -> Result<bool> {
         let mut inner = self.lock();
-        inner.locate(cid)?;
-        inner.knows(cid)
+        if inner.locate(cid)? || inner.knows(cid)? {
+            return Ok(true);
+        }
+        let k = key(cid);
+        if inner.drained.contains(&k) {
+            return Ok(true);
+        }
+        if inner.fits(DRAINED_ENTRY_COST) {
+            inner.drained.insert(k);
+            inner.charge_held(DRAINED_ENTRY_COST);
+        }
+        Ok(false)
     }
 
     /// Counts a block that arrived again after it was no longer needed.

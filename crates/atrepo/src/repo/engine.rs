@@ -165,7 +165,7 @@ impl Engine {
         if self.stage == Stage::Drain {
             // The walk is over: nothing can need this block any more.
             let node = self.walker.as_ref().is_some_and(|w| w.visited(&cid));
-            if node || self.buffer.has_seen(&cid)? {
+            if node || self.buffer.seen_after_walk(&cid)? {
                 self.buffer.count_duplicate();
             } else {
                 self.drained_blocks = self.drained_blocks.saturating_add(1);

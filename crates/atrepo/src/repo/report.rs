@@ -124,7 +124,10 @@ pub struct CarReport {
     pub bytes: u64,
     /// Blocks (sections) read, duplicates included.
     pub blocks: u64,
-    /// Blocks that arrived more than once.
+    /// Blocks that arrived more than once. Exact, but for one case: an
+    /// unreferenced block repeated after the walk ended is recognised only
+    /// while the memory limit has room to remember the blocks that came
+    /// since (64 bytes each); past that, its repeats count as unreferenced.
     pub duplicate_blocks: u64,
     /// Blocks nothing in the repository links to.
     pub unreferenced_blocks: u64,

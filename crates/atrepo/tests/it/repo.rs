@@ -106,6 +106,65 @@ fn duplicates_and_unreferenced_blocks_are_tolerated_and_counted() {
     assert_eq!(report.car.unreferenced_bytes, 4);
 }
 
+/// Unreferenced blocks repeated after the end of the walk (a review found
+/// each copy counted as one more unreferenced block): every copy after the
+/// first is a duplicate, whether it arrives while the walk still runs or
+/// after, read held whole, from a file, a stream or on a second thread.
+#[test]
+fn unreferenced_blocks_repeated_at_the_end_count_as_duplicates() {
+    let (g, built) = repo(50);
+    let junk: Vec<(Cid, Bytes)> = [&b"\xa1\x61x\x01"[..], b"\xa1\x61y\x02"]
+        .iter()
+        .map(|b| (blessed_cid(DAG_CBOR, b), Bytes::copy_from_slice(b)))
+        .collect();
+    for copies in [10, 3_000] {
+        let mut blocks = built.blocks.clone();
+        for _ in 0..copies {
+            blocks.extend(junk.iter().cloned());
+        }
+        let bytes = car(built.commit_cid, &blocks);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("junk.car");
+        std::fs::write(&path, &bytes).unwrap();
+        let threaded =
+            RepoReader::from_reader_threaded(std::io::Cursor::new(bytes.clone()), options(&g))
+                .unwrap()
+                .finish()
+                .unwrap();
+        let reports = [
+            ("bytes", verify_repo(bytes.clone(), options(&g)).unwrap()),
+            ("file", atrepo::verify_repo_file(&path, options(&g)).unwrap()),
+            ("stream", atrepo::verify_repo_reader(&bytes[..], options(&g)).unwrap()),
+            ("threaded", threaded),
+        ];
+        for (name, report) in reports {
+            let counts = (report.car.duplicate_blocks, report.car.unreferenced_blocks);
+            assert_eq!(counts, (2 * copies - 2, 2), "{name}, {copies} copies");
+            assert_eq!(report.car.unreferenced_bytes, 8, "{name}, {copies} copies");
+        }
+    }
+    // Remembering them is charged to the memory limit, and stops where it
+    // is reached: 4,000 distinct blocks, each twice, under 64 KiB (room for
+    // about a thousand) are all counted, some repeats as unreferenced, and
+    // the limit holds.
+    let mut blocks = built.blocks.clone();
+    let distinct: Vec<(Cid, Bytes)> = (0..4_000u32)
+        .map(|i| {
+            let data = Bytes::from([&b"\xa1\x61n\x1a"[..], &i.to_be_bytes()].concat());
+            (blessed_cid(DAG_CBOR, &data), data)
+        })
+        .collect();
+    blocks.extend(distinct.iter().cloned());
+    blocks.extend(distinct.iter().cloned());
+    let limit = 64 * 1024;
+    let report =
+        verify_repo(car(built.commit_cid, &blocks), options(&g).memory_limit(limit)).unwrap();
+    let (duplicates, unreferenced) = (report.car.duplicate_blocks, report.car.unreferenced_blocks);
+    assert_eq!(duplicates + unreferenced, 8_000);
+    assert!((500..4_000).contains(&duplicates), "{duplicates}");
+    assert!(report.memory.peak_buffered_bytes <= limit, "{}", report.memory.peak_buffered_bytes);
+}
+
 // A node copy that arrives after the walk took the node waits as its
 // position in the input (known by short fingerprint), and is counted at the
 // end against the walk's nodes: a duplicate, not an unreferenced block.
