@@ -574,9 +574,6 @@ impl<'a> Decoder<'a> {
     /// Reads and validates one item of any kind (nested items included)
     /// without allocating beyond one small frame per nesting level.
     ///
-    /// Every link must be a blessed CID (CIDv1, dag-cbor or raw,
-    /// sha2-256): [`Problem::UnblessedLink`] otherwise.
-    ///
     /// Iterative: nesting is bounded by `limits.max_depth`, containers by
     /// `limits.max_container_len`, and the work by the input length.
     pub fn skip(&mut self, limits: &super::Limits) -> Result<()> {
@@ -634,18 +631,19 @@ impl<'a> Decoder<'a> {
                 }
                 3 => text = Some(self.utf8_payload(head)?),
                 4 | 5 => {}
-                // Only blessed CIDs are links in atproto data (data model
-                // spec, "Link and CID Formats"; DASL CIDs in DRISL).
+                // Any CID that parses: links inside records are not held
+                // to the blessed formats. Upstream enforces those for the
+                // repository's own structure only (bluesky-social/atproto
+                // #814: commits, MST nodes and their record links, which
+                // the commit and node decoders check); for links in records
+                // (#815) nothing enforces them yet, and the data model
+                // spec calls sha2-256 "preferred". A repository holding
+                // such a record is one the network accepts.
                 6 => {
                     let at = head.at;
                     let cid = self.tag_content(head)?;
-                    match parse_cid(cid) {
-                        Some(cid) if is_blessed(&cid) => {}
-                        Some(_) => {
-                            let problem = Problem::UnblessedLink { expected: BLESSED };
-                            return Err(Self::error_at(at, problem));
-                        }
-                        None => return Err(Self::error_at(at, Problem::InvalidLink)),
+                    if parse_cid(cid).is_none() {
+                        return Err(Self::error_at(at, Problem::InvalidLink));
                     }
                 }
                 // head() lets only false, true and null through here.
@@ -946,11 +944,11 @@ mod tests {
         assert_eq!(err(&[0xc0, 0x60], |d| d.skip(&Default::default())), Problem::Tag { found: 0 });
     }
 
-    /// Inside any item, a link must be blessed: raw and dag-cbor CIDv1
-    /// with sha2-256 pass; CIDv0, dag-pb, sha2-512 and identity hashes are
-    /// refused as unblessed (not as unparsable).
+    /// Inside data, a link may be any CID that parses (see `walk`): CIDv0,
+    /// dag-pb, sha2-512 and identity-hash links pass, as they do in the
+    /// TypeScript and Go implementations; a payload that is no CID fails.
     #[test]
-    fn walked_links_must_be_blessed() {
+    fn links_inside_data_may_be_any_cid() {
         let link = |cid: &[u8]| {
             // A one-entry map `{"l": link}`; the payload is 0x00 and the CID.
             let len = u8::try_from(cid.len() + 1).unwrap();
@@ -966,18 +964,12 @@ mod tests {
             cid
         };
         let limits = Default::default();
-        for good in [v1(0x71, 0x12, &[7; 32]), v1(0x55, 0x12, &[7; 32])] {
-            assert_eq!(Decoder::new(&link(&good)).skip_data_model(&limits), Ok(()));
-        }
         let v0 = [[0x12, 0x20].as_slice(), &[7; 32]].concat();
-        for bad in [v0, v1(0x70, 0x12, &[7; 32]), v1(0x71, 0x13, &[7; 64]), v1(0x71, 0x00, b"x")] {
-            for data_model in [false, true] {
-                let problem = err(&link(&bad), |d| {
-                    if data_model { d.skip_data_model(&limits) } else { d.skip(&limits) }
-                });
-                assert_eq!(problem, Problem::UnblessedLink { expected: BLESSED }, "{bad:02x?}");
-            }
+        for cid in [v0, v1(0x70, 0x12, &[7; 32]), v1(0x71, 0x13, &[7; 64]), v1(0x71, 0x00, b"x")] {
+            assert_eq!(Decoder::new(&link(&cid)).skip_data_model(&limits), Ok(()), "{cid:02x?}");
         }
+        let problem = err(&link(&[0x01, 0x71, 0x12, 0x20, 7]), |d| d.skip_data_model(&limits));
+        assert_eq!(problem, Problem::InvalidLink);
     }
 
     /// Runs `fast` and `checked` on a decoder over `input` each and
