@@ -121,15 +121,16 @@ impl<'a> Frame<'a> {
 /// Each frame is found by decoding its header and skipping its body, which
 /// checks both are strict DRISL, within a window of
 /// [`Limits::max_frame_bytes`]. A frame over the limit is reported as
-/// [`EventError::FrameTooLarge`] and skipped. A frame that is well-formed
-/// CBOR but breaks a strict rule (key order, minimal encoding, nesting
-/// depth, floats) or has a header no frame has (an unknown `op`, no `t`)
-/// is reported with that error and skipped too: its end is found from its
-/// CBOR structure alone. Any other error (truncation, an
-/// indefinite length, bytes that are not CBOR) ends the iteration, since
-/// the next frame's start cannot be found (the spec asks clients to drop
-/// the connection on invalid framing); [`Frames::unread`] then says how
-/// much of the input was left.
+/// [`EventError::FrameTooLarge`] and skipped. A frame that fails
+/// otherwise (a strict rule: key order, minimal encoding, nesting depth,
+/// floats; a header no frame has: an unknown `op`, no `t`) is reported with
+/// its error and skipped too, if its end can be found from its CBOR
+/// structure alone and another frame (or the end of the input) follows it
+/// (`failed_frame_len`). Anything else (truncation, an indefinite length,
+/// zero padding, bytes that are not CBOR) ends the iteration, since the
+/// next frame's start cannot be found (the spec asks clients to drop the
+/// connection on invalid framing); [`Frames::unread`] then says how much
+/// of the input was left.
 #[derive(Debug, Clone)]
 pub struct Frames<'a> {
     input: &'a [u8],
@@ -195,8 +196,13 @@ impl<'a> Iterator for Frames<'a> {
             {
                 // Over the limit: find its end without the window, so the
                 // stream can go on, and report its size.
-                match Self::frame_in(rest) {
-                    Ok((_, _, len)) => {
+                let len = match Self::frame_in(rest) {
+                    Ok((_, _, len)) => Ok(len),
+                    // Too large, and failing a strict rule as well.
+                    Err(e) => failed_frame_len(rest, rest).ok_or(e),
+                };
+                match len {
+                    Ok(len) => {
                         self.pos = self.pos.saturating_add(len);
                         let limit = self.limits.max_frame_bytes;
                         Some(Err(EventError::FrameTooLarge { limit, found: len as u64 }))
@@ -208,15 +214,43 @@ impl<'a> Iterator for Frames<'a> {
                 }
             }
             Err(e) => {
-                match structural_len(window, 2) {
+                // A frame past the window may fail before its end is seen.
+                let len = failed_frame_len(window, rest)
+                    .or_else(|| if clipped { failed_frame_len(rest, rest) } else { None });
+                match len {
                     // Framed all the same: this frame fails, the next is read.
-                    Some(len) => self.pos = self.pos.saturating_add(len),
+                    Some(len) => {
+                        self.pos = self.pos.saturating_add(len);
+                        if len > cap {
+                            let limit = self.limits.max_frame_bytes;
+                            return Some(Err(EventError::FrameTooLarge {
+                                limit,
+                                found: len as u64,
+                            }));
+                        }
+                    }
                     None => self.done = true,
                 }
                 Some(Err(e))
             }
         }
     }
+}
+
+/// Where a frame that failed to decode ends, found in `window` (the start
+/// of `rest`, the input from the frame on), if that can be told with some
+/// confidence: it starts with a map (every frame header is one), its two
+/// items end within the window ([`structural_len`]), and what follows them
+/// is the end of the input or [looks like a frame](Frame::looks_like_frame).
+/// Otherwise (zero padding, a frame cut short, bytes that are not CBOR)
+/// `None`: the next frame's start is not known.
+fn failed_frame_len(window: &[u8], rest: &[u8]) -> Option<usize> {
+    if window.first()? >> 5 != 5 {
+        return None;
+    }
+    let len = structural_len(window, 2)?;
+    let after = rest.get(len..)?;
+    (after.is_empty() || Frame::looks_like_frame(after)).then_some(len)
 }
 
 impl std::iter::FusedIterator for Frames<'_> {}
@@ -521,6 +555,30 @@ mod tests {
         assert_eq!(items.len(), 2);
         assert!(items[1].is_err());
         assert_eq!(frames.unread(), (stream.len() - cut) as u64);
+        // Zero padding after the last frame is one error, not one per two
+        // bytes; so is a failed frame followed by bytes that start no
+        // frame (the iteration does not go on into them).
+        let bad = Frame::encode("#identity", &unordered);
+        for (tail, unread) in
+            [(vec![0u8; 100], 100), ([bad.clone(), vec![0u8; 100]].concat(), bad.len() + 100)]
+        {
+            let stream = [good.clone(), tail].concat();
+            let mut frames = Frames::new(&stream, &Limits::default());
+            let items: Vec<_> = frames.by_ref().collect();
+            assert_eq!(items.len(), 2);
+            assert_eq!(frames.unread(), unread as u64);
+        }
+        // Too large and breaking a strict rule: reported as too large, and
+        // skipped.
+        let long = [&[0xa2, 0x61, b'b', 0x01, 0x61, b'a', 0x78, 100][..], &[b'x'; 100]].concat();
+        let big = Frame::encode("#identity", &long);
+        let stream = [big.clone(), good.clone()].concat();
+        let limits = Limits::default().max_frame_bytes(64);
+        let items: Vec<_> = Frames::new(&stream, &limits).collect();
+        assert!(
+            matches!(&items[..], [Err(EventError::FrameTooLarge { found, .. }), Ok(_)] if *found == big.len() as u64),
+            "{items:?}"
+        );
     }
 
     #[test]

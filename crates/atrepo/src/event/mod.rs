@@ -213,12 +213,16 @@ pub struct VerifyOptions {
     /// How far a rev may be ahead of the clock: five minutes by default.
     pub future_tolerance: Duration,
     /// The operations against the tree: forward check, inversion, a
-    /// missing `prevData` or op `prev`. Some relays downgrade this to a
-    /// warning while the network migrates to sync 1.1.
+    /// missing `prevData` or op `prev`, a tree node the event left out.
+    /// Some relays downgrade this to a warning while the network migrates
+    /// to sync 1.1. A malformed tree (a node that breaks an MST rule, a
+    /// limit) fails the event in either mode.
     pub inversion: CheckMode,
     /// `since` and `prevData` against the state the caller holds. The sync
     /// specification asks relays to mark a repository out of sync on a
-    /// mismatch; [`CheckMode::Warn`] lets the event through for that.
+    /// mismatch; [`CheckMode::Warn`] lets the event through for that. A
+    /// `since` not before the event's own rev fails it in either mode
+    /// ([`EventError::SinceNotBeforeRev`]).
     pub chain: CheckMode,
     /// Whether created and updated records are validated.
     pub records: RecordCheck,

@@ -13,7 +13,9 @@
 //! schema, and `#info`) or, with `--ignore-inactive`, `ignore` (a
 //! `#commit` or `#sync` of an account an earlier `#account` event said is
 //! not active, which relays ignore, with that status), then a summary line (frames, verified, failed,
-//! skipped, ignored if any, time, events/s, failures by kind).
+//! skipped, ignored if any, time, events/s, failures by kind, and where
+//! reading stopped if a frame's end could not be found: `stopped at offset
+//! N, M bytes unread`).
 //!
 //! `--json` prints one JSON object per event (JSON Lines), failures
 //! included (a failed `verify` also writes its `error:` line on stderr),
@@ -31,8 +33,13 @@
 //!  "reason": "account takendown"}
 //! {"summary": {"frames": 4, "verified": 1, "failed": 1, "skipped": 1, "ignored": 1,
 //!  "elapsed_secs": 0.002, "events_per_sec": 1000.0,
-//!  "failures_by_kind": {"verification": 1}, "failures_by_code": {"rev_not_increasing": 1}}}
+//!  "failures_by_kind": {"verification": 1}, "failures_by_code": {"rev_not_increasing": 1},
+//!  "unread_bytes": 0}}
 //! ```
+//!
+//! `unread_bytes` is what was left after a frame whose end could not be
+//! found (a capture cut short, bytes that are no frame); zero when every
+//! frame was read.
 //!
 //! `index` and `offset` (the frame's byte offset) appear for streams only;
 //! `type`, `seq`, `did` and `rev` when the event got far enough to have
@@ -86,11 +93,13 @@ enum EventCommand {
 /// Checks both subcommands share.
 #[derive(Debug, Args)]
 struct CheckArgs {
-    /// Report a failed inversion (ops against the tree, prevData) as a
-    /// warning instead of failing the event.
+    /// Report a failed inversion (ops against the tree, prevData, a node
+    /// the event left out) as a warning instead of failing the event; a
+    /// malformed tree still fails it.
     #[arg(long)]
     lenient_inversion: bool,
-    /// Report since/prevData disagreeing with the held state as a warning.
+    /// Report since/prevData disagreeing with the held state as a warning
+    /// (a since not before the event's own rev still fails it).
     #[arg(long)]
     lenient_chain: bool,
     /// Accept historical record paths (one "/", record-key characters)
