@@ -163,8 +163,9 @@ impl Engine {
         self.blocks = self.blocks.saturating_add(1);
         self.bytes = self.bytes.saturating_add(section_bytes);
         if self.stage == Stage::Drain {
-            // The walk is over: nothing can need this block any more.
-            let node = self.walker.as_ref().is_some_and(|w| w.visited(&cid));
+            // The walk is over: nothing can need this block any more. The
+            // commit and the nodes were taken (the walker knows its nodes).
+            let node = cid == self.root || self.walker.as_ref().is_some_and(|w| w.visited(&cid));
             if node || self.buffer.seen_after_walk(&cid)? {
                 self.buffer.count_duplicate();
             } else {
