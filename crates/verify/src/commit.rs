@@ -121,16 +121,19 @@ impl Commit {
     /// by the caller), as [`Commit::decode`] does, after checking that
     /// `cid` is a dag-cbor CID ([`Error::CommitCodec`]): every reader of a
     /// commit named by a CID (a CAR root, a `#sync`) goes through here. A
-    /// map without a single commit field (an MST node, a record) is
-    /// [`Error::NotACommit`], naming the block and the field that gave it
-    /// away; a commit with one field too many or too few keeps that error.
+    /// map with fewer than two of a commit's fields (an MST node, a record,
+    /// even one with a `did`) is [`Error::NotACommit`], naming the block
+    /// and the field that gave it away; a commit with one field too many
+    /// or too few keeps that error.
     pub fn decode_block(cid: &Cid, bytes: &[u8], options: &CommitOptions) -> Result<Commit> {
         if cid.codec() != DAG_CBOR {
             return Err(Error::CommitCodec { cid: cid.to_string(), codec: cid.codec() });
         }
         Self::decode(bytes, options).map_err(|error| match error {
-            Error::UnknownField { .. } | Error::MissingField { .. } if !has_commit_field(bytes) => {
-                Error::NotACommit { cid: cid.to_string(), source: Box::new(error) }
+            Error::UnknownField { .. } | Error::MissingField { .. }
+                if commit_fields_in(bytes) < 2 =>
+            {
+                Error::NotACommit { cid: cid.to_string(), error: Box::new(error) }
             }
             other => other,
         })
@@ -238,22 +241,23 @@ fn read_fields<'a>(d: &mut Decoder<'a>) -> Result<Fields<'a>> {
     Ok(f)
 }
 
-/// Whether `bytes`, a map that failed to decode as a commit for a field
-/// too many or too few, has any of a commit's fields among its keys. The
-/// decoding that failed already read every key up to the failing one, so
-/// errors here (which that decoding would have met first) just say no.
-fn has_commit_field(bytes: &[u8]) -> bool {
+/// How many of a commit's six fields `bytes`, a map that failed to decode
+/// as a commit for a field too many or too few, has among its top-level
+/// keys, counted up to the first item that does not decode (the count so
+/// far: enough to tell a commit with an odd field from another block).
+fn commit_fields_in(bytes: &[u8]) -> usize {
     const FIELDS: [&[u8]; 6] = [b"did", b"rev", b"sig", b"data", b"prev", b"version"];
     let mut d = Decoder::new(bytes);
-    let Ok(n) = d.map() else { return false };
+    let Ok(n) = d.map() else { return 0 };
+    let mut found = 0;
     for _ in 0..n {
-        match d.text_key() {
-            Ok(key) if FIELDS.contains(&key) => return true,
-            Ok(_) if d.skip(&Limits::default()).is_ok() => {}
-            _ => return false,
+        let Ok(key) = d.text_key() else { break };
+        found += usize::from(FIELDS.contains(&key));
+        if d.skip(&Limits::default()).is_err() {
+            break;
         }
     }
-    false
+    found
 }
 
 /// The blessed dag-cbor CID of `bytes`.

@@ -226,14 +226,16 @@ pub enum Error {
     /// The block named as a commit (a CAR's first root, a `#sync`'s) has
     /// fields no commit has, or lacks a commit's fields: an MST node or a
     /// record, say, named in the commit's place.
-    #[error("block {cid}, named as the commit, is not a commit: {source}")]
+    ///
+    /// The field error is part of this message, not a `source`.
+    #[error("block {cid}, named as the commit, is not a commit: {error}")]
     NotACommit {
         /// The CID, in string form.
         cid: String,
         /// What decoding it as a commit found
         /// ([`UnknownField`](Error::UnknownField) or
         /// [`MissingField`](Error::MissingField)).
-        source: Box<Error>,
+        error: Box<Error>,
     },
 
     /// A link given to a commit builder that is not a blessed dag-cbor CID.

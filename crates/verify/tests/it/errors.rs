@@ -40,7 +40,7 @@ fn every_variant() -> Vec<Error> {
         },
         Error::NotACommit {
             cid: "bafyreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm".to_owned(),
-            source: Box::new(Error::UnknownField { field: "e".to_owned() }),
+            error: Box::new(Error::UnknownField { field: "e".to_owned() }),
         },
         Error::UnblessedLink {
             field: "data",

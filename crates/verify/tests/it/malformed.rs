@@ -256,14 +256,25 @@ fn a_block_that_is_not_a_commit_says_so() {
     let options = CommitOptions::default();
     let node = [0xa2, 0x61, b'e', 0x80, 0x61, b'l', 0xf6];
     let record = b"\xa1\x65$type\x71app.bsky.feed.post";
+    // A feed generator record has a `did`, one of a commit's fields.
+    let generator = map(&[
+        ("did", V::Text("did:web:feed.example.com")),
+        ("$type", V::Text("app.bsky.feed.generator")),
+    ]);
     let empty = [0xa0];
-    for (bytes, field) in [(&node[..], "e"), (&record[..], "$type"), (&empty[..], "version")] {
+    let cases = [
+        (&node[..], "e"),
+        (&record[..], "$type"),
+        (&generator[..], "$type"),
+        (&empty[..], "version"),
+    ];
+    for (bytes, field) in cases {
         let named = cid(0x71, bytes);
         let err = Commit::decode_block(&named, bytes, &options).unwrap_err();
         match &err {
-            Error::NotACommit { cid: c, source } => {
+            Error::NotACommit { cid: c, error } => {
                 assert_eq!(*c, named.to_string());
-                let found = match &**source {
+                let found = match &**error {
                     Error::UnknownField { field } => field.as_str(),
                     Error::MissingField { field } => field,
                     other => panic!("{other:?}"),
