@@ -84,6 +84,7 @@ impl Builder {
                     collection = key.get(..=slash).unwrap_or_default();
                 }
             }
+            node::check_value(key, value)?;
             items.push(Item { key, value: *value, layer: layer(key) });
         }
         items.sort_unstable_by(|a, b| a.key.cmp(b.key));

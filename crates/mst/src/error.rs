@@ -222,6 +222,17 @@ pub enum Error {
         expected: &'static str,
     },
 
+    /// A value handed to a tree operation or the builder is not a record
+    /// link a node may hold (CIDv1, dag-cbor, sha2-256): the node written
+    /// would be one that decoding refuses.
+    #[error("invalid record link {value} for key {key:?}: expected a CIDv1 dag-cbor sha2-256 CID")]
+    BadValue {
+        /// The key, lossily decoded.
+        key: String,
+        /// The value.
+        value: Cid,
+    },
+
     /// An operation being inverted does not match the tree: the key's value
     /// is not what the operation says it became.
     #[error("operation on {key:?} does not match the tree: expected {expected}, found {found}")]
@@ -272,7 +283,9 @@ impl Error {
     /// The class of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Decode { .. } | Error::BadKey { .. } => ErrorKind::Malformed,
+            Error::Decode { .. } | Error::BadKey { .. } | Error::BadValue { .. } => {
+                ErrorKind::Malformed
+            }
             Error::FirstPrefixNotZero { .. }
             | Error::PrefixTooLong { .. }
             | Error::PrefixNotLongest { .. }

@@ -215,6 +215,17 @@ pub(crate) fn decode(
     Ok(())
 }
 
+/// Refuses `value` for `key` unless a node may hold it as a record link
+/// (CIDv1, dag-cbor, sha2-256: what [`decode`] accepts for `v`), so that
+/// trees and the builder never write a node their own decoding refuses.
+pub(crate) fn check_value(key: &[u8], value: &Cid) -> Result<()> {
+    let ok = value.version() == cid::Version::V1
+        && value.codec() == 0x71
+        && value.hash().code() == 0x12
+        && value.hash().size() == 32;
+    if ok { Ok(()) } else { Err(Error::BadValue { key: show(key), value: *value }) }
+}
+
 /// Reads node `cid` from `store` and decodes it into `out` (see
 /// [`decode`]), the block lent for the time of the decoding
 /// ([`BlockRead::read_with`]). Returns the block's length, or `None` if the

@@ -192,6 +192,7 @@ impl<S: BlockRead> Tree<S> {
     pub fn insert(&mut self, key: &str, value: Cid) -> Result<Option<Cid>> {
         let key = key.as_bytes();
         self.check(key)?;
+        node::check_value(key, &value)?;
         let kl = layer(key);
         if usize::from(kl) >= self.limits.max_depth {
             return Err(Error::TooDeep { cid: Cid::default(), limit: self.limits.max_depth });

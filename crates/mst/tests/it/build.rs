@@ -5,11 +5,11 @@
 use std::collections::BTreeMap;
 
 use atrepo_mst::{Builder, Tree};
-use atrepo_store::MemoryStore;
+use atrepo_store::{BlockStore, MemoryStore};
 use cid::Cid;
 use proptest::prelude::*;
 
-use crate::common::{value, walk};
+use crate::common::{cid_of, value, walk};
 
 /// The CID of the empty MST node `{e: [], l: null}`, as every atproto
 /// implementation computes it.
@@ -39,6 +39,30 @@ fn duplicate_keys_are_refused() {
     let k = "com.example.record/a";
     let err = Builder::new().build(&store, [(k, value(1)), (k, value(2))]).unwrap_err();
     assert!(matches!(err, atrepo_mst::Error::BadKey { key, .. } if key == k));
+}
+
+/// Values a node cannot hold as record links (raw, CIDv0, sha2-512) are
+/// refused by the builder and by tree inserts, before any node is written:
+/// the nodes would be ones the walk refuses.
+#[test]
+fn record_links_a_node_cannot_hold_are_refused() {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(b"a record");
+    let sha256 = cid::multihash::Multihash::<64>::wrap(0x12, &digest).unwrap();
+    let sha512 = cid::multihash::Multihash::<64>::wrap(0x13, &[7; 64]).unwrap();
+    let k = "com.example.record/a";
+    for bad in [cid_of(0x55, b"a record"), Cid::new_v0(sha256).unwrap(), Cid::new_v1(0x71, sha512)]
+    {
+        let store = MemoryStore::new();
+        let err = Builder::new().build(&store, [(k, value(1)), ("com.example.record/b", bad)]);
+        let err = err.unwrap_err();
+        assert!(matches!(&err, atrepo_mst::Error::BadValue { value, .. } if *value == bad));
+        assert_eq!(store.usage().unwrap().blocks, 0);
+        let mut tree = Tree::new(&store);
+        let err = tree.insert(k, bad).unwrap_err();
+        assert!(matches!(&err, atrepo_mst::Error::BadValue { key, .. } if key == k));
+        assert_eq!(err.kind(), atrepo_mst::ErrorKind::Malformed);
+    }
 }
 
 proptest! {

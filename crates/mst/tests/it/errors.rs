@@ -34,6 +34,7 @@ fn every_error_message() {
         Error::MissingNode { cid },
         Error::MissingRecord { key: key.clone(), cid: value(1) },
         Error::BadKey { key: String::new(), expected: "a non-empty key" },
+        Error::BadValue { key: "com.example.record/a".to_owned(), value: cid_of(0x55, b"a") },
         Error::OpMismatch { key, expected: value(1).to_string(), found: "no value".to_owned() },
         Error::Store(atrepo_store::Error::ReadOnly { backend: "car" }),
     ];
