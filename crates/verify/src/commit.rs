@@ -249,10 +249,10 @@ fn commit_fields_in(bytes: &[u8]) -> usize {
     const FIELDS: [&[u8]; 6] = [b"did", b"rev", b"sig", b"data", b"prev", b"version"];
     let mut d = Decoder::new(bytes);
     let Ok(n) = d.map() else { return 0 };
-    let mut found = 0;
+    let mut found = 0usize;
     for _ in 0..n {
         let Ok(key) = d.text_key() else { break };
-        found += usize::from(FIELDS.contains(&key));
+        found = found.saturating_add(usize::from(FIELDS.contains(&key)));
         if d.skip(&Limits::default()).is_err() {
             break;
         }

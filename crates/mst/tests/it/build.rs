@@ -120,7 +120,7 @@ proptest! {
         prop_assert_eq!(got, expected);
         // The new blocks are enough, with the old ones, to walk the result.
         for (cid, bytes) in blocks {
-            atrepo_store::BlockStore::put(&store, cid, bytes).unwrap();
+            BlockStore::put(&store, cid, bytes).unwrap();
         }
         prop_assert_eq!(walk(&store, got).unwrap().len(), rest.len());
     }
