@@ -517,3 +517,52 @@ fn export_leaves_nothing_unless_the_repository_verifies() {
         assert!(names(&target).iter().all(|n| !n.starts_with('.')), "{:?}", names(&target));
     }
 }
+
+/// Output that cannot be written: a reader that went away is not an error
+/// (exit 0), a full disk is one (exit 3, said on stderr), and no command
+/// panics on either (a review found `get`, `stats --json`, `diff --json`
+/// and `export` exiting 101 with a backtrace).
+#[cfg(target_os = "linux")]
+#[test]
+fn unwritable_output_is_an_error_or_nothing_but_never_a_panic() {
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, key) = generated(dir.path(), "r.car", "300", "5", &[]);
+    let repo = repo.to_str().unwrap();
+    let key_of_first = {
+        let run = atrepo(&["ls", repo, "--key", &key]);
+        run.stdout.lines().next().unwrap().split_whitespace().next().unwrap().to_owned()
+    };
+    let out = dir.path().join("out.jsonl");
+    let commands: [Vec<&str>; 5] = [
+        vec!["get", repo, &key_of_first],
+        vec!["stats", repo, "--json"],
+        vec!["diff", repo, repo, "--json"],
+        vec!["export", repo, "--out", out.to_str().unwrap()],
+        vec!["verify", repo, "--key", &key, "--json"],
+    ];
+    for args in &commands {
+        let _ = std::fs::remove_file(&out);
+        // The reader closes its end before the command writes.
+        let mut child = Command::new(env!("CARGO_BIN_EXE_atrepo"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let done = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&done.stderr);
+        assert_eq!(done.status.code(), Some(0), "{args:?}: {stderr}");
+        let _ = std::fs::remove_file(&out);
+        let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+        let done =
+            Command::new(env!("CARGO_BIN_EXE_atrepo")).args(args).stdout(full).output().unwrap();
+        let stderr = String::from_utf8_lossy(&done.stderr);
+        assert_eq!(done.status.code(), Some(3), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("No space left on device") && !stderr.contains("panicked"),
+            "{stderr}"
+        );
+    }
+}

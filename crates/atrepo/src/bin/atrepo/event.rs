@@ -270,7 +270,7 @@ enum Outcome {
     Ignored(String),
 }
 
-fn print(about: &About, outcome: &Outcome, as_json: bool) {
+fn print(about: &About, outcome: &Outcome, as_json: bool) -> std::io::Result<()> {
     if as_json {
         let mut m = about.json();
         match outcome {
@@ -279,7 +279,7 @@ fn print(about: &About, outcome: &Outcome, as_json: bool) {
                 let (commit, data, ops) = match &**v {
                     Verified::Commit(c) => (c.commit, c.data, Some(c.ops)),
                     Verified::Sync(s) => (s.commit, s.data, None),
-                    _ => return,
+                    _ => return Ok(()),
                 };
                 m.insert("commit".into(), json!(commit.to_string()));
                 m.insert("data".into(), json!(data.to_string()));
@@ -301,8 +301,8 @@ fn print(about: &About, outcome: &Outcome, as_json: bool) {
                 m.insert("reason".into(), json!(reason));
             }
         }
-        println!("{}", crate::sorted(Value::Object(m)));
-        return;
+        outln!("{}", crate::sorted(Value::Object(m)))?;
+        return Ok(());
     }
     let about = about.text();
     let sep = if about.is_empty() { "" } else { " " };
@@ -315,15 +315,16 @@ fn print(about: &About, outcome: &Outcome, as_json: bool) {
                 Verified::Sync(s) => format!("commit {} data {}", s.commit, s.data),
                 _ => String::new(),
             };
-            println!("ok{sep}{about} {detail}");
+            outln!("ok{sep}{about} {detail}")?;
             for w in v.warnings() {
-                println!("  warning: {}: {w}", w.kind());
+                outln!("  warning: {}: {w}", w.kind())?;
             }
         }
-        Outcome::Failed(e) => println!("FAIL{sep}{about}: {}: {e}", e.kind()),
-        Outcome::Skipped => println!("skip{sep}{about}"),
-        Outcome::Ignored(reason) => println!("ignore{sep}{about}: {reason}"),
+        Outcome::Failed(e) => outln!("FAIL{sep}{about}: {}: {e}", e.kind())?,
+        Outcome::Skipped => outln!("skip{sep}{about}")?,
+        Outcome::Ignored(reason) => outln!("ignore{sep}{about}: {reason}")?,
     }
+    Ok(())
 }
 
 fn error_json(e: &Error) -> Value {
@@ -359,7 +360,7 @@ fn verify(args: &VerifyArgs) -> Result<ExitCode> {
     };
     match result {
         Ok(verified) => {
-            print(&about, &Outcome::Verified(Box::new(verified)), args.checks.json);
+            print(&about, &Outcome::Verified(Box::new(verified)), args.checks.json)?;
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
@@ -367,7 +368,7 @@ fn verify(args: &VerifyArgs) -> Result<ExitCode> {
                 let mut m = about.json();
                 m.insert("status".into(), json!("failed"));
                 m.insert("error".into(), error_json(&e));
-                println!("{}", crate::sorted(Value::Object(m)));
+                outln!("{}", crate::sorted(Value::Object(m)))?;
             }
             let what = about.text();
             if what.is_empty() { Err(e.into()) } else { Err(anyhow::Error::new(e).context(what)) }
@@ -456,7 +457,7 @@ fn verify_stream(args: &StreamArgs) -> Result<ExitCode> {
                 exit = exit.max(crate::code_for(e.kind()));
             }
         }
-        print(&about, &outcome, args.checks.json);
+        print(&about, &outcome, args.checks.json)?;
     }
     // Past a frame whose end could not be found, the rest is unread.
     let (unread, stopped_at) = (frames.unread(), frames.offset());
@@ -477,7 +478,7 @@ fn verify_stream(args: &StreamArgs) -> Result<ExitCode> {
             "failures_by_code": by_code,
             "unread_bytes": unread,
         }}));
-        println!("{summary}");
+        outln!("{summary}")?;
     } else {
         let failures = if by_kind.is_empty() {
             "none".to_owned()
@@ -494,10 +495,10 @@ fn verify_stream(args: &StreamArgs) -> Result<ExitCode> {
         } else {
             String::new()
         };
-        println!(
+        outln!(
             "summary: {frames_seen} frames: {verified} verified, {failed} failed, {skipped} skipped\
              {ignored} in {elapsed:.3} s ({rate:.0} events/s); failures: {failures}{unread}"
-        );
+        )?;
     }
     Ok(ExitCode::from(exit))
 }

@@ -86,7 +86,7 @@ pub(crate) fn run(args: &GenArgs) -> Result<ExitCode> {
             "bytes": size,
             "order": format!("{:?}", args.order).to_lowercase(),
         });
-        println!("{:#}", crate::sorted(out));
+        outln!("{:#}", crate::sorted(out))?;
     } else if args.out.as_os_str() != "-" {
         eprintln!("wrote {}: {} records, {size} bytes", args.out.display(), args.records);
         eprintln!("  did     {}", generated.did);

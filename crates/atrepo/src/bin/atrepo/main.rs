@@ -13,6 +13,24 @@
 //! (offset, CID or key); with `--json` they are also a JSON object on
 //! stdout (see each command's module for the shapes).
 
+/// `println!` that returns the write's error instead of panicking: a
+/// reader that went away (`atrepo get ... | head -c1`, which `main` treats
+/// as success) or a full disk under a redirected stdout (an error, exit 3).
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
+/// `print!` that returns the write's error; see `outln!`.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
 mod event;
 mod gen_cmd;
 mod input;

@@ -179,7 +179,7 @@ pub(crate) fn get(args: &GetArgs) -> Result<ExitCode> {
             continue;
         }
         let value = atrepo::verify::drisl::Value::decode(data(&record)?, &Default::default())?;
-        println!("{:#}", crate::sorted(atrepo::json::to_json(&value)));
+        outln!("{:#}", crate::sorted(atrepo::json::to_json(&value)))?;
         return Ok(ExitCode::SUCCESS);
     }
     bail!("no record {} in {}", args.record, args.file.display())
@@ -230,29 +230,31 @@ pub(crate) fn stats(args: &StatsArgs) -> Result<ExitCode> {
             "mst": report.mst,
             "car": report.car,
         });
-        println!("{:#}", crate::sorted(out));
+        outln!("{:#}", crate::sorted(out))?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{}", report.did);
-    println!("  rev        {}", report.rev);
-    println!("  commit     {}", report.commit);
-    println!("  signature  {}", if report.signature.checked { "valid" } else { "not checked" });
-    println!("  records    {} ({total} bytes; smallest {min}, largest {max})", report.records);
+    outln!("{}", report.did)?;
+    outln!("  rev        {}", report.rev)?;
+    outln!("  commit     {}", report.commit)?;
+    outln!("  signature  {}", if report.signature.checked { "valid" } else { "not checked" })?;
+    outln!("  records    {} ({total} bytes; smallest {min}, largest {max})", report.records)?;
     let width = bytes_by.keys().map(String::len).max().unwrap_or(0);
     for (collection, (n, b)) in &bytes_by {
-        println!("    {collection:width$}  {n:>8} records  {b:>10} bytes");
+        outln!("    {collection:width$}  {n:>8} records  {b:>10} bytes")?;
     }
-    println!(
+    outln!(
         "  mst        {} nodes, {} layers, {} bytes",
-        report.mst.nodes, report.mst.layers, report.mst.node_bytes
-    );
-    println!(
+        report.mst.nodes,
+        report.mst.layers,
+        report.mst.node_bytes
+    )?;
+    outln!(
         "  car        {} bytes, {} blocks ({} duplicate, {} unreferenced)",
         report.car.bytes,
         report.car.blocks,
         report.car.duplicate_blocks,
         report.car.unreferenced_blocks
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -310,7 +312,7 @@ pub(crate) fn diff(args: &DiffArgs) -> Result<ExitCode> {
             .collect();
         let out =
             json!({"created": created, "updated": updated, "deleted": deleted, "changes": list});
-        println!("{:#}", crate::sorted(out));
+        outln!("{:#}", crate::sorted(out))?;
         return Ok(ExitCode::SUCCESS);
     }
     let stdout = std::io::stdout();
@@ -560,12 +562,12 @@ pub(crate) fn export(args: &ExportArgs) -> Result<ExitCode> {
     }
     staged.finish()?;
     if args.json {
-        println!(
+        outln!(
             "{}",
             crate::sorted(json!({"records": count, "out": args.out.display().to_string()}))
-        );
+        )?;
     } else {
-        println!("exported {count} records to {}", args.out.display());
+        outln!("exported {count} records to {}", args.out.display())?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -129,9 +129,9 @@ pub(crate) fn run(args: &VerifyArgs) -> Result<ExitCode> {
                     "throughput_mb_s": mb_s,
                     "report": report,
                 });
-                println!("{:#}", crate::sorted(out));
+                outln!("{:#}", crate::sorted(out))?;
             } else {
-                print!("{}", human(&report, elapsed, mb_s));
+                out!("{}", human(&report, elapsed, mb_s))?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -142,7 +142,7 @@ pub(crate) fn run(args: &VerifyArgs) -> Result<ExitCode> {
                     "file": name,
                     "error": {"kind": crate::kind_name(e.kind()), "message": e.to_string()},
                 });
-                println!("{:#}", crate::sorted(out));
+                outln!("{:#}", crate::sorted(out))?;
             }
             Err(e.into())
         }
