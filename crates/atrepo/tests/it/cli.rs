@@ -566,3 +566,48 @@ fn unwritable_output_is_an_error_or_nothing_but_never_a_panic() {
         );
     }
 }
+
+/// `diff` reads only the subtrees that differ, but what it lists it checks:
+/// a listed record missing from its CAR fails it (exit 1; a review found
+/// it listed with exit 0), and with `--key` both commits' signatures are
+/// checked.
+#[test]
+fn diff_checks_the_records_it_lists_and_the_signatures() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, key) = generated(dir.path(), "a.car", "40", "11", &[]);
+    let (b, _) = generated(dir.path(), "b.car", "45", "11", &[]);
+    let (_, other) = generated(dir.path(), "c.car", "5", "12", &[]);
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+
+    let run = atrepo(&["diff", a, b, "--json", "--key", &key]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let diff: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let created = diff["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["before"].is_null())
+        .and_then(|c| c["after"].as_str())
+        .unwrap();
+    let created = cid::Cid::try_from(created).unwrap();
+
+    // The after CAR without that record's block.
+    let bytes = std::fs::read(b).unwrap();
+    let slice = atrepo::car::CarSlice::new(&bytes).unwrap();
+    let header = slice.header().clone();
+    let kept: Vec<(cid::Cid, Vec<u8>)> = slice
+        .map(Result::unwrap)
+        .filter(|f| f.cid != created)
+        .map(|f| (f.cid, f.data.to_vec()))
+        .collect();
+    let without = dir.path().join("b-without.car");
+    std::fs::write(&without, atrepo::car::encode(&header, kept.iter().map(|(c, d)| (c, &d[..]))))
+        .unwrap();
+    let run = atrepo(&["diff", a, without.to_str().unwrap()]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(run.stderr.contains("is missing") && run.stderr.contains(&created.to_string()));
+
+    let run = atrepo(&["diff", a, b, "--key", &other]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("signature"), "{}", run.stderr);
+}

@@ -4,7 +4,10 @@
 //! encoding, every MST rule, record encodings); the signature only with
 //! `--key`. `ls`, `stats` and `export` read the whole repository; `get`
 //! stops once it has the record; `diff` reads only the subtrees that
-//! differ.
+//! differ: it checks both CARs' block hashes and commits (and their
+//! signatures with `--key`), the MST rules of the nodes it reads, and
+//! that every record it lists is present and valid, but not the parts
+//! both trees share (run `verify` for those).
 //!
 //! # JSON output (`--json`)
 //!
@@ -28,7 +31,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use atrepo::mst::Limits;
 use atrepo::store::MemoryStore;
-use atrepo::verify::{Commit, PublicKey};
+use atrepo::verify::{Commit, PublicKey, drisl};
 use atrepo::{FileSource, Record, RepoReader, SignatureCheck, StreamSource, VerifyOptions};
 use clap::Args;
 use serde_json::json;
@@ -178,7 +181,7 @@ pub(crate) fn get(args: &GetArgs) -> Result<ExitCode> {
             }
             continue;
         }
-        let value = atrepo::verify::drisl::Value::decode(data(&record)?, &Default::default())?;
+        let value = drisl::Value::decode(data(&record)?, &Default::default())?;
         outln!("{:#}", crate::sorted(atrepo::json::to_json(&value)))?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -268,6 +271,9 @@ pub(crate) struct DiffArgs {
     /// Print the changes as JSON.
     #[arg(long)]
     json: bool,
+    /// The key both commits must be signed with (`did:key:z...`).
+    #[arg(long)]
+    key: Option<String>,
     #[command(flatten)]
     rules: crate::rules::Rules,
 }
@@ -284,9 +290,38 @@ fn load(path: &Path, rules: &crate::rules::Rules) -> Result<(MemoryStore, Commit
     Ok((store, commit))
 }
 
+/// Checks that the record `cid` that `key` holds in `store` is there and,
+/// unless records are opaque, strict DRISL of the data model.
+fn check_listed(store: &MemoryStore, key: &str, cid: cid::Cid, opaque: bool) -> Result<()> {
+    let Some(bytes) = atrepo::store::BlockRead::get(store, &cid)? else {
+        let missing = atrepo::mst::Error::MissingRecord { key: key.to_owned(), cid };
+        return Err(atrepo::Error::from(missing).into());
+    };
+    if !opaque && let Err(error) = drisl::validate_record(&bytes, &drisl::Limits::default()) {
+        return Err(atrepo::Error::InvalidRecord { key: key.to_owned(), cid, error }.into());
+    }
+    Ok(())
+}
+
 pub(crate) fn diff(args: &DiffArgs) -> Result<ExitCode> {
     let (a, commit_a) = load(&args.before, &args.rules)?;
     let (b, commit_b) = load(&args.after, &args.rules)?;
+    if let Some(key) = &args.key {
+        let key = PublicKey::from_did_key(key.trim())?;
+        for (path, commit) in [(&args.before, &commit_a), (&args.after, &commit_b)] {
+            commit
+                .verify(&key)
+                .map_err(atrepo::Error::from)
+                .with_context(|| format!("the commit of {}", path.display()))?;
+        }
+    }
+    if commit_a.did() != commit_b.did() {
+        eprintln!(
+            "warning: the repositories are of different accounts: {} and {}",
+            commit_a.did(),
+            commit_b.did()
+        );
+    }
     let (changes, _) = atrepo::mst::diff(
         &a,
         *commit_a.data(),
@@ -296,6 +331,16 @@ pub(crate) fn diff(args: &DiffArgs) -> Result<ExitCode> {
         &Limits::default(),
     )
     .map_err(atrepo::Error::from)?;
+    // The records listed: present in their CAR, and valid.
+    let opaque = args.rules.opaque_records();
+    for c in &changes {
+        if let Some(before) = c.before {
+            check_listed(&a, &c.key, before, opaque)?;
+        }
+        if let Some(after) = c.after {
+            check_listed(&b, &c.key, after, opaque)?;
+        }
+    }
     let created = changes.iter().filter(|c| c.before.is_none()).count();
     let deleted = changes.iter().filter(|c| c.after.is_none()).count();
     let updated = changes.len() - created - deleted;
@@ -494,7 +539,7 @@ pub(crate) fn export(args: &ExportArgs) -> Result<ExitCode> {
         let json = match &last {
             // The same record as the key before: decoded already.
             Some((cid, json)) if *cid == record.cid() => json.clone(),
-            _ => crate::sorted(atrepo::json::to_json(&atrepo::verify::drisl::Value::decode(
+            _ => crate::sorted(atrepo::json::to_json(&drisl::Value::decode(
                 data(&record)?,
                 &Default::default(),
             )?)),

@@ -50,6 +50,11 @@ impl Rules {
         if self.lax_paths { KeyRules::Lax } else { KeyRules::Strict }
     }
 
+    /// Whether records are left undecoded (`--opaque-records`).
+    pub(crate) fn opaque_records(&self) -> bool {
+        self.opaque_records
+    }
+
     /// The commit decoding options.
     pub(crate) fn commit(&self) -> CommitOptions {
         CommitOptions::default().allow_v2(self.allow_v2)
