@@ -444,11 +444,15 @@ mod tests {
         assert!(notes.is_empty());
         assert_eq!(notes.in_tables(), allocated_by_tables(&notes));
         // What is left: tables of at most SHRINK_MIN entries (2 * SHRINK_MIN
-        // buckets of 17 bytes after the last shrink), about 6% here.
+        // buckets of 17 bytes after the last shrink): 558,080 bytes at most,
+        // under a sixth of the full tables whatever their load (200,000
+        // notes at 7/8 take 3.9 MB). Where in that range it ends depends
+        // on the hasher's seed (one run in 25 ended at 536,320 bytes of
+        // 5.3 MB, past the 10% this once asked for).
         let small = (SHARDS * (SHRINK_MIN * 2 * 17 + 16)) as u64;
         assert!(
-            notes.allocated() <= small && notes.allocated() * 10 < full,
-            "{}",
+            notes.allocated() <= small && notes.allocated() * 6 < full,
+            "{} of {full}",
             notes.allocated()
         );
     }
