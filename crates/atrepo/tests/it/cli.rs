@@ -374,6 +374,21 @@ fn switches_for_historical_and_third_party_repositories() {
         atrepo(&["verify", cases[0].1.0.to_str().unwrap(), "--key", &cases[0].1.1, "--allow-v2"]);
     assert!(v2.stdout.contains("version 2"), "{}", v2.stdout);
 
+    // `get` and `export` decode the records they print: the record the
+    // switch let through fails there, as a malformed record named by its
+    // key (exit 2; a review found exit 3 and no key).
+    let record_car = cases[2].1.0.to_str().unwrap();
+    let out = dir.path().join("opaque.jsonl");
+    for args in [
+        vec!["get", record_car, "com.example.thing/abc", "--opaque-records"],
+        vec!["export", record_car, "--out", out.to_str().unwrap(), "--opaque-records"],
+    ] {
+        let run = atrepo(&args);
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains("record \"com.example.thing/abc\""), "{}", run.stderr);
+    }
+    assert!(!out.exists());
+
     // `diff` takes them too.
     let v2_path = cases[0].1.0.to_str().unwrap();
     let run = atrepo(&["diff", v2_path, v2_path]);
@@ -610,4 +625,31 @@ fn diff_checks_the_records_it_lists_and_the_signatures() {
     let run = atrepo(&["diff", a, b, "--key", &other]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(run.stderr.contains("signature"), "{}", run.stderr);
+}
+
+/// A review found an export to `.jsonl` always mode 0600 (the temporary
+/// file's), and an export into an empty folder refused for good once a
+/// killed export had left its hidden folder there.
+#[cfg(unix)]
+#[test]
+fn export_files_have_the_usual_mode_and_leftovers_do_not_block() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, _) = generated(dir.path(), "r.car", "30", "13", &[]);
+    let repo = repo.to_str().unwrap();
+    let out = dir.path().join("r.jsonl");
+    let run = atrepo(&["export", repo, "--out", out.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // What any new file gets here (0666 less the umask).
+    let plain = dir.path().join("plain");
+    std::fs::File::create(&plain).unwrap();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&out), mode(&plain));
+
+    let folder = dir.path().join("mounted");
+    std::fs::create_dir_all(folder.join(".atrepo-export.left/app.bsky.feed.post")).unwrap();
+    let run = atrepo(&["export", repo, "--out", folder.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(folder.join("app.bsky.actor.profile/self.json").exists());
+    assert!(folder.join(".atrepo-export.left").exists());
 }

@@ -121,6 +121,16 @@ fn data<'r>(record: &'r Record<'_>) -> Result<&'r atrepo::store::Bytes> {
     }
 }
 
+/// A record's value, to print. With `--opaque-records` the record was not
+/// decoded while verifying, and may fail here: that is a malformed record
+/// (exit 2), named by its key and CID.
+fn decoded(record: &Record<'_>) -> Result<drisl::Value> {
+    drisl::Value::decode(data(record)?, &Default::default()).map_err(|error| {
+        let (key, cid) = (record.key().to_owned(), record.cid());
+        atrepo::Error::InvalidRecord { key, cid, error }.into()
+    })
+}
+
 /// `atrepo ls`.
 #[derive(Debug, Args)]
 pub(crate) struct LsArgs {
@@ -181,7 +191,7 @@ pub(crate) fn get(args: &GetArgs) -> Result<ExitCode> {
             }
             continue;
         }
-        let value = drisl::Value::decode(data(&record)?, &Default::default())?;
+        let value = decoded(&record)?;
         outln!("{:#}", crate::sorted(atrepo::json::to_json(&value)))?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -416,6 +426,10 @@ fn plain_name(part: &str) -> bool {
 /// - A folder that does not exist: a new folder beside it, renamed to it.
 /// - An existing empty folder (a mount point, say, which cannot be
 ///   replaced): a new folder inside it, whose entries move up into it.
+///   What a killed export left in it (`.atrepo-export.*`) does not count.
+///
+/// A `.jsonl` file is made as any new file is (mode 0666 less the umask),
+/// not with a temporary file's 0600.
 ///
 /// Temporary names are random and made with `O_EXCL`, so a link planted
 /// at a guessed name is never followed. An existing `--out` that is a
@@ -456,6 +470,10 @@ impl Staged {
             if exists && out.is_dir() {
                 bail!("{} is a folder, not a .jsonl file", out.display());
             }
+            // Made as any new file is (0666 less the umask), not 0600 as
+            // temporary files are: it becomes the export.
+            #[cfg(unix)]
+            beside.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
             let temp = beside
                 .tempfile_in(&parent)
                 .with_context(|| format!("cannot create a file in {}", parent.display()))?;
@@ -467,8 +485,14 @@ impl Staged {
                 .with_context(|| format!("cannot create a folder in {}", parent.display()))?;
             return Ok(Staged::NewFolder { temp, out });
         }
-        let mut entries =
-            fs::read_dir(&out).with_context(|| format!("cannot list {}", out.display()))?;
+        // What an export killed before it finished left inside (hidden,
+        // and never part of an export) does not make the folder non-empty.
+        let mut entries = fs::read_dir(&out)
+            .with_context(|| format!("cannot list {}", out.display()))?
+            .filter(|e| {
+                !e.as_ref()
+                    .is_ok_and(|e| e.file_name().to_string_lossy().starts_with(".atrepo-export."))
+            });
         if entries.next().is_some() {
             bail!(
                 "{} exists and is not empty: export writes a new folder (remove it or name \
@@ -539,10 +563,7 @@ pub(crate) fn export(args: &ExportArgs) -> Result<ExitCode> {
         let json = match &last {
             // The same record as the key before: decoded already.
             Some((cid, json)) if *cid == record.cid() => json.clone(),
-            _ => crate::sorted(atrepo::json::to_json(&drisl::Value::decode(
-                data(&record)?,
-                &Default::default(),
-            )?)),
+            _ => crate::sorted(atrepo::json::to_json(&decoded(&record)?)),
         };
         if let Some(lines) = lines.as_mut() {
             // The record is sorted already; its line's keys are written in
