@@ -1195,7 +1195,11 @@ impl Inner {
             // Its write buffer comes out of the budget (room for it is
             // kept, see `fits`), and is made when the budget is reached.
             let size = scratch_buffer_size(self.limit);
-            self.scratch = Some(Scratch::create(dir, cap.min(MAX_OFFSET / 2), size)?);
+            let scratch = Scratch::create(dir, cap.min(MAX_OFFSET / 2), size).map_err(|e| {
+                let what = format!("cannot create a scratch file in {}: {e}", dir.display());
+                std::io::Error::new(e.kind(), what)
+            })?;
+            self.scratch = Some(scratch);
             self.charge_held(size as u64);
         }
         Ok(())

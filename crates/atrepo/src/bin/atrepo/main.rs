@@ -10,8 +10,10 @@
 //! | 3 | usage or I/O error |
 //!
 //! Errors are one line on stderr naming the problem and where it is
-//! (offset, CID or key); with `--json` they are also a JSON object on
-//! stdout (see each command's module for the shapes).
+//! (offset, CID or key); with `--json`, `verify` and `event` also print
+//! them as a JSON object on stdout (see each command's module for the
+//! shapes). The other commands' JSON is their output only: a failure is
+//! the exit code and the stderr line.
 
 /// `println!` that returns the write's error instead of panicking: a
 /// reader that went away (`atrepo get ... | head -c1`, which `main` treats
@@ -56,7 +58,8 @@ enum Command {
     /// Verify a repository CAR end to end (the sample repository if no file
     /// is given).
     Verify(verify_cmd::VerifyArgs),
-    /// List a repository's records.
+    /// List a repository's records, each as soon as it verifies (only
+    /// exit code 0 says the whole repository did).
     Ls(read_cmd::LsArgs),
     /// Print one record as JSON.
     Get(read_cmd::GetArgs),

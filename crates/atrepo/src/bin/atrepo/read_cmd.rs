@@ -9,6 +9,12 @@
 //! that every record it lists is present and valid, but not the parts
 //! both trees share (run `verify` for those).
 //!
+//! `ls` prints each record as soon as the walk has verified the path to
+//! it (after the signature, with `--key`), so a repository that fails
+//! later has had part of its records printed: only exit code 0 says the
+//! whole repository verified. `export` writes nothing under `--out`
+//! unless it did.
+//!
 //! # JSON output (`--json`)
 //!
 //! - `ls`: one line per record, `{"key": "...", "cid": "..."}`.
