@@ -311,9 +311,10 @@ type DrainedSet = std::collections::HashSet<Key, foldhash::fast::RandomState>;
 
 /// What one [`DrainedSet`] entry is charged: a 16-byte key and its control
 /// byte in a table at most 7/8 full that doubles when full, with the old
-/// table beside the new one while it grows (at most 58 bytes an entry once
-/// it holds a few dozen; the first table, of 4 buckets, is 84 bytes for
-/// its first entry, under the charge of all three it holds).
+/// table beside the new one while it grows (at most 408/7, about 58.3
+/// bytes an entry, once it holds a few dozen; the first table, of 4
+/// buckets, is 84 bytes for its first entry, under the charge of all
+/// three it holds).
 const DRAINED_ENTRY_COST: u64 = 64;
 
 /// The [`Inner::in_file`] key of `cid`.

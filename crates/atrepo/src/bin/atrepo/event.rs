@@ -368,7 +368,8 @@ fn verify(args: &VerifyArgs) -> Result<ExitCode> {
                 let mut m = about.json();
                 m.insert("status".into(), json!("failed"));
                 m.insert("error".into(), error_json(&e));
-                outln!("{}", crate::sorted(Value::Object(m)))?;
+                // The event's error is the outcome, written or not.
+                crate::side_line(format_args!("{}", crate::sorted(Value::Object(m))));
             }
             let what = about.text();
             if what.is_empty() { Err(e.into()) } else { Err(anyhow::Error::new(e).context(what)) }
@@ -457,7 +458,15 @@ fn verify_stream(args: &StreamArgs) -> Result<ExitCode> {
                 exit = exit.max(crate::code_for(e.kind()));
             }
         }
-        print(&about, &outcome, args.checks.json)?;
+        match print(&about, &outcome, args.checks.json) {
+            Ok(()) => {}
+            // The reader went away: stop reading, with what was found so
+            // far (failures included) as the exit code.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                return Ok(ExitCode::from(exit));
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
     // Past a frame whose end could not be found, the rest is unread.
     let (unread, stopped_at) = (frames.unread(), frames.offset());

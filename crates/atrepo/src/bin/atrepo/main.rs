@@ -156,6 +156,19 @@ fn main() -> ExitCode {
     }
 }
 
+/// Writes a line to stdout whose failure must not hide the command's
+/// outcome: a `--json` line before the command's own error, or a summary
+/// after its work is done. A reader that went away is ignored; any other
+/// failure is said on stderr, and the outcome stands.
+pub(crate) fn side_line(line: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    if let Err(e) = writeln!(std::io::stdout().lock(), "{line}")
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("warning: could not write to stdout: {e}");
+    }
+}
+
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|cause| {
         cause

@@ -131,10 +131,14 @@ fn data<'r>(record: &'r Record<'_>) -> Result<&'r atrepo::store::Bytes> {
 /// decoded while verifying, and may fail here: that is a malformed record
 /// (exit 2), named by its key and CID.
 fn decoded(record: &Record<'_>) -> Result<drisl::Value> {
-    drisl::Value::decode(data(record)?, &Default::default()).map_err(|error| {
-        let (key, cid) = (record.key().to_owned(), record.cid());
-        atrepo::Error::InvalidRecord { key, cid, error }.into()
-    })
+    let bytes = data(record)?;
+    // The record rules verify applies (a map at the top), then the value.
+    drisl::validate_record(bytes, &drisl::Limits::default())
+        .and_then(|()| drisl::Value::decode(bytes, &Default::default()))
+        .map_err(|error| {
+            let (key, cid) = (record.key().to_owned(), record.cid());
+            atrepo::Error::InvalidRecord { key, cid, error }.into()
+        })
 }
 
 /// `atrepo ls`.
@@ -322,6 +326,13 @@ fn check_listed(store: &MemoryStore, key: &str, cid: cid::Cid, opaque: bool) -> 
 pub(crate) fn diff(args: &DiffArgs) -> Result<ExitCode> {
     let (a, commit_a) = load(&args.before, &args.rules)?;
     let (b, commit_b) = load(&args.after, &args.rules)?;
+    if commit_a.did() != commit_b.did() {
+        eprintln!(
+            "warning: the repositories are of different accounts: {} and {}",
+            commit_a.did(),
+            commit_b.did()
+        );
+    }
     if let Some(key) = &args.key {
         let key = PublicKey::from_did_key(key.trim())?;
         for (path, commit) in [(&args.before, &commit_a), (&args.after, &commit_b)] {
@@ -330,13 +341,6 @@ pub(crate) fn diff(args: &DiffArgs) -> Result<ExitCode> {
                 .map_err(atrepo::Error::from)
                 .with_context(|| format!("the commit of {}", path.display()))?;
         }
-    }
-    if commit_a.did() != commit_b.did() {
-        eprintln!(
-            "warning: the repositories are of different accounts: {} and {}",
-            commit_a.did(),
-            commit_b.did()
-        );
     }
     let (changes, _) = atrepo::mst::diff(
         &a,
@@ -432,10 +436,12 @@ fn plain_name(part: &str) -> bool {
 /// - A folder that does not exist: a new folder beside it, renamed to it.
 /// - An existing empty folder (a mount point, say, which cannot be
 ///   replaced): a new folder inside it, whose entries move up into it.
-///   What a killed export left in it (`.atrepo-export.*`) does not count.
+///   What a killed export left in it (`.atrepo-export.*`) makes it not
+///   empty (it may be an export still running), and the error names it.
 ///
 /// A `.jsonl` file is made as any new file is (mode 0666 less the umask),
-/// not with a temporary file's 0600.
+/// not with a temporary file's 0600; one that replaces a file keeps that
+/// file's permissions.
 ///
 /// Temporary names are random and made with `O_EXCL`, so a link planted
 /// at a guessed name is never followed. An existing `--out` that is a
@@ -483,6 +489,12 @@ impl Staged {
             let temp = beside
                 .tempfile_in(&parent)
                 .with_context(|| format!("cannot create a file in {}", parent.display()))?;
+            if exists {
+                let kept = fs::metadata(&out)?.permissions();
+                fs::set_permissions(temp.path(), kept).with_context(|| {
+                    format!("cannot set permissions on {}", temp.path().display())
+                })?;
+            }
             return Ok(Staged::File { temp, out });
         }
         if !exists {
@@ -491,15 +503,19 @@ impl Staged {
                 .with_context(|| format!("cannot create a folder in {}", parent.display()))?;
             return Ok(Staged::NewFolder { temp, out });
         }
-        // What an export killed before it finished left inside (hidden,
-        // and never part of an export) does not make the folder non-empty.
-        let mut entries = fs::read_dir(&out)
-            .with_context(|| format!("cannot list {}", out.display()))?
-            .filter(|e| {
-                !e.as_ref()
-                    .is_ok_and(|e| e.file_name().to_string_lossy().starts_with(".atrepo-export."))
-            });
-        if entries.next().is_some() {
+        let mut entries =
+            fs::read_dir(&out).with_context(|| format!("cannot list {}", out.display()))?;
+        if let Some(entry) = entries.next() {
+            // What an export that did not finish left inside (or one still
+            // running: it works as a lock) is named, with what to do.
+            let name = entry?.file_name().to_string_lossy().into_owned();
+            if name.starts_with(".atrepo-export.") {
+                bail!(
+                    "{} holds {name}, left by an export that did not finish (or one still \
+                     running): remove it, then export again",
+                    out.display()
+                );
+            }
             bail!(
                 "{} exists and is not empty: export writes a new folder (remove it or name \
                  another)",
@@ -633,13 +649,13 @@ pub(crate) fn export(args: &ExportArgs) -> Result<ExitCode> {
         lines.flush()?;
     }
     staged.finish()?;
+    // The export is in place: a summary that cannot be written does not
+    // undo it (a retry would find the folder taken).
     if args.json {
-        outln!(
-            "{}",
-            crate::sorted(json!({"records": count, "out": args.out.display().to_string()}))
-        )?;
+        let summary = json!({"records": count, "out": args.out.display().to_string()});
+        crate::side_line(format_args!("{}", crate::sorted(summary)));
     } else {
-        outln!("exported {count} records to {}", args.out.display())?;
+        crate::side_line(format_args!("exported {count} records to {}", args.out.display()));
     }
     Ok(ExitCode::SUCCESS)
 }
