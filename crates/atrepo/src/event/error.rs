@@ -246,6 +246,18 @@ pub enum EventError {
         tolerance: Duration,
     },
 
+    /// An op's `cid` or `prev` that cannot be a record link in the tree
+    /// (CIDv1, dag-cbor, sha2-256, as MST nodes hold them).
+    #[error("op {path:?}: expected a CIDv1 dag-cbor sha2-256 record link for {field}, found {cid}")]
+    OpLinkNotRecord {
+        /// The op's path.
+        path: String,
+        /// `"cid"` or `"prev"`.
+        field: &'static str,
+        /// The link found.
+        cid: Box<Cid>,
+    },
+
     /// `since` (the rev of the commit before) is not before the event's own
     /// rev: revs always increase (sync specification), so the event
     /// contradicts itself, whatever state the caller holds.
@@ -366,6 +378,7 @@ impl EventError {
             | EventError::OpMissingPrev { .. }
             | EventError::MissingPrevData
             | EventError::SinceNotBeforeRev { .. }
+            | EventError::OpLinkNotRecord { .. }
             | EventError::InvalidRecord { .. } => ErrorKind::Malformed,
             EventError::CommitCidMismatch { .. }
             | EventError::DidMismatch { .. }
@@ -412,6 +425,7 @@ impl EventError {
             EventError::RevNotIncreasing { .. } => "rev_not_increasing",
             EventError::RevInFuture { .. } => "rev_in_future",
             EventError::SinceNotBeforeRev { .. } => "since_not_before_rev",
+            EventError::OpLinkNotRecord { .. } => "op_link_not_record",
             EventError::SinceMismatch { .. } => "since_mismatch",
             EventError::PrevDataMismatch { .. } => "prev_data_mismatch",
             EventError::InversionMismatch { .. } => "inversion_mismatch",

@@ -451,6 +451,21 @@ impl<C: Clock> Verifier<C> {
             _ => syntax::repo_path(op.path),
         };
         syntax.map_err(|error| EventError::InvalidOpPath { path: path(), error })?;
+        // Both links name records as the tree holds them: anything else
+        // could never match the tree, and is refused here, in every mode,
+        // rather than as an inversion finding.
+        for (field, link) in [("cid", op.cid), ("prev", op.prev)] {
+            if let Some(cid) = link
+                && !is_record_link(&cid)
+            {
+                return Err(EventError::OpLinkNotRecord {
+                    path: path(),
+                    field,
+                    cid: Box::new(cid),
+                }
+                .into());
+            }
+        }
         match op.action {
             Action::Create | Action::Update => {
                 let Some(cid) = op.cid else {
@@ -591,6 +606,15 @@ impl<C: Clock> Verifier<C> {
         }
         Ok(())
     }
+}
+
+/// Whether `cid` is a record link an MST node may hold: CIDv1, dag-cbor,
+/// sha2-256.
+fn is_record_link(cid: &Cid) -> bool {
+    cid.version() == cid::Version::V1
+        && cid.codec() == crate::car::DAG_CBOR
+        && cid.hash().code() == 0x12
+        && cid.hash().size() == 32
 }
 
 /// The root of the empty tree, `{e: [], l: null}`: a repository's tree

@@ -567,6 +567,34 @@ fn rev_not_increasing() {
     }
 }
 
+/// An op's `cid` and `prev` name records as the tree holds them: a raw or
+/// CIDv0 link is malformed in every mode (a review found a raw `prev`
+/// failing the inversion as a malformed tree value, which the downgraded
+/// mode then did not let through while a raw `cid` passed as a warning).
+#[test]
+fn op_links_that_cannot_be_record_links() {
+    let (repo, prior, built) = typical(Curve::K256);
+    let key = repo.key.public_key();
+    let raw = blessed_cid(atrepo::car::RAW, b"not a record");
+    let v0 = Cid::new_v0(*blessed_cid(DAG_CBOR, b"not a record").hash()).unwrap();
+    let lenient = verifier().with_options(VerifyOptions::default().inversion(CheckMode::Warn));
+    for (op, field, bad) in [(0, "cid", raw), (0, "cid", v0), (2, "prev", raw), (2, "prev", v0)] {
+        let mut event = decode(&built.body);
+        if field == "cid" {
+            event.ops[op].cid = Some(bad);
+        } else {
+            event.ops[op].prev = Some(bad);
+        }
+        for v in [verifier(), lenient.clone()] {
+            let e = event_error(verify_with(&v, &event.to_cbor(), &key, Some(&prior)));
+            assert!(
+                matches!(&e, EventError::OpLinkNotRecord { field: f, cid, .. } if *f == field && **cid == bad),
+                "{e:?}"
+            );
+        }
+    }
+}
+
 /// `since` names the commit before this one, so it must be before the
 /// event's own rev, even when no state is held to compare it with.
 #[test]
@@ -1353,6 +1381,11 @@ fn event_error_display() {
             tolerance: Duration::from_secs(300),
         },
         EventError::SinceNotBeforeRev { since: tid(NOW + 1), rev },
+        EventError::OpLinkNotRecord {
+            path: path(),
+            field: "prev",
+            cid: Box::new(blessed_cid(atrepo::car::RAW, b"x")),
+        },
         EventError::SinceMismatch { expected: rev, found: Some(tid(NOW - 1)) },
         EventError::SinceMismatch { expected: rev, found: None },
         EventError::PrevDataMismatch { expected: cid(), found: other() },
