@@ -556,9 +556,9 @@ fn unwritable_output_is_an_error_or_nothing_but_never_a_panic() {
         vec!["export", repo, "--out", out.to_str().unwrap()],
         vec!["verify", repo, "--key", &key, "--json"],
     ];
-    for args in &commands {
-        let _ = std::fs::remove_file(&out);
-        // The reader closes its end before the command writes.
+    // The reader closes its end before the command writes; or stdout is
+    // a full disk.
+    let closed_pipe = |args: &[&str]| {
         let mut child = Command::new(env!("CARGO_BIN_EXE_atrepo"))
             .args(args)
             .stdout(Stdio::piped())
@@ -566,41 +566,37 @@ fn unwritable_output_is_an_error_or_nothing_but_never_a_panic() {
             .spawn()
             .unwrap();
         drop(child.stdout.take());
-        let done = child.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&done.stderr);
-        assert_eq!(done.status.code(), Some(0), "{args:?}: {stderr}");
-        let _ = std::fs::remove_file(&out);
+        ran(child.wait_with_output().unwrap())
+    };
+    let full_disk = |args: &[&str]| {
         let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
-        let done =
-            Command::new(env!("CARGO_BIN_EXE_atrepo")).args(args).stdout(full).output().unwrap();
-        let stderr = String::from_utf8_lossy(&done.stderr);
+        ran(Command::new(env!("CARGO_BIN_EXE_atrepo")).args(args).stdout(full).output().unwrap())
+    };
+    for args in &commands {
+        let _ = std::fs::remove_file(&out);
+        let run = closed_pipe(args);
+        assert_eq!(run.code, 0, "{args:?}: {}", run.stderr);
+        let _ = std::fs::remove_file(&out);
+        let run = full_disk(args);
         // An export is in place before its summary is written: that it
         // could not be is a warning, not a failure (a retry would find the
         // export there).
         let code = if args[0] == "export" { 0 } else { 3 };
-        assert_eq!(done.status.code(), Some(code), "{args:?}: {stderr}");
+        assert_eq!(run.code, code, "{args:?}: {}", run.stderr);
         assert!(
-            stderr.contains("No space left on device") && !stderr.contains("panicked"),
-            "{stderr}"
+            run.stderr.contains("No space left on device") && !run.stderr.contains("panicked"),
+            "{}",
+            run.stderr
         );
     }
     // A failure stays a failure when its JSON line cannot be written (a
     // reader gone, a full disk): the line is not the outcome.
     let other = generated(dir.path(), "other.car", "5", "6", &[]).1;
     let args = ["verify", repo, "--key", &other, "--json"];
-    let mut child = Command::new(env!("CARGO_BIN_EXE_atrepo"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    drop(child.stdout.take());
-    assert_eq!(child.wait_with_output().unwrap().status.code(), Some(1));
-    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
-    let done = Command::new(env!("CARGO_BIN_EXE_atrepo")).args(args).stdout(full).output().unwrap();
-    let stderr = String::from_utf8_lossy(&done.stderr);
-    assert_eq!(done.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("signature"), "{stderr}");
+    assert_eq!(closed_pipe(&args).code, 1);
+    let run = full_disk(&args);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("signature"), "{}", run.stderr);
 }
 
 /// `diff` reads only the subtrees that differ, but what it lists it checks:
