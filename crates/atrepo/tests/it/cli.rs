@@ -388,6 +388,13 @@ fn switches_for_historical_and_third_party_repositories() {
         assert!(run.stderr.contains("record \"com.example.thing/abc\""), "{}", run.stderr);
     }
     assert!(!out.exists());
+    // A record that is no map at all: decodable, but not a record.
+    let extra: [(&str, &[u8]); 1] = [("com.example.thing/str", b"\x61x")];
+    let (text_car, _) = loosened_repo(dir.path(), "text.car", strict, &extra, false);
+    let text_car = text_car.to_str().unwrap();
+    let run = atrepo(&["get", text_car, "com.example.thing/str", "--opaque-records"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("a record must be a map"), "{}", run.stderr);
 
     // `diff` takes them too.
     let v2_path = cases[0].1.0.to_str().unwrap();

@@ -132,13 +132,19 @@ fn data<'r>(record: &'r Record<'_>) -> Result<&'r atrepo::store::Bytes> {
 /// (exit 2), named by its key and CID.
 fn decoded(record: &Record<'_>) -> Result<drisl::Value> {
     let bytes = data(record)?;
-    // The record rules verify applies (a map at the top), then the value.
-    drisl::validate_record(bytes, &drisl::Limits::default())
-        .and_then(|()| drisl::Value::decode(bytes, &Default::default()))
-        .map_err(|error| {
-            let (key, cid) = (record.key().to_owned(), record.cid());
-            atrepo::Error::InvalidRecord { key, cid, error }.into()
-        })
+    let invalid = |error| {
+        let (key, cid) = (record.key().to_owned(), record.cid());
+        anyhow::Error::from(atrepo::Error::InvalidRecord { key, cid, error })
+    };
+    let limits = drisl::Limits::default();
+    // Decoding checks the data model on the way; a record must also be a
+    // map, as verify requires (`validate_record` says so at its first
+    // byte, without walking the record again).
+    let value = drisl::Value::decode(bytes, &limits).map_err(invalid)?;
+    if !matches!(value, drisl::Value::Map(_)) {
+        drisl::validate_record(bytes, &limits).map_err(invalid)?;
+    }
+    Ok(value)
 }
 
 /// `atrepo ls`.
