@@ -98,7 +98,7 @@ pub use diff::{Change, DiffStats, diff};
 pub use error::{Error, ErrorKind, Result};
 pub use invert::{Op, invert};
 pub use layer::{common_prefix_len, layer};
-pub use node::MAX_KEY_LEN;
+pub use node::{MAX_KEY_LEN, is_record_link};
 pub use options::{Completeness, KeyRules, Limits, Records, WalkOptions};
 pub use proof::{ProofOutcome, prove, verify_proof};
 pub use tree::{Tree, TreeStats};

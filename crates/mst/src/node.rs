@@ -215,15 +215,23 @@ pub(crate) fn decode(
     Ok(())
 }
 
-/// Refuses `value` for `key` unless a node may hold it as a record link
-/// (CIDv1, dag-cbor, sha2-256: what [`decode`] accepts for `v`), so that
-/// trees and the builder never write a node their own decoding refuses.
+/// Whether a node may hold `cid` as a record link (`v`): CIDv1, dag-cbor,
+/// sha2-256, as node decoding requires.
+pub fn is_record_link(cid: &Cid) -> bool {
+    cid.version() == cid::Version::V1
+        && cid.codec() == 0x71
+        && cid.hash().code() == 0x12
+        && cid.hash().size() == 32
+}
+
+/// Refuses `value` for `key` unless [`is_record_link`], so that trees and
+/// the builder never write a node their own decoding refuses.
 pub(crate) fn check_value(key: &[u8], value: &Cid) -> Result<()> {
-    let ok = value.version() == cid::Version::V1
-        && value.codec() == 0x71
-        && value.hash().code() == 0x12
-        && value.hash().size() == 32;
-    if ok { Ok(()) } else { Err(Error::BadValue { key: show(key), value: *value }) }
+    if is_record_link(value) {
+        Ok(())
+    } else {
+        Err(Error::BadValue { key: show(key), value: *value })
+    }
 }
 
 /// Reads node `cid` from `store` and decodes it into `out` (see

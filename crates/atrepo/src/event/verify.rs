@@ -456,7 +456,7 @@ impl<C: Clock> Verifier<C> {
         // rather than as an inversion finding.
         for (field, link) in [("cid", op.cid), ("prev", op.prev)] {
             if let Some(cid) = link
-                && !is_record_link(&cid)
+                && !mst::is_record_link(&cid)
             {
                 return Err(EventError::OpLinkNotRecord {
                     path: path(),
@@ -606,15 +606,6 @@ impl<C: Clock> Verifier<C> {
         }
         Ok(())
     }
-}
-
-/// Whether `cid` is a record link an MST node may hold: CIDv1, dag-cbor,
-/// sha2-256.
-fn is_record_link(cid: &Cid) -> bool {
-    cid.version() == cid::Version::V1
-        && cid.codec() == crate::car::DAG_CBOR
-        && cid.hash().code() == 0x12
-        && cid.hash().size() == 32
 }
 
 /// The root of the empty tree, `{e: [], l: null}`: a repository's tree
