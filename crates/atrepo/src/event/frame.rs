@@ -191,45 +191,29 @@ impl<'a> Iterator for Frames<'a> {
                 self.pos = self.pos.saturating_add(len);
                 Some(Ok(Frame { header, body, offset, len: len as u64 }))
             }
-            Err(EventError::Cbor { error, .. })
-                if clipped && error.problem == Problem::Truncated =>
-            {
-                // Over the limit: find its end without the window, so the
-                // stream can go on, and report its size.
-                let len = match Self::frame_in(rest) {
-                    Ok((_, _, len)) => Ok(len),
-                    // Too large, and failing a strict rule as well.
-                    Err(e) => failed_frame_len(rest, rest).ok_or(e),
-                };
-                match len {
-                    Ok(len) => {
-                        self.pos = self.pos.saturating_add(len);
-                        let limit = self.limits.max_frame_bytes;
-                        Some(Err(EventError::FrameTooLarge { limit, found: len as u64 }))
-                    }
-                    Err(e) => {
-                        self.done = true;
-                        Some(Err(e))
-                    }
-                }
-            }
-            Err(e) => {
-                // A frame past the window may fail before its end is seen.
-                let len = failed_frame_len(window, rest)
-                    .or_else(|| if clipped { failed_frame_len(rest, rest) } else { None });
-                match len {
-                    // Framed all the same: this frame fails, the next is read.
-                    Some(len) => {
-                        self.pos = self.pos.saturating_add(len);
-                        if len > cap {
-                            let limit = self.limits.max_frame_bytes;
-                            return Some(Err(EventError::FrameTooLarge {
-                                limit,
-                                found: len as u64,
-                            }));
+            Err(mut e) => {
+                // Where the failed frame ends, if that can be told: from its
+                // structure within the window; past the window (a frame over
+                // the limit), decoded whole or from its structure there.
+                let mut len = failed_frame_len(window, rest);
+                if len.is_none() && clipped {
+                    match Self::frame_in(rest) {
+                        Ok((_, _, whole)) => len = Some(whole),
+                        Err(whole) => {
+                            len = failed_frame_len(rest, rest);
+                            e = whole;
                         }
                     }
-                    None => self.done = true,
+                }
+                let Some(len) = len else {
+                    self.done = true;
+                    return Some(Err(e));
+                };
+                // Framed all the same: this frame fails, the next is read.
+                self.pos = self.pos.saturating_add(len);
+                if len > cap {
+                    let limit = self.limits.max_frame_bytes;
+                    return Some(Err(EventError::FrameTooLarge { limit, found: len as u64 }));
                 }
                 Some(Err(e))
             }
