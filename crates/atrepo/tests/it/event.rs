@@ -1658,4 +1658,21 @@ mod cli {
         let (code, _, _) = atrepo(&["event", "verify-stream", &stream, "--did-key", &did_key]);
         assert_eq!(code, 1);
     }
+
+    /// A reader that goes away stops the capture, with the failures found
+    /// so far as the exit code (here the first frame's: no key, 3), not
+    /// the success a closed pipe means for the other commands.
+    #[test]
+    fn a_closed_pipe_keeps_the_failures_found() {
+        use std::process::Stdio;
+        let s = scene();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_atrepo"))
+            .args(["event", "verify-stream", &s.path("stream.bin")])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        assert_eq!(child.wait_with_output().unwrap().status.code(), Some(3));
+    }
 }

@@ -487,7 +487,9 @@ fn verify_stream(args: &StreamArgs) -> Result<ExitCode> {
             "failures_by_code": by_code,
             "unread_bytes": unread,
         }}));
-        outln!("{summary}")?;
+        // The summary comes after the work: its exit code stands whether
+        // or not it could be written.
+        crate::side_line(format_args!("{summary}"));
     } else {
         let failures = if by_kind.is_empty() {
             "none".to_owned()
@@ -504,10 +506,10 @@ fn verify_stream(args: &StreamArgs) -> Result<ExitCode> {
         } else {
             String::new()
         };
-        outln!(
+        crate::side_line(format_args!(
             "summary: {frames_seen} frames: {verified} verified, {failed} failed, {skipped} skipped\
              {ignored} in {elapsed:.3} s ({rate:.0} events/s); failures: {failures}{unread}"
-        )?;
+        ));
     }
     Ok(ExitCode::from(exit))
 }
