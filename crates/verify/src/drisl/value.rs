@@ -46,12 +46,18 @@ pub fn validate(bytes: &[u8], limits: &Limits) -> Result<()> {
 /// where present; blob objects complete).
 pub fn validate_record(bytes: &[u8], limits: &Limits) -> Result<()> {
     let mut d = Decoder::new(bytes);
+    starts_a_record(&d)?;
+    d.skip_data_model(limits)?;
+    d.finish()
+}
+
+/// The rule a record adds at its first byte: it is a map.
+fn starts_a_record(d: &Decoder<'_>) -> Result<()> {
     if d.peek_kind()? != Kind::Map {
         let rule = "a record must be a map";
         return Err(d.error(Problem::DataModel { rule }));
     }
-    d.skip_data_model(limits)?;
-    d.finish()
+    Ok(())
 }
 
 impl Value {
@@ -65,6 +71,13 @@ impl Value {
         check.finish()?;
         let mut d = Decoder::new(bytes);
         build(&mut d, limits.max_depth)
+    }
+
+    /// Decodes a record: what [`validate_record`] accepts (a map at the
+    /// top, strict DRISL, the data model rules), as a value, in one walk.
+    pub fn decode_record(bytes: &[u8], limits: &Limits) -> Result<Value> {
+        starts_a_record(&Decoder::new(bytes))?;
+        Value::decode(bytes, limits)
     }
 
     /// The canonical DRISL encoding.
@@ -194,5 +207,21 @@ mod tests {
         assert!(matches!(bad.problem, Problem::DataModel { .. }));
         let top = validate_record(&Value::String("blah".into()).to_cbor(), &Limits::default());
         assert!(matches!(top.unwrap_err().problem, Problem::DataModel { .. }));
+    }
+
+    /// `decode_record` accepts exactly what `validate_record` does, and
+    /// gives the value `decode` would.
+    #[test]
+    fn decode_record_agrees_with_validate_record() {
+        let limits = Limits::default();
+        let cases: [&[u8]; 5] =
+            [b"\xa1\x61a\x01", b"\x61x", b"\xa2\x61b\x01\x61a\x02", b"\xa1\x65$type\x60", b"\x80"];
+        for bytes in cases {
+            let decoded = Value::decode_record(bytes, &limits);
+            assert_eq!(decoded.clone().map(drop), validate_record(bytes, &limits), "{bytes:02x?}");
+            if let Ok(value) = decoded {
+                assert_eq!(value, Value::decode(bytes, &limits).unwrap());
+            }
+        }
     }
 }

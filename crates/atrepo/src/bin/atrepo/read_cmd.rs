@@ -131,20 +131,10 @@ fn data<'r>(record: &'r Record<'_>) -> Result<&'r atrepo::store::Bytes> {
 /// decoded while verifying, and may fail here: that is a malformed record
 /// (exit 2), named by its key and CID.
 fn decoded(record: &Record<'_>) -> Result<drisl::Value> {
-    let bytes = data(record)?;
-    let invalid = |error| {
+    drisl::Value::decode_record(data(record)?, &drisl::Limits::default()).map_err(|error| {
         let (key, cid) = (record.key().to_owned(), record.cid());
-        anyhow::Error::from(atrepo::Error::InvalidRecord { key, cid, error })
-    };
-    let limits = drisl::Limits::default();
-    // Decoding checks the data model on the way; a record must also be a
-    // map, as verify requires (`validate_record` says so at its first
-    // byte, without walking the record again).
-    let value = drisl::Value::decode(bytes, &limits).map_err(invalid)?;
-    if !matches!(value, drisl::Value::Map(_)) {
-        drisl::validate_record(bytes, &limits).map_err(invalid)?;
-    }
-    Ok(value)
+        atrepo::Error::InvalidRecord { key, cid, error }.into()
+    })
 }
 
 /// `atrepo ls`.
