@@ -233,6 +233,17 @@ pub enum EventError {
         previous: Tid,
     },
 
+    /// A stream sequence number not above the highest one seen before on
+    /// the same stream ([`SeqOrder`](super::SeqOrder)): a replayed or
+    /// reordered event.
+    #[error("expected a seq above {previous} (the highest seen on this stream), found {seq}")]
+    SeqNotIncreasing {
+        /// The event's seq.
+        seq: i64,
+        /// The highest seq seen before on the stream.
+        previous: i64,
+    },
+
     /// A rev further ahead of the clock than the tolerance.
     #[error(
         "expected a rev at most {tolerance:?} ahead of the clock, found {rev} ({ahead:?} ahead)"
@@ -384,6 +395,7 @@ impl EventError {
             | EventError::DidMismatch { .. }
             | EventError::RevMismatch { .. }
             | EventError::RevNotIncreasing { .. }
+            | EventError::SeqNotIncreasing { .. }
             | EventError::RevInFuture { .. }
             | EventError::SinceMismatch { .. }
             | EventError::PrevDataMismatch { .. }
@@ -423,6 +435,7 @@ impl EventError {
             EventError::DidMismatch { .. } => "did_mismatch",
             EventError::RevMismatch { .. } => "rev_mismatch",
             EventError::RevNotIncreasing { .. } => "rev_not_increasing",
+            EventError::SeqNotIncreasing { .. } => "seq_not_increasing",
             EventError::RevInFuture { .. } => "rev_in_future",
             EventError::SinceNotBeforeRev { .. } => "since_not_before_rev",
             EventError::OpLinkNotRecord { .. } => "op_link_not_record",

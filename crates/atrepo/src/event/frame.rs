@@ -280,6 +280,57 @@ fn structural_len(bytes: &[u8], items: u64) -> Option<usize> {
     (pos <= bytes.len()).then_some(pos)
 }
 
+/// The order of one stream's sequence numbers: each event's `seq` must be
+/// above every `seq` seen before on the stream.
+///
+/// The event stream specification has hosts number events in increasing
+/// order (with gaps allowed); an event at or below the highest number seen
+/// is a replay or a reordering, which a relay drops rather than applies.
+/// `seq` is not signed, so this is a check on the stream, not on the
+/// repository: keep one `SeqOrder` per upstream connection (or capture).
+///
+/// ```
+/// use atrepo::event::SeqOrder;
+///
+/// let mut order = SeqOrder::new();
+/// assert!(order.observe(5).is_ok());
+/// assert!(order.observe(9).is_ok()); // gaps are fine
+/// assert!(order.observe(9).is_err()); // a replay
+/// assert!(order.observe(7).is_err()); // out of order
+/// assert_eq!(order.last(), Some(9));
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SeqOrder {
+    last: Option<i64>,
+}
+
+impl SeqOrder {
+    /// A stream with no events seen yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Checks `seq` against the highest seen so far and, if it is above,
+    /// makes it the highest. A `seq` that fails leaves the order as it was,
+    /// so one replayed event does not fail the ones after it.
+    pub fn observe(&mut self, seq: i64) -> Result<(), EventError> {
+        match self.last {
+            Some(previous) if seq <= previous => {
+                Err(EventError::SeqNotIncreasing { seq, previous })
+            }
+            _ => {
+                self.last = Some(seq);
+                Ok(())
+            }
+        }
+    }
+
+    /// The highest `seq` seen so far.
+    pub fn last(&self) -> Option<i64> {
+        self.last
+    }
+}
+
 /// A decoded firehose message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -438,6 +489,26 @@ mod tests {
         let mut e = Encoder::new();
         e.map(1).text(key).text("x");
         e.into_bytes()
+    }
+
+    #[test]
+    fn seq_order_refuses_replays_and_reorders_without_moving() {
+        let mut order = SeqOrder::new();
+        assert_eq!(order.last(), None);
+        // Any first number, negative included: nothing to compare it with.
+        order.observe(-3).unwrap();
+        order.observe(10).unwrap();
+        let e = order.observe(10).unwrap_err();
+        assert!(matches!(e, EventError::SeqNotIncreasing { seq: 10, previous: 10 }), "{e:?}");
+        let e = order.observe(4).unwrap_err();
+        assert!(matches!(e, EventError::SeqNotIncreasing { seq: 4, previous: 10 }), "{e:?}");
+        assert_eq!(e.code(), "seq_not_increasing");
+        assert_eq!(e.kind(), crate::ErrorKind::Verification);
+        // A refused number leaves the highest as it was.
+        assert_eq!(order.last(), Some(10));
+        order.observe(11).unwrap();
+        order.observe(i64::MAX).unwrap();
+        assert!(order.observe(i64::MAX).is_err());
     }
 
     #[test]

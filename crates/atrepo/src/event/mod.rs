@@ -7,7 +7,8 @@
 //! - Event bodies and frames as `com.atproto.sync.subscribeRepos` sends
 //!   them ([`CommitEvent`], [`SyncEvent`], [`Frame`], [`Frames`],
 //!   [`Event`]): strict DRISL, size limits checked from the CBOR heads
-//!   before the contents are read ([`Limits`]).
+//!   before the contents are read ([`Limits`]); the order of a stream's
+//!   sequence numbers ([`SeqOrder`]).
 //! - The checks a relay runs on each event ([`Verifier`],
 //!   [`verify_commit_event`]): the CAR slice's blocks and CIDs, the commit
 //!   (strict decode, signature, DID and rev against the event), the rev
@@ -104,7 +105,7 @@ use std::time::Duration;
 pub use build::{BuiltCommit, BuiltSync, CommitEventBuilder, covering_proof, sync_event};
 pub use decode::{AccountEvent, Action, CommitEvent, EventType, IdentityEvent, RepoOp, SyncEvent};
 pub use error::EventError;
-pub use frame::{Event, Frame, FrameHeader, Frames};
+pub use frame::{Event, Frame, FrameHeader, Frames, SeqOrder};
 #[cfg(feature = "redb")]
 pub use state::RedbStateStore;
 pub use state::{MemoryStateStore, RepoState, StateStore};

@@ -1474,6 +1474,9 @@ mod cli {
         let mut repo = Repo::new(Curve::K256, 100);
         let prior = repo.state();
         let first = repo.commit(|b| b.put(&post_path(1_000), post(1_000)));
+        // The #identity frame's seq, between the first and second commits'.
+        repo.seq += 1;
+        let identity_seq = repo.seq;
         let second = repo.commit(|b| b.put(&like_path(1), like(1)).delete(&post_path(3)));
         let third = repo.commit(|b| b.put(&like_path(2), like(2)));
         let mut event = decode(&third.body);
@@ -1482,7 +1485,7 @@ mod cli {
         let sync =
             sync_event(&repo.did, repo.root, tid(NOW - 10 * SECOND), 200, &repo.key).unwrap();
         let mut identity = Encoder::new();
-        identity.map(3).text("did").text(&repo.did).text("seq").int(150).text("time");
+        identity.map(3).text("did").text(&repo.did).text("seq").int(identity_seq).text("time");
         identity.text("2023-11-14T22:13:20.000Z");
         let identity = Frame::encode("#identity", &identity.into_bytes());
 
@@ -1589,11 +1592,15 @@ mod cli {
     fn a_stream_ignores_inactive_accounts() {
         let dir = tempfile::tempdir().unwrap();
         let mut repo = Repo::new(Curve::K256, 100);
+        // Seqs 101 to 106 in stream order: the commits take 101, 103 and
+        // 106, the `#account` events 102 and 104, the `#sync` 105.
         let first = repo.commit(|b| b.put(&post_path(1_000), post(1_000)));
+        repo.seq += 1;
         let hidden = repo.commit(|b| b.put(&like_path(1), like(1)));
         // The state after the hidden commit, as the PDS announces it on
         // reactivation.
-        let sync = sync_event(&repo.did, repo.root, repo.rev, 7, &repo.key).unwrap();
+        let sync = sync_event(&repo.did, repo.root, repo.rev, 105, &repo.key).unwrap();
+        repo.seq += 2;
         let after = repo.commit(|b| b.put(&like_path(2), like(2)));
         let account = |seq: i64, status: Option<&str>| {
             let mut e = Encoder::new();
@@ -1606,9 +1613,9 @@ mod cli {
             Frame::encode("#account", &e.into_bytes())
         };
         let mut stream = first.frame.clone();
-        stream.extend(account(5, Some("takendown")));
+        stream.extend(account(102, Some("takendown")));
         stream.extend(&hidden.frame);
-        stream.extend(account(6, None));
+        stream.extend(account(104, None));
         stream.extend(&sync.frame);
         stream.extend(&after.frame);
         let path = dir.path().join("takedown.bin");
@@ -1621,7 +1628,7 @@ mod cli {
         let status: Vec<&str> =
             stdout.lines().map(|l| l.split_whitespace().next().unwrap_or_default()).collect();
         assert_eq!(status, ["ok", "skip", "ignore", "skip", "ok", "ok", "summary:"], "{stdout}");
-        assert!(stdout.contains("#commit seq 102"), "{stdout}");
+        assert!(stdout.contains("#commit seq 103"), "{stdout}");
         assert!(stdout.lines().nth(2).unwrap().ends_with(": account takendown"), "{stdout}");
         assert!(
             stdout.contains("6 frames: 3 verified, 0 failed, 2 skipped, 1 ignored"),
@@ -1657,6 +1664,54 @@ mod cli {
         let did_key = format!("did:plc:ewvi7nxzyoun6zhxrhs64oiz={}", s.key);
         let (code, _, _) = atrepo(&["event", "verify-stream", &stream, "--did-key", &did_key]);
         assert_eq!(code, 1);
+    }
+
+    /// A seq at or below one seen before (seq is not signed: a relay, a
+    /// capture tool or an attacker on the path can reorder or replay
+    /// events) is a warning by default, and with `--strict-seq` fails the
+    /// event without applying it, so the next commit of the repository
+    /// then fails the chain checks.
+    #[test]
+    fn a_seq_out_of_order_warns_or_with_strict_seq_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut repo = Repo::new(Curve::K256, 100);
+        let first = repo.commit(|b| b.put(&post_path(1_000), post(1_000)));
+        let second = repo.commit(|b| b.put(&like_path(1), like(1)));
+        let third = repo.commit(|b| b.put(&like_path(2), like(2)));
+        let mut stale = decode(&second.body);
+        stale.seq = 50;
+        let mut stream = first.frame.clone();
+        stream.extend(Frame::encode("#commit", &stale.to_cbor()));
+        stream.extend(&third.frame);
+        let path = dir.path().join("stale.bin");
+        std::fs::write(&path, &stream).unwrap();
+        let (path, key) = (path.to_str().unwrap(), repo.key.public_key().to_did_key());
+
+        let (code, stdout, stderr) = atrepo(&["event", "verify-stream", path, "--key", &key]);
+        assert_eq!(code, 0, "{stdout}{stderr}");
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert!(lines[1].starts_with("ok #1 @"), "{stdout}");
+        assert_eq!(
+            lines[2],
+            "  warning: verification failure: expected a seq above 101 (the highest seen on \
+             this stream), found 50",
+        );
+        assert!(lines[3].starts_with("ok #2 @"), "{stdout}");
+        assert!(stdout.contains("3 frames: 3 verified, 0 failed"), "{stdout}");
+
+        let args = ["event", "verify-stream", path, "--key", &key, "--strict-seq", "--json"];
+        let (code, stdout, stderr) = atrepo(&args);
+        assert_eq!(code, 1, "{stdout}{stderr}");
+        let events: Vec<serde_json::Value> =
+            stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let status: Vec<&str> =
+            events.iter().take(3).map(|e| e["status"].as_str().unwrap()).collect();
+        assert_eq!(status, ["verified", "failed", "failed"], "{stdout}");
+        assert_eq!(events[1]["error"]["code"], "seq_not_increasing");
+        assert_eq!(events[1]["seq"], 50);
+        // The refused commit was not applied: the third one's since is the
+        // second's rev, which the held state never reached.
+        assert_eq!(events[2]["error"]["code"], "since_mismatch", "{stdout}");
     }
 
     /// A reader that goes away stops the capture, with the failures found

@@ -15,7 +15,10 @@
 //! not active, which relays ignore, with that status), then a summary line (frames, verified, failed,
 //! skipped, ignored if any, time, events/s, failures by kind, and where
 //! reading stopped if a frame's end could not be found: `stopped at offset
-//! N, M bytes unread`).
+//! N, M bytes unread`). An event whose `seq` is not above every earlier
+//! one in the capture gets a `  warning:` line (`seq_not_increasing`)
+//! after its own; with `--strict-seq` it fails instead, without being
+//! applied.
 //!
 //! `--json` prints one JSON object per event (JSON Lines), failures
 //! included (a failed `verify` also writes its `error:` line on stderr),
@@ -44,7 +47,8 @@
 //! `index` and `offset` (the frame's byte offset) appear for streams only;
 //! `type`, `seq`, `did` and `rev` when the event got far enough to have
 //! them; `commit`, `data`, `ops` (`#commit` only) and `warnings` (objects
-//! like `error`) when verified; `error` when failed. `kind` is one of
+//! like `error`) when verified, and `warnings` on any other line with a
+//! stream warning (a `seq` out of order); `error` when failed. `kind` is one of
 //! `malformed`, `verification`, `missing`, `limit`, `environment`,
 //! `usage`; `code` names the check (`atrepo::event::EventError::code`, or
 //! `car`, `mst`, `commit`, `store`, `no_key`, `key_resolution`, `io`, `other` for errors
@@ -64,8 +68,8 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use atrepo::Error;
 use atrepo::event::{
-    CheckMode, Event, EventError, Frames, MemoryStateStore, RepoState, Verified, Verifier,
-    VerifyOptions,
+    CheckMode, Event, EventError, Frames, MemoryStateStore, RepoState, SeqOrder, Verified,
+    Verifier, VerifyOptions,
 };
 use atrepo::mst::KeyRules;
 use atrepo::verify::{PublicKey, Tid};
@@ -144,6 +148,12 @@ struct StreamArgs {
     /// forged frame would hide every later event of that account).
     #[arg(long)]
     ignore_inactive: bool,
+    /// Fail an event whose seq is not above every earlier seq in the
+    /// capture (a replay or a reordering), without applying it, instead of
+    /// verifying it with a warning. Off by default: seq is not signed, and
+    /// a capture joined from several hosts has unrelated numbers.
+    #[arg(long)]
+    strict_seq: bool,
     #[command(flatten)]
     checks: CheckArgs,
 }
@@ -270,7 +280,14 @@ enum Outcome {
     Ignored(String),
 }
 
-fn print(about: &About, outcome: &Outcome, as_json: bool) -> std::io::Result<()> {
+/// Prints one frame's line. `warnings` are the stream's own (a `seq` out of
+/// order without `--strict-seq`), printed after the event's.
+fn print(
+    about: &About,
+    outcome: &Outcome,
+    warnings: &[Error],
+    as_json: bool,
+) -> std::io::Result<()> {
     if as_json {
         let mut m = about.json();
         match outcome {
@@ -286,8 +303,8 @@ fn print(about: &About, outcome: &Outcome, as_json: bool) -> std::io::Result<()>
                 if let Some(ops) = ops {
                     m.insert("ops".into(), json!(ops));
                 }
-                let warnings: Vec<Value> = v.warnings().iter().map(error_json).collect();
-                m.insert("warnings".into(), Value::Array(warnings));
+                let all = v.warnings().iter().chain(warnings).map(error_json).collect();
+                m.insert("warnings".into(), Value::Array(all));
             }
             Outcome::Failed(e) => {
                 m.insert("status".into(), json!("failed"));
@@ -300,6 +317,9 @@ fn print(about: &About, outcome: &Outcome, as_json: bool) -> std::io::Result<()>
                 m.insert("status".into(), json!("ignored"));
                 m.insert("reason".into(), json!(reason));
             }
+        }
+        if !matches!(outcome, Outcome::Verified(_)) && !warnings.is_empty() {
+            m.insert("warnings".into(), warnings.iter().map(error_json).collect());
         }
         outln!("{}", crate::sorted(Value::Object(m)))?;
         return Ok(());
@@ -323,6 +343,9 @@ fn print(about: &About, outcome: &Outcome, as_json: bool) -> std::io::Result<()>
         Outcome::Failed(e) => outln!("FAIL{sep}{about}: {}: {e}", e.kind())?,
         Outcome::Skipped => outln!("skip{sep}{about}")?,
         Outcome::Ignored(reason) => outln!("ignore{sep}{about}: {reason}")?,
+    }
+    for w in warnings {
+        outln!("  warning: {}: {w}", w.kind())?;
     }
     Ok(())
 }
@@ -360,7 +383,7 @@ fn verify(args: &VerifyArgs) -> Result<ExitCode> {
     };
     match result {
         Ok(verified) => {
-            print(&about, &Outcome::Verified(Box::new(verified)), args.checks.json)?;
+            print(&about, &Outcome::Verified(Box::new(verified)), &[], args.checks.json)?;
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
@@ -402,49 +425,71 @@ fn verify_stream(args: &StreamArgs) -> Result<ExitCode> {
     let mut exit = 0u8;
     let started = Instant::now();
     let mut frames = Frames::new(&bytes, &limits);
+    // Hosts number their events in increasing order: an event at or below
+    // the highest number seen is a replay or a reordering. A warning, as
+    // indigo's and the TypeScript consumers only log it; with --strict-seq
+    // the event fails without being applied.
+    let mut order = SeqOrder::new();
     let mut index = 0usize;
     loop {
         let offset = frames.offset();
         let Some(item) = frames.next() else { break };
         let mut about = About { index: Some(index), offset: Some(offset), ..About::default() };
         index = index.saturating_add(1);
-        let outcome = match item.and_then(|frame| Event::from_frame(&frame, &limits)) {
-            Err(e) => Outcome::Failed(e.into()),
-            Ok(event @ (Event::Commit(_) | Event::Sync(_))) => {
+        let decoded = item.and_then(|frame| Event::from_frame(&frame, &limits));
+        let out_of_order = match &decoded {
+            Ok(event) => event.seq().and_then(|seq| order.observe(seq).err()),
+            Err(_) => None,
+        };
+        let mut warnings = Vec::new();
+        let outcome = match (decoded, out_of_order) {
+            (Ok(event), Some(e)) if args.strict_seq => {
                 about = About { index: about.index, offset: about.offset, ..About::of(&event) };
-                let did = event.did().unwrap_or_default();
-                match (inactive.get(did), keys.get(did).or(default_key.as_ref())) {
-                    (Some(status), _) => Outcome::Ignored(format!("account {status}")),
-                    (None, None) => Outcome::Failed(Error::NoKey { did: did.to_owned() }),
-                    (None, Some(key)) => match v.apply(&event, key, &states) {
-                        Ok(ok) => Outcome::Verified(Box::new(ok)),
-                        Err(e) => Outcome::Failed(e),
-                    },
-                }
+                Outcome::Failed(e.into())
             }
-            Ok(event @ (Event::Identity(_) | Event::Account(_))) => {
-                // Checked against their schema; nothing to verify.
-                about = About { index: about.index, offset: about.offset, ..About::of(&event) };
-                if let Event::Account(account) = &event
-                    && args.ignore_inactive
-                {
-                    if account.active {
-                        inactive.remove(account.did);
-                    } else {
-                        let status = account.status.unwrap_or("inactive").to_owned();
-                        inactive.insert(account.did.to_owned(), status);
+            (decoded, out_of_order) => {
+                warnings.extend(out_of_order.map(Error::from));
+                match decoded {
+                    Err(e) => Outcome::Failed(e.into()),
+                    Ok(event @ (Event::Commit(_) | Event::Sync(_))) => {
+                        about =
+                            About { index: about.index, offset: about.offset, ..About::of(&event) };
+                        let did = event.did().unwrap_or_default();
+                        match (inactive.get(did), keys.get(did).or(default_key.as_ref())) {
+                            (Some(status), _) => Outcome::Ignored(format!("account {status}")),
+                            (None, None) => Outcome::Failed(Error::NoKey { did: did.to_owned() }),
+                            (None, Some(key)) => match v.apply(&event, key, &states) {
+                                Ok(ok) => Outcome::Verified(Box::new(ok)),
+                                Err(e) => Outcome::Failed(e),
+                            },
+                        }
+                    }
+                    Ok(event @ (Event::Identity(_) | Event::Account(_))) => {
+                        // Checked against their schema; nothing to verify.
+                        about =
+                            About { index: about.index, offset: about.offset, ..About::of(&event) };
+                        if let Event::Account(account) = &event
+                            && args.ignore_inactive
+                        {
+                            if account.active {
+                                inactive.remove(account.did);
+                            } else {
+                                let status = account.status.unwrap_or("inactive").to_owned();
+                                inactive.insert(account.did.to_owned(), status);
+                            }
+                        }
+                        Outcome::Skipped
+                    }
+                    Ok(Event::Error { error, message }) => {
+                        about.kind = Some("error".to_owned());
+                        let (error, message) = (error.to_owned(), message.map(str::to_owned));
+                        Outcome::Failed(EventError::ErrorFrame { error, message }.into())
+                    }
+                    Ok(other) => {
+                        about.kind = Some(other.kind().to_owned());
+                        Outcome::Skipped
                     }
                 }
-                Outcome::Skipped
-            }
-            Ok(Event::Error { error, message }) => {
-                about.kind = Some("error".to_owned());
-                let (error, message) = (error.to_owned(), message.map(str::to_owned));
-                Outcome::Failed(EventError::ErrorFrame { error, message }.into())
-            }
-            Ok(other) => {
-                about.kind = Some(other.kind().to_owned());
-                Outcome::Skipped
             }
         };
         match &outcome {
@@ -458,7 +503,7 @@ fn verify_stream(args: &StreamArgs) -> Result<ExitCode> {
                 exit = exit.max(crate::code_for(e.kind()));
             }
         }
-        match print(&about, &outcome, args.checks.json) {
+        match print(&about, &outcome, &warnings, args.checks.json) {
             Ok(()) => {}
             // The reader went away: stop reading, with what was found so
             // far (failures included) as the exit code.
