@@ -64,6 +64,24 @@ pub enum Error {
         error: atrepo_verify::drisl::DecodeError,
     },
 
+    /// A record's bytes were asked for (to print or measure it) but not
+    /// kept: a record whose CID an earlier key already pointed to, past
+    /// the budget for reading such records again (256 MiB per repository),
+    /// the keeping cap, or 16 MiB long or more. See
+    /// [`Record::data`](crate::Record::data). The repository may still have
+    /// verified: this is a limit of the reader, not a fault of the input.
+    #[error(
+        "expected the bytes of record {key:?} ({cid}), which an earlier key also points to, \
+         found them not kept: past the 256 MiB budget for reading shared records again, \
+         the keeping cap, or a record of 16 MiB or more"
+    )]
+    RecordNotKept {
+        /// The record's key.
+        key: String,
+        /// The record's CID.
+        cid: Cid,
+    },
+
     /// No key was given to check the commit's signature with.
     #[error("no signing key to verify {did}'s commit with: pass a key or a key resolver")]
     NoKey {
@@ -173,7 +191,7 @@ impl Error {
             Error::DidMismatch { .. } => ErrorKind::Verification,
             Error::InvalidRecord { .. } => ErrorKind::Malformed,
             Error::NoKey { .. } | Error::Usage(_) => ErrorKind::Usage,
-            Error::LimitExceeded { .. } => ErrorKind::Limit,
+            Error::LimitExceeded { .. } | Error::RecordNotKept { .. } => ErrorKind::Limit,
             Error::Io(_) | Error::KeyResolution { .. } => ErrorKind::Environment,
         }
     }

@@ -262,6 +262,45 @@ fn reading_commands_give_repeated_records_their_bytes_from_files_and_stdin() {
     }
 }
 
+/// A record shared by enough keys that reading it again for each would pass
+/// the 256 MiB budget for such reads: the repository verifies, and a
+/// command that needs the bytes past the budget fails with a limit (exit
+/// 2) naming the key, not with a usage or I/O error (exit 3).
+#[test]
+fn a_record_shared_past_the_reread_budget_is_a_limit() {
+    use atrepo::verify::drisl::Value;
+    use atrepo::verify::{Curve, SigningKey, Tid};
+    let key = SigningKey::from_seed(Curve::K256, b"cli shared record").unwrap();
+    let mut writer = atrepo::writer::RepoWriter::new("did:plc:clisharedrecord2222222222");
+    let big = Value::Map(
+        [
+            ("$type".to_owned(), Value::String("app.example.big".into())),
+            ("data".to_owned(), Value::Bytes(vec![7; 900_000])),
+        ]
+        .into_iter()
+        .collect(),
+    );
+    // 320 keys: 319 reads again of 900 KB are 287 MB, past 256 MiB.
+    for n in 0..320 {
+        writer.insert_value(&format!("app.example.big/k{n:04}"), &big).unwrap();
+    }
+    let rev = Tid::from_parts(1_700_000_000_000_000, 0).unwrap();
+    let car = writer.to_car(&key, rev).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.car");
+    std::fs::write(&path, &car).unwrap();
+    let path = path.to_str().unwrap();
+
+    let verified = atrepo(&["verify", path, "--no-signature"]);
+    assert_eq!(verified.code, 0, "{}", verified.stderr);
+    for args in [vec!["stats", path], vec!["get", path, "app.example.big/k0319"]] {
+        let run = atrepo(&args);
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains("\"app.example.big/k0"), "{}", run.stderr);
+        assert!(run.stderr.contains("not kept"), "{}", run.stderr);
+    }
+}
+
 /// A signed repository of `g`'s records plus `extra`, written with `rules`,
 /// as a CAR file under `dir`; its commit re-signed as version 2 (no `rev`)
 /// if `v2`.

@@ -113,18 +113,13 @@ impl Opened {
 
 /// A record's bytes. Only a record that a second key points to can come
 /// without them: past the budget for reading such records again, or one
-/// that could not be kept (see `VerifyOptions::keep_records`).
+/// that could not be kept (see `VerifyOptions::keep_records`). That is a
+/// limit (exit 2), named by the record's key and CID.
 fn data<'r>(record: &'r Record<'_>) -> Result<&'r atrepo::store::Bytes> {
-    match record.data() {
-        Some(bytes) => Ok(bytes),
-        None => bail!(
-            "record {} points to the same record ({}) as an earlier key, and its bytes \
-             could not be read again (past 256 MiB of such reads, past the spill cap, \
-             or a record of 16 MiB or more)",
-            record.key(),
-            record.cid()
-        ),
-    }
+    record.data().ok_or_else(|| {
+        let (key, cid) = (record.key().to_owned(), record.cid());
+        atrepo::Error::RecordNotKept { key, cid }.into()
+    })
 }
 
 /// A record's value, to print. With `--opaque-records` the record was not
