@@ -454,6 +454,38 @@ fn switches_for_historical_and_third_party_repositories() {
     assert_eq!(run.code, 0, "{}", run.stderr);
 }
 
+/// A block over the default 2 MiB cap is a limit (exit 2); no
+/// specification fixes a cap for repositories, so `--max-block-mib`
+/// raises it.
+#[test]
+fn max_block_mib_raises_the_block_cap() {
+    use atrepo::verify::drisl::Value;
+    use atrepo::verify::{Curve, SigningKey, Tid};
+    let key = SigningKey::from_seed(Curve::K256, b"cli big block").unwrap();
+    let mut writer = atrepo::writer::RepoWriter::new("did:plc:clibigblock22222222222222");
+    let big =
+        Value::Map([("data".to_owned(), Value::Bytes(vec![3; 2_200_000]))].into_iter().collect());
+    writer.insert_value("app.example.big/self", &big).unwrap();
+    let rev = Tid::from_parts(1_700_000_000_000_000, 0).unwrap();
+    let car = writer.to_car(&key, rev).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.car");
+    std::fs::write(&path, &car).unwrap();
+    let path = path.to_str().unwrap();
+
+    let run = atrepo(&["verify", path, "--no-signature"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("limit 2097152"), "{}", run.stderr);
+    let run = atrepo(&["verify", path, "--no-signature", "--max-block-mib", "3"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = atrepo(&["get", path, "app.example.big/self", "--max-block-mib", "3"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // Never above the whole CAR's cap.
+    let run =
+        atrepo(&["verify", path, "--no-signature", "--max-block-mib", "3", "--max-car-mib", "1"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+}
+
 /// A lax path may be `..` or `.`: `export` to a folder refuses to turn it
 /// into a file name (it would write outside the folder), and writes
 /// nothing outside.

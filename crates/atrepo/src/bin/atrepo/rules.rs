@@ -32,6 +32,12 @@ pub(crate) struct Rules {
     /// Most blocks a CAR may hold, duplicates included.
     #[arg(long, value_name = "N", default_value_t = Limits::DEFAULT_MAX_BLOCKS)]
     max_blocks: u64,
+    /// Largest block (CID and bytes) accepted, in MiB. The default is
+    /// atproto's usual cap (records of at most 1 MB); no specification
+    /// fixes one for repositories. Each block is held whole while it is
+    /// hashed, so this bounds the memory one block can take.
+    #[arg(long, value_name = "MIB", default_value_t = Limits::DEFAULT_MAX_SECTION_LEN >> 20)]
+    max_block_mib: u64,
 }
 
 impl Rules {
@@ -62,10 +68,11 @@ impl Rules {
 
     /// `car` with these limits.
     pub(crate) fn car(&self, car: atrepo::car::Options) -> atrepo::car::Options {
-        let limits = car
-            .limits
-            .max_total_bytes(self.max_car_mib.saturating_mul(1 << 20))
-            .max_blocks(self.max_blocks);
+        let total = self.max_car_mib.saturating_mul(1 << 20);
+        // No block is bigger than the whole CAR.
+        let section = self.max_block_mib.saturating_mul(1 << 20).min(total);
+        let limits =
+            car.limits.max_total_bytes(total).max_blocks(self.max_blocks).max_section_len(section);
         car.limits(limits)
     }
 }
