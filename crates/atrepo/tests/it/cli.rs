@@ -486,6 +486,29 @@ fn max_block_mib_raises_the_block_cap() {
     assert_eq!(run.code, 2, "{}", run.stderr);
 }
 
+/// A record key longer than a file name may be (record keys may have 512
+/// characters): `export` to a folder says so and leaves nothing; to a
+/// `.jsonl` file it works.
+#[test]
+fn export_names_a_record_key_too_long_for_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let rkey = "k".repeat(300);
+    let strict = atrepo::mst::KeyRules::Strict;
+    let key = format!("app.bsky.feed.post/{rkey}");
+    let (path, _) = loosened_repo(dir.path(), "long.car", strict, &[(&key, &post())], false);
+    let path = path.to_str().unwrap();
+    let out = dir.path().join("out");
+    let run = atrepo(&["export", path, "--out", out.to_str().unwrap()]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(run.stderr.contains("is 305 bytes, more than the 255"), "{}", run.stderr);
+    assert!(run.stderr.contains("export to a .jsonl file instead"), "{}", run.stderr);
+    assert!(!out.exists());
+    let lines = dir.path().join("out.jsonl");
+    let run = atrepo(&["export", path, "--out", lines.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(std::fs::read_to_string(&lines).unwrap().contains(&rkey));
+}
+
 /// A lax path may be `..` or `.`: `export` to a folder refuses to turn it
 /// into a file name (it would write outside the folder), and writes
 /// nothing outside.

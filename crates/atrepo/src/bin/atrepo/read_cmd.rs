@@ -392,7 +392,8 @@ pub(crate) struct ExportArgs {
     /// The CAR file, or `-` for standard input.
     file: PathBuf,
     /// A folder, absent or empty (one `collection/rkey.json` file per
-    /// record), or a file ending in `.jsonl` (one `{"key", "cid",
+    /// record; a name over 255 bytes, which long record keys can make, is
+    /// refused), or a file ending in `.jsonl` (one `{"key", "cid",
     /// "record"}` line per record). Written under a temporary name (beside
     /// it, or inside an existing empty folder) and moved there only once
     /// the whole repository has verified.
@@ -404,6 +405,10 @@ pub(crate) struct ExportArgs {
     #[command(flatten)]
     common: Common,
 }
+
+/// The longest file name `export` writes, in bytes: what ext4, XFS, btrfs,
+/// APFS and NTFS (in UTF-16 units) allow.
+const NAME_MAX: usize = 255;
 
 /// Whether `part` is a single ordinary file name on this platform (not
 /// empty, `.`, `..`, a root or a drive prefix).
@@ -596,6 +601,21 @@ pub(crate) fn export(args: &ExportArgs) -> Result<ExitCode> {
                     "record key {:?} cannot be written as a file under {}",
                     record.key(),
                     args.out.display()
+                );
+            }
+            // Record keys may be 512 characters and collections 317, but
+            // most file systems cap a name at 255 bytes: say so, and how
+            // to export such a repository, rather than "File name too
+            // long" from the first file that fails.
+            if let Some(long) = [collection, file.as_str()].into_iter().find(|n| n.len() > NAME_MAX)
+            {
+                bail!(
+                    "record key {:?} cannot be written as a file under {}: the name {long:?} \
+                     is {} bytes, more than the {NAME_MAX} most file systems allow (export \
+                     to a .jsonl file instead)",
+                    record.key(),
+                    args.out.display(),
+                    long.len()
                 );
             }
             // A folder or file that exists already was made for another
