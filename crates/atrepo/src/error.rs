@@ -82,6 +82,11 @@ pub enum Error {
         cid: Cid,
     },
 
+    /// A DID document the caller gave yields no signing key
+    /// ([`identity`](crate::identity)).
+    #[error(transparent)]
+    DidDocument(#[from] crate::identity::DidDocumentError),
+
     /// No key was given to check the commit's signature with.
     #[error("no signing key to verify {did}'s commit with: pass a key or a key resolver")]
     NoKey {
@@ -190,7 +195,7 @@ impl Error {
             Error::MissingCommit { .. } => ErrorKind::Missing,
             Error::DidMismatch { .. } => ErrorKind::Verification,
             Error::InvalidRecord { .. } => ErrorKind::Malformed,
-            Error::NoKey { .. } | Error::Usage(_) => ErrorKind::Usage,
+            Error::NoKey { .. } | Error::Usage(_) | Error::DidDocument(_) => ErrorKind::Usage,
             Error::LimitExceeded { .. } | Error::RecordNotKept { .. } => ErrorKind::Limit,
             Error::Io(_) | Error::KeyResolution { .. } => ErrorKind::Environment,
         }

@@ -12,6 +12,7 @@
 //! - [`writer`] and [`generate`]: signed repository CARs, for tests,
 //!   fixtures, exports and benchmarks;
 //! - [`json`]: data model values as JSON;
+//! - [`identity`]: the signing key a DID document declares;
 //! - [`Error`]: one error over every crate's, keeping their classes.
 //!
 //! The crates it re-exports do the parsing and the cryptography:
@@ -30,6 +31,7 @@
 mod error;
 pub mod event;
 pub mod generate;
+pub mod identity;
 #[doc(hidden)]
 pub mod internal;
 pub mod json;

@@ -60,6 +60,87 @@ fn generated(
     (path, info["key"].as_str().unwrap().to_owned())
 }
 
+/// A DID document with `did`'s `#atproto` key `did_key`, as a PLC
+/// directory serves one.
+fn did_document(did: &str, did_key: &str) -> String {
+    serde_json::json!({
+        "@context": ["https://www.w3.org/ns/did/v1", "https://w3id.org/security/multikey/v1"],
+        "id": did,
+        "alsoKnownAs": ["at://alice.example.com"],
+        "verificationMethod": [{
+            "id": format!("{did}#atproto"),
+            "type": "Multikey",
+            "controller": did,
+            "publicKeyMultibase": did_key.trim_start_matches("did:key:"),
+        }],
+        "service": [{"id": "#atproto_pds", "type": "AtprotoPersonalDataServer",
+                     "serviceEndpoint": "https://pds.example.com"}],
+    })
+    .to_string()
+}
+
+/// `--did-doc`: the key and the DID from a DID document, for `verify` and
+/// the reading commands.
+#[test]
+fn did_documents_give_the_key_and_the_did() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, key) = generated(dir.path(), "doc.car", "30", "7", &[]);
+    let path = path.to_str().unwrap();
+    let run = atrepo(&["verify", path, "--key", &key, "--json"]);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let did = report["report"]["did"].as_str().unwrap().to_owned();
+    let write = |name: &str, text: &str| {
+        let doc = dir.path().join(name);
+        std::fs::write(&doc, text).unwrap();
+        doc.to_str().unwrap().to_owned()
+    };
+    let good = write("good.json", &did_document(&did, &key));
+    let run = atrepo(&["verify", path, "--did-doc", &good]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains(&format!("signature  valid, {key}")), "{}", run.stdout);
+    let run = atrepo(&["get", path, "--did-doc", &good, "app.bsky.feed.post/x"]);
+    assert_eq!(run.code, 3, "no such record, but verified up to there: {}", run.stderr);
+    let run = atrepo(&["stats", path, "--did-doc", &good]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+
+    // Another account's document: the repository is not its.
+    let other_did =
+        write("other-did.json", &did_document("did:plc:otheraccount222222222222", &key));
+    let run = atrepo(&["verify", path, "--did-doc", &other_did]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("did:plc:otheraccount222222222222"), "{}", run.stderr);
+    let run = atrepo(&["verify", path, "--did-doc", &good, "--did", "did:plc:x"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    // The document's key did not sign it.
+    let sample_key = "did:key:zQ3shknSk1vCcsDeiBDAdwFwU1cjht9C3WvTCUX97aaYNnN1R";
+    let other_key = write("other-key.json", &did_document(&did, sample_key));
+    let run = atrepo(&["verify", path, "--did-doc", &other_key]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    // A document without an #atproto key, or not JSON: usage, named.
+    let no_key = write("no-key.json", &did_document(&did, &key).replace("#atproto\"", "#other\""));
+    let run = atrepo(&["verify", path, "--did-doc", &no_key]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(run.stderr.contains("expected an #atproto verification method"), "{}", run.stderr);
+    let junk = write("junk.json", "{\"id\": ");
+    let run = atrepo(&["verify", path, "--did-doc", &junk]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(run.stderr.contains("invalid JSON at line 1"), "{}", run.stderr);
+    let two = write(
+        "two.json",
+        &format!(
+            "{}\n{}",
+            did_document(&did, &key),
+            did_document("did:plc:otheraccount222222222222", &key)
+        ),
+    );
+    let run = atrepo(&["verify", path, "--did-doc", &two]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(run.stderr.contains("expected one DID document"), "{}", run.stderr);
+    // Not with --key.
+    let run = atrepo(&["verify", path, "--did-doc", &good, "--key", &key]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+}
+
 #[test]
 fn verify_the_embedded_sample() {
     let run = atrepo(&["verify"]);

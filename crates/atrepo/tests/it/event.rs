@@ -1664,6 +1664,28 @@ mod cli {
         let did_key = format!("did:plc:ewvi7nxzyoun6zhxrhs64oiz={}", s.key);
         let (code, _, _) = atrepo(&["event", "verify-stream", &stream, "--did-key", &did_key]);
         assert_eq!(code, 1);
+        // Or from DID documents (one per line): the same outcome as --key.
+        let did = "did:plc:ewvi7nxzyoun6zhxrhs64oiz";
+        let document = |did: &str| {
+            serde_json::json!({"id": did, "verificationMethod": [{
+                "id": "#atproto", "type": "Multikey", "controller": did,
+                "publicKeyMultibase": s.key.trim_start_matches("did:key:")}]})
+        };
+        let docs = s.path("docs.jsonl");
+        std::fs::write(&docs, format!("{}\n{}\n", document("did:plc:someoneelse"), document(did)))
+            .unwrap();
+        let with_key = shown(atrepo(&["event", "verify-stream", &stream, "--key", &s.key]));
+        let with_docs = shown(atrepo(&["event", "verify-stream", &stream, "--did-doc", &docs]));
+        assert_eq!(with_docs, with_key);
+        let one = s.path("one.json");
+        std::fs::write(&one, document(did).to_string()).unwrap();
+        let commit = s.path("commit.frame");
+        let (code, stdout, stderr) = atrepo(&["event", "verify", &commit, "--did-doc", &one]);
+        assert_eq!(code, 0, "{stdout}{stderr}");
+        std::fs::write(&one, document("did:plc:someoneelse").to_string()).unwrap();
+        let (code, _, stderr) = atrepo(&["event", "verify", &commit, "--did-doc", &one]);
+        assert_eq!(code, 3, "{stderr}");
+        assert!(stderr.contains("no signing key to verify did:plc:ewvi7nxzyoun6zhxrhs64oiz"));
     }
 
     /// A seq at or below one seen before (seq is not signed: a relay, a

@@ -122,6 +122,10 @@ struct VerifyArgs {
     /// The repository's signing key, as a did:key.
     #[arg(long, value_name = "DID_KEY")]
     key: Option<String>,
+    /// The repository's DID document (JSON): its #atproto key, for events
+    /// of its DID.
+    #[arg(long, value_name = "FILE", conflicts_with = "key")]
+    did_doc: Option<PathBuf>,
     /// The tree root (commit data CID) the relay holds for the repository.
     #[arg(long, value_name = "CID", requires = "prev_rev")]
     prev_data: Option<String>,
@@ -142,6 +146,10 @@ struct StreamArgs {
     /// The signing key of one repository; repeat for more.
     #[arg(long = "did-key", value_name = "DID=DID_KEY")]
     did_keys: Vec<String>,
+    /// DID documents (JSON: one, an array, or one per line): the #atproto
+    /// key of each document's DID; repeat for more files.
+    #[arg(long = "did-doc", value_name = "FILE")]
+    did_docs: Vec<PathBuf>,
     /// Ignore the `#commit` and `#sync` events of an account while an
     /// `#account` event says it is not active, as relays do. `#account`
     /// frames are not signed: only for captures from a trusted host (one
@@ -356,6 +364,7 @@ fn error_json(e: &Error) -> Value {
 
 fn verify(args: &VerifyArgs) -> Result<ExitCode> {
     let key = args.key.as_deref().map(parse_key).transpose()?;
+    let document = args.did_doc.as_deref().map(crate::did_doc::read_one).transpose()?;
     let prior = match (&args.prev_rev, &args.prev_data) {
         (Some(rev), Some(data)) => Some(RepoState {
             rev: Tid::parse(rev).with_context(|| format!("invalid --prev-rev {rev:?}"))?,
@@ -371,10 +380,16 @@ fn verify(args: &VerifyArgs) -> Result<ExitCode> {
         Err(e) => (About::default(), Err(e.into())),
         Ok(event) => {
             let about = About::of(&event);
-            let result = match (&key, event.did()) {
-                (Some(key), _) => v.verify_event(&event, key, prior.as_ref()),
-                (None, Some(did)) => Err(Error::NoKey { did: did.to_owned() }),
-                (None, None) => {
+            let result = match (&key, &document, event.did()) {
+                (Some(key), _, _) => v.verify_event(&event, key, prior.as_ref()),
+                // The document is for one DID: an event of another has no
+                // key.
+                (None, Some(doc), Some(did)) if doc.did != did => {
+                    Err(Error::NoKey { did: did.to_owned() })
+                }
+                (None, Some(doc), _) => v.verify_event(&event, &doc.key, prior.as_ref()),
+                (None, None, Some(did)) => Err(Error::NoKey { did: did.to_owned() }),
+                (None, None, None) => {
                     Err(event.unsupported().unwrap_or(EventError::UnrecognizedBody).into())
                 }
             };
@@ -408,6 +423,20 @@ fn verify_stream(args: &StreamArgs) -> Result<ExitCode> {
             bail!("expected --did-key DID=DID_KEY, found {pair:?}");
         };
         keys.insert(did.to_owned(), parse_key(key)?);
+    }
+    for path in &args.did_docs {
+        for doc in crate::did_doc::read(path)? {
+            match keys.get(&doc.did) {
+                Some(key) if *key != doc.key => bail!(
+                    "{} gives {} another key than --did-key or an earlier --did-doc",
+                    path.display(),
+                    doc.did
+                ),
+                _ => {
+                    keys.insert(doc.did, doc.key);
+                }
+            }
+        }
     }
     let bytes = std::fs::read(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;

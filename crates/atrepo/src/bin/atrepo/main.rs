@@ -33,6 +33,7 @@ macro_rules! out {
     }};
 }
 
+mod did_doc;
 mod event;
 mod gen_cmd;
 mod input;

@@ -51,6 +51,10 @@ pub(crate) struct Common {
     /// it, everything but the signature is checked.
     #[arg(long)]
     key: Option<String>,
+    /// A DID document (JSON): the commit must be signed with its #atproto
+    /// key, and the repository belong to its DID.
+    #[arg(long, value_name = "FILE", conflicts_with = "key")]
+    did_doc: Option<PathBuf>,
     /// Memory for blocks waiting to be verified, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 256)]
     mem_limit: u64,
@@ -75,9 +79,11 @@ impl Common {
         let mut options = self
             .rules
             .apply(VerifyOptions::default().memory_limit(self.mem_limit.saturating_mul(1 << 20)));
-        options = match &self.key {
-            Some(key) => options.key(PublicKey::from_did_key(key.trim())?),
-            None => options.signature(SignatureCheck::Skip),
+        let document = self.did_doc.as_deref().map(crate::did_doc::read_one).transpose()?;
+        options = match (&self.key, document) {
+            (Some(key), _) => options.key(PublicKey::from_did_key(key.trim())?),
+            (None, Some(doc)) => options.did(doc.did).key(doc.key),
+            (None, None) => options.signature(SignatureCheck::Skip),
         };
         if input::is_regular_file(file)? {
             return Ok(Opened::File(RepoReader::from_file(file, options)?));

@@ -45,8 +45,13 @@ pub(crate) struct VerifyArgs {
     /// The key the commit must be signed with, as `did:key:z...`.
     #[arg(long)]
     key: Option<String>,
+    /// A DID document (JSON, as https://plc.directory/DID serves it): the
+    /// commit must be signed with its #atproto key, and the repository
+    /// belong to its DID.
+    #[arg(long, value_name = "FILE", conflicts_with = "key")]
+    did_doc: Option<PathBuf>,
     /// Check everything but the signature (when the key is not known).
-    #[arg(long, conflicts_with = "key")]
+    #[arg(long, conflicts_with_all = ["key", "did_doc"])]
     no_signature: bool,
     /// Memory for blocks waiting to be verified, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 256)]
@@ -72,16 +77,25 @@ pub(crate) fn run(args: &VerifyArgs) -> Result<ExitCode> {
     if let Some(did) = &args.did {
         options = options.did(did.clone());
     }
+    let document = args.did_doc.as_deref().map(crate::did_doc::read_one).transpose()?;
+    if let Some(doc) = document {
+        if let Some(did) = args.did.as_ref().filter(|did| **did != doc.did) {
+            bail!("--did {did} is not the DID of the --did-doc document, {}", doc.did);
+        }
+        options = options.did(doc.did).key(doc.key);
+    }
     let key = match (&args.key, &args.file) {
         (Some(key), _) => Some(key.trim().to_owned()),
+        _ if args.did_doc.is_some() => None,
         (None, None) if !args.no_signature => Some(input::SAMPLE_KEY.trim().to_owned()),
         _ => None,
     };
     match key {
         Some(key) => options = options.key(PublicKey::from_did_key(&key)?),
+        None if args.did_doc.is_some() => {}
         None if args.no_signature => options = options.signature(SignatureCheck::Skip),
         None => bail!(
-            "no signing key: pass --key did:key:... (the key in the DID document), \
+            "no signing key: pass --key did:key:... or --did-doc FILE (the DID document), \
              or --no-signature to check everything else"
         ),
     }
