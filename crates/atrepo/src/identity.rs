@@ -6,13 +6,18 @@
 //!
 //! Reading a DID document (JSON, as a PLC directory or a `did:web` host
 //! serves it) the way the atproto DID specification says: the signing key
-//! is the verification method whose `id` is `#atproto` or `DID#atproto`,
-//! whose `controller` (when given) is the DID itself, of type `Multikey`
+//! is the verification method whose `id` is `#atproto` or `DID#atproto`
+//! and whose `controller` is the DID itself, of type `Multikey`
 //! (`publicKeyMultibase` a multikey), or of one of the two legacy types
 //! (`EcdsaSecp256k1VerificationKey2019`, `EcdsaSecp256r1VerificationKey2019`,
 //! whose `publicKeyMultibase` is the bare key, compressed or not). Other
-//! methods are ignored; the first `#atproto` method counts, as in the
-//! TypeScript and Go implementations.
+//! methods are ignored, and so is an `#atproto` method another DID (or no
+//! DID) controls, as indigo does; of the rest the first counts.
+//! `verificationMethod` may be one method instead of an array.
+//!
+//! Documents are read into only the fields above (everything else is
+//! skipped as it is parsed), so memory stays near the input's size
+//! whatever the input holds.
 //!
 //! # What it must not do
 //!
@@ -21,21 +26,22 @@
 //! an old commit may have been rotated since.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
-use serde_json::Value;
+use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::verify::{Curve, KeyOptions, PublicKey, StaticKeyResolver};
 
-/// The largest input [`did_document_keys`] reads, in bytes: 64 MiB, room
-/// for about a hundred thousand documents.
+/// The largest input [`did_documents`] reads, in bytes: 64 MiB, room for
+/// about a hundred thousand documents.
 pub const MAX_DID_DOCUMENTS_BYTES: usize = 64 * 1024 * 1024;
 
 /// What was wrong with a DID document.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DidDocumentError {
-    /// The input is not JSON (or not a document, an array of documents or
-    /// one document per line).
+    /// The input is not JSON, or not a document, an array of documents or
+    /// documents one after another.
     #[error(
         "expected JSON DID documents, found invalid JSON at line {line}, column {column}: {message}"
     )]
@@ -48,11 +54,16 @@ pub enum DidDocumentError {
         message: String,
     },
     /// The input is bigger than [`MAX_DID_DOCUMENTS_BYTES`].
-    #[error("expected DID documents of at most {limit} bytes, found {found}")]
+    #[error("expected DID documents of at most {limit} bytes, found more")]
     TooLarge {
         /// The cap.
         limit: usize,
-        /// The input's size.
+    },
+    /// Not exactly one document where one was expected
+    /// ([`did_document_key`]).
+    #[error("expected one DID document, found {found}")]
+    NotOne {
+        /// How many the input holds.
         found: usize,
     },
     /// A value that is not a JSON object where a document was expected.
@@ -64,7 +75,7 @@ pub enum DidDocumentError {
     /// The document's `id` is missing or not a DID.
     #[error("expected a DID as the document's id, found {found}")]
     BadId {
-        /// The `id`, shortened, or `none`.
+        /// The `id` (quoted, shortened), its kind, or `none`.
         found: String,
     },
     /// No verification method with `id` `#atproto` or `DID#atproto`.
@@ -73,14 +84,16 @@ pub enum DidDocumentError {
         /// The document's DID.
         did: String,
     },
-    /// The `#atproto` method is controlled by another DID.
+    /// Every `#atproto` method is controlled by another DID, or names no
+    /// controller.
     #[error(
         "expected the #atproto key of {did} to be controlled by {did}, found controller {found}"
     )]
     Controller {
         /// The document's DID.
         did: String,
-        /// The method's `controller`, shortened.
+        /// The first such method's `controller` (quoted, shortened), its
+        /// kind, or `none`.
         found: String,
     },
     /// The `#atproto` method's type is not one atproto uses.
@@ -91,14 +104,16 @@ pub enum DidDocumentError {
     MethodType {
         /// The document's DID.
         did: String,
-        /// The method's `type`, shortened, or `none`.
+        /// The method's `type` (quoted, shortened), its kind, or `none`.
         found: String,
     },
     /// The `#atproto` method has no `publicKeyMultibase` string.
-    #[error("expected a publicKeyMultibase string in the #atproto method of {did}, found none")]
+    #[error("expected a publicKeyMultibase string in the #atproto method of {did}, found {found}")]
     MissingKey {
         /// The document's DID.
         did: String,
+        /// What was there instead: a kind, or `none`.
+        found: String,
     },
     /// The `#atproto` method's `publicKeyMultibase` is not a key of the
     /// method's type.
@@ -126,86 +141,54 @@ pub struct DidDocumentKey {
     pub key: PublicKey,
 }
 
-/// The signing key of one DID document, given as a JSON value.
-pub fn did_document_key(document: &Value) -> Result<DidDocumentKey, DidDocumentError> {
-    let Value::Object(doc) = document else {
-        return Err(DidDocumentError::NotAnObject { found: kind(document) });
-    };
-    let did = match doc.get("id") {
-        Some(Value::String(id)) if crate::verify::syntax::did(id).is_ok() => id.clone(),
-        Some(other) => return Err(DidDocumentError::BadId { found: shown(other) }),
-        None => return Err(DidDocumentError::BadId { found: "none".to_owned() }),
-    };
-    let methods = match doc.get("verificationMethod") {
-        Some(Value::Array(methods)) => methods.as_slice(),
-        _ => &[],
-    };
-    let full_id = format!("{did}#atproto");
-    let method = methods
-        .iter()
-        .filter_map(Value::as_object)
-        .find(|m| {
-            m.get("id").and_then(Value::as_str).is_some_and(|id| id == "#atproto" || id == full_id)
-        })
-        .ok_or_else(|| DidDocumentError::NoAtprotoKey { did: did.clone() })?;
-    if let Some(controller) = method.get("controller")
-        && controller.as_str() != Some(did.as_str())
-    {
-        return Err(DidDocumentError::Controller { did, found: shown(controller) });
-    }
-    let method_type = method.get("type").and_then(Value::as_str);
-    let legacy = method_type.and_then(Curve::from_legacy_method_type);
-    if method_type != Some("Multikey") && legacy.is_none() {
-        let found = method.get("type").map_or_else(|| "none".to_owned(), shown);
-        return Err(DidDocumentError::MethodType { did, found });
-    }
-    let Some(multibase) = method.get("publicKeyMultibase").and_then(Value::as_str) else {
-        return Err(DidDocumentError::MissingKey { did });
-    };
-    let key = match legacy {
-        None => PublicKey::from_multikey(multibase),
-        // Deprecated documents hold uncompressed keys too; the TypeScript
-        // implementation compresses them.
-        Some(curve) => {
-            let options = KeyOptions::default().legacy_uncompressed(true);
-            PublicKey::from_legacy_multibase(curve, multibase, &options)
-        }
-    };
-    match key {
-        Ok(key) => Ok(DidDocumentKey { did, key }),
-        Err(error) => Err(DidDocumentError::Key { did, error }),
+/// The signing key of the one DID document in `json`.
+pub fn did_document_key(json: &[u8]) -> Result<DidDocumentKey, DidDocumentError> {
+    let mut found = did_documents(json)?;
+    match found.len() {
+        1 => found.remove(0),
+        n => Err(DidDocumentError::NotOne { found: n }),
     }
 }
 
-/// The signing keys of every DID document in `json`: one document, a JSON
-/// array of documents, or documents one after another (JSON Lines). Every
-/// document must yield a key; two documents for one DID must agree.
-pub fn did_document_keys(json: &[u8]) -> Result<Vec<DidDocumentKey>, DidDocumentError> {
+/// Every document in `json`: one document, a JSON array of documents, or
+/// documents one after another (JSON Lines), each with its key or what
+/// is wrong with it, in input order. Fails as a whole only when the input
+/// is too large or not JSON.
+pub fn did_documents(
+    json: &[u8],
+) -> Result<Vec<Result<DidDocumentKey, DidDocumentError>>, DidDocumentError> {
     if json.len() > MAX_DID_DOCUMENTS_BYTES {
-        let (limit, found) = (MAX_DID_DOCUMENTS_BYTES, json.len());
-        return Err(DidDocumentError::TooLarge { limit, found });
+        return Err(DidDocumentError::TooLarge { limit: MAX_DID_DOCUMENTS_BYTES });
     }
-    let mut keys: Vec<DidDocumentKey> = Vec::new();
-    let mut seen: BTreeMap<String, PublicKey> = BTreeMap::new();
-    for value in serde_json::Deserializer::from_slice(json).into_iter::<Value>() {
-        let value = value.map_err(|e| DidDocumentError::Json {
+    let mut out = Vec::new();
+    for item in serde_json::Deserializer::from_slice(json).into_iter::<Item>() {
+        let item = item.map_err(|e| DidDocumentError::Json {
             line: e.line(),
             column: e.column(),
             message: e.to_string(),
         })?;
-        let documents = match value {
-            Value::Array(documents) => documents,
-            document => vec![document],
-        };
-        for document in &documents {
-            let found = did_document_key(document)?;
-            match seen.get(&found.did) {
-                Some(key) if *key == found.key => {}
-                Some(_) => return Err(DidDocumentError::Conflict { did: found.did }),
-                None => {
-                    seen.insert(found.did.clone(), found.key.clone());
-                    keys.push(found);
-                }
+        match item {
+            Item::One(entry) => out.push(entry.key()),
+            Item::Many(entries) => out.extend(entries.into_iter().map(Entry::key)),
+        }
+    }
+    Ok(out)
+}
+
+/// The signing keys of every document in `json` (see [`did_documents`]):
+/// every document must yield a key, and two documents for one DID must
+/// agree (the same document twice counts once).
+pub fn did_document_keys(json: &[u8]) -> Result<Vec<DidDocumentKey>, DidDocumentError> {
+    let mut keys: Vec<DidDocumentKey> = Vec::new();
+    let mut seen: BTreeMap<String, PublicKey> = BTreeMap::new();
+    for found in did_documents(json)? {
+        let found = found?;
+        match seen.get(&found.did) {
+            Some(key) if *key == found.key => {}
+            Some(_) => return Err(DidDocumentError::Conflict { did: found.did }),
+            None => {
+                seen.insert(found.did.clone(), found.key.clone());
+                keys.push(found);
             }
         }
     }
@@ -218,23 +201,366 @@ pub fn did_document_resolver(json: &[u8]) -> Result<StaticKeyResolver, DidDocume
     Ok(did_document_keys(json)?.into_iter().map(|k| (k.did, k.key)).collect())
 }
 
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+// ---------------------------------------------------------------------------
+// The typed parse: only the fields the rules read are kept.
+
+/// A string field, or the kind of the value found instead.
+#[derive(Debug)]
+enum Text {
+    Str(String),
+    Other(&'static str),
+}
+
+impl Text {
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            Text::Str(s) => Some(s),
+            Text::Other(_) => None,
+        }
+    }
+
+    /// For a message: the string quoted and shortened, or the kind.
+    fn shown(text: Option<&Text>) -> String {
+        match text {
+            Some(Text::Str(s)) => shorten(s),
+            Some(Text::Other(kind)) => (*kind).to_owned(),
+            None => "none".to_owned(),
+        }
     }
 }
 
-/// A value for an error message: JSON, at most 80 characters of it.
-fn shown(value: &Value) -> String {
-    let text = value.to_string();
-    match text.char_indices().nth(80) {
-        Some((cut, _)) => format!("{}...", &text[..cut]),
-        None => text,
+/// The string `s`, quoted, at most 80 characters of it.
+fn shorten(s: &str) -> String {
+    match s.char_indices().nth(80) {
+        Some((cut, _)) => format!("{:?}...", s.get(..cut).unwrap_or_default()),
+        None => format!("{s:?}"),
+    }
+}
+
+/// Visits any JSON value: strings become [`Text::Str`], anything else is
+/// skipped (without keeping it) and named by its kind.
+struct TextVisitor;
+
+impl<'de> Visitor<'de> for TextVisitor {
+    type Value = Text;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Text, E> {
+        Ok(Text::Str(v.to_owned()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Text, E> {
+        Ok(Text::Str(v))
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Text, E> {
+        Ok(Text::Other("a boolean"))
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Text, E> {
+        Ok(Text::Other("a number"))
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Text, E> {
+        Ok(Text::Other("a number"))
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Text, E> {
+        Ok(Text::Other("a number"))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Text, E> {
+        Ok(Text::Other("null"))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Text, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Text::Other("an array"))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Text, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Text::Other("an object"))
+    }
+}
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Text, D::Error> {
+        d.deserialize_any(TextVisitor)
+    }
+}
+
+/// The fields of a verification method the rules read.
+#[derive(Debug, Default)]
+struct Method {
+    id: Option<Text>,
+    kind: Option<Text>,
+    controller: Option<Text>,
+    multibase: Option<Text>,
+}
+
+/// Reads the fields of one verification method from a map.
+fn method_fields<'de, A: MapAccess<'de>>(mut map: A) -> Result<Method, A::Error> {
+    let mut m = Method::default();
+    while let Some(name) = map.next_key::<Text>()? {
+        let slot = match name.as_str() {
+            Some("id") => &mut m.id,
+            Some("type") => &mut m.kind,
+            Some("controller") => &mut m.controller,
+            Some("publicKeyMultibase") => &mut m.multibase,
+            _ => {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            }
+        };
+        *slot = Some(map.next_value::<Text>()?);
+    }
+    Ok(m)
+}
+
+/// `verificationMethod`: its methods (entries that are not objects are
+/// skipped), or a value that holds none.
+#[derive(Debug)]
+enum Methods {
+    List(Vec<Method>),
+    NotAList,
+}
+
+struct MethodsVisitor;
+
+impl<'de> Visitor<'de> for MethodsVisitor {
+    type Value = Methods;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("verification methods")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Methods, A::Error> {
+        let mut methods = Vec::new();
+        while let Some(entry) = seq.next_element::<MaybeMethod>()? {
+            methods.extend(entry.0);
+        }
+        Ok(Methods::List(methods))
+    }
+    // One method instead of an array of one, as the TypeScript
+    // implementation reads it.
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Methods, A::Error> {
+        Ok(Methods::List(vec![method_fields(map)?]))
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Methods, E> {
+        Ok(Methods::NotAList)
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Methods, E> {
+        Ok(Methods::NotAList)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Methods, E> {
+        Ok(Methods::NotAList)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Methods, E> {
+        Ok(Methods::NotAList)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Methods, E> {
+        Ok(Methods::NotAList)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Methods, E> {
+        Ok(Methods::NotAList)
+    }
+}
+
+impl<'de> Deserialize<'de> for Methods {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Methods, D::Error> {
+        d.deserialize_any(MethodsVisitor)
+    }
+}
+
+/// An array entry of `verificationMethod`: a method, or `None` for
+/// anything else (skipped without keeping it).
+struct MaybeMethod(Option<Method>);
+
+impl<'de> Deserialize<'de> for MaybeMethod {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<MaybeMethod, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = MaybeMethod;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a verification method")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<MaybeMethod, A::Error> {
+                Ok(MaybeMethod(Some(method_fields(map)?)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<MaybeMethod, A::Error> {
+                TextVisitor.visit_seq(seq).map(|_| MaybeMethod(None))
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<MaybeMethod, E> {
+                Ok(MaybeMethod(None))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<MaybeMethod, E> {
+                Ok(MaybeMethod(None))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<MaybeMethod, E> {
+                Ok(MaybeMethod(None))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<MaybeMethod, E> {
+                Ok(MaybeMethod(None))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<MaybeMethod, E> {
+                Ok(MaybeMethod(None))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<MaybeMethod, E> {
+                Ok(MaybeMethod(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// One top-level value or array entry: a document's fields, or the kind
+/// of value found instead of a document.
+#[derive(Debug)]
+enum Entry {
+    Document { id: Option<Text>, methods: Option<Methods> },
+    Other(&'static str),
+}
+
+impl Entry {
+    /// The document's key, by the rules in the module docs.
+    fn key(self) -> Result<DidDocumentKey, DidDocumentError> {
+        let (id, methods) = match self {
+            Entry::Document { id, methods } => (id, methods),
+            Entry::Other(found) => return Err(DidDocumentError::NotAnObject { found }),
+        };
+        let did = match id.as_ref().and_then(Text::as_str) {
+            Some(did) if crate::verify::syntax::did(did).is_ok() => did.to_owned(),
+            _ => return Err(DidDocumentError::BadId { found: Text::shown(id.as_ref()) }),
+        };
+        let methods = match methods {
+            Some(Methods::List(methods)) => methods,
+            _ => Vec::new(),
+        };
+        let full_id = format!("{did}#atproto");
+        let mut atproto = methods.iter().filter(|m| {
+            m.id.as_ref().and_then(Text::as_str).is_some_and(|id| id == "#atproto" || id == full_id)
+        });
+        let Some(first) = atproto.clone().next() else {
+            return Err(DidDocumentError::NoAtprotoKey { did });
+        };
+        let Some(method) =
+            atproto.find(|m| m.controller.as_ref().and_then(Text::as_str) == Some(did.as_str()))
+        else {
+            let found = Text::shown(first.controller.as_ref());
+            return Err(DidDocumentError::Controller { did, found });
+        };
+        let method_type = method.kind.as_ref().and_then(Text::as_str);
+        let legacy = method_type.and_then(Curve::from_legacy_method_type);
+        if method_type != Some("Multikey") && legacy.is_none() {
+            let found = Text::shown(method.kind.as_ref());
+            return Err(DidDocumentError::MethodType { did, found });
+        }
+        let Some(multibase) = method.multibase.as_ref().and_then(Text::as_str) else {
+            let found = Text::shown(method.multibase.as_ref());
+            return Err(DidDocumentError::MissingKey { did, found });
+        };
+        let key = match legacy {
+            None => PublicKey::from_multikey(multibase),
+            // Deprecated documents hold uncompressed keys too; the
+            // TypeScript implementation compresses them.
+            Some(curve) => {
+                let options = KeyOptions::default().legacy_uncompressed(true);
+                PublicKey::from_legacy_multibase(curve, multibase, &options)
+            }
+        };
+        match key {
+            Ok(key) => Ok(DidDocumentKey { did, key }),
+            Err(error) => Err(DidDocumentError::Key { did, error }),
+        }
+    }
+}
+
+struct EntryVisitor;
+
+impl<'de> Visitor<'de> for EntryVisitor {
+    type Value = Entry;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a DID document")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entry, A::Error> {
+        let (mut id, mut methods) = (None, None);
+        while let Some(name) = map.next_key::<Text>()? {
+            match name.as_str() {
+                Some("id") => id = Some(map.next_value::<Text>()?),
+                Some("verificationMethod") => methods = Some(map.next_value::<Methods>()?),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Entry::Document { id, methods })
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Entry, A::Error> {
+        TextVisitor.visit_seq(seq).map(|_| Entry::Other("an array"))
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Entry, E> {
+        Ok(Entry::Other("a string"))
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Entry, E> {
+        Ok(Entry::Other("a boolean"))
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Entry, E> {
+        Ok(Entry::Other("a number"))
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Entry, E> {
+        Ok(Entry::Other("a number"))
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Entry, E> {
+        Ok(Entry::Other("a number"))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Entry, E> {
+        Ok(Entry::Other("null"))
+    }
+}
+
+impl<'de> Deserialize<'de> for Entry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Entry, D::Error> {
+        d.deserialize_any(EntryVisitor)
+    }
+}
+
+/// A top-level value: one document (or not-a-document), or an array of
+/// them.
+enum Item {
+    One(Entry),
+    Many(Vec<Entry>),
+}
+
+impl<'de> Deserialize<'de> for Item {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Item, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Item;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a DID document or an array of them")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Item, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = seq.next_element::<Entry>()? {
+                    entries.push(entry);
+                }
+                Ok(Item::Many(entries))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Item, A::Error> {
+                EntryVisitor.visit_map(map).map(Item::One)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Item, E> {
+                EntryVisitor.visit_str(v).map(Item::One)
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Item, E> {
+                EntryVisitor.visit_bool(v).map(Item::One)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Item, E> {
+                EntryVisitor.visit_i64(v).map(Item::One)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Item, E> {
+                EntryVisitor.visit_u64(v).map(Item::One)
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Item, E> {
+                EntryVisitor.visit_f64(v).map(Item::One)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Item, E> {
+                EntryVisitor.visit_unit().map(Item::One)
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -242,13 +568,18 @@ fn shown(value: &Value) -> String {
 mod tests {
     use super::*;
     use crate::verify::SigningKey;
+    use serde_json::{Value, json};
 
     fn key(curve: Curve) -> PublicKey {
         SigningKey::from_seed(curve, b"did document").unwrap().public_key()
     }
 
+    fn multikey(key: &PublicKey) -> String {
+        key.to_did_key().trim_start_matches("did:key:").to_owned()
+    }
+
     fn doc(did: &str, method: &Value) -> Value {
-        serde_json::json!({
+        json!({
             "@context": ["https://www.w3.org/ns/did/v1"],
             "id": did,
             "alsoKnownAs": ["at://alice.example.com"],
@@ -258,109 +589,147 @@ mod tests {
         })
     }
 
-    fn multikey(key: &PublicKey) -> String {
-        key.to_did_key().trim_start_matches("did:key:").to_owned()
+    fn one(document: &Value) -> Result<DidDocumentKey, DidDocumentError> {
+        did_document_key(document.to_string().as_bytes())
     }
+
+    const DID: &str = "did:plc:ewvi7nxzyoun6zhxrhs64oiz";
 
     #[test]
     fn the_atproto_multikey_is_the_key() {
-        let did = "did:plc:ewvi7nxzyoun6zhxrhs64oiz";
         for curve in [Curve::K256, Curve::P256] {
             let k = key(curve);
-            for id in [format!("{did}#atproto"), "#atproto".to_owned()] {
-                let d = doc(
-                    did,
-                    &serde_json::json!({"id": id, "type": "Multikey", "controller": did,
-                                       "publicKeyMultibase": multikey(&k)}),
-                );
-                let found = did_document_key(&d).unwrap();
-                assert_eq!((found.did.as_str(), &found.key), (did, &k));
+            for id in [format!("{DID}#atproto"), "#atproto".to_owned()] {
+                let m = json!({"id": id, "type": "Multikey", "controller": DID,
+                               "publicKeyMultibase": multikey(&k)});
+                let found = one(&doc(DID, &m)).unwrap();
+                assert_eq!((found.did.as_str(), &found.key), (DID, &k));
+                // One method instead of an array of one.
+                let mut single = doc(DID, &m);
+                single["verificationMethod"] = m.clone();
+                assert_eq!(one(&single).unwrap().key, k);
             }
         }
     }
 
     #[test]
-    fn other_methods_are_ignored_and_the_first_atproto_one_counts() {
+    fn other_methods_and_other_controllers_are_skipped() {
         let did = "did:web:example.com";
-        let (old, new) = (key(Curve::P256), key(Curve::K256));
-        let d = serde_json::json!({
+        let (old, new, theirs) = (key(Curve::P256), key(Curve::K256), multikey(&key(Curve::P256)));
+        let d = json!({
             "id": did,
             "verificationMethod": [
                 {"id": format!("{did}#atproto_old"), "type": "Multikey", "controller": did,
                  "publicKeyMultibase": multikey(&old)},
                 "not a method",
+                [1, 2],
+                {"id": "#atproto", "type": "Multikey", "controller": "did:plc:someoneelse",
+                 "publicKeyMultibase": theirs},
                 {"id": format!("{did}#atproto"), "type": "Multikey", "controller": did,
                  "publicKeyMultibase": multikey(&new)},
                 {"id": format!("{did}#atproto"), "type": "Multikey", "controller": did,
                  "publicKeyMultibase": multikey(&old)},
             ],
         });
-        assert_eq!(did_document_key(&d).unwrap().key, new);
+        assert_eq!(one(&d).unwrap().key, new);
     }
 
     #[test]
     fn legacy_method_types_hold_the_bare_key() {
-        let did = "did:plc:ewvi7nxzyoun6zhxrhs64oiz";
         for curve in [Curve::K256, Curve::P256] {
             let k = key(curve);
-            let d = doc(
-                did,
-                &serde_json::json!({"id": "#atproto", "type": curve.legacy_method_type(),
-                                   "controller": did,
-                                   "publicKeyMultibase": k.to_legacy_multibase()}),
-            );
-            assert_eq!(did_document_key(&d).unwrap().key, k);
+            let m = json!({"id": "#atproto", "type": curve.legacy_method_type(),
+                           "controller": DID, "publicKeyMultibase": k.to_legacy_multibase()});
+            assert_eq!(one(&doc(DID, &m)).unwrap().key, k);
         }
+        // Uncompressed, as deprecated documents have it: secp256k1's
+        // generator point (the key of secret 1).
+        let x = "79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798";
+        let y = "483ada7726a3c4655da4fbfc0e1108a8fd17b448a68554199c47d08ffb10d4b8";
+        let hex = |s: &str| -> Vec<u8> {
+            (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+        };
+        let uncompressed = [vec![0x04], hex(x), hex(y)].concat();
+        let compressed = [vec![0x02], hex(x)].concat();
+        let multibase = cid::multibase::encode(cid::multibase::Base::Base58Btc, &uncompressed);
+        let m = json!({"id": "#atproto", "type": "EcdsaSecp256k1VerificationKey2019",
+                       "controller": DID, "publicKeyMultibase": multibase});
+        let expected = PublicKey::from_compressed(Curve::K256, &compressed).unwrap();
+        assert_eq!(one(&doc(DID, &m)).unwrap().key, expected);
     }
 
     #[test]
-    fn documents_that_declare_no_usable_key_say_why() {
-        let did = "did:plc:ewvi7nxzyoun6zhxrhs64oiz";
+    fn documents_that_declare_no_usable_key_say_which_rule() {
         let k = key(Curve::K256);
-        let method = |extra: Value| {
-            let mut m = serde_json::json!({"id": "#atproto", "type": "Multikey",
-                                           "controller": did,
-                                           "publicKeyMultibase": multikey(&k)});
-            for (name, value) in extra.as_object().unwrap() {
-                if value.is_null() {
+        let method = |change: Value| {
+            let mut m = json!({"id": "#atproto", "type": "Multikey", "controller": DID,
+                               "publicKeyMultibase": multikey(&k)});
+            for (name, value) in change.as_object().unwrap() {
+                if value == "REMOVE" {
                     m.as_object_mut().unwrap().remove(name);
                 } else {
                     m[name] = value.clone();
                 }
             }
-            doc(did, &m)
+            doc(DID, &m)
         };
-        let cases: Vec<(Value, &str)> = vec![
-            (serde_json::json!([]), "expected a DID document (a JSON object), found an array"),
-            (
-                serde_json::json!({"id": "alice"}),
-                "expected a DID as the document's id, found \"alice\"",
-            ),
-            (serde_json::json!({}), "expected a DID as the document's id, found none"),
-            (method(serde_json::json!({"id": "#atproto_label"})), "found none"),
-            (
-                method(serde_json::json!({"controller": "did:plc:other"})),
-                "found controller \"did:plc:other\"",
-            ),
-            (
-                method(serde_json::json!({"type": "Ed25519VerificationKey2020"})),
-                "found \"Ed25519VerificationKey2020\"",
-            ),
-            (method(serde_json::json!({"type": null})), "found none"),
-            (method(serde_json::json!({"publicKeyMultibase": null})), "publicKeyMultibase string"),
-            (method(serde_json::json!({"publicKeyMultibase": "zzzz"})), "publicKeyMultibase"),
-        ];
-        for (d, message) in cases {
-            let e = did_document_key(&d).unwrap_err();
+        use DidDocumentError as E;
+        let check = |d: Value, ok: fn(&E) -> bool, message: &str| {
+            let e = one(&d).unwrap_err();
+            assert!(ok(&e), "{e:?}");
             assert!(e.to_string().contains(message), "{e} / {message}");
-        }
-        // A legacy type with a multikey (multicodec prefix) is not its key.
-        let d = doc(
-            did,
-            &serde_json::json!({"id": "#atproto", "type": "EcdsaSecp256k1VerificationKey2019",
-                               "publicKeyMultibase": multikey(&k)}),
+        };
+        check(json!([]), |e| matches!(e, E::NotOne { found: 0 }), "one DID document, found 0");
+        check(json!([5]), |e| matches!(e, E::NotAnObject { .. }), "found a number");
+        check(json!("x"), |e| matches!(e, E::NotAnObject { .. }), "found a string");
+        check(json!({"id": "alice"}), |e| matches!(e, E::BadId { .. }), "found \"alice\"");
+        check(json!({"id": 7}), |e| matches!(e, E::BadId { .. }), "found a number");
+        check(json!({}), |e| matches!(e, E::BadId { .. }), "id, found none");
+        check(
+            method(json!({"id": "#atproto_label"})),
+            |e| matches!(e, E::NoAtprotoKey { .. }),
+            "method in the DID document",
         );
-        assert!(matches!(did_document_key(&d), Err(DidDocumentError::Key { .. })));
+        check(
+            method(json!({"controller": "did:plc:other"})),
+            |e| matches!(e, E::Controller { .. }),
+            "found controller \"did:plc:other\"",
+        );
+        check(
+            method(json!({"controller": "REMOVE"})),
+            |e| matches!(e, E::Controller { .. }),
+            "found controller none",
+        );
+        check(
+            method(json!({"type": "Ed25519VerificationKey2020"})),
+            |e| matches!(e, E::MethodType { .. }),
+            "found \"Ed25519VerificationKey2020\"",
+        );
+        check(
+            method(json!({"type": "REMOVE"})),
+            |e| matches!(e, E::MethodType { .. }),
+            "found none",
+        );
+        check(
+            method(json!({"publicKeyMultibase": "REMOVE"})),
+            |e| matches!(e, E::MissingKey { .. }),
+            "string in the #atproto method",
+        );
+        check(
+            method(json!({"publicKeyMultibase": ["z"]})),
+            |e| matches!(e, E::MissingKey { .. }),
+            "found an array",
+        );
+        check(method(json!({"publicKeyMultibase": "zzzz"})), |e| matches!(e, E::Key { .. }), "");
+        // A legacy type with a multikey (multicodec prefix) is not its key.
+        check(
+            method(json!({"type": "EcdsaSecp256k1VerificationKey2019"})),
+            |e| matches!(e, E::Key { .. }),
+            "",
+        );
+        let mut not_a_list = doc(DID, &json!({}));
+        not_a_list["verificationMethod"] = json!("#atproto");
+        check(not_a_list, |e| matches!(e, E::NoAtprotoKey { .. }), "found none");
     }
 
     #[test]
@@ -368,13 +737,13 @@ mod tests {
         let (a, b) = ("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa", "did:plc:bbbbbbbbbbbbbbbbbbbbbbbb");
         let (ka, kb) = (key(Curve::K256), key(Curve::P256));
         let method = |did: &str, k: &PublicKey| {
-            serde_json::json!({"id": "#atproto", "type": "Multikey", "controller": did,
-                               "publicKeyMultibase": multikey(k)})
+            json!({"id": "#atproto", "type": "Multikey", "controller": did,
+                   "publicKeyMultibase": multikey(k)})
         };
         let (da, db) = (doc(a, &method(a, &ka)), doc(b, &method(b, &kb)));
-        let one = did_document_keys(da.to_string().as_bytes()).unwrap();
-        assert_eq!(one, [DidDocumentKey { did: a.to_owned(), key: ka.clone() }]);
-        let array = serde_json::json!([da, db]).to_string();
+        let found = did_document_keys(da.to_string().as_bytes()).unwrap();
+        assert_eq!(found, [DidDocumentKey { did: a.to_owned(), key: ka.clone() }]);
+        let array = json!([da, db]).to_string();
         let lines = format!("{da}\n{db}\n");
         for input in [array, lines] {
             let keys = did_document_keys(input.as_bytes()).unwrap();
@@ -382,6 +751,10 @@ mod tests {
             let resolver = did_document_resolver(input.as_bytes()).unwrap();
             assert_eq!(resolver.get(b).unwrap(), kb);
         }
+        // Each document on its own: a bad one does not hide the others.
+        let found = did_documents(format!("{da}\n{{\"id\": 1}}\n[{db}, 5]").as_bytes()).unwrap();
+        let ok: Vec<bool> = found.iter().map(Result::is_ok).collect();
+        assert_eq!(ok, [true, false, true, false]);
         // The same document twice is fine; two keys for one DID are not.
         assert_eq!(did_document_keys(format!("{da}{da}").as_bytes()).unwrap().len(), 1);
         let other = doc(a, &method(a, &kb));
@@ -390,5 +763,25 @@ mod tests {
         // Not JSON: where.
         let e = did_document_keys(b"{\"id\": \n oops").unwrap_err();
         assert!(matches!(e, DidDocumentError::Json { line: 2, .. }), "{e}");
+        // Several documents where one is expected.
+        let e = did_document_key(format!("{da}{db}").as_bytes()).unwrap_err();
+        assert!(matches!(e, DidDocumentError::NotOne { found: 2 }), "{e}");
+    }
+
+    #[test]
+    fn what_is_not_read_is_not_kept() {
+        // A million numbers in an array and in a skipped field: parsed and
+        // dropped one by one (serde_json::Value held about 18 bytes of
+        // heap per input byte here).
+        let numbers = vec!["0"; 1_000_000].join(",");
+        let input = format!("[{numbers}]");
+        let found = did_documents(input.as_bytes()).unwrap();
+        assert_eq!(found.len(), 1_000_000);
+        assert!(found.iter().all(|f| matches!(f, Err(DidDocumentError::NotAnObject { .. }))));
+        let d = format!(
+            "{{\"id\": \"{DID}\", \"service\": [{numbers}], \"verificationMethod\": [{numbers}]}}"
+        );
+        let e = did_document_key(d.as_bytes()).unwrap_err();
+        assert!(matches!(e, DidDocumentError::NoAtprotoKey { .. }), "{e}");
     }
 }

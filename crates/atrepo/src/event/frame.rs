@@ -285,9 +285,14 @@ fn structural_len(bytes: &[u8], items: u64) -> Option<usize> {
 ///
 /// The event stream specification has hosts number events in increasing
 /// order (with gaps allowed); an event at or below the highest number seen
-/// is a replay or a reordering, which a relay drops rather than applies.
-/// `seq` is not signed, so this is a check on the stream, not on the
-/// repository: keep one `SeqOrder` per upstream connection (or capture).
+/// is a replay or a reordering. What to do with one is the caller's
+/// choice: indigo's consumer logs it, `atrepo event verify-stream` warns
+/// (or fails it with `--strict-seq`). `seq` is not covered by any
+/// signature, so this is a check on the stream, not on the repository:
+/// keep one `SeqOrder` per upstream connection (or capture), and raise it
+/// only with events that were accepted ([`check`](Self::check) first,
+/// [`advance`](Self::advance) after), so that one corrupt frame with a
+/// huge `seq` does not put every later event out of order.
 ///
 /// ```
 /// use atrepo::event::SeqOrder;
@@ -310,19 +315,28 @@ impl SeqOrder {
         Self::default()
     }
 
-    /// Checks `seq` against the highest seen so far and, if it is above,
-    /// makes it the highest. A `seq` that fails leaves the order as it was,
-    /// so one replayed event does not fail the ones after it.
-    pub fn observe(&mut self, seq: i64) -> Result<(), EventError> {
+    /// Checks `seq` against the highest seen so far: it must be above.
+    pub fn check(&self, seq: i64) -> Result<(), EventError> {
         match self.last {
             Some(previous) if seq <= previous => {
                 Err(EventError::SeqNotIncreasing { seq, previous })
             }
-            _ => {
-                self.last = Some(seq);
-                Ok(())
-            }
+            _ => Ok(()),
         }
+    }
+
+    /// Makes `seq` the highest seen if it is above it (never lowers it).
+    pub fn advance(&mut self, seq: i64) {
+        self.last = Some(self.last.map_or(seq, |last| last.max(seq)));
+    }
+
+    /// [`check`](Self::check), then [`advance`](Self::advance) if it
+    /// passed: a `seq` that fails leaves the order as it was, so one
+    /// replayed event does not fail the ones after it.
+    pub fn observe(&mut self, seq: i64) -> Result<(), EventError> {
+        self.check(seq)?;
+        self.advance(seq);
+        Ok(())
     }
 
     /// The highest `seq` seen so far.
@@ -507,6 +521,12 @@ mod tests {
         // A refused number leaves the highest as it was.
         assert_eq!(order.last(), Some(10));
         order.observe(11).unwrap();
+        // Checking alone does not move it; advancing never lowers it.
+        order.check(500).unwrap();
+        order.advance(7);
+        assert_eq!(order.last(), Some(11));
+        order.advance(12);
+        assert!(order.check(12).is_err());
         order.observe(i64::MAX).unwrap();
         assert!(order.observe(i64::MAX).is_err());
     }

@@ -139,6 +139,23 @@ fn did_documents_give_the_key_and_the_did() {
     // Not with --key.
     let run = atrepo(&["verify", path, "--did-doc", &good, "--key", &key]);
     assert_eq!(run.code, 3, "{}", run.stderr);
+    // A key no DID controls (no controller) is not the account's.
+    let no_controller = write(
+        "no-controller.json",
+        &did_document(&did, &key).replace("\"controller\"", "\"note\""),
+    );
+    let run = atrepo(&["verify", path, "--did-doc", &no_controller]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(run.stderr.contains("found controller none"), "{}", run.stderr);
+    // The reading commands and diff apply the document too.
+    for doc in [&other_did, &other_key] {
+        let run = atrepo(&["stats", path, "--did-doc", doc]);
+        assert_eq!(run.code, 1, "{doc}: {}", run.stderr);
+        let run = atrepo(&["diff", path, path, "--did-doc", doc]);
+        assert_eq!(run.code, 1, "{doc}: {}", run.stderr);
+    }
+    let run = atrepo(&["diff", path, path, "--did-doc", &good]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
 }
 
 #[test]
@@ -561,10 +578,22 @@ fn max_block_mib_raises_the_block_cap() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     let run = atrepo(&["get", path, "app.example.big/self", "--max-block-mib", "3"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    // Never above the whole CAR's cap.
-    let run =
-        atrepo(&["verify", path, "--no-signature", "--max-block-mib", "3", "--max-car-mib", "1"]);
+    // Never above the whole CAR's cap: a small CAR whose first section
+    // claims 1.5 MiB is refused for that section at 1 MiB.
+    let mut claims = car[..usize::from(car[0]) + 1].to_vec();
+    // The varint of 1,572,864.
+    claims.extend([0x80, 0x80, 0x60]);
+    claims.extend(&car[car.len() - 100..]);
+    let small = dir.path().join("claims.car");
+    std::fs::write(&small, &claims).unwrap();
+    let small = small.to_str().unwrap();
+    let run = atrepo(&["verify", small, "--no-signature", "--max-block-mib", "3"]);
+    assert!(!run.stderr.contains("limit 1048576"), "{}", run.stderr);
+    let args = ["verify", small, "--no-signature", "--max-block-mib", "3", "--max-car-mib", "1"];
+    let run = atrepo(&args);
     assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("section length limit"), "{}", run.stderr);
+    assert!(run.stderr.contains("limit 1048576"), "{}", run.stderr);
 }
 
 /// A record key longer than a file name may be (record keys may have 512

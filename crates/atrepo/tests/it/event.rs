@@ -1684,8 +1684,19 @@ mod cli {
         assert_eq!(code, 0, "{stdout}{stderr}");
         std::fs::write(&one, document("did:plc:someoneelse").to_string()).unwrap();
         let (code, _, stderr) = atrepo(&["event", "verify", &commit, "--did-doc", &one]);
-        assert_eq!(code, 3, "{stderr}");
-        assert!(stderr.contains("no signing key to verify did:plc:ewvi7nxzyoun6zhxrhs64oiz"));
+        assert_eq!(code, 1, "{stderr}");
+        assert!(stderr.contains("expected did:plc:someoneelse"), "{stderr}");
+        // Several keys for one DID (a capture across a key rotation): each
+        // is tried. A document without a usable key is skipped, named.
+        let other = SigningKey::from_seed(Curve::P256, b"rotated").unwrap();
+        let old = format!("{did}={}", other.public_key().to_did_key());
+        let both = ["event", "verify-stream", &stream, "--did-key", &old, "--did-key", &did_key];
+        assert_eq!(shown(atrepo(&both)), with_key);
+        std::fs::write(&docs, format!("{{\"id\": 5}}\n{}\n", document(did))).unwrap();
+        let (code, stdout, stderr) =
+            atrepo(&["event", "verify-stream", &stream, "--did-doc", &docs]);
+        assert_eq!(code, 1, "{stdout}{stderr}");
+        assert!(stderr.contains("docs.jsonl: document 1 skipped: expected a DID"), "{stderr}");
     }
 
     /// A seq at or below one seen before (seq is not signed: a relay, a
@@ -1702,7 +1713,13 @@ mod cli {
         let third = repo.commit(|b| b.put(&like_path(2), like(2)));
         let mut stale = decode(&second.body);
         stale.seq = 50;
+        // A frame that fails (its repo is not the commit's DID) with a huge
+        // seq: refused, it must not put the later events out of order.
+        let mut poison = decode(&second.body);
+        poison.seq = 1_000_000;
+        poison.repo = "did:plc:notthecommitsdid22222222";
         let mut stream = first.frame.clone();
+        stream.extend(Frame::encode("#commit", &poison.to_cbor()));
         stream.extend(Frame::encode("#commit", &stale.to_cbor()));
         stream.extend(&third.frame);
         let path = dir.path().join("stale.bin");
@@ -1710,16 +1727,18 @@ mod cli {
         let (path, key) = (path.to_str().unwrap(), repo.key.public_key().to_did_key());
 
         let (code, stdout, stderr) = atrepo(&["event", "verify-stream", path, "--key", &key]);
-        assert_eq!(code, 0, "{stdout}{stderr}");
+        assert_eq!(code, 1, "{stdout}{stderr}");
         let lines: Vec<&str> = stdout.lines().collect();
-        assert!(lines[1].starts_with("ok #1 @"), "{stdout}");
+        assert!(lines[1].starts_with("FAIL #1 @"), "{stdout}");
+        assert!(lines[2].starts_with("ok #2 @"), "{stdout}");
         assert_eq!(
-            lines[2],
+            lines[3],
             "  warning: verification failure: expected a seq above 101 (the highest seen on \
              this stream), found 50",
         );
-        assert!(lines[3].starts_with("ok #2 @"), "{stdout}");
-        assert!(stdout.contains("3 frames: 3 verified, 0 failed"), "{stdout}");
+        assert!(lines[4].starts_with("ok #3 @"), "{stdout}");
+        assert!(lines[5].starts_with("summary: 4 frames: 3 verified, 1 failed"), "{stdout}");
+        assert!(lines[5].contains("; warnings: seq_not_increasing 1"), "{stdout}");
 
         let args = ["event", "verify-stream", path, "--key", &key, "--strict-seq", "--json"];
         let (code, stdout, stderr) = atrepo(&args);
@@ -1727,13 +1746,14 @@ mod cli {
         let events: Vec<serde_json::Value> =
             stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         let status: Vec<&str> =
-            events.iter().take(3).map(|e| e["status"].as_str().unwrap()).collect();
-        assert_eq!(status, ["verified", "failed", "failed"], "{stdout}");
-        assert_eq!(events[1]["error"]["code"], "seq_not_increasing");
-        assert_eq!(events[1]["seq"], 50);
+            events.iter().take(4).map(|e| e["status"].as_str().unwrap()).collect();
+        assert_eq!(status, ["verified", "failed", "failed", "failed"], "{stdout}");
+        assert_eq!(events[2]["error"]["code"], "seq_not_increasing");
+        assert_eq!(events[2]["seq"], 50);
         // The refused commit was not applied: the third one's since is the
         // second's rev, which the held state never reached.
-        assert_eq!(events[2]["error"]["code"], "since_mismatch", "{stdout}");
+        assert_eq!(events[3]["error"]["code"], "since_mismatch", "{stdout}");
+        assert_eq!(events[4]["summary"]["warnings_by_code"], serde_json::json!({}));
     }
 
     /// A reader that goes away stops the capture, with the failures found

@@ -1,32 +1,70 @@
-//! `--did-doc FILE`: the signing key (and the DID) from DID documents the
-//! user fetched (`curl https://plc.directory/did:plc:...`), instead of a
-//! `did:key` copied out of one by hand. See `atrepo::identity`.
+//! Where `--did-doc FILE` and `--did-key DID=KEY` keys come from: DID
+//! documents the user fetched (`curl https://plc.directory/did:plc:...`),
+//! read by `atrepo::identity`, instead of a `did:key` copied out of one by
+//! hand.
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
-use atrepo::identity::{DidDocumentKey, MAX_DID_DOCUMENTS_BYTES, did_document_keys};
+use anyhow::{Context, Result};
+use atrepo::identity::{DidDocumentKey, MAX_DID_DOCUMENTS_BYTES, did_document_key, did_documents};
+use atrepo::verify::PublicKey;
 
-/// The documents in `path`: one, a JSON array of them, or one per line.
-pub(crate) fn read(path: &Path) -> Result<Vec<DidDocumentKey>> {
-    let file = std::fs::File::open(path)
-        .with_context(|| format!("cannot read DID documents from {}", path.display()))?;
-    // One byte past the cap, so that a bigger file is reported as such.
+/// The bytes of `path`, at most one past the documents' cap (so that a
+/// bigger file is reported as such, not cut short).
+fn bytes(path: &Path) -> Result<Vec<u8>> {
+    let what = || format!("cannot read DID documents from {}", path.display());
+    let file = std::fs::File::open(path).with_context(what)?;
     let cap = u64::try_from(MAX_DID_DOCUMENTS_BYTES).unwrap_or(u64::MAX).saturating_add(1);
     let mut bytes = Vec::new();
-    file.take(cap)
-        .read_to_end(&mut bytes)
-        .with_context(|| format!("cannot read DID documents from {}", path.display()))?;
-    let keys = did_document_keys(&bytes).map_err(atrepo::Error::from);
-    keys.with_context(|| format!("in {}", path.display()))
+    file.take(cap).read_to_end(&mut bytes).with_context(what)?;
+    Ok(bytes)
 }
 
-/// The one document in `path`.
+/// The one document in `path`: its DID and `#atproto` key.
 pub(crate) fn read_one(path: &Path) -> Result<DidDocumentKey> {
-    let mut keys = read(path)?;
-    match keys.len() {
-        1 => Ok(keys.remove(0)),
-        n => bail!("expected one DID document in {}, found {n}", path.display()),
+    let found = did_document_key(&bytes(path)?).map_err(atrepo::Error::from);
+    found.with_context(|| format!("in {}", path.display()))
+}
+
+/// The keys a stream's events may be signed with, per DID: every key
+/// given for a DID is tried in turn (a capture may span a key rotation).
+#[derive(Debug, Default)]
+pub(crate) struct KeyRing {
+    by_did: BTreeMap<String, Vec<PublicKey>>,
+}
+
+impl KeyRing {
+    /// Adds `key` for `did` (once).
+    pub(crate) fn add(&mut self, did: String, key: PublicKey) {
+        let keys = self.by_did.entry(did).or_default();
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+
+    /// Adds the key of every document in `path` (one, an array, or one per
+    /// line). A document without a usable key is skipped with a warning
+    /// on stderr naming it: its DID's events then have no key (unless
+    /// another source gives one), which each such event reports.
+    pub(crate) fn add_documents(&mut self, path: &Path) -> Result<()> {
+        let found = did_documents(&bytes(path)?).map_err(atrepo::Error::from);
+        for (n, document) in
+            found.with_context(|| format!("in {}", path.display()))?.into_iter().enumerate()
+        {
+            match document {
+                Ok(DidDocumentKey { did, key }) => self.add(did, key),
+                Err(e) => {
+                    eprintln!("warning: {}: document {} skipped: {e}", path.display(), n + 1);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The keys given for `did`, in the order given.
+    pub(crate) fn get(&self, did: &str) -> Option<&[PublicKey]> {
+        self.by_did.get(did).map(Vec::as_slice)
     }
 }

@@ -13,7 +13,8 @@
 //! schema, and `#info`) or, with `--ignore-inactive`, `ignore` (a
 //! `#commit` or `#sync` of an account an earlier `#account` event said is
 //! not active, which relays ignore, with that status), then a summary line (frames, verified, failed,
-//! skipped, ignored if any, time, events/s, failures by kind, and where
+//! skipped, ignored if any, time, events/s, failures by kind, warnings
+//! by code if any, and where
 //! reading stopped if a frame's end could not be found: `stopped at offset
 //! N, M bytes unread`). An event whose `seq` is not above every earlier
 //! one in the capture gets a `  warning:` line (`seq_not_increasing`)
@@ -37,7 +38,7 @@
 //! {"summary": {"frames": 4, "verified": 1, "failed": 1, "skipped": 1, "ignored": 1,
 //!  "elapsed_secs": 0.002, "events_per_sec": 1000.0,
 //!  "failures_by_kind": {"verification": 1}, "failures_by_code": {"rev_not_increasing": 1},
-//!  "unread_bytes": 0}}
+//!  "warnings_by_code": {}, "unread_bytes": 0}}
 //! ```
 //!
 //! `unread_bytes` is what was left after a frame whose end could not be
@@ -143,11 +144,15 @@ struct StreamArgs {
     /// The signing key of every repository in the stream, as a did:key.
     #[arg(long, value_name = "DID_KEY")]
     key: Option<String>,
-    /// The signing key of one repository; repeat for more.
+    /// The signing key of one repository; repeat for more repositories,
+    /// or for more keys of one (a capture that spans a key rotation: each
+    /// is tried in turn).
     #[arg(long = "did-key", value_name = "DID=DID_KEY")]
     did_keys: Vec<String>,
     /// DID documents (JSON: one, an array, or one per line): the #atproto
-    /// key of each document's DID; repeat for more files.
+    /// key of each document's DID, added to the keys tried for it; repeat
+    /// for more files. A document without a usable key is skipped with a
+    /// warning.
     #[arg(long = "did-doc", value_name = "FILE")]
     did_docs: Vec<PathBuf>,
     /// Ignore the `#commit` and `#sync` events of an account while an
@@ -382,10 +387,10 @@ fn verify(args: &VerifyArgs) -> Result<ExitCode> {
             let about = About::of(&event);
             let result = match (&key, &document, event.did()) {
                 (Some(key), _, _) => v.verify_event(&event, key, prior.as_ref()),
-                // The document is for one DID: an event of another has no
-                // key.
+                // The document is for one DID: an event of another is not
+                // its account's.
                 (None, Some(doc), Some(did)) if doc.did != did => {
-                    Err(Error::NoKey { did: did.to_owned() })
+                    Err(Error::DidMismatch { expected: doc.did.clone(), found: did.to_owned() })
                 }
                 (None, Some(doc), _) => v.verify_event(&event, &doc.key, prior.as_ref()),
                 (None, None, Some(did)) => Err(Error::NoKey { did: did.to_owned() }),
@@ -415,28 +420,39 @@ fn verify(args: &VerifyArgs) -> Result<ExitCode> {
     }
 }
 
+/// Verifies and applies `event` with the first of `keys` its signature
+/// matches (a capture may span a key rotation): the first key's error if
+/// none does, and any error that is not a signature mismatch at once.
+fn apply_any(
+    v: &Verifier,
+    event: &Event<'_>,
+    keys: &[PublicKey],
+    states: &MemoryStateStore,
+) -> atrepo::Result<Verified> {
+    let mut first = None;
+    for key in keys {
+        match v.apply(event, key, states) {
+            Ok(ok) => return Ok(ok),
+            Err(e @ Error::Verify(atrepo::verify::Error::BadSignature { .. })) => {
+                first.get_or_insert(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(first.unwrap_or(Error::NoKey { did: event.did().unwrap_or_default().to_owned() }))
+}
+
 fn verify_stream(args: &StreamArgs) -> Result<ExitCode> {
     let default_key = args.key.as_deref().map(parse_key).transpose()?;
-    let mut keys = BTreeMap::new();
+    let mut keys = crate::did_doc::KeyRing::default();
     for pair in &args.did_keys {
         let Some((did, key)) = pair.split_once('=') else {
             bail!("expected --did-key DID=DID_KEY, found {pair:?}");
         };
-        keys.insert(did.to_owned(), parse_key(key)?);
+        keys.add(did.to_owned(), parse_key(key)?);
     }
     for path in &args.did_docs {
-        for doc in crate::did_doc::read(path)? {
-            match keys.get(&doc.did) {
-                Some(key) if *key != doc.key => bail!(
-                    "{} gives {} another key than --did-key or an earlier --did-doc",
-                    path.display(),
-                    doc.did
-                ),
-                _ => {
-                    keys.insert(doc.did, doc.key);
-                }
-            }
-        }
+        keys.add_documents(path)?;
     }
     let bytes = std::fs::read(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
@@ -451,6 +467,9 @@ fn verify_stream(args: &StreamArgs) -> Result<ExitCode> {
     let mut inactive: BTreeMap<String, String> = BTreeMap::new();
     let mut by_kind: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut by_code: BTreeMap<&'static str, u64> = BTreeMap::new();
+    // Warnings by code: the events' own (downgraded checks) and the
+    // stream's (seq out of order).
+    let mut warned: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut exit = 0u8;
     let started = Instant::now();
     let mut frames = Frames::new(&bytes, &limits);
@@ -466,10 +485,8 @@ fn verify_stream(args: &StreamArgs) -> Result<ExitCode> {
         let mut about = About { index: Some(index), offset: Some(offset), ..About::default() };
         index = index.saturating_add(1);
         let decoded = item.and_then(|frame| Event::from_frame(&frame, &limits));
-        let out_of_order = match &decoded {
-            Ok(event) => event.seq().and_then(|seq| order.observe(seq).err()),
-            Err(_) => None,
-        };
+        let seq = decoded.as_ref().ok().and_then(Event::seq);
+        let out_of_order = seq.and_then(|seq| order.check(seq).err());
         let mut warnings = Vec::new();
         let outcome = match (decoded, out_of_order) {
             (Ok(event), Some(e)) if args.strict_seq => {
@@ -484,10 +501,12 @@ fn verify_stream(args: &StreamArgs) -> Result<ExitCode> {
                         about =
                             About { index: about.index, offset: about.offset, ..About::of(&event) };
                         let did = event.did().unwrap_or_default();
-                        match (inactive.get(did), keys.get(did).or(default_key.as_ref())) {
+                        let candidates =
+                            keys.get(did).or(default_key.as_ref().map(std::slice::from_ref));
+                        match (inactive.get(did), candidates) {
                             (Some(status), _) => Outcome::Ignored(format!("account {status}")),
                             (None, None) => Outcome::Failed(Error::NoKey { did: did.to_owned() }),
-                            (None, Some(key)) => match v.apply(&event, key, &states) {
+                            (None, Some(keys)) => match apply_any(&v, &event, keys, &states) {
                                 Ok(ok) => Outcome::Verified(Box::new(ok)),
                                 Err(e) => Outcome::Failed(e),
                             },
@@ -521,6 +540,21 @@ fn verify_stream(args: &StreamArgs) -> Result<ExitCode> {
                 }
             }
         };
+        // Only an event that was not refused raises the highest seq (its
+        // seq is not signed: a corrupt frame must not put every later
+        // event out of order).
+        if let Some(seq) = seq
+            && !matches!(outcome, Outcome::Failed(_))
+        {
+            order.advance(seq);
+        }
+        let event_warnings = match &outcome {
+            Outcome::Verified(v) => v.warnings(),
+            _ => &[],
+        };
+        for w in event_warnings.iter().chain(&warnings) {
+            *warned.entry(code(w)).or_default() += 1;
+        }
         match &outcome {
             Outcome::Verified(_) => verified = verified.saturating_add(1),
             Outcome::Skipped => skipped = skipped.saturating_add(1),
@@ -559,6 +593,7 @@ fn verify_stream(args: &StreamArgs) -> Result<ExitCode> {
             "events_per_sec": rate,
             "failures_by_kind": by_kind,
             "failures_by_code": by_code,
+            "warnings_by_code": warned,
             "unread_bytes": unread,
         }}));
         // The summary comes after the work: its exit code stands whether
@@ -580,9 +615,15 @@ fn verify_stream(args: &StreamArgs) -> Result<ExitCode> {
         } else {
             String::new()
         };
+        let warned = if warned.is_empty() {
+            String::new()
+        } else {
+            let each: Vec<String> = warned.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            format!("; warnings: {}", each.join(", "))
+        };
         crate::side_line(format_args!(
             "summary: {frames_seen} frames: {verified} verified, {failed} failed, {skipped} skipped\
-             {ignored} in {elapsed:.3} s ({rate:.0} events/s); failures: {failures}{unread}"
+             {ignored} in {elapsed:.3} s ({rate:.0} events/s); failures: {failures}{warned}{unread}"
         ));
     }
     Ok(ExitCode::from(exit))

@@ -2,15 +2,16 @@
 //!
 //! Every command verifies what it reads (block hashes, the commit's
 //! encoding, every MST rule, record encodings); the signature only with
-//! `--key`. `ls`, `stats` and `export` read the whole repository; `get`
-//! stops once it has the record; `diff` reads only the subtrees that
-//! differ: it checks both CARs' block hashes and commits (and their
-//! signatures with `--key`), the MST rules of the nodes it reads, and
+//! `--key` or `--did-doc` (a DID document, whose DID the repository must
+//! also belong to). `ls`, `stats` and `export` read the whole repository;
+//! `get` stops once it has the record; `diff` reads only the subtrees
+//! that differ: it checks both CARs' block hashes and commits (and their
+//! signatures with `--key` or `--did-doc`), the MST rules of the nodes it reads, and
 //! that every record it lists is present and valid, but not the parts
 //! both trees share (run `verify` for those).
 //!
 //! `ls` prints each record as soon as the walk has verified the path to
-//! it (after the signature, with `--key`), so a repository that fails
+//! it (after the signature, with `--key` or `--did-doc`), so a repository that fails
 //! later has had part of its records printed: only exit code 0 says the
 //! whole repository verified. `export` writes nothing under `--out`
 //! unless it did.
@@ -291,6 +292,10 @@ pub(crate) struct DiffArgs {
     /// The key both commits must be signed with (`did:key:z...`).
     #[arg(long)]
     key: Option<String>,
+    /// A DID document (JSON): both commits must be signed with its
+    /// #atproto key and belong to its DID.
+    #[arg(long, value_name = "FILE", conflicts_with = "key")]
+    did_doc: Option<PathBuf>,
     #[command(flatten)]
     rules: crate::rules::Rules,
 }
@@ -330,13 +335,23 @@ pub(crate) fn diff(args: &DiffArgs) -> Result<ExitCode> {
             commit_b.did()
         );
     }
-    if let Some(key) = &args.key {
-        let key = PublicKey::from_did_key(key.trim())?;
-        for (path, commit) in [(&args.before, &commit_a), (&args.after, &commit_b)] {
-            commit
-                .verify(&key)
-                .map_err(atrepo::Error::from)
-                .with_context(|| format!("the commit of {}", path.display()))?;
+    let (key, did) = match (&args.key, &args.did_doc) {
+        (Some(key), _) => (Some(PublicKey::from_did_key(key.trim())?), None),
+        (None, Some(path)) => {
+            let doc = crate::did_doc::read_one(path)?;
+            (Some(doc.key), Some(doc.did))
+        }
+        (None, None) => (None, None),
+    };
+    for (path, commit) in [(&args.before, &commit_a), (&args.after, &commit_b)] {
+        let context = || format!("the commit of {}", path.display());
+        if let Some(did) = did.as_ref().filter(|did| **did != commit.did()) {
+            let found = commit.did().to_owned();
+            let mismatch = atrepo::Error::DidMismatch { expected: did.clone(), found };
+            return Err(anyhow::Error::new(mismatch).context(context()));
+        }
+        if let Some(key) = &key {
+            commit.verify(key).map_err(atrepo::Error::from).with_context(context)?;
         }
     }
     let (changes, _) = atrepo::mst::diff(
@@ -615,10 +630,11 @@ pub(crate) fn export(args: &ExportArgs) -> Result<ExitCode> {
             // long" from the first file that fails.
             if let Some(long) = [collection, file.as_str()].into_iter().find(|n| n.len() > NAME_MAX)
             {
+                let start: String = long.chars().take(40).collect();
                 bail!(
-                    "record key {:?} cannot be written as a file under {}: the name {long:?} \
-                     is {} bytes, more than the {NAME_MAX} most file systems allow (export \
-                     to a .jsonl file instead)",
+                    "record key {:?} cannot be written as a file under {}: the name \
+                     {start:?}... is {} bytes, more than the {NAME_MAX} most file systems \
+                     allow (export to a .jsonl file instead)",
                     record.key(),
                     args.out.display(),
                     long.len()
