@@ -204,6 +204,28 @@ pub fn did_document_resolver(json: &[u8]) -> Result<StaticKeyResolver, DidDocume
 // ---------------------------------------------------------------------------
 // The typed parse: only the fields the rules read are kept.
 
+/// The scalar `visit_*` methods of a visitor whose output for a scalar is
+/// `$make(kind)`, `kind` naming the JSON type found.
+macro_rules! visit_scalars {
+    ($out:ty, $make:expr) => {
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<$out, E> {
+            Ok($make("a boolean"))
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<$out, E> {
+            Ok($make("a number"))
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<$out, E> {
+            Ok($make("a number"))
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<$out, E> {
+            Ok($make("a number"))
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<$out, E> {
+            Ok($make("null"))
+        }
+    };
+}
+
 /// A string field, or the kind of the value found instead.
 #[derive(Debug)]
 enum Text {
@@ -246,26 +268,12 @@ impl<'de> Visitor<'de> for TextVisitor {
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("any JSON value")
     }
+    visit_scalars!(Text, Text::Other);
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Text, E> {
         Ok(Text::Str(v.to_owned()))
     }
     fn visit_string<E: de::Error>(self, v: String) -> Result<Text, E> {
         Ok(Text::Str(v))
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Text, E> {
-        Ok(Text::Other("a boolean"))
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Text, E> {
-        Ok(Text::Other("a number"))
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Text, E> {
-        Ok(Text::Other("a number"))
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Text, E> {
-        Ok(Text::Other("a number"))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Text, E> {
-        Ok(Text::Other("null"))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Text, A::Error> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
@@ -326,6 +334,7 @@ impl<'de> Visitor<'de> for MethodsVisitor {
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("verification methods")
     }
+    visit_scalars!(Methods, |_| Methods::NotAList);
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Methods, A::Error> {
         let mut methods = Vec::new();
         while let Some(entry) = seq.next_element::<MaybeMethod>()? {
@@ -339,21 +348,6 @@ impl<'de> Visitor<'de> for MethodsVisitor {
         Ok(Methods::List(vec![method_fields(map)?]))
     }
     fn visit_str<E: de::Error>(self, _: &str) -> Result<Methods, E> {
-        Ok(Methods::NotAList)
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Methods, E> {
-        Ok(Methods::NotAList)
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Methods, E> {
-        Ok(Methods::NotAList)
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Methods, E> {
-        Ok(Methods::NotAList)
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Methods, E> {
-        Ok(Methods::NotAList)
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Methods, E> {
         Ok(Methods::NotAList)
     }
 }
@@ -376,6 +370,7 @@ impl<'de> Deserialize<'de> for MaybeMethod {
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a verification method")
             }
+            visit_scalars!(MaybeMethod, |_| MaybeMethod(None));
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<MaybeMethod, A::Error> {
                 Ok(MaybeMethod(Some(method_fields(map)?)))
             }
@@ -383,21 +378,6 @@ impl<'de> Deserialize<'de> for MaybeMethod {
                 TextVisitor.visit_seq(seq).map(|_| MaybeMethod(None))
             }
             fn visit_str<E: de::Error>(self, _: &str) -> Result<MaybeMethod, E> {
-                Ok(MaybeMethod(None))
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<MaybeMethod, E> {
-                Ok(MaybeMethod(None))
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<MaybeMethod, E> {
-                Ok(MaybeMethod(None))
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<MaybeMethod, E> {
-                Ok(MaybeMethod(None))
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<MaybeMethod, E> {
-                Ok(MaybeMethod(None))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<MaybeMethod, E> {
                 Ok(MaybeMethod(None))
             }
         }
@@ -474,6 +454,7 @@ impl<'de> Visitor<'de> for EntryVisitor {
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a DID document")
     }
+    visit_scalars!(Entry, Entry::Other);
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entry, A::Error> {
         let (mut id, mut methods) = (None, None);
         while let Some(name) = map.next_key::<Text>()? {
@@ -492,21 +473,6 @@ impl<'de> Visitor<'de> for EntryVisitor {
     }
     fn visit_str<E: de::Error>(self, _: &str) -> Result<Entry, E> {
         Ok(Entry::Other("a string"))
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Entry, E> {
-        Ok(Entry::Other("a boolean"))
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Entry, E> {
-        Ok(Entry::Other("a number"))
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Entry, E> {
-        Ok(Entry::Other("a number"))
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Entry, E> {
-        Ok(Entry::Other("a number"))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Entry, E> {
-        Ok(Entry::Other("null"))
     }
 }
 
@@ -531,6 +497,7 @@ impl<'de> Deserialize<'de> for Item {
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a DID document or an array of them")
             }
+            visit_scalars!(Item, |kind| Item::One(Entry::Other(kind)));
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Item, A::Error> {
                 let mut entries = Vec::new();
                 while let Some(entry) = seq.next_element::<Entry>()? {
@@ -543,21 +510,6 @@ impl<'de> Deserialize<'de> for Item {
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Item, E> {
                 EntryVisitor.visit_str(v).map(Item::One)
-            }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Item, E> {
-                EntryVisitor.visit_bool(v).map(Item::One)
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Item, E> {
-                EntryVisitor.visit_i64(v).map(Item::One)
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Item, E> {
-                EntryVisitor.visit_u64(v).map(Item::One)
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Item, E> {
-                EntryVisitor.visit_f64(v).map(Item::One)
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Item, E> {
-                EntryVisitor.visit_unit().map(Item::One)
             }
         }
         d.deserialize_any(V)
