@@ -11,7 +11,9 @@
 //!   sequence numbers ([`SeqOrder`]).
 //! - The checks a relay runs on each event ([`Verifier`],
 //!   [`verify_commit_event`]): the CAR slice's blocks and CIDs, the commit
-//!   (strict decode, signature, DID and rev against the event), the rev
+//!   (strict decode, signature, DID and rev against the event; every
+//!   check but the signature with [`Verifier::verify_event_unsigned`]
+//!   when the key is not known), the rev
 //!   order and future tolerance, `since` and `prevData` against the state
 //!   the relay holds, every operation's path and record block, and the
 //!   operations checked forwards against the signed tree and inverted on

@@ -268,6 +268,28 @@ impl<C: Clock> Verifier<C> {
         }
     }
 
+    /// Like [`verify_event`](Self::verify_event), with every check but
+    /// the signature (nor its shape): for checking a capture's structure,
+    /// chain and inversions when the keys are not known. A forged event
+    /// passes it; only a signature check says who wrote the commit.
+    pub fn verify_event_unsigned(
+        &self,
+        event: &Event<'_>,
+        prior: Option<&RepoState>,
+    ) -> Result<Verified> {
+        match event {
+            Event::Commit(e) => {
+                let staged = self.stage_commit(e, prior)?;
+                self.finish_commit(e, prior, staged, false).map(Verified::Commit)
+            }
+            Event::Sync(e) => {
+                let (commit, cid) = self.stage_sync(e, prior)?;
+                Ok(Verified::Sync(verified_sync(e, &commit, cid, false)))
+            }
+            other => Err(other.unsupported().unwrap_or(EventError::UnrecognizedBody).into()),
+        }
+    }
+
     /// Verifies `event` against the state `states` holds for its DID and,
     /// if it passes, stores the new state. A failed event leaves the state
     /// as it was.
@@ -277,11 +299,29 @@ impl<C: Clock> Verifier<C> {
         key: &PublicKey,
         states: &dyn StateStore,
     ) -> Result<Verified> {
+        self.apply_with(event, Some(key), states)
+    }
+
+    /// Like [`apply`](Self::apply), without the signature check (see
+    /// [`verify_event_unsigned`](Self::verify_event_unsigned)).
+    pub fn apply_unsigned(&self, event: &Event<'_>, states: &dyn StateStore) -> Result<Verified> {
+        self.apply_with(event, None, states)
+    }
+
+    fn apply_with(
+        &self,
+        event: &Event<'_>,
+        key: Option<&PublicKey>,
+        states: &dyn StateStore,
+    ) -> Result<Verified> {
         let Some(did) = event.did() else {
             return Err(event.unsupported().unwrap_or(EventError::UnrecognizedBody).into());
         };
         let prior = states.get(did)?;
-        let verified = self.verify_event(event, key, prior.as_ref())?;
+        let verified = match key {
+            Some(key) => self.verify_event(event, key, prior.as_ref())?,
+            None => self.verify_event_unsigned(event, prior.as_ref())?,
+        };
         states.set(did, &verified.state())?;
         Ok(verified)
     }

@@ -733,6 +733,27 @@ fn signature_by_another_key() {
     assert_eq!(err.kind(), ErrorKind::Verification);
 }
 
+/// Without the signature check every other check still runs: the commit
+/// signed by its own key and one checked against another key both pass,
+/// and an event that breaks another rule still fails.
+#[test]
+fn unsigned_verification_checks_the_rest() {
+    let (_, prior, built) = typical(Curve::K256);
+    let v = verifier();
+    let event = Event::Commit(decode(&built.body));
+    let verified = v.verify_event_unsigned(&event, Some(&prior)).unwrap();
+    assert_eq!(verified.state().data, built.after);
+    let states = MemoryStateStore::new();
+    states.set(decode(&built.body).repo, &prior).unwrap();
+    let applied = v.apply_unsigned(&event, &states).unwrap();
+    assert_eq!(states.get(event.did().unwrap()).unwrap(), Some(applied.state()));
+    // Another rule broken: prevData not the held data.
+    let mut wrong = decode(&built.body);
+    wrong.prev_data = Some(built.after);
+    let err = v.verify_event_unsigned(&Event::Commit(wrong), Some(&prior)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Verification, "{err}");
+}
+
 #[test]
 fn event_fields_against_the_commit() {
     let (repo, prior, built) = typical(Curve::K256);
@@ -1671,6 +1692,20 @@ mod cli {
                 "id": "#atproto", "type": "Multikey", "controller": did,
                 "publicKeyMultibase": s.key.trim_start_matches("did:key:")}]})
         };
+        // Without keys: everything but the signatures, and says so.
+        let (code, stdout, stderr) = atrepo(&["event", "verify-stream", &stream, "--no-signature"]);
+        assert_eq!(code, 1, "{stdout}{stderr}");
+        let oks = stdout.lines().filter(|l| l.starts_with("ok ")).collect::<Vec<_>>();
+        assert_eq!(oks.len(), 3, "{stdout}");
+        assert!(oks.iter().all(|l| l.ends_with(" (signature not checked)")), "{stdout}");
+        assert!(stdout.contains("1 skipped (signatures not checked) in"), "{stdout}");
+        let args = ["event", "verify-stream", &stream, "--no-signature", "--json"];
+        let (_, stdout, _) = atrepo(&args);
+        assert!(stdout.contains("\"signatures_checked\":false"), "{stdout}");
+        assert!(stdout.contains("\"signature_checked\":false"), "{stdout}");
+        let (code, _, stderr) =
+            atrepo(&["event", "verify-stream", &stream, "--no-signature", "--key", &s.key]);
+        assert_eq!(code, 3, "{stderr}");
         let docs = s.path("docs.jsonl");
         std::fs::write(&docs, format!("{}\n{}\n", document("did:plc:someoneelse"), document(did)))
             .unwrap();

@@ -19,7 +19,9 @@
 //! N, M bytes unread`). An event whose `seq` is not above every earlier
 //! one in the capture gets a `  warning:` line (`seq_not_increasing`)
 //! after its own; with `--strict-seq` it fails instead, without being
-//! applied.
+//! applied. With `--no-signature` (no keys) every other check runs; each
+//! `ok` line ends `(signature not checked)` and the summary says
+//! `(signatures not checked)`.
 //!
 //! `--json` prints one JSON object per event (JSON Lines), failures
 //! included (a failed `verify` also writes its `error:` line on stderr),
@@ -49,7 +51,9 @@
 //! `type`, `seq`, `did` and `rev` when the event got far enough to have
 //! them; `commit`, `data`, `ops` (`#commit` only) and `warnings` (objects
 //! like `error`) when verified, and `warnings` on any other line with a
-//! stream warning (a `seq` out of order); `error` when failed. `kind` is one of
+//! stream warning (a `seq` out of order); `signature_checked: false` on
+//! an event verified with `--no-signature` (the summary's
+//! `signatures_checked` says the same for the run); `error` when failed. `kind` is one of
 //! `malformed`, `verification`, `missing`, `limit`, `environment`,
 //! `usage`; `code` names the check (`atrepo::event::EventError::code`, or
 //! `car`, `mst`, `commit`, `store`, `no_key`, `key_resolution`, `io`, `other` for errors
@@ -127,6 +131,10 @@ struct VerifyArgs {
     /// of its DID.
     #[arg(long, value_name = "FILE", conflicts_with = "key")]
     did_doc: Option<PathBuf>,
+    /// Check everything but the commit's signature (when the key is not
+    /// known): a forged event passes this.
+    #[arg(long, conflicts_with_all = ["key", "did_doc"])]
+    no_signature: bool,
     /// The tree root (commit data CID) the relay holds for the repository.
     #[arg(long, value_name = "CID", requires = "prev_rev")]
     prev_data: Option<String>,
@@ -155,6 +163,11 @@ struct StreamArgs {
     /// warning.
     #[arg(long = "did-doc", value_name = "FILE")]
     did_docs: Vec<PathBuf>,
+    /// Check everything but the commits' signatures (when the keys are not
+    /// known: the structure, chain and inversions of a capture); a forged
+    /// event passes this. The summary says so.
+    #[arg(long, conflicts_with_all = ["key", "did_keys", "did_docs"])]
+    no_signature: bool,
     /// Ignore the `#commit` and `#sync` events of an account while an
     /// `#account` event says it is not active, as relays do. `#account`
     /// frames are not signed: only for captures from a trusted host (one
@@ -218,6 +231,8 @@ struct About {
     seq: Option<i64>,
     did: Option<String>,
     rev: Option<Tid>,
+    /// Verified without its signature (`--no-signature`).
+    unsigned: bool,
 }
 
 impl About {
@@ -318,6 +333,9 @@ fn print(
                 }
                 let all = v.warnings().iter().chain(warnings).map(error_json).collect();
                 m.insert("warnings".into(), Value::Array(all));
+                if about.unsigned {
+                    m.insert("signature_checked".into(), json!(false));
+                }
             }
             Outcome::Failed(e) => {
                 m.insert("status".into(), json!("failed"));
@@ -337,6 +355,7 @@ fn print(
         outln!("{}", crate::sorted(Value::Object(m)))?;
         return Ok(());
     }
+    let unsigned = if about.unsigned { " (signature not checked)" } else { "" };
     let about = about.text();
     let sep = if about.is_empty() { "" } else { " " };
     match outcome {
@@ -348,7 +367,7 @@ fn print(
                 Verified::Sync(s) => format!("commit {} data {}", s.commit, s.data),
                 _ => String::new(),
             };
-            outln!("ok{sep}{about} {detail}")?;
+            outln!("ok{sep}{about} {detail}{unsigned}")?;
             for w in v.warnings() {
                 outln!("  warning: {}: {w}", w.kind())?;
             }
@@ -384,8 +403,9 @@ fn verify(args: &VerifyArgs) -> Result<ExitCode> {
     let (about, result) = match Event::decode(&bytes, &limits) {
         Err(e) => (About::default(), Err(e.into())),
         Ok(event) => {
-            let about = About::of(&event);
+            let about = About { unsigned: args.no_signature, ..About::of(&event) };
             let result = match (&key, &document, event.did()) {
+                _ if args.no_signature => v.verify_event_unsigned(&event, prior.as_ref()),
                 (Some(key), _, _) => v.verify_event(&event, key, prior.as_ref()),
                 // The document is for one DID: an event of another is not
                 // its account's.
@@ -498,13 +518,23 @@ fn verify_stream(args: &StreamArgs) -> Result<ExitCode> {
                 match decoded {
                     Err(e) => Outcome::Failed(e.into()),
                     Ok(event @ (Event::Commit(_) | Event::Sync(_))) => {
-                        about =
-                            About { index: about.index, offset: about.offset, ..About::of(&event) };
+                        about = About {
+                            index: about.index,
+                            offset: about.offset,
+                            unsigned: args.no_signature,
+                            ..About::of(&event)
+                        };
                         let did = event.did().unwrap_or_default();
                         let candidates =
                             keys.get(did).or(default_key.as_ref().map(std::slice::from_ref));
                         match (inactive.get(did), candidates) {
                             (Some(status), _) => Outcome::Ignored(format!("account {status}")),
+                            (None, _) if args.no_signature => {
+                                match v.apply_unsigned(&event, &states) {
+                                    Ok(ok) => Outcome::Verified(Box::new(ok)),
+                                    Err(e) => Outcome::Failed(e),
+                                }
+                            }
                             (None, None) => Outcome::Failed(Error::NoKey { did: did.to_owned() }),
                             (None, Some(keys)) => match apply_any(&v, &event, keys, &states) {
                                 Ok(ok) => Outcome::Verified(Box::new(ok)),
@@ -594,6 +624,7 @@ fn verify_stream(args: &StreamArgs) -> Result<ExitCode> {
             "failures_by_kind": by_kind,
             "failures_by_code": by_code,
             "warnings_by_code": warned,
+            "signatures_checked": !args.no_signature,
             "unread_bytes": unread,
         }}));
         // The summary comes after the work: its exit code stands whether
@@ -615,6 +646,7 @@ fn verify_stream(args: &StreamArgs) -> Result<ExitCode> {
         } else {
             String::new()
         };
+        let unsigned = if args.no_signature { " (signatures not checked)" } else { "" };
         let warned = if warned.is_empty() {
             String::new()
         } else {
@@ -623,7 +655,8 @@ fn verify_stream(args: &StreamArgs) -> Result<ExitCode> {
         };
         crate::side_line(format_args!(
             "summary: {frames_seen} frames: {verified} verified, {failed} failed, {skipped} skipped\
-             {ignored} in {elapsed:.3} s ({rate:.0} events/s); failures: {failures}{warned}{unread}"
+             {ignored}{unsigned} in {elapsed:.3} s ({rate:.0} events/s); failures: {failures}{warned}\
+             {unread}"
         ));
     }
     Ok(ExitCode::from(exit))
