@@ -15,9 +15,11 @@
 //! DID) controls, as indigo does; of the rest the first counts.
 //! `verificationMethod` may be one method instead of an array.
 //!
-//! Documents are read into only the fields above (everything else is
-//! skipped as it is parsed), so memory stays near the input's size
-//! whatever the input holds.
+//! Documents are read into only the fields above: everything else is
+//! skipped as it is parsed, and so is every method whose `id` does not end
+//! in `#atproto` (at most [`MAX_ATPROTO_METHODS`] are kept per document).
+//! With at most [`MAX_DID_DOCUMENTS`] documents per input, what is held
+//! besides the input is bounded whatever the input holds.
 //!
 //! # What it must not do
 //!
@@ -35,6 +37,13 @@ use crate::verify::{Curve, KeyOptions, PublicKey, StaticKeyResolver};
 /// The largest input [`did_documents`] reads, in bytes: 64 MiB, room for
 /// about a hundred thousand documents.
 pub const MAX_DID_DOCUMENTS_BYTES: usize = 64 * 1024 * 1024;
+
+/// Most documents (or values where a document is expected) in one input.
+pub const MAX_DID_DOCUMENTS: usize = 100_000;
+
+/// Most verification methods with an `id` ending in `#atproto` kept from
+/// one document; later ones are skipped.
+pub const MAX_ATPROTO_METHODS: usize = 16;
 
 /// What was wrong with a DID document.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +65,12 @@ pub enum DidDocumentError {
     /// The input is bigger than [`MAX_DID_DOCUMENTS_BYTES`].
     #[error("expected DID documents of at most {limit} bytes, found more")]
     TooLarge {
+        /// The cap.
+        limit: usize,
+    },
+    /// The input holds more than [`MAX_DID_DOCUMENTS`] values.
+    #[error("expected at most {limit} DID documents, found more")]
+    TooMany {
         /// The cap.
         limit: usize,
     },
@@ -160,16 +175,27 @@ pub fn did_documents(
     if json.len() > MAX_DID_DOCUMENTS_BYTES {
         return Err(DidDocumentError::TooLarge { limit: MAX_DID_DOCUMENTS_BYTES });
     }
+    // A byte order mark, as some editors write, is not JSON.
+    let json = json.strip_prefix(b"\xef\xbb\xbf").unwrap_or(json);
     let mut out = Vec::new();
     for item in serde_json::Deserializer::from_slice(json).into_iter::<Item>() {
-        let item = item.map_err(|e| DidDocumentError::Json {
-            line: e.line(),
-            column: e.column(),
-            message: e.to_string(),
+        let item = item.map_err(|e| {
+            // serde_json's message ends with the position, given apart.
+            let message = e.to_string();
+            let message = message.rsplit_once(" at line ").map_or(&*message, |(m, _)| m);
+            DidDocumentError::Json { line: e.line(), column: e.column(), message: message.into() }
         })?;
         match item {
             Item::One(entry) => out.push(entry.key()),
-            Item::Many(entries) => out.extend(entries.into_iter().map(Entry::key)),
+            Item::Many(keys, complete) => {
+                out.extend(keys);
+                if !complete {
+                    return Err(DidDocumentError::TooMany { limit: MAX_DID_DOCUMENTS });
+                }
+            }
+        }
+        if out.len() > MAX_DID_DOCUMENTS {
+            return Err(DidDocumentError::TooMany { limit: MAX_DID_DOCUMENTS });
         }
     }
     Ok(out)
@@ -177,7 +203,9 @@ pub fn did_documents(
 
 /// The signing keys of every document in `json` (see [`did_documents`]):
 /// every document must yield a key, and two documents for one DID must
-/// agree (the same document twice counts once).
+/// agree (the same document twice counts once), as a resolver of one key
+/// per DID needs. A caller that accepts several keys per DID (a capture
+/// that spans a key rotation) reads [`did_documents`] instead.
 pub fn did_document_keys(json: &[u8]) -> Result<Vec<DidDocumentKey>, DidDocumentError> {
     let mut keys: Vec<DidDocumentKey> = Vec::new();
     let mut seen: BTreeMap<String, PublicKey> = BTreeMap::new();
@@ -338,7 +366,17 @@ impl<'de> Visitor<'de> for MethodsVisitor {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Methods, A::Error> {
         let mut methods = Vec::new();
         while let Some(entry) = seq.next_element::<MaybeMethod>()? {
-            methods.extend(entry.0);
+            // Only `#atproto` methods can be the key; the first few count.
+            if let Some(method) = entry.0
+                && method
+                    .id
+                    .as_ref()
+                    .and_then(Text::as_str)
+                    .is_some_and(|id| id.ends_with("#atproto"))
+                && methods.len() < MAX_ATPROTO_METHODS
+            {
+                methods.push(method);
+            }
         }
         Ok(Methods::List(methods))
     }
@@ -483,10 +521,11 @@ impl<'de> Deserialize<'de> for Entry {
 }
 
 /// A top-level value: one document (or not-a-document), or an array of
-/// them.
+/// them, each read to its key as it is parsed, and whether the array was
+/// read whole (past [`MAX_DID_DOCUMENTS`] entries the rest is skipped).
 enum Item {
     One(Entry),
-    Many(Vec<Entry>),
+    Many(Vec<Result<DidDocumentKey, DidDocumentError>>, bool),
 }
 
 impl<'de> Deserialize<'de> for Item {
@@ -499,11 +538,16 @@ impl<'de> Deserialize<'de> for Item {
             }
             visit_scalars!(Item, |kind| Item::One(Entry::Other(kind)));
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Item, A::Error> {
-                let mut entries = Vec::new();
-                while let Some(entry) = seq.next_element::<Entry>()? {
-                    entries.push(entry);
+                let mut keys = Vec::new();
+                while keys.len() < MAX_DID_DOCUMENTS {
+                    match seq.next_element::<Entry>()? {
+                        Some(entry) => keys.push(entry.key()),
+                        None => return Ok(Item::Many(keys, true)),
+                    }
                 }
-                Ok(Item::Many(entries))
+                let complete = seq.next_element::<IgnoredAny>()?.is_none();
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Item::Many(keys, complete))
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Item, A::Error> {
                 EntryVisitor.visit_map(map).map(Item::One)
@@ -722,18 +766,37 @@ mod tests {
 
     #[test]
     fn what_is_not_read_is_not_kept() {
-        // A million numbers in an array and in a skipped field: parsed and
-        // dropped one by one (serde_json::Value held about 18 bytes of
-        // heap per input byte here).
-        let numbers = vec!["0"; 1_000_000].join(",");
-        let input = format!("[{numbers}]");
+        // Values where documents are expected: counted, capped.
+        let numbers = |n: usize| vec!["0"; n].join(",");
+        let input = format!("[{}]", numbers(MAX_DID_DOCUMENTS));
         let found = did_documents(input.as_bytes()).unwrap();
-        assert_eq!(found.len(), 1_000_000);
+        assert_eq!(found.len(), MAX_DID_DOCUMENTS);
         assert!(found.iter().all(|f| matches!(f, Err(DidDocumentError::NotAnObject { .. }))));
+        let input = format!("[{}]", numbers(MAX_DID_DOCUMENTS + 1));
+        let e = did_documents(input.as_bytes()).unwrap_err();
+        assert!(matches!(e, DidDocumentError::TooMany { .. }), "{e}");
+        let lines = format!("{}\n{}\n5", numbers(1), input.replace(",0]", "]"));
+        assert!(matches!(did_documents(lines.as_bytes()), Err(DidDocumentError::TooMany { .. })));
+        // A million numbers and empty methods inside a document: skipped as
+        // parsed, nothing kept.
         let d = format!(
-            "{{\"id\": \"{DID}\", \"service\": [{numbers}], \"verificationMethod\": [{numbers}]}}"
+            "{{\"id\": \"{DID}\", \"service\": [{}], \"verificationMethod\": [{}]}}",
+            numbers(1_000_000),
+            vec!["{}"; 1_000_000].join(","),
         );
         let e = did_document_key(d.as_bytes()).unwrap_err();
         assert!(matches!(e, DidDocumentError::NoAtprotoKey { .. }), "{e}");
+    }
+
+    #[test]
+    fn json_errors_say_where_once_and_a_bom_is_skipped() {
+        let e = did_document_key(b"{\"id\": \n oops").unwrap_err();
+        let text = e.to_string();
+        assert_eq!(text.matches("line 2").count(), 1, "{text}");
+        let k = key(Curve::K256);
+        let m = json!({"id": "#atproto", "type": "Multikey", "controller": DID,
+                       "publicKeyMultibase": multikey(&k)});
+        let with_bom = [b"\xef\xbb\xbf".as_slice(), doc(DID, &m).to_string().as_bytes()].concat();
+        assert_eq!(did_document_key(&with_bom).unwrap().key, k);
     }
 }

@@ -289,10 +289,10 @@ fn structural_len(bytes: &[u8], items: u64) -> Option<usize> {
 /// choice: indigo's consumer logs it, `atrepo event verify-stream` warns
 /// (or fails it with `--strict-seq`). `seq` is not covered by any
 /// signature, so this is a check on the stream, not on the repository:
-/// keep one `SeqOrder` per upstream connection (or capture), and raise it
-/// only with events that were accepted ([`check`](Self::check) first,
-/// [`advance`](Self::advance) after), so that one corrupt frame with a
-/// huge `seq` does not put every later event out of order.
+/// keep one `SeqOrder` per upstream connection (or capture), and do not
+/// raise it with an event refused for what it holds ([`check`](Self::check)
+/// first, [`advance`](Self::advance) after), so that one corrupt frame
+/// with a huge `seq` does not put every later event out of order.
 ///
 /// ```
 /// use atrepo::event::SeqOrder;

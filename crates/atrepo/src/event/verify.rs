@@ -269,7 +269,8 @@ impl<C: Clock> Verifier<C> {
     }
 
     /// Like [`verify_event`](Self::verify_event), with every check but
-    /// the signature (nor its shape): for checking a capture's structure,
+    /// the signature (its length and low-S form included): for checking a
+    /// capture's structure,
     /// chain and inversions when the keys are not known. A forged event
     /// passes it; only a signature check says who wrote the commit.
     pub fn verify_event_unsigned(
@@ -300,6 +301,42 @@ impl<C: Clock> Verifier<C> {
         states: &dyn StateStore,
     ) -> Result<Verified> {
         self.apply_with(event, Some(key), states)
+    }
+
+    /// Like [`apply`](Self::apply), with the first of `keys` the commit's
+    /// signature matches (several keys for one account: a capture that
+    /// spans a key rotation). The event is checked once; only the
+    /// signature is checked against each key in turn. Returns the result
+    /// and the index in `keys` of the key that matched; if none does, the
+    /// first key's signature error ([`Error::NoKey`] for no keys).
+    pub fn apply_any_key(
+        &self,
+        event: &Event<'_>,
+        keys: &[PublicKey],
+        states: &dyn StateStore,
+    ) -> Result<(Verified, usize)> {
+        let Some(did) = event.did() else {
+            return Err(event.unsupported().unwrap_or(EventError::UnrecognizedBody).into());
+        };
+        let prior = states.get(did)?;
+        let prior = prior.as_ref();
+        let (verified, index) = match event {
+            Event::Commit(e) => {
+                let staged = self.stage_commit(e, prior)?;
+                let index = first_signer(&staged.commit, keys)?;
+                (Verified::Commit(self.finish_commit(e, prior, staged, false)?), index)
+            }
+            Event::Sync(e) => {
+                let (commit, cid) = self.stage_sync(e, prior)?;
+                let index = first_signer(&commit, keys)?;
+                (Verified::Sync(verified_sync(e, &commit, cid, false)), index)
+            }
+            other => {
+                return Err(other.unsupported().unwrap_or(EventError::UnrecognizedBody).into());
+            }
+        };
+        states.set(did, &verified.state())?;
+        Ok((verified, index))
     }
 
     /// Like [`apply`](Self::apply), without the signature check (see
@@ -672,6 +709,24 @@ async fn check_resolving<R: KeyResolver>(commit: &Commit, resolver: &R) -> Resul
             Ok(true)
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+/// The index of the first of `keys` that `commit`'s signature verifies
+/// with; the first key's error if none does.
+fn first_signer(commit: &Commit, keys: &[PublicKey]) -> Result<usize> {
+    let mut first = None;
+    for (index, key) in keys.iter().enumerate() {
+        match commit.verify(key) {
+            Ok(()) => return Ok(index),
+            Err(e) => {
+                first.get_or_insert(e);
+            }
+        }
+    }
+    match first {
+        Some(e) => Err(e.into()),
+        None => Err(Error::NoKey { did: commit.did().to_owned() }),
     }
 }
 

@@ -733,14 +733,17 @@ fn signature_by_another_key() {
     assert_eq!(err.kind(), ErrorKind::Verification);
 }
 
-/// Without the signature check every other check still runs: the commit
-/// signed by its own key and one checked against another key both pass,
-/// and an event that breaks another rule still fails.
+/// Without the signature check every other check still runs: a commit
+/// passes whoever signed it (here checked against another key, it fails
+/// signed), and an event that breaks another rule still fails.
 #[test]
 fn unsigned_verification_checks_the_rest() {
     let (_, prior, built) = typical(Curve::K256);
     let v = verifier();
     let event = Event::Commit(decode(&built.body));
+    let other = SigningKey::from_seed(Curve::K256, b"someone else").unwrap().public_key();
+    let err = v.verify_event(&event, &other, Some(&prior)).unwrap_err();
+    assert!(matches!(err, Error::Verify(VerifyError::BadSignature { .. })), "{err:?}");
     let verified = v.verify_event_unsigned(&event, Some(&prior)).unwrap();
     assert_eq!(verified.state().data, built.after);
     let states = MemoryStateStore::new();
@@ -752,6 +755,33 @@ fn unsigned_verification_checks_the_rest() {
     wrong.prev_data = Some(built.after);
     let err = v.verify_event_unsigned(&Event::Commit(wrong), Some(&prior)).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Verification, "{err}");
+}
+
+/// Several keys for one account (a key rotation): the event is checked
+/// once, its signature against each key in turn; the state moves only on
+/// success.
+#[test]
+fn the_first_key_that_signed_it_counts() {
+    let (repo, prior, built) = typical(Curve::K256);
+    let v = verifier();
+    let event = Event::Commit(decode(&built.body));
+    let did = event.did().unwrap();
+    let right = repo.key.public_key();
+    let wrong = SigningKey::from_seed(Curve::P256, b"rotated away").unwrap().public_key();
+    let states = MemoryStateStore::new();
+    states.set(did, &prior).unwrap();
+    let err = v.apply_any_key(&event, std::slice::from_ref(&wrong), &states).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Verification, "{err}");
+    let err = v.apply_any_key(&event, &[], &states).unwrap_err();
+    assert!(matches!(err, Error::NoKey { .. }), "{err:?}");
+    assert_eq!(states.get(did).unwrap(), Some(prior));
+    let (verified, index) = v.apply_any_key(&event, &[wrong, right.clone()], &states).unwrap();
+    assert_eq!(index, 1);
+    assert_eq!(states.get(did).unwrap(), Some(verified.state()));
+    // A #sync too.
+    let sync = sync_event(did, built.after, verified.state().rev, 300, &repo.key).unwrap();
+    let sync = Event::decode(&sync.frame, &Limits::default()).unwrap();
+    assert_eq!(v.apply_any_key(&sync, &[right], &states).unwrap().1, 0);
 }
 
 #[test]
@@ -1721,12 +1751,23 @@ mod cli {
         let (code, _, stderr) = atrepo(&["event", "verify", &commit, "--did-doc", &one]);
         assert_eq!(code, 1, "{stderr}");
         assert!(stderr.contains("expected did:plc:someoneelse"), "{stderr}");
+        let (_, stdout, _) = atrepo(&["event", "verify", &commit, "--did-doc", &one, "--json"]);
+        assert!(stdout.contains("\"code\":\"did_mismatch\""), "{stdout}");
         // Several keys for one DID (a capture across a key rotation): each
         // is tried. A document without a usable key is skipped, named.
         let other = SigningKey::from_seed(Curve::P256, b"rotated").unwrap();
         let old = format!("{did}={}", other.public_key().to_did_key());
         let both = ["event", "verify-stream", &stream, "--did-key", &old, "--did-key", &did_key];
-        assert_eq!(shown(atrepo(&both)), with_key);
+        let with_both = shown(atrepo(&both));
+        let marked = format!(" signed by {}", s.key);
+        assert_eq!(with_both.matches(&marked).count(), 3, "{with_both}");
+        assert_eq!(with_both.replace(&marked, ""), with_key);
+        // An empty file of documents says so.
+        let empty = s.path("empty.json");
+        std::fs::write(&empty, "").unwrap();
+        let (_, _, stderr) =
+            atrepo(&["event", "verify-stream", &stream, "--key", &s.key, "--did-doc", &empty]);
+        assert!(stderr.contains("empty.json: no DID documents"), "{stderr}");
         std::fs::write(&docs, format!("{{\"id\": 5}}\n{}\n", document(did))).unwrap();
         let (code, stdout, stderr) =
             atrepo(&["event", "verify-stream", &stream, "--did-doc", &docs]);

@@ -28,6 +28,9 @@ pub(crate) fn read_one(path: &Path) -> Result<DidDocumentKey> {
     found.with_context(|| format!("in {}", path.display()))
 }
 
+/// Documents skipped by name before the rest are only counted.
+const WARNINGS_SHOWN: usize = 10;
+
 /// The keys a stream's events may be signed with, per DID: every key
 /// given for a DID is tried in turn (a capture may span a key rotation).
 #[derive(Debug, Default)]
@@ -50,21 +53,39 @@ impl KeyRing {
     /// another source gives one), which each such event reports.
     pub(crate) fn add_documents(&mut self, path: &Path) -> Result<()> {
         let found = did_documents(&bytes(path)?).map_err(atrepo::Error::from);
-        for (n, document) in
-            found.with_context(|| format!("in {}", path.display()))?.into_iter().enumerate()
-        {
+        let found = found.with_context(|| format!("in {}", path.display()))?;
+        if found.is_empty() {
+            eprintln!("warning: {}: no DID documents", path.display());
+        }
+        let mut skipped = 0usize;
+        for (n, document) in found.into_iter().enumerate() {
             match document {
                 Ok(DidDocumentKey { did, key }) => self.add(did, key),
                 Err(e) => {
-                    eprintln!("warning: {}: document {} skipped: {e}", path.display(), n + 1);
+                    skipped += 1;
+                    if skipped <= WARNINGS_SHOWN {
+                        eprintln!("warning: {}: document {} skipped: {e}", path.display(), n + 1);
+                    }
                 }
             }
+        }
+        if skipped > WARNINGS_SHOWN {
+            let more = skipped - WARNINGS_SHOWN;
+            eprintln!("warning: {}: {more} more documents skipped", path.display());
         }
         Ok(())
     }
 
-    /// The keys given for `did`, in the order given.
-    pub(crate) fn get(&self, did: &str) -> Option<&[PublicKey]> {
-        self.by_did.get(did).map(Vec::as_slice)
+    /// The keys to try for `did`: those given for it (`--did-key` in the
+    /// order given, then `--did-doc`), then `fallback` (`--key`) unless it
+    /// is one of them. Empty when there are none.
+    pub(crate) fn candidates(&self, did: &str, fallback: Option<&PublicKey>) -> Vec<PublicKey> {
+        let mut keys = self.by_did.get(did).cloned().unwrap_or_default();
+        if let Some(key) = fallback
+            && !keys.contains(key)
+        {
+            keys.push(key.clone());
+        }
+        keys
     }
 }

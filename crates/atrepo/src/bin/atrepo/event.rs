@@ -40,7 +40,7 @@
 //! {"summary": {"frames": 4, "verified": 1, "failed": 1, "skipped": 1, "ignored": 1,
 //!  "elapsed_secs": 0.002, "events_per_sec": 1000.0,
 //!  "failures_by_kind": {"verification": 1}, "failures_by_code": {"rev_not_increasing": 1},
-//!  "warnings_by_code": {}, "unread_bytes": 0}}
+//!  "warnings_by_code": {}, "signatures_checked": true, "unread_bytes": 0}}
 //! ```
 //!
 //! `unread_bytes` is what was left after a frame whose end could not be
@@ -53,10 +53,13 @@
 //! like `error`) when verified, and `warnings` on any other line with a
 //! stream warning (a `seq` out of order); `signature_checked: false` on
 //! an event verified with `--no-signature` (the summary's
-//! `signatures_checked` says the same for the run); `error` when failed. `kind` is one of
+//! `signatures_checked` says the same for the run); `signed_by` (the
+//! did:key that verified it) when several keys were given for its DID (a
+//! line then ends `signed by did:key:...`); `error` when failed. `kind` is one of
 //! `malformed`, `verification`, `missing`, `limit`, `environment`,
 //! `usage`; `code` names the check (`atrepo::event::EventError::code`, or
-//! `car`, `mst`, `commit`, `store`, `no_key`, `key_resolution`, `io`, `other` for errors
+//! `car`, `mst`, `commit`, `store`, `no_key`, `did_mismatch`, `did_document`,
+//! `key_resolution`, `io`, `other` for errors
 //! from elsewhere). Fields are only ever added.
 //!
 //! # Exit codes
@@ -71,13 +74,13 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use atrepo::Error;
 use atrepo::event::{
     CheckMode, Event, EventError, Frames, MemoryStateStore, RepoState, SeqOrder, Verified,
     Verifier, VerifyOptions,
 };
 use atrepo::mst::KeyRules;
 use atrepo::verify::{PublicKey, Tid};
+use atrepo::{Error, ErrorKind};
 use clap::{Args, Subcommand};
 use serde_json::{Map, Value, json};
 
@@ -149,7 +152,8 @@ struct VerifyArgs {
 struct StreamArgs {
     /// The capture file.
     file: PathBuf,
-    /// The signing key of every repository in the stream, as a did:key.
+    /// The signing key of every repository in the stream, as a did:key
+    /// (tried last for a repository that also has keys of its own).
     #[arg(long, value_name = "DID_KEY")]
     key: Option<String>,
     /// The signing key of one repository; repeat for more repositories,
@@ -158,9 +162,10 @@ struct StreamArgs {
     #[arg(long = "did-key", value_name = "DID=DID_KEY")]
     did_keys: Vec<String>,
     /// DID documents (JSON: one, an array, or one per line): the #atproto
-    /// key of each document's DID, added to the keys tried for it; repeat
-    /// for more files. A document without a usable key is skipped with a
-    /// warning.
+    /// key of each document's DID; repeat for more files. A document
+    /// without a usable key is skipped with a warning. The keys tried for
+    /// an event are its DID's --did-key keys, then its documents' keys,
+    /// then --key.
     #[arg(long = "did-doc", value_name = "FILE")]
     did_docs: Vec<PathBuf>,
     /// Check everything but the commits' signatures (when the keys are not
@@ -201,6 +206,8 @@ fn code(error: &Error) -> &'static str {
         Error::Verify(_) => "commit",
         Error::Store(_) => "store",
         Error::NoKey { .. } => "no_key",
+        Error::DidMismatch { .. } => "did_mismatch",
+        Error::DidDocument(_) => "did_document",
         Error::KeyResolution { .. } => "key_resolution",
         Error::Io(_) => "io",
         _ => "other",
@@ -233,6 +240,8 @@ struct About {
     rev: Option<Tid>,
     /// Verified without its signature (`--no-signature`).
     unsigned: bool,
+    /// The key that verified it, when several were given for its DID.
+    signed_by: Option<String>,
 }
 
 impl About {
@@ -336,6 +345,9 @@ fn print(
                 if about.unsigned {
                     m.insert("signature_checked".into(), json!(false));
                 }
+                if let Some(key) = &about.signed_by {
+                    m.insert("signed_by".into(), json!(key));
+                }
             }
             Outcome::Failed(e) => {
                 m.insert("status".into(), json!("failed"));
@@ -355,7 +367,11 @@ fn print(
         outln!("{}", crate::sorted(Value::Object(m)))?;
         return Ok(());
     }
-    let unsigned = if about.unsigned { " (signature not checked)" } else { "" };
+    let unsigned = match (&about.signed_by, about.unsigned) {
+        (_, true) => " (signature not checked)".to_owned(),
+        (Some(key), false) => format!(" signed by {key}"),
+        (None, false) => String::new(),
+    };
     let about = about.text();
     let sep = if about.is_empty() { "" } else { " " };
     match outcome {
@@ -440,28 +456,6 @@ fn verify(args: &VerifyArgs) -> Result<ExitCode> {
     }
 }
 
-/// Verifies and applies `event` with the first of `keys` its signature
-/// matches (a capture may span a key rotation): the first key's error if
-/// none does, and any error that is not a signature mismatch at once.
-fn apply_any(
-    v: &Verifier,
-    event: &Event<'_>,
-    keys: &[PublicKey],
-    states: &MemoryStateStore,
-) -> atrepo::Result<Verified> {
-    let mut first = None;
-    for key in keys {
-        match v.apply(event, key, states) {
-            Ok(ok) => return Ok(ok),
-            Err(e @ Error::Verify(atrepo::verify::Error::BadSignature { .. })) => {
-                first.get_or_insert(e);
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Err(first.unwrap_or(Error::NoKey { did: event.did().unwrap_or_default().to_owned() }))
-}
-
 fn verify_stream(args: &StreamArgs) -> Result<ExitCode> {
     let default_key = args.key.as_deref().map(parse_key).transpose()?;
     let mut keys = crate::did_doc::KeyRing::default();
@@ -525,19 +519,26 @@ fn verify_stream(args: &StreamArgs) -> Result<ExitCode> {
                             ..About::of(&event)
                         };
                         let did = event.did().unwrap_or_default();
-                        let candidates =
-                            keys.get(did).or(default_key.as_ref().map(std::slice::from_ref));
-                        match (inactive.get(did), candidates) {
-                            (Some(status), _) => Outcome::Ignored(format!("account {status}")),
-                            (None, _) if args.no_signature => {
-                                match v.apply_unsigned(&event, &states) {
-                                    Ok(ok) => Outcome::Verified(Box::new(ok)),
-                                    Err(e) => Outcome::Failed(e),
-                                }
-                            }
-                            (None, None) => Outcome::Failed(Error::NoKey { did: did.to_owned() }),
-                            (None, Some(keys)) => match apply_any(&v, &event, keys, &states) {
+                        // The keys given for this DID, then --key.
+                        let candidates = keys.candidates(did, default_key.as_ref());
+                        match inactive.get(did) {
+                            Some(status) => Outcome::Ignored(format!("account {status}")),
+                            None if args.no_signature => match v.apply_unsigned(&event, &states) {
                                 Ok(ok) => Outcome::Verified(Box::new(ok)),
+                                Err(e) => Outcome::Failed(e),
+                            },
+                            None if candidates.is_empty() => {
+                                Outcome::Failed(Error::NoKey { did: did.to_owned() })
+                            }
+                            None => match v.apply_any_key(&event, &candidates, &states) {
+                                Ok((ok, index)) => {
+                                    // Which key, when there was a choice.
+                                    if candidates.len() > 1 {
+                                        about.signed_by =
+                                            candidates.get(index).map(PublicKey::to_did_key);
+                                    }
+                                    Outcome::Verified(Box::new(ok))
+                                }
                                 Err(e) => Outcome::Failed(e),
                             },
                         }
@@ -570,11 +571,17 @@ fn verify_stream(args: &StreamArgs) -> Result<ExitCode> {
                 }
             }
         };
-        // Only an event that was not refused raises the highest seq (its
-        // seq is not signed: a corrupt frame must not put every later
-        // event out of order).
+        // An event refused for what it holds (malformed, failing a check,
+        // missing blocks, over a limit) does not raise the highest seq:
+        // no signature covers seq, and such a frame must not put every
+        // later event out of order. Every other frame with a seq does
+        // (verified, skipped, ignored, or failed for want of a key).
+        let refused = matches!(
+            &outcome,
+            Outcome::Failed(e) if !matches!(e.kind(), ErrorKind::Usage | ErrorKind::Environment)
+        );
         if let Some(seq) = seq
-            && !matches!(outcome, Outcome::Failed(_))
+            && !refused
         {
             order.advance(seq);
         }
