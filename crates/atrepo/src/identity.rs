@@ -87,6 +87,14 @@ pub enum DidDocumentError {
         /// What was found: `an array`, `a string`...
         found: &'static str,
     },
+    /// A member that decides the key given twice in one object (`id` or
+    /// `verificationMethod` of the document): which one counts is not
+    /// for a verifier to guess.
+    #[error("expected one {field:?} in the DID document, found two or more")]
+    Duplicate {
+        /// The member's name.
+        field: &'static str,
+    },
     /// The document's `id` is missing or not a DID.
     #[error("expected a DID as the document's id, found {found}")]
     BadId {
@@ -328,9 +336,11 @@ struct Method {
     multibase: Option<Text>,
 }
 
-/// Reads the fields of one verification method from a map.
-fn method_fields<'de, A: MapAccess<'de>>(mut map: A) -> Result<Method, A::Error> {
+/// Reads the fields of one verification method from a map; `None` for a
+/// method that gives one of them twice (ambiguous: never the key).
+fn method_fields<'de, A: MapAccess<'de>>(mut map: A) -> Result<Option<Method>, A::Error> {
     let mut m = Method::default();
+    let mut ambiguous = false;
     while let Some(name) = map.next_key::<Text>()? {
         let slot = match name.as_str() {
             Some("id") => &mut m.id,
@@ -342,9 +352,10 @@ fn method_fields<'de, A: MapAccess<'de>>(mut map: A) -> Result<Method, A::Error>
                 continue;
             }
         };
+        ambiguous |= slot.is_some();
         *slot = Some(map.next_value::<Text>()?);
     }
-    Ok(m)
+    Ok((!ambiguous).then_some(m))
 }
 
 /// `verificationMethod`: its methods (entries that are not objects are
@@ -383,7 +394,7 @@ impl<'de> Visitor<'de> for MethodsVisitor {
     // One method instead of an array of one, as the TypeScript
     // implementation reads it.
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Methods, A::Error> {
-        Ok(Methods::List(vec![method_fields(map)?]))
+        Ok(Methods::List(method_fields(map)?.into_iter().collect()))
     }
     fn visit_str<E: de::Error>(self, _: &str) -> Result<Methods, E> {
         Ok(Methods::NotAList)
@@ -410,7 +421,7 @@ impl<'de> Deserialize<'de> for MaybeMethod {
             }
             visit_scalars!(MaybeMethod, |_| MaybeMethod(None));
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<MaybeMethod, A::Error> {
-                Ok(MaybeMethod(Some(method_fields(map)?)))
+                Ok(MaybeMethod(method_fields(map)?))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<MaybeMethod, A::Error> {
                 TextVisitor.visit_seq(seq).map(|_| MaybeMethod(None))
@@ -427,7 +438,12 @@ impl<'de> Deserialize<'de> for MaybeMethod {
 /// of value found instead of a document.
 #[derive(Debug)]
 enum Entry {
-    Document { id: Option<Text>, methods: Option<Methods> },
+    Document {
+        id: Option<Text>,
+        methods: Option<Methods>,
+    },
+    /// A document that gives this member twice.
+    Duplicate(&'static str),
     Other(&'static str),
 }
 
@@ -437,6 +453,7 @@ impl Entry {
         let (id, methods) = match self {
             Entry::Document { id, methods } => (id, methods),
             Entry::Other(found) => return Err(DidDocumentError::NotAnObject { found }),
+            Entry::Duplicate(field) => return Err(DidDocumentError::Duplicate { field }),
         };
         let did = match id.as_ref().and_then(Text::as_str) {
             Some(did) if crate::verify::syntax::did(did).is_ok() => did.to_owned(),
@@ -495,16 +512,28 @@ impl<'de> Visitor<'de> for EntryVisitor {
     visit_scalars!(Entry, Entry::Other);
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entry, A::Error> {
         let (mut id, mut methods) = (None, None);
+        let mut duplicate = None;
         while let Some(name) = map.next_key::<Text>()? {
             match name.as_str() {
-                Some("id") => id = Some(map.next_value::<Text>()?),
-                Some("verificationMethod") => methods = Some(map.next_value::<Methods>()?),
+                Some("id") => {
+                    if id.replace(map.next_value::<Text>()?).is_some() {
+                        duplicate = duplicate.or(Some("id"));
+                    }
+                }
+                Some("verificationMethod") => {
+                    if methods.replace(map.next_value::<Methods>()?).is_some() {
+                        duplicate = duplicate.or(Some("verificationMethod"));
+                    }
+                }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
         }
-        Ok(Entry::Document { id, methods })
+        Ok(match duplicate {
+            Some(field) => Entry::Duplicate(field),
+            None => Entry::Document { id, methods },
+        })
     }
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Entry, A::Error> {
         TextVisitor.visit_seq(seq).map(|_| Entry::Other("an array"))
@@ -785,6 +814,26 @@ mod tests {
             vec!["{}"; 1_000_000].join(","),
         );
         let e = did_document_key(d.as_bytes()).unwrap_err();
+        assert!(matches!(e, DidDocumentError::NoAtprotoKey { .. }), "{e}");
+    }
+
+    #[test]
+    fn members_given_twice_are_not_guessed_at() {
+        let k = key(Curve::K256);
+        let m = json!({"id": "#atproto", "type": "Multikey", "controller": DID,
+                       "publicKeyMultibase": multikey(&k)});
+        let text = doc(DID, &m).to_string();
+        // serde_json writes each member once; add a second id by hand.
+        let twice = text.replacen('{', "{\"id\": \"did:plc:other\",", 1);
+        let e = did_document_key(twice.as_bytes()).unwrap_err();
+        assert!(matches!(e, DidDocumentError::Duplicate { field: "id" }), "{e}");
+        let twice = text.replacen('{', "{\"verificationMethod\": [],", 1);
+        let e = did_document_key(twice.as_bytes()).unwrap_err();
+        assert!(matches!(e, DidDocumentError::Duplicate { field: "verificationMethod" }), "{e}");
+        // A method with a member twice is never the key.
+        let method = m.to_string().replacen('{', "{\"controller\": \"did:plc:other\",", 1);
+        let text = text.replace(&m.to_string(), &method);
+        let e = did_document_key(text.as_bytes()).unwrap_err();
         assert!(matches!(e, DidDocumentError::NoAtprotoKey { .. }), "{e}");
     }
 

@@ -233,6 +233,16 @@ pub enum EventError {
         previous: Tid,
     },
 
+    /// The commit's signature matches none of the several keys given for
+    /// its account ([`Verifier::apply_any_key`](super::Verifier::apply_any_key)).
+    #[error(
+        "expected a signature by one of the {tried} keys given for the account, found none matches"
+    )]
+    NoKeyMatched {
+        /// How many keys were tried.
+        tried: usize,
+    },
+
     /// A stream sequence number not above the highest one seen before on
     /// the same stream ([`SeqOrder`](super::SeqOrder)): a replayed or
     /// reordered event.
@@ -396,6 +406,7 @@ impl EventError {
             | EventError::RevMismatch { .. }
             | EventError::RevNotIncreasing { .. }
             | EventError::SeqNotIncreasing { .. }
+            | EventError::NoKeyMatched { .. }
             | EventError::RevInFuture { .. }
             | EventError::SinceMismatch { .. }
             | EventError::PrevDataMismatch { .. }
@@ -436,6 +447,7 @@ impl EventError {
             EventError::RevMismatch { .. } => "rev_mismatch",
             EventError::RevNotIncreasing { .. } => "rev_not_increasing",
             EventError::SeqNotIncreasing { .. } => "seq_not_increasing",
+            EventError::NoKeyMatched { .. } => "no_key_matched",
             EventError::RevInFuture { .. } => "rev_in_future",
             EventError::SinceNotBeforeRev { .. } => "since_not_before_rev",
             EventError::OpLinkNotRecord { .. } => "op_link_not_record",

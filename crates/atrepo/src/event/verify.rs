@@ -308,7 +308,9 @@ impl<C: Clock> Verifier<C> {
     /// spans a key rotation). The event is checked once; only the
     /// signature is checked against each key in turn. Returns the result
     /// and the index in `keys` of the key that matched; if none does, the
-    /// first key's signature error ([`Error::NoKey`] for no keys).
+    /// key's error for one key, [`EventError::NoKeyMatched`] for several
+    /// (or the signature's own error if it is malformed), and
+    /// [`Error::NoKey`] for no keys.
     pub fn apply_any_key(
         &self,
         event: &Event<'_>,
@@ -713,20 +715,28 @@ async fn check_resolving<R: KeyResolver>(commit: &Commit, resolver: &R) -> Resul
 }
 
 /// The index of the first of `keys` that `commit`'s signature verifies
-/// with; the first key's error if none does.
+/// with. If none does: with one key, its error; with several, the first
+/// error that is not a plain mismatch (a malformed signature is so for
+/// every key), else [`EventError::NoKeyMatched`].
 fn first_signer(commit: &Commit, keys: &[PublicKey]) -> Result<usize> {
     let mut first = None;
+    let mut other = None;
     for (index, key) in keys.iter().enumerate() {
         match commit.verify(key) {
             Ok(()) => return Ok(index),
             Err(e) => {
+                if !matches!(e, crate::verify::Error::BadSignature { .. }) {
+                    other.get_or_insert(e.clone());
+                }
                 first.get_or_insert(e);
             }
         }
     }
-    match first {
-        Some(e) => Err(e.into()),
-        None => Err(Error::NoKey { did: commit.did().to_owned() }),
+    match (first, other) {
+        (None, _) => Err(Error::NoKey { did: commit.did().to_owned() }),
+        (Some(e), _) if keys.len() == 1 => Err(e.into()),
+        (_, Some(e)) => Err(e.into()),
+        (Some(_), None) => Err(EventError::NoKeyMatched { tried: keys.len() }.into()),
     }
 }
 

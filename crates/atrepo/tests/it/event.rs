@@ -1762,6 +1762,36 @@ mod cli {
         let marked = format!(" signed by {}", s.key);
         assert_eq!(with_both.matches(&marked).count(), 3, "{with_both}");
         assert_eq!(with_both.replace(&marked, ""), with_key);
+        // Keys that all fail: none matched (not the first key's curve).
+        let other2 = SigningKey::from_seed(Curve::K256, b"rotated too").unwrap();
+        let old2 = format!("{did}={}", other2.public_key().to_did_key());
+        let wrong =
+            ["event", "verify-stream", &stream, "--did-key", &old, "--did-key", &old2, "--json"];
+        let (_, stdout, _) = atrepo(&wrong);
+        assert!(stdout.contains("\"code\":\"no_key_matched\""), "{stdout}");
+        // A --did-key whose DID is not one, or too many keys for one DID.
+        let (code, _, stderr) = atrepo(&[
+            "event",
+            "verify-stream",
+            &stream,
+            "--did-key",
+            &format!("notadid={}", s.key),
+        ]);
+        assert_eq!(code, 3, "{stderr}");
+        assert!(stderr.contains("with a DID, found \"notadid\""), "{stderr}");
+        let many: Vec<String> = (0..17u8)
+            .map(|n| {
+                let k = SigningKey::from_seed(Curve::K256, &[n]).unwrap().public_key();
+                format!("{did}={}", k.to_did_key())
+            })
+            .collect();
+        let mut args = vec!["event", "verify-stream", &stream];
+        for pair in &many {
+            args.extend(["--did-key", pair.as_str()]);
+        }
+        let (code, _, stderr) = atrepo(&args);
+        assert_eq!(code, 3, "{stderr}");
+        assert!(stderr.contains("at most 16 keys for one DID"), "{stderr}");
         // An empty file of documents says so.
         let empty = s.path("empty.json");
         std::fs::write(&empty, "").unwrap();

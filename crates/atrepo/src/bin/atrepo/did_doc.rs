@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use atrepo::identity::{DidDocumentKey, MAX_DID_DOCUMENTS_BYTES, did_document_key, did_documents};
 use atrepo::verify::PublicKey;
 
@@ -31,6 +31,10 @@ pub(crate) fn read_one(path: &Path) -> Result<DidDocumentKey> {
 /// Documents skipped by name before the rest are only counted.
 const WARNINGS_SHOWN: usize = 10;
 
+/// Most keys given for one DID: each failing event is checked against
+/// all of them (a DID document declares one; a rotation adds a few).
+pub(crate) const MAX_KEYS_PER_DID: usize = 16;
+
 /// The keys a stream's events may be signed with, per DID: every key
 /// given for a DID is tried in turn (a capture may span a key rotation).
 #[derive(Debug, Default)]
@@ -39,12 +43,17 @@ pub(crate) struct KeyRing {
 }
 
 impl KeyRing {
-    /// Adds `key` for `did` (once).
-    pub(crate) fn add(&mut self, did: String, key: PublicKey) {
+    /// Adds `key` for `did` (once); at most [`MAX_KEYS_PER_DID`] keys
+    /// per DID.
+    pub(crate) fn add(&mut self, did: String, key: PublicKey) -> Result<()> {
         let keys = self.by_did.entry(did).or_default();
         if !keys.contains(&key) {
+            if keys.len() >= MAX_KEYS_PER_DID {
+                bail!("expected at most {MAX_KEYS_PER_DID} keys for one DID, found more");
+            }
             keys.push(key);
         }
+        Ok(())
     }
 
     /// Adds the key of every document in `path` (one, an array, or one per
@@ -60,7 +69,9 @@ impl KeyRing {
         let mut skipped = 0usize;
         for (n, document) in found.into_iter().enumerate() {
             match document {
-                Ok(DidDocumentKey { did, key }) => self.add(did, key),
+                Ok(DidDocumentKey { did, key }) => {
+                    self.add(did, key).with_context(|| format!("in {}", path.display()))?;
+                }
                 Err(e) => {
                     skipped += 1;
                     if skipped <= WARNINGS_SHOWN {

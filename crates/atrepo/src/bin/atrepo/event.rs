@@ -30,7 +30,7 @@
 //! ```text
 //! {"index": 0, "offset": 0, "type": "#commit", "seq": 101, "did": "did:plc:...",
 //!  "rev": "3kdg...", "status": "verified", "commit": "bafy...", "data": "bafy...",
-//!  "ops": 2, "warnings": []}
+//!  "ops": 2, "signature_checked": true, "warnings": []}
 //! {"index": 1, "offset": 6120, "type": "#commit", ..., "status": "failed",
 //!  "error": {"kind": "verification", "code": "rev_not_increasing", "message": "..."}}
 //! {"index": 2, "offset": 9000, "type": "#identity", "seq": 150, "did": "did:plc:...",
@@ -51,8 +51,8 @@
 //! `type`, `seq`, `did` and `rev` when the event got far enough to have
 //! them; `commit`, `data`, `ops` (`#commit` only) and `warnings` (objects
 //! like `error`) when verified, and `warnings` on any other line with a
-//! stream warning (a `seq` out of order); `signature_checked: false` on
-//! an event verified with `--no-signature` (the summary's
+//! stream warning (a `seq` out of order); `signature_checked` on a
+//! verified event (`false` with `--no-signature`; the summary's
 //! `signatures_checked` says the same for the run); `signed_by` (the
 //! did:key that verified it) when several keys were given for its DID (a
 //! line then ends `signed by did:key:...`); `error` when failed. `kind` is one of
@@ -342,9 +342,7 @@ fn print(
                 }
                 let all = v.warnings().iter().chain(warnings).map(error_json).collect();
                 m.insert("warnings".into(), Value::Array(all));
-                if about.unsigned {
-                    m.insert("signature_checked".into(), json!(false));
-                }
+                m.insert("signature_checked".into(), json!(!about.unsigned));
                 if let Some(key) = &about.signed_by {
                     m.insert("signed_by".into(), json!(key));
                 }
@@ -425,7 +423,9 @@ fn verify(args: &VerifyArgs) -> Result<ExitCode> {
                 (Some(key), _, _) => v.verify_event(&event, key, prior.as_ref()),
                 // The document is for one DID: an event of another is not
                 // its account's.
-                (None, Some(doc), Some(did)) if doc.did != did => {
+                (None, Some(doc), Some(did))
+                    if doc.did != did && matches!(event, Event::Commit(_) | Event::Sync(_)) =>
+                {
                     Err(Error::DidMismatch { expected: doc.did.clone(), found: did.to_owned() })
                 }
                 (None, Some(doc), _) => v.verify_event(&event, &doc.key, prior.as_ref()),
@@ -463,7 +463,10 @@ fn verify_stream(args: &StreamArgs) -> Result<ExitCode> {
         let Some((did, key)) = pair.split_once('=') else {
             bail!("expected --did-key DID=DID_KEY, found {pair:?}");
         };
-        keys.add(did.to_owned(), parse_key(key)?);
+        if atrepo::verify::syntax::did(did).is_err() {
+            bail!("expected --did-key DID=DID_KEY with a DID, found {did:?}");
+        }
+        keys.add(did.to_owned(), parse_key(key)?).with_context(|| format!("--did-key {did}"))?;
     }
     for path in &args.did_docs {
         keys.add_documents(path)?;
