@@ -88,7 +88,7 @@ pub enum Error {
     DidDocument(#[from] crate::identity::DidDocumentError),
 
     /// No key was given to check the commit's signature with.
-    #[error("no signing key to verify {did}'s commit with: pass a key or a key resolver")]
+    #[error("no signing key to verify {did}'s commit with (none was given for this DID)")]
     NoKey {
         /// The commit's DID.
         did: String,
