@@ -492,8 +492,8 @@ fn verify_stream(args: &StreamArgs) -> Result<ExitCode> {
     let mut frames = Frames::new(&bytes, &limits);
     // Hosts number their events in increasing order: an event at or below
     // the highest number seen is a replay or a reordering. A warning, as
-    // indigo's and the TypeScript consumers only log it; with --strict-seq
-    // the event fails without being applied.
+    // indigo's consumer only logs it; with --strict-seq the event fails
+    // without being applied.
     let mut order = SeqOrder::new();
     let mut index = 0usize;
     loop {
@@ -503,75 +503,73 @@ fn verify_stream(args: &StreamArgs) -> Result<ExitCode> {
         index = index.saturating_add(1);
         let decoded = item.and_then(|frame| Event::from_frame(&frame, &limits));
         let seq = decoded.as_ref().ok().and_then(Event::seq);
-        let out_of_order = seq.and_then(|seq| order.check(seq).err());
-        let mut warnings = Vec::new();
-        let outcome = match (decoded, out_of_order) {
-            (Ok(event), Some(e)) if args.strict_seq => {
+        let mut out_of_order = seq.and_then(|seq| order.check(seq).err());
+        // With --strict-seq an event out of order fails; otherwise it is
+        // verified with a warning.
+        let refused = if args.strict_seq { out_of_order.take() } else { None };
+        let warnings: Vec<Error> = out_of_order.into_iter().map(Error::from).collect();
+        let outcome = match (decoded, refused) {
+            (Ok(event), Some(e)) => {
                 about = About { index: about.index, offset: about.offset, ..About::of(&event) };
                 Outcome::Failed(e.into())
             }
-            (decoded, out_of_order) => {
-                warnings.extend(out_of_order.map(Error::from));
-                match decoded {
-                    Err(e) => Outcome::Failed(e.into()),
-                    Ok(event @ (Event::Commit(_) | Event::Sync(_))) => {
-                        about = About {
-                            index: about.index,
-                            offset: about.offset,
-                            unsigned: args.no_signature,
-                            ..About::of(&event)
-                        };
-                        let did = event.did().unwrap_or_default();
-                        // The keys given for this DID, then --key.
-                        let candidates = keys.candidates(did, default_key.as_ref());
-                        match inactive.get(did) {
-                            Some(status) => Outcome::Ignored(format!("account {status}")),
-                            None if args.no_signature => match v.apply_unsigned(&event, &states) {
-                                Ok(ok) => Outcome::Verified(Box::new(ok)),
-                                Err(e) => Outcome::Failed(e),
-                            },
-                            None if candidates.is_empty() => {
-                                Outcome::Failed(Error::NoKey { did: did.to_owned() })
+            (Err(e), _) => Outcome::Failed(e.into()),
+            (Ok(event @ (Event::Commit(_) | Event::Sync(_))), None) => {
+                about = About {
+                    index: about.index,
+                    offset: about.offset,
+                    unsigned: args.no_signature,
+                    ..About::of(&event)
+                };
+                let did = event.did().unwrap_or_default();
+                if let Some(status) = inactive.get(did) {
+                    Outcome::Ignored(format!("account {status}"))
+                } else if args.no_signature {
+                    match v.apply_unsigned(&event, &states) {
+                        Ok(ok) => Outcome::Verified(Box::new(ok)),
+                        Err(e) => Outcome::Failed(e),
+                    }
+                } else {
+                    // The keys given for this DID, then --key.
+                    let candidates = keys.candidates(did, default_key.as_ref());
+                    let applied = (!candidates.is_empty())
+                        .then(|| v.apply_any_key(&event, &candidates, &states));
+                    match applied {
+                        None => Outcome::Failed(Error::NoKey { did: did.to_owned() }),
+                        Some(Ok((ok, index))) => {
+                            // Which key, when there was a choice.
+                            if candidates.len() > 1 {
+                                about.signed_by = candidates.get(index).map(PublicKey::to_did_key);
                             }
-                            None => match v.apply_any_key(&event, &candidates, &states) {
-                                Ok((ok, index)) => {
-                                    // Which key, when there was a choice.
-                                    if candidates.len() > 1 {
-                                        about.signed_by =
-                                            candidates.get(index).map(PublicKey::to_did_key);
-                                    }
-                                    Outcome::Verified(Box::new(ok))
-                                }
-                                Err(e) => Outcome::Failed(e),
-                            },
+                            Outcome::Verified(Box::new(ok))
                         }
-                    }
-                    Ok(event @ (Event::Identity(_) | Event::Account(_))) => {
-                        // Checked against their schema; nothing to verify.
-                        about =
-                            About { index: about.index, offset: about.offset, ..About::of(&event) };
-                        if let Event::Account(account) = &event
-                            && args.ignore_inactive
-                        {
-                            if account.active {
-                                inactive.remove(account.did);
-                            } else {
-                                let status = account.status.unwrap_or("inactive").to_owned();
-                                inactive.insert(account.did.to_owned(), status);
-                            }
-                        }
-                        Outcome::Skipped
-                    }
-                    Ok(Event::Error { error, message }) => {
-                        about.kind = Some("error".to_owned());
-                        let (error, message) = (error.to_owned(), message.map(str::to_owned));
-                        Outcome::Failed(EventError::ErrorFrame { error, message }.into())
-                    }
-                    Ok(other) => {
-                        about.kind = Some(other.kind().to_owned());
-                        Outcome::Skipped
+                        Some(Err(e)) => Outcome::Failed(e),
                     }
                 }
+            }
+            (Ok(event @ (Event::Identity(_) | Event::Account(_))), None) => {
+                // Checked against their schema; nothing to verify.
+                about = About { index: about.index, offset: about.offset, ..About::of(&event) };
+                if let Event::Account(account) = &event
+                    && args.ignore_inactive
+                {
+                    if account.active {
+                        inactive.remove(account.did);
+                    } else {
+                        let status = account.status.unwrap_or("inactive").to_owned();
+                        inactive.insert(account.did.to_owned(), status);
+                    }
+                }
+                Outcome::Skipped
+            }
+            (Ok(Event::Error { error, message }), None) => {
+                about.kind = Some("error".to_owned());
+                let (error, message) = (error.to_owned(), message.map(str::to_owned));
+                Outcome::Failed(EventError::ErrorFrame { error, message }.into())
+            }
+            (Ok(other), None) => {
+                about.kind = Some(other.kind().to_owned());
+                Outcome::Skipped
             }
         };
         // An event refused for what it holds (malformed, failing a check,
