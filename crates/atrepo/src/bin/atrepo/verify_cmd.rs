@@ -78,27 +78,26 @@ pub(crate) fn run(args: &VerifyArgs) -> Result<ExitCode> {
         options = options.did(did.clone());
     }
     let document = args.did_doc.as_deref().map(crate::did_doc::read_one).transpose()?;
-    if let Some(doc) = document {
-        if let Some(did) = args.did.as_ref().filter(|did| **did != doc.did) {
-            bail!("--did {did} is not the DID of the --did-doc document, {}", doc.did);
+    // Where the key comes from: --key, a DID document (which names the
+    // DID too), nowhere (--no-signature), or, for the embedded sample,
+    // the key that signed it.
+    options = match (&args.key, document) {
+        (Some(key), _) => options.key(PublicKey::from_did_key(key.trim())?),
+        (None, Some(doc)) => {
+            if let Some(did) = args.did.as_ref().filter(|did| **did != doc.did) {
+                bail!("--did {did} is not the DID of the --did-doc document, {}", doc.did);
+            }
+            options.did(doc.did).key(doc.key)
         }
-        options = options.did(doc.did).key(doc.key);
-    }
-    let key = match (&args.key, &args.file) {
-        (Some(key), _) => Some(key.trim().to_owned()),
-        _ if args.did_doc.is_some() => None,
-        (None, None) if !args.no_signature => Some(input::SAMPLE_KEY.trim().to_owned()),
-        _ => None,
-    };
-    match key {
-        Some(key) => options = options.key(PublicKey::from_did_key(&key)?),
-        None if args.did_doc.is_some() => {}
-        None if args.no_signature => options = options.signature(SignatureCheck::Skip),
-        None => bail!(
+        (None, None) if args.no_signature => options.signature(SignatureCheck::Skip),
+        (None, None) if args.file.is_none() => {
+            options.key(PublicKey::from_did_key(input::SAMPLE_KEY.trim())?)
+        }
+        (None, None) => bail!(
             "no signing key: pass --key did:key:... or --did-doc FILE (the DID document), \
              or --no-signature to check everything else"
         ),
-    }
+    };
     if let Some(spec) = &args.store {
         options = options.spill(spill_options(spec)?);
     }
