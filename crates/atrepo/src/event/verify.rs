@@ -270,9 +270,9 @@ impl<C: Clock> Verifier<C> {
 
     /// Like [`verify_event`](Self::verify_event), with every check but
     /// the signature (its length and low-S form included): for checking a
-    /// capture's structure,
-    /// chain and inversions when the keys are not known. A forged event
-    /// passes it; only a signature check says who wrote the commit.
+    /// capture's structure, chains and inversions when the keys are not
+    /// known. A forged event passes it; only a signature check says who
+    /// wrote the commit.
     pub fn verify_event_unsigned(
         &self,
         event: &Event<'_>,
@@ -291,6 +291,35 @@ impl<C: Clock> Verifier<C> {
         }
     }
 
+    /// Like [`verify_event`](Self::verify_event), with the first of `keys`
+    /// the commit's signature matches (several keys for one account: a
+    /// capture that spans a key rotation). The event is checked once; only
+    /// the signature is checked against each key in turn. Returns the
+    /// result and the index in `keys` of the key that matched; if none
+    /// does, the key's error for one key, [`EventError::NoKeyMatched`] for
+    /// several (or the signature's own error if it is malformed), and
+    /// [`Error::NoKey`] for no keys.
+    pub fn verify_event_any_key(
+        &self,
+        event: &Event<'_>,
+        keys: &[PublicKey],
+        prior: Option<&RepoState>,
+    ) -> Result<(Verified, usize)> {
+        match event {
+            Event::Commit(e) => {
+                let staged = self.stage_commit(e, prior)?;
+                let index = first_signer(&staged.commit, keys)?;
+                Ok((Verified::Commit(self.finish_commit(e, prior, staged, false)?), index))
+            }
+            Event::Sync(e) => {
+                let (commit, cid) = self.stage_sync(e, prior)?;
+                let index = first_signer(&commit, keys)?;
+                Ok((Verified::Sync(verified_sync(e, &commit, cid, false)), index))
+            }
+            other => Err(other.unsupported().unwrap_or(EventError::UnrecognizedBody).into()),
+        }
+    }
+
     /// Verifies `event` against the state `states` holds for its DID and,
     /// if it passes, stores the new state. A failed event leaves the state
     /// as it was.
@@ -300,69 +329,45 @@ impl<C: Clock> Verifier<C> {
         key: &PublicKey,
         states: &dyn StateStore,
     ) -> Result<Verified> {
-        self.apply_with(event, Some(key), states)
+        self.apply_any_key(event, std::slice::from_ref(key), states).map(|(verified, _)| verified)
     }
 
-    /// Like [`apply`](Self::apply), with the first of `keys` the commit's
-    /// signature matches (several keys for one account: a capture that
-    /// spans a key rotation). The event is checked once; only the
-    /// signature is checked against each key in turn. Returns the result
-    /// and the index in `keys` of the key that matched; if none does, the
-    /// key's error for one key, [`EventError::NoKeyMatched`] for several
-    /// (or the signature's own error if it is malformed), and
-    /// [`Error::NoKey`] for no keys.
+    /// [`verify_event_any_key`](Self::verify_event_any_key) against the
+    /// state `states` holds, storing the new state if it passes (see
+    /// [`apply`](Self::apply)).
     pub fn apply_any_key(
         &self,
         event: &Event<'_>,
         keys: &[PublicKey],
         states: &dyn StateStore,
     ) -> Result<(Verified, usize)> {
-        let Some(did) = event.did() else {
-            return Err(event.unsupported().unwrap_or(EventError::UnrecognizedBody).into());
-        };
-        let prior = states.get(did)?;
-        let prior = prior.as_ref();
-        let (verified, index) = match event {
-            Event::Commit(e) => {
-                let staged = self.stage_commit(e, prior)?;
-                let index = first_signer(&staged.commit, keys)?;
-                (Verified::Commit(self.finish_commit(e, prior, staged, false)?), index)
-            }
-            Event::Sync(e) => {
-                let (commit, cid) = self.stage_sync(e, prior)?;
-                let index = first_signer(&commit, keys)?;
-                (Verified::Sync(verified_sync(e, &commit, cid, false)), index)
-            }
-            other => {
-                return Err(other.unsupported().unwrap_or(EventError::UnrecognizedBody).into());
-            }
-        };
-        states.set(did, &verified.state())?;
-        Ok((verified, index))
+        self.apply_with(event, states, |prior| self.verify_event_any_key(event, keys, prior))
     }
 
     /// Like [`apply`](Self::apply), without the signature check (see
     /// [`verify_event_unsigned`](Self::verify_event_unsigned)).
     pub fn apply_unsigned(&self, event: &Event<'_>, states: &dyn StateStore) -> Result<Verified> {
-        self.apply_with(event, None, states)
+        let verified = self.apply_with(event, states, |prior| {
+            self.verify_event_unsigned(event, prior).map(|verified| (verified, ()))
+        });
+        verified.map(|(verified, ())| verified)
     }
 
-    fn apply_with(
+    /// Reads the state held for `event`'s DID, verifies with `verify`, and
+    /// stores the new state if it passed.
+    fn apply_with<T>(
         &self,
         event: &Event<'_>,
-        key: Option<&PublicKey>,
         states: &dyn StateStore,
-    ) -> Result<Verified> {
+        verify: impl FnOnce(Option<&RepoState>) -> Result<(Verified, T)>,
+    ) -> Result<(Verified, T)> {
         let Some(did) = event.did() else {
             return Err(event.unsupported().unwrap_or(EventError::UnrecognizedBody).into());
         };
         let prior = states.get(did)?;
-        let verified = match key {
-            Some(key) => self.verify_event(event, key, prior.as_ref())?,
-            None => self.verify_event_unsigned(event, prior.as_ref())?,
-        };
+        let (verified, extra) = verify(prior.as_ref())?;
         states.set(did, &verified.state())?;
-        Ok(verified)
+        Ok((verified, extra))
     }
 
     /// Handles a failed check according to `mode`: an error to return, or
