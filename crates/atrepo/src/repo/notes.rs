@@ -424,13 +424,18 @@ mod tests {
         // Draining the notes gives the tables back, down to small ones. A
         // table shrinks only when the room given holds the smaller one (at
         // most half its bytes and a control group); with no room it waits.
+        // The last quarter of the removals gives room every time, so that
+        // every table has its chances to shrink: with rooms mixed to the
+        // end, a table whose last removals found too little room stayed
+        // big (a CI run ended with 1.5 MB of 4.5 MB, the hasher's seed
+        // being random).
         let full = notes.allocated();
         let rooms = [0, 2_000, 20_000, u64::MAX];
         let mut shrunk = 0;
         for k in (0..200_000u64).filter(|&k| k != 7) {
             let before = notes.allocated();
             let table = notes.shards[notes.place(k).0].allocation_size() as u64;
-            let room = rooms[usize::try_from(k % 4).unwrap()];
+            let room = if k < 150_000 { rooms[usize::try_from(k % 4).unwrap()] } else { u64::MAX };
             let (_, smaller) = notes.remove(k, room).unwrap().unwrap();
             assert_eq!(smaller > 0, notes.allocated() < before, "note {k}");
             assert!(notes.allocated() <= before, "note {k}");
