@@ -294,14 +294,28 @@ fn atrepo_stdin(args: &[&str], input: &[u8]) -> Run {
     ran(out)
 }
 
+/// `writer`'s repository signed by a fixed test key at a fixed rev,
+/// written to `dir/name`: its path and its bytes.
+fn signed_car_file(
+    writer: atrepo::writer::RepoWriter,
+    dir: &Path,
+    name: &str,
+) -> (String, Vec<u8>) {
+    use atrepo::verify::{Curve, SigningKey, Tid};
+    let key = SigningKey::from_seed(Curve::K256, b"cli test repositories").unwrap();
+    let rev = Tid::from_parts(1_700_000_000_000_000, 0).unwrap();
+    let car = writer.to_car(&key, rev).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, &car).unwrap();
+    (path.to_str().unwrap().to_owned(), car)
+}
+
 /// Two keys pointing to one record, with another key between them (real
 /// repositories have such repeats): the second key's record comes from a
 /// file read again or, on standard input, from the kept records.
 #[test]
 fn reading_commands_give_repeated_records_their_bytes_from_files_and_stdin() {
     use atrepo::verify::drisl::Value;
-    use atrepo::verify::{Curve, SigningKey, Tid};
-    let key = SigningKey::from_seed(Curve::K256, b"cli repeats").unwrap();
     let mut writer = atrepo::writer::RepoWriter::new("did:plc:clirepeats22222222222222");
     let like = |subject: &str| {
         Value::Map(
@@ -317,12 +331,9 @@ fn reading_commands_give_repeated_records_their_bytes_from_files_and_stdin() {
     writer.insert_value("app.bsky.feed.like/3jzfcijpj2z2b", &like("two")).unwrap();
     let c = writer.insert_value("app.bsky.feed.like/3jzfcijpj2z2c", &like("one")).unwrap();
     assert_eq!(a, c);
-    let rev = Tid::from_parts(1_700_000_000_000_000, 0).unwrap();
-    let car = writer.to_car(&key, rev).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("repeats.car");
-    std::fs::write(&path, &car).unwrap();
-    let path = path.to_str().unwrap();
+    let (path, car) = signed_car_file(writer, dir.path(), "repeats.car");
+    let path = path.as_str();
 
     // `/dev/stdin` is a pipe here: a path, but a stream (it cannot be
     // mapped or read again).
@@ -367,8 +378,6 @@ fn reading_commands_give_repeated_records_their_bytes_from_files_and_stdin() {
 #[test]
 fn a_record_shared_past_the_reread_budget_is_a_limit() {
     use atrepo::verify::drisl::Value;
-    use atrepo::verify::{Curve, SigningKey, Tid};
-    let key = SigningKey::from_seed(Curve::K256, b"cli shared record").unwrap();
     let mut writer = atrepo::writer::RepoWriter::new("did:plc:clisharedrecord2222222222");
     let big = Value::Map(
         [
@@ -382,12 +391,9 @@ fn a_record_shared_past_the_reread_budget_is_a_limit() {
     for n in 0..320 {
         writer.insert_value(&format!("app.example.big/k{n:04}"), &big).unwrap();
     }
-    let rev = Tid::from_parts(1_700_000_000_000_000, 0).unwrap();
-    let car = writer.to_car(&key, rev).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("shared.car");
-    std::fs::write(&path, &car).unwrap();
-    let path = path.to_str().unwrap();
+    let (path, _) = signed_car_file(writer, dir.path(), "shared.car");
+    let path = path.as_str();
 
     let verified = atrepo(&["verify", path, "--no-signature"]);
     assert_eq!(verified.code, 0, "{}", verified.stderr);
@@ -558,18 +564,13 @@ fn switches_for_historical_and_third_party_repositories() {
 #[test]
 fn max_block_mib_raises_the_block_cap() {
     use atrepo::verify::drisl::Value;
-    use atrepo::verify::{Curve, SigningKey, Tid};
-    let key = SigningKey::from_seed(Curve::K256, b"cli big block").unwrap();
     let mut writer = atrepo::writer::RepoWriter::new("did:plc:clibigblock22222222222222");
     let big =
         Value::Map([("data".to_owned(), Value::Bytes(vec![3; 2_200_000]))].into_iter().collect());
     writer.insert_value("app.example.big/self", &big).unwrap();
-    let rev = Tid::from_parts(1_700_000_000_000_000, 0).unwrap();
-    let car = writer.to_car(&key, rev).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("big.car");
-    std::fs::write(&path, &car).unwrap();
-    let path = path.to_str().unwrap();
+    let (path, car) = signed_car_file(writer, dir.path(), "big.car");
+    let path = path.as_str();
 
     let run = atrepo(&["verify", path, "--no-signature"]);
     assert_eq!(run.code, 2, "{}", run.stderr);
