@@ -297,7 +297,7 @@ fn atrepo_stdin(args: &[&str], input: &[u8]) -> Run {
 /// `writer`'s repository signed by a fixed test key at a fixed rev,
 /// written to `dir/name`: its path and its bytes.
 fn signed_car_file(
-    writer: atrepo::writer::RepoWriter,
+    writer: &atrepo::writer::RepoWriter,
     dir: &Path,
     name: &str,
 ) -> (String, Vec<u8>) {
@@ -332,7 +332,7 @@ fn reading_commands_give_repeated_records_their_bytes_from_files_and_stdin() {
     let c = writer.insert_value("app.bsky.feed.like/3jzfcijpj2z2c", &like("one")).unwrap();
     assert_eq!(a, c);
     let dir = tempfile::tempdir().unwrap();
-    let (path, car) = signed_car_file(writer, dir.path(), "repeats.car");
+    let (path, car) = signed_car_file(&writer, dir.path(), "repeats.car");
     let path = path.as_str();
 
     // `/dev/stdin` is a pipe here: a path, but a stream (it cannot be
@@ -392,7 +392,7 @@ fn a_record_shared_past_the_reread_budget_is_a_limit() {
         writer.insert_value(&format!("app.example.big/k{n:04}"), &big).unwrap();
     }
     let dir = tempfile::tempdir().unwrap();
-    let (path, _) = signed_car_file(writer, dir.path(), "shared.car");
+    let (path, _) = signed_car_file(&writer, dir.path(), "shared.car");
     let path = path.as_str();
 
     let verified = atrepo(&["verify", path, "--no-signature"]);
@@ -569,7 +569,7 @@ fn max_block_mib_raises_the_block_cap() {
         Value::Map([("data".to_owned(), Value::Bytes(vec![3; 2_200_000]))].into_iter().collect());
     writer.insert_value("app.example.big/self", &big).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (path, car) = signed_car_file(writer, dir.path(), "big.car");
+    let (path, car) = signed_car_file(&writer, dir.path(), "big.car");
     let path = path.as_str();
 
     let run = atrepo(&["verify", path, "--no-signature"]);
