@@ -8,7 +8,9 @@
 //! that differ: it checks both CARs' block hashes and commits (and their
 //! signatures with `--key` or `--did-doc`), the MST rules of the nodes it reads, and
 //! that every record it lists is present and valid, but not the parts
-//! both trees share (run `verify` for those).
+//! both trees share (run `verify` for those). It maps regular files
+//! (memory holds an index, and each block read is hashed again, since the
+//! file may change after it was indexed) and reads `-` or a pipe whole.
 //!
 //! `ls` prints each record as soon as the walk has verified the path to
 //! it (after the signature, with `--key` or `--did-doc`), so a repository that fails
@@ -31,13 +33,13 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use atrepo::mst::Limits;
-use atrepo::store::MemoryStore;
+use atrepo::store::{BlockRead, Bytes, CarFileOptions, CarFileStore, IndexMode, MemoryStore};
 use atrepo::verify::{Commit, PublicKey, drisl};
 use atrepo::{FileSource, Record, RepoReader, SignatureCheck, StreamSource, VerifyOptions};
 use clap::Args;
@@ -99,7 +101,7 @@ impl Common {
 /// A repository opened from a file or from standard input.
 enum Opened {
     File(RepoReader<FileSource>),
-    Stream(RepoReader<StreamSource<Box<dyn std::io::Read + Send>>>),
+    Stream(RepoReader<StreamSource<Box<dyn Read + Send>>>),
 }
 
 impl Opened {
@@ -122,7 +124,7 @@ impl Opened {
 /// without them: past the budget for reading such records again, or one
 /// that could not be kept (see `VerifyOptions::keep_records`). That is a
 /// limit (exit 2), named by the record's key and CID.
-fn data<'r>(record: &'r Record<'_>) -> Result<&'r atrepo::store::Bytes> {
+fn data<'r>(record: &'r Record<'_>) -> Result<&'r Bytes> {
     record.data().ok_or_else(|| {
         let (key, cid) = (record.key().to_owned(), record.cid());
         atrepo::Error::RecordNotKept { key, cid }.into()
@@ -282,9 +284,11 @@ pub(crate) fn stats(args: &StatsArgs) -> Result<ExitCode> {
 /// `atrepo diff`.
 #[derive(Debug, Args)]
 pub(crate) struct DiffArgs {
-    /// The earlier repository CAR.
+    /// The earlier repository CAR, or `-` for standard input. A file is
+    /// mapped, not loaded: memory holds an index of 48 bytes per block;
+    /// standard input or a pipe is read whole (at most --max-car-mib).
     before: PathBuf,
-    /// The later repository CAR.
+    /// The later repository CAR, or `-` (for one of the two only).
     after: PathBuf,
     /// Print the changes as JSON.
     #[arg(long)]
@@ -300,22 +304,105 @@ pub(crate) struct DiffArgs {
     rules: crate::rules::Rules,
 }
 
-/// A CAR's blocks (hashes checked) and its strictly decoded commit.
-fn load(path: &Path, rules: &crate::rules::Rules) -> Result<(MemoryStore, Commit)> {
-    let bytes = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let (header, store) = atrepo::load_car(bytes, rules.car(Default::default()))?;
-    let root = header.root();
-    let commit_bytes = atrepo::store::BlockRead::get(&store, &root)?
-        .ok_or(atrepo::Error::MissingCommit { cid: root })?;
+/// One side of a diff: a CAR's blocks, each hashed against its CID as the
+/// CAR was first read.
+enum Side {
+    /// A regular file, mapped and indexed (48 bytes of memory per block,
+    /// the blocks stay in the file). Every block read is hashed again,
+    /// since the file may have changed since it was indexed.
+    Mapped(CarFileStore),
+    /// Standard input or a pipe, read whole into memory (at most
+    /// `--max-car-mib`).
+    Read(MemoryStore),
+}
+
+impl Side {
+    /// The block `cid`, confirmed to hash to it.
+    fn block(&self, cid: &cid::Cid) -> atrepo::store::Result<Option<Bytes>> {
+        match self {
+            Side::Read(store) => store.get(cid),
+            Side::Mapped(store) => {
+                let block = store.get(cid)?;
+                if let Some(bytes) = &block
+                    && !atrepo::car::block_matches(cid, bytes)
+                {
+                    let what = format!(
+                        "block {cid} no longer hashes to its CID: {} changed while it was read",
+                        store.path().display()
+                    );
+                    return Err(atrepo::store::Error::Corrupt { backend: "car file", what });
+                }
+                Ok(block)
+            }
+        }
+    }
+}
+
+impl BlockRead for Side {
+    fn get(&self, cid: &cid::Cid) -> atrepo::store::Result<Option<Bytes>> {
+        self.block(cid)
+    }
+
+    fn read_with(&self, cid: &cid::Cid, f: &mut dyn FnMut(&[u8])) -> atrepo::store::Result<bool> {
+        match self {
+            Side::Read(store) => store.read_with(cid, f),
+            Side::Mapped(_) => {
+                let block = self.block(cid)?;
+                if let Some(bytes) = &block {
+                    f(bytes);
+                }
+                Ok(block.is_some())
+            }
+        }
+    }
+
+    fn scan(
+        &self,
+        f: &mut dyn FnMut(&cid::Cid, &[u8]) -> atrepo::store::Result<()>,
+    ) -> atrepo::store::Result<()> {
+        match self {
+            Side::Read(store) => store.scan(f),
+            Side::Mapped(store) => store.scan(f),
+        }
+    }
+}
+
+/// A CAR's blocks (hashes checked) and its strictly decoded commit: a
+/// regular file mapped, `-` or a pipe read whole.
+fn load(path: &Path, rules: &crate::rules::Rules) -> Result<(Side, Commit)> {
+    let car = rules.car(Default::default());
+    let (root, side) = if input::is_regular_file(path)? {
+        let options = CarFileOptions::default().car(car).index(IndexMode::InMemory);
+        let store = CarFileStore::open_with(path, &options).map_err(|e| match e {
+            // The CAR's own errors keep their class (a block that does not
+            // hash to its CID is a verification failure).
+            atrepo::store::Error::Car(e) => atrepo::Error::Car(*e),
+            e => atrepo::Error::Store(e),
+        })?;
+        (store.header().root(), Side::Mapped(store))
+    } else {
+        let input = input::open(path)?;
+        // One byte past the limit, so the reader reports the limit.
+        let cap = car.limits.max_total_bytes.saturating_add(1);
+        let mut bytes = Vec::new();
+        input
+            .reader
+            .take(cap)
+            .read_to_end(&mut bytes)
+            .with_context(|| format!("cannot read {}", input.name))?;
+        let (header, store) = atrepo::load_car(bytes, car)?;
+        (header.root(), Side::Read(store))
+    };
+    let commit_bytes = side.get(&root)?.ok_or(atrepo::Error::MissingCommit { cid: root })?;
     let commit =
         Commit::decode_block(&root, &commit_bytes, &rules.commit()).map_err(atrepo::Error::from)?;
-    Ok((store, commit))
+    Ok((side, commit))
 }
 
 /// Checks that the record `cid` that `key` holds in `store` is there and,
 /// unless records are opaque, strict DRISL of the data model.
-fn check_listed(store: &MemoryStore, key: &str, cid: cid::Cid, opaque: bool) -> Result<()> {
-    let Some(bytes) = atrepo::store::BlockRead::get(store, &cid)? else {
+fn check_listed(store: &Side, key: &str, cid: cid::Cid, opaque: bool) -> Result<()> {
+    let Some(bytes) = store.get(&cid)? else {
         let missing = atrepo::mst::Error::MissingRecord { key: key.to_owned(), cid };
         return Err(atrepo::Error::from(missing).into());
     };
@@ -326,6 +413,11 @@ fn check_listed(store: &MemoryStore, key: &str, cid: cid::Cid, opaque: bool) -> 
 }
 
 pub(crate) fn diff(args: &DiffArgs) -> Result<ExitCode> {
+    let stdin = Path::new("-");
+    if args.before == stdin && args.after == stdin {
+        let usage = "only one of the two repositories can be read from standard input (`-`)";
+        return Err(atrepo::Error::Usage(usage.into()).into());
+    }
     let (a, commit_a) = load(&args.before, &args.rules)?;
     let (b, commit_b) = load(&args.after, &args.rules)?;
     if commit_a.did() != commit_b.did() {
@@ -695,7 +787,48 @@ pub(crate) fn export(args: &ExportArgs) -> Result<ExitCode> {
 
 #[cfg(test)]
 mod tests {
-    use super::plain_name;
+    use super::{Side, check_listed, load, plain_name};
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct WithRules {
+        #[command(flatten)]
+        rules: crate::rules::Rules,
+    }
+
+    /// `diff` maps its files and indexes them once, hashing every block;
+    /// a block it reads later is hashed again, so a file rewritten in
+    /// between cannot slip other bytes in.
+    #[test]
+    fn a_mapped_side_rehashes_what_it_reads() {
+        use atrepo::generate::{GenOptions, generate};
+        use std::io::{Seek, SeekFrom, Write};
+
+        let generated = generate(&GenOptions::default().records(5)).unwrap();
+        let car = generated.writer.to_car(&generated.key, generated.rev).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.car");
+        std::fs::write(&path, &car).unwrap();
+        let rules = WithRules::parse_from(["t"]).rules;
+        let (side, _) = load(&path, &rules).unwrap();
+        assert!(matches!(side, Side::Mapped(_)));
+        let options = atrepo::VerifyOptions::default().signature(atrepo::SignatureCheck::Skip);
+        let mut reader = atrepo::RepoReader::from_bytes(car.clone(), options).unwrap();
+        let record = reader.next_record().unwrap().unwrap();
+        let (key, cid) = (record.key().to_owned(), record.cid());
+        check_listed(&side, &key, cid, false).unwrap();
+
+        // Flip the record's last byte in place: the map sees the new bytes.
+        let block = atrepo::store::BlockRead::get(&side, &cid).unwrap().unwrap();
+        let at = car.windows(block.len()).position(|w| w == &block[..]).unwrap() + block.len() - 1;
+        let mut file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.seek(SeekFrom::Start(at as u64)).unwrap();
+        file.write_all(&[car[at] ^ 1]).unwrap();
+        file.sync_all().unwrap();
+        let error = check_listed(&side, &key, cid, false).unwrap_err().to_string();
+        assert!(error.contains("changed while it was read"), "{error}");
+        assert!(error.contains(&cid.to_string()), "{error}");
+    }
 
     #[test]
     fn only_plain_names_become_files() {
