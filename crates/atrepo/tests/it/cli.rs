@@ -156,6 +156,18 @@ fn did_documents_give_the_key_and_the_did() {
     }
     let run = atrepo(&["diff", path, path, "--did-doc", &good]);
     assert_eq!(run.code, 0, "{}", run.stderr);
+
+    // `--did-doc -` reads the document from standard input (as piped from
+    // curl); standard input cannot be both the document and the CAR.
+    let document = did_document(&did, &key);
+    let run = atrepo_stdin(&["verify", path, "--did-doc", "-"], document.as_bytes());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains(&format!("signature  valid, {key}")), "{}", run.stdout);
+    let run = atrepo_stdin(&["stats", path, "--did-doc", "-"], document.as_bytes());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = atrepo_stdin(&["verify", "-", "--did-doc", "-"], document.as_bytes());
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(run.stderr.contains("read only once"), "{}", run.stderr);
 }
 
 #[test]
@@ -900,7 +912,7 @@ fn diff_reads_files_and_standard_input_alike() {
 
     let run = atrepo_stdin(&["diff", "-", "-"], &a_bytes);
     assert_eq!(run.code, 3, "{}", run.stderr);
-    assert!(run.stderr.contains("only one"), "{}", run.stderr);
+    assert!(run.stderr.contains("read only once"), "{}", run.stderr);
 
     // Over --max-car-mib on standard input: a limit, read no further.
     let (big, _) = generated(dir.path(), "big.car", "6000", "11", &[]);

@@ -11,14 +11,20 @@ use anyhow::{Context, Result, bail};
 use atrepo::identity::{DidDocumentKey, MAX_DID_DOCUMENTS_BYTES, did_document_key, did_documents};
 use atrepo::verify::PublicKey;
 
-/// The bytes of `path`, at most one past the documents' cap (so that a
-/// bigger file is reported as such, not cut short).
+/// The bytes of `path` (`-` is standard input), at most one past the
+/// documents' cap (so that a bigger input is reported as such, not cut
+/// short).
 fn bytes(path: &Path) -> Result<Vec<u8>> {
     let what = || format!("cannot read DID documents from {}", path.display());
-    let file = std::fs::File::open(path).with_context(what)?;
+    let reader: Box<dyn Read> = if path == Path::new("-") {
+        crate::input::claim_stdin()?;
+        Box::new(std::io::stdin())
+    } else {
+        Box::new(std::fs::File::open(path).with_context(what)?)
+    };
     let cap = u64::try_from(MAX_DID_DOCUMENTS_BYTES).unwrap_or(u64::MAX).saturating_add(1);
     let mut bytes = Vec::new();
-    file.take(cap).read_to_end(&mut bytes).with_context(what)?;
+    reader.take(cap).read_to_end(&mut bytes).with_context(what)?;
     Ok(bytes)
 }
 

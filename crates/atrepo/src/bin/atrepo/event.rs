@@ -130,8 +130,8 @@ struct VerifyArgs {
     /// The repository's signing key, as a did:key.
     #[arg(long, value_name = "DID_KEY")]
     key: Option<String>,
-    /// The repository's DID document (JSON): its #atproto key, for events
-    /// of its DID.
+    /// The repository's DID document (JSON; `-` for standard input): its
+    /// #atproto key, for events of its DID.
     #[arg(long, value_name = "FILE", conflicts_with = "key")]
     did_doc: Option<PathBuf>,
     /// Check everything but the commit's signature (when the key is not
@@ -161,8 +161,9 @@ struct StreamArgs {
     /// is tried in turn).
     #[arg(long = "did-key", value_name = "DID=DID_KEY")]
     did_keys: Vec<String>,
-    /// DID documents (JSON: one, an array, or one per line): the #atproto
-    /// key of each document's DID; repeat for more files. A document
+    /// DID documents (JSON: one, an array, or one per line; `-` for
+    /// standard input): the #atproto key of each document's DID; repeat
+    /// for more files. A document
     /// without a usable key is skipped with a warning. The keys tried for
     /// an event are its DID's --did-key keys, then its documents' keys,
     /// then --key.

@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -28,9 +29,24 @@ pub(crate) struct Input {
     pub(crate) size: Option<u64>,
 }
 
+/// Whether something has read standard input already: a repository or
+/// a DID document given as `-` (it can be read once).
+static STDIN_CLAIMED: AtomicBool = AtomicBool::new(false);
+
+/// Claims standard input for one reader: a usage error if `-` was given
+/// twice (the second reader would find it empty).
+pub(crate) fn claim_stdin() -> Result<()> {
+    if STDIN_CLAIMED.swap(true, Ordering::Relaxed) {
+        let usage = "`-` (standard input) is given twice: it can be read only once";
+        return Err(atrepo::Error::Usage(usage.into()).into());
+    }
+    Ok(())
+}
+
 /// Opens `path` (`-` is standard input).
 pub(crate) fn open(path: &Path) -> Result<Input> {
     if path == Path::new("-") {
+        claim_stdin()?;
         return Ok(Input {
             reader: Box::new(std::io::stdin()),
             name: "stdin".to_owned(),

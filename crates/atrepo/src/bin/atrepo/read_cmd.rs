@@ -54,8 +54,8 @@ pub(crate) struct Common {
     /// it, everything but the signature is checked.
     #[arg(long)]
     key: Option<String>,
-    /// A DID document (JSON): the commit must be signed with its #atproto
-    /// key, and the repository belong to its DID.
+    /// A DID document (JSON; `-` for standard input): the commit must be
+    /// signed with its #atproto key, and the repository belong to its DID.
     #[arg(long, value_name = "FILE", conflicts_with = "key")]
     did_doc: Option<PathBuf>,
     /// Memory for blocks waiting to be verified, in MiB.
@@ -296,8 +296,8 @@ pub(crate) struct DiffArgs {
     /// The key both commits must be signed with (`did:key:z...`).
     #[arg(long)]
     key: Option<String>,
-    /// A DID document (JSON): both commits must be signed with its
-    /// #atproto key and belong to its DID.
+    /// A DID document (JSON; `-` for standard input): both commits must
+    /// be signed with its #atproto key and belong to its DID.
     #[arg(long, value_name = "FILE", conflicts_with = "key")]
     did_doc: Option<PathBuf>,
     #[command(flatten)]
@@ -413,11 +413,6 @@ fn check_listed(store: &Side, key: &str, cid: cid::Cid, opaque: bool) -> Result<
 }
 
 pub(crate) fn diff(args: &DiffArgs) -> Result<ExitCode> {
-    let stdin = Path::new("-");
-    if args.before == stdin && args.after == stdin {
-        let usage = "only one of the two repositories can be read from standard input (`-`)";
-        return Err(atrepo::Error::Usage(usage.into()).into());
-    }
     let (a, commit_a) = load(&args.before, &args.rules)?;
     let (b, commit_b) = load(&args.after, &args.rules)?;
     if commit_a.did() != commit_b.did() {

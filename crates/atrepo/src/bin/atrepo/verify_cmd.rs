@@ -47,7 +47,8 @@ pub(crate) struct VerifyArgs {
     key: Option<String>,
     /// A DID document (JSON, as https://plc.directory/DID serves it): the
     /// commit must be signed with its #atproto key, and the repository
-    /// belong to its DID.
+    /// belong to its DID. `-` reads it from standard input
+    /// (`curl -s https://plc.directory/DID | atrepo verify repo.car --did-doc -`).
     #[arg(long, value_name = "FILE", conflicts_with = "key")]
     did_doc: Option<PathBuf>,
     /// Check everything but the signature (when the key is not known).
