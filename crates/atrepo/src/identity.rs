@@ -11,8 +11,11 @@
 //! (`publicKeyMultibase` a multikey), or of one of the two legacy types
 //! (`EcdsaSecp256k1VerificationKey2019`, `EcdsaSecp256r1VerificationKey2019`,
 //! whose `publicKeyMultibase` is the bare key, compressed or not). Other
-//! methods are ignored, and so is an `#atproto` method another DID (or no
-//! DID) controls, as indigo does; of the rest the first counts.
+//! methods are ignored. A document with two or more `#atproto` methods, or
+//! whose `#atproto` method gives a member twice, is refused: the
+//! implementations disagree on which would count (TypeScript takes the
+//! first, indigo the last its DID controls, `JSON.parse` the last of a
+//! repeated member), and a verifier must not pick a key another would not.
 //! `verificationMethod` may be one method instead of an array.
 //!
 //! Documents are read into only the fields above: everything else is
@@ -107,7 +110,28 @@ pub enum DidDocumentError {
         /// The document's DID.
         did: String,
     },
-    /// Every `#atproto` method is controlled by another DID, or names no
+    /// Two or more verification methods with `id` `#atproto` or
+    /// `DID#atproto`: which one is the key is not for a verifier to guess.
+    #[error(
+        "expected one #atproto verification method in the DID document of {did}, found {found}"
+    )]
+    SeveralAtprotoKeys {
+        /// The document's DID.
+        did: String,
+        /// How many (counting stops at [`MAX_ATPROTO_METHODS`]).
+        found: usize,
+    },
+    /// The `#atproto` method gives one of `id`, `type`, `controller` or
+    /// `publicKeyMultibase` twice.
+    #[error(
+        "expected each member of the #atproto verification method of {did} once, \
+         found one given twice"
+    )]
+    AmbiguousMethod {
+        /// The document's DID.
+        did: String,
+    },
+    /// The `#atproto` method is controlled by another DID, or names no
     /// controller.
     #[error(
         "expected the #atproto key of {did} to be controlled by {did}, found controller {found}"
@@ -115,8 +139,8 @@ pub enum DidDocumentError {
     Controller {
         /// The document's DID.
         did: String,
-        /// The first such method's `controller` (quoted, shortened), its
-        /// kind, or `none`.
+        /// The method's `controller` (quoted, shortened), its kind, or
+        /// `none`.
         found: String,
     },
     /// The `#atproto` method's type is not one atproto uses.
@@ -334,13 +358,21 @@ struct Method {
     kind: Option<Text>,
     controller: Option<Text>,
     multibase: Option<Text>,
+    /// One of the fields above was given twice (of two `id`s, one ending
+    /// in `#atproto` is kept, so that the method is still seen as one).
+    ambiguous: bool,
 }
 
-/// Reads the fields of one verification method from a map; `None` for a
-/// method that gives one of them twice (ambiguous: never the key).
-fn method_fields<'de, A: MapAccess<'de>>(mut map: A) -> Result<Option<Method>, A::Error> {
+impl Method {
+    /// Whether the method's `id` names an `#atproto` key (of any DID).
+    fn is_atproto_like(&self) -> bool {
+        self.id.as_ref().and_then(Text::as_str).is_some_and(|id| id.ends_with("#atproto"))
+    }
+}
+
+/// Reads the fields of one verification method from a map.
+fn method_fields<'de, A: MapAccess<'de>>(mut map: A) -> Result<Method, A::Error> {
     let mut m = Method::default();
-    let mut ambiguous = false;
     while let Some(name) = map.next_key::<Text>()? {
         let slot = match name.as_str() {
             Some("id") => &mut m.id,
@@ -352,10 +384,19 @@ fn method_fields<'de, A: MapAccess<'de>>(mut map: A) -> Result<Option<Method>, A
                 continue;
             }
         };
-        ambiguous |= slot.is_some();
-        *slot = Some(map.next_value::<Text>()?);
+        let value = map.next_value::<Text>()?;
+        match slot {
+            None => *slot = Some(value),
+            Some(_) => {
+                m.ambiguous = true;
+                let atproto = value.as_str().is_some_and(|v| v.ends_with("#atproto"));
+                if name.as_str() == Some("id") && atproto {
+                    *slot = Some(value);
+                }
+            }
+        }
     }
-    Ok((!ambiguous).then_some(m))
+    Ok(m)
 }
 
 /// `verificationMethod`: its methods (entries that are not objects are
@@ -377,13 +418,10 @@ impl<'de> Visitor<'de> for MethodsVisitor {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Methods, A::Error> {
         let mut methods = Vec::new();
         while let Some(entry) = seq.next_element::<MaybeMethod>()? {
-            // Only `#atproto` methods can be the key; the first few count.
+            // Only `#atproto` methods can be the key (more than one is
+            // refused, so a few are enough to keep).
             if let Some(method) = entry.0
-                && method
-                    .id
-                    .as_ref()
-                    .and_then(Text::as_str)
-                    .is_some_and(|id| id.ends_with("#atproto"))
+                && method.is_atproto_like()
                 && methods.len() < MAX_ATPROTO_METHODS
             {
                 methods.push(method);
@@ -394,7 +432,7 @@ impl<'de> Visitor<'de> for MethodsVisitor {
     // One method instead of an array of one, as the TypeScript
     // implementation reads it.
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Methods, A::Error> {
-        Ok(Methods::List(method_fields(map)?.into_iter().collect()))
+        Ok(Methods::List(vec![method_fields(map)?]))
     }
     fn visit_str<E: de::Error>(self, _: &str) -> Result<Methods, E> {
         Ok(Methods::NotAList)
@@ -421,7 +459,7 @@ impl<'de> Deserialize<'de> for MaybeMethod {
             }
             visit_scalars!(MaybeMethod, |_| MaybeMethod(None));
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<MaybeMethod, A::Error> {
-                Ok(MaybeMethod(method_fields(map)?))
+                Ok(MaybeMethod(Some(method_fields(map)?)))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<MaybeMethod, A::Error> {
                 TextVisitor.visit_seq(seq).map(|_| MaybeMethod(None))
@@ -467,15 +505,20 @@ impl Entry {
         let mut atproto = methods.iter().filter(|m| {
             m.id.as_ref().and_then(Text::as_str).is_some_and(|id| id == "#atproto" || id == full_id)
         });
-        let Some(first) = atproto.clone().next() else {
+        let Some(method) = atproto.next() else {
             return Err(DidDocumentError::NoAtprotoKey { did });
         };
-        let Some(method) =
-            atproto.find(|m| m.controller.as_ref().and_then(Text::as_str) == Some(did.as_str()))
-        else {
-            let found = Text::shown(first.controller.as_ref());
+        let others = atproto.count();
+        if others > 0 {
+            return Err(DidDocumentError::SeveralAtprotoKeys { did, found: others + 1 });
+        }
+        if method.ambiguous {
+            return Err(DidDocumentError::AmbiguousMethod { did });
+        }
+        if method.controller.as_ref().and_then(Text::as_str) != Some(did.as_str()) {
+            let found = Text::shown(method.controller.as_ref());
             return Err(DidDocumentError::Controller { did, found });
-        };
+        }
         let method_type = method.kind.as_ref().and_then(Text::as_str);
         let legacy = method_type.and_then(Curve::from_legacy_method_type);
         if method_type != Some("Multikey") && legacy.is_none() {
@@ -638,9 +681,9 @@ mod tests {
     }
 
     #[test]
-    fn other_methods_and_other_controllers_are_skipped() {
+    fn other_methods_are_skipped() {
         let did = "did:web:example.com";
-        let (old, new, theirs) = (key(Curve::P256), key(Curve::K256), multikey(&key(Curve::P256)));
+        let (old, new) = (key(Curve::P256), key(Curve::K256));
         let d = json!({
             "id": did,
             "verificationMethod": [
@@ -648,15 +691,65 @@ mod tests {
                  "publicKeyMultibase": multikey(&old)},
                 "not a method",
                 [1, 2],
-                {"id": "#atproto", "type": "Multikey", "controller": "did:plc:someoneelse",
-                 "publicKeyMultibase": theirs},
+                // Another DID's #atproto key is not this one's.
+                {"id": "did:plc:someoneelse#atproto", "type": "Multikey",
+                 "controller": "did:plc:someoneelse", "publicKeyMultibase": multikey(&old)},
                 {"id": format!("{did}#atproto"), "type": "Multikey", "controller": did,
                  "publicKeyMultibase": multikey(&new)},
-                {"id": format!("{did}#atproto"), "type": "Multikey", "controller": did,
-                 "publicKeyMultibase": multikey(&old)},
             ],
         });
         assert_eq!(one(&d).unwrap().key, new);
+    }
+
+    /// TypeScript takes the first `#atproto` method, indigo the last one
+    /// its DID controls, and `JSON.parse` the last of a repeated member: a
+    /// review found atrepo skipping a first method with another controller
+    /// or a repeated member and verifying against the next one, a key
+    /// TypeScript would not use. Such documents are refused.
+    #[test]
+    fn documents_with_two_atproto_keys_or_a_repeated_member_are_refused() {
+        let did = "did:web:example.com";
+        let (a, b) = (multikey(&key(Curve::P256)), multikey(&key(Curve::K256)));
+        let method = |id: &str, controller: &str, k: &str| {
+            json!({"id": id, "type": "Multikey", "controller": controller,
+                   "publicKeyMultibase": k})
+        };
+        let full = format!("{did}#atproto");
+        for (first, second) in [
+            (method("#atproto", "did:plc:someoneelse", &a), method(&full, did, &b)),
+            (method(&full, did, &a), method(&full, did, &b)),
+            (method("#atproto", did, &a), method(&full, did, &a)),
+        ] {
+            let d = json!({"id": did, "verificationMethod": [first, second]});
+            let e = one(&d).unwrap_err();
+            assert!(matches!(e, DidDocumentError::SeveralAtprotoKeys { found: 2, .. }), "{e:?}");
+            assert!(e.to_string().contains("one #atproto verification method"), "{e}");
+        }
+        // A member given twice in the #atproto method, whichever it is.
+        let k = format!("\"publicKeyMultibase\": \"{b}\"");
+        let members = [
+            format!("{k}, \"publicKeyMultibase\": \"{a}\""),
+            format!("{k}, \"controller\": \"{did}\""),
+            format!("{k}, \"type\": \"Multikey\""),
+            format!("{k}, \"id\": \"#other\""),
+        ];
+        for extra in members {
+            let text = format!(
+                "{{\"id\": \"{did}\", \"verificationMethod\": [{{\"id\": \"#atproto\", \
+                 \"type\": \"Multikey\", \"controller\": \"{did}\", {extra}}}]}}"
+            );
+            let e = did_document_key(text.as_bytes()).unwrap_err();
+            assert!(matches!(e, DidDocumentError::AmbiguousMethod { .. }), "{extra}: {e:?}");
+            assert!(e.to_string().contains("found one given twice"), "{e}");
+        }
+        // A repeated member in a method that is not #atproto is not ours
+        // to judge.
+        let text = format!(
+            "{{\"id\": \"{did}\", \"verificationMethod\": [\
+             {{\"id\": \"#label\", \"id\": \"#label2\"}}, \
+             {{\"id\": \"#atproto\", \"type\": \"Multikey\", \"controller\": \"{did}\", {k}}}]}}"
+        );
+        assert_eq!(did_document_key(text.as_bytes()).unwrap().key, key(Curve::K256));
     }
 
     #[test]
@@ -830,11 +923,11 @@ mod tests {
         let twice = text.replacen('{', "{\"verificationMethod\": [],", 1);
         let e = did_document_key(twice.as_bytes()).unwrap_err();
         assert!(matches!(e, DidDocumentError::Duplicate { field: "verificationMethod" }), "{e}");
-        // A method with a member twice is never the key.
+        // A method with a member twice is never the key, and says so.
         let method = m.to_string().replacen('{', "{\"controller\": \"did:plc:other\",", 1);
         let text = text.replace(&m.to_string(), &method);
         let e = did_document_key(text.as_bytes()).unwrap_err();
-        assert!(matches!(e, DidDocumentError::NoAtprotoKey { .. }), "{e}");
+        assert!(matches!(e, DidDocumentError::AmbiguousMethod { .. }), "{e}");
     }
 
     #[test]
