@@ -111,6 +111,14 @@ fn did_documents_give_the_key_and_the_did() {
     assert!(run.stderr.contains("did:plc:otheraccount222222222222"), "{}", run.stderr);
     let run = atrepo(&["verify", path, "--did-doc", &good, "--did", "did:plc:x"]);
     assert_eq!(run.code, 3, "{}", run.stderr);
+    // --did is trimmed as --key is, and a malformed one is a usage error
+    // (a review found both read as another account's repository, exit 1,
+    // "commit is for X, expected X" for a trailing newline).
+    let run = atrepo(&["verify", path, "--key", &key, "--did", &format!("{did}\n")]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = atrepo(&["verify", path, "--key", &key, "--did", "nope"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(run.stderr.contains("expected --did to be a DID, found \"nope\""), "{}", run.stderr);
     // The document's key did not sign it.
     let sample_key = "did:key:zQ3shknSk1vCcsDeiBDAdwFwU1cjht9C3WvTCUX97aaYNnN1R";
     let other_key = write("other-key.json", &did_document(&did, sample_key));

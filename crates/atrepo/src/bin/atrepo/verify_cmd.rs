@@ -75,8 +75,14 @@ pub(crate) fn run(args: &VerifyArgs) -> Result<ExitCode> {
     let mut options = args
         .rules
         .apply(VerifyOptions::default().memory_limit(args.mem_limit.saturating_mul(1 << 20)));
-    if let Some(did) = &args.did {
-        options = options.did(did.clone());
+    // Trimmed as --key is (a DID pasted with its newline), and checked:
+    // a typo is a usage error, not a repository for another account.
+    let did = args.did.as_deref().map(str::trim);
+    if let Some(did) = did {
+        if let Err(e) = atrepo::verify::syntax::did(did) {
+            bail!("expected --did to be a DID, found {did:?}: {e}");
+        }
+        options = options.did(did.to_owned());
     }
     let document = args.did_doc.as_deref().map(crate::did_doc::read_one).transpose()?;
     // Where the key comes from: --key, a DID document (which names the
@@ -85,7 +91,7 @@ pub(crate) fn run(args: &VerifyArgs) -> Result<ExitCode> {
     options = match (&args.key, document) {
         (Some(key), _) => options.key(PublicKey::from_did_key(key.trim())?),
         (None, Some(doc)) => {
-            if let Some(did) = args.did.as_ref().filter(|did| **did != doc.did) {
+            if let Some(did) = did.filter(|did| *did != doc.did) {
                 bail!("--did {did} is not the DID of the --did-doc document, {}", doc.did);
             }
             options.did(doc.did).key(doc.key)
