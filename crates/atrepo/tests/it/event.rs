@@ -1753,6 +1753,23 @@ mod cli {
         assert!(stderr.contains("expected did:plc:someoneelse"), "{stderr}");
         let (_, stdout, _) = atrepo(&["event", "verify", &commit, "--did-doc", &one, "--json"]);
         assert!(stdout.contains("\"code\":\"did_mismatch\""), "{stdout}");
+        // The event's repo changed (same length; it is the first copy of
+        // the DID in the frame, before the blocks), its commit still the
+        // document's DID: the event is at fault, not the commit.
+        let other = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa";
+        assert_eq!(other.len(), did.len());
+        let bytes = std::fs::read(&commit).unwrap();
+        let at = bytes.windows(did.len()).position(|w| w == did.as_bytes()).unwrap();
+        let mut moved = bytes.clone();
+        moved[at..at + did.len()].copy_from_slice(other.as_bytes());
+        let moved_path = s.path("moved.frame");
+        std::fs::write(&moved_path, &moved).unwrap();
+        std::fs::write(&one, document(did).to_string()).unwrap();
+        let (code, _, stderr) = atrepo(&["event", "verify", &moved_path, "--did-doc", &one]);
+        assert_eq!(code, 1, "{stderr}");
+        let expected =
+            format!("expected a commit for {other} (the event's repo), found one for {did}");
+        assert!(stderr.contains(&expected), "{stderr}");
         // Several keys for one DID (a capture across a key rotation): each
         // is tried. A document without a usable key is skipped, named.
         let other = SigningKey::from_seed(Curve::P256, b"rotated").unwrap();

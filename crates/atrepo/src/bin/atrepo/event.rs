@@ -423,11 +423,16 @@ fn verify(args: &VerifyArgs) -> Result<ExitCode> {
                 _ if args.no_signature => v.verify_event_unsigned(&event, prior.as_ref()),
                 (Some(key), _, _) => v.verify_event(&event, key, prior.as_ref()),
                 // The document is for one DID: an event of another is not
-                // its account's.
+                // its account's. Said once the event is known to hold a
+                // commit for its own repo (a review found an event whose
+                // commit was the document's DID reported as "commit is for"
+                // the event's repo); anything else wrong with it first.
                 (None, Some(doc), Some(did))
                     if doc.did != did && matches!(event, Event::Commit(_) | Event::Sync(_)) =>
                 {
-                    Err(Error::DidMismatch { expected: doc.did.clone(), found: did.to_owned() })
+                    v.verify_event_unsigned(&event, prior.as_ref()).and_then(|_| {
+                        Err(Error::DidMismatch { expected: doc.did.clone(), found: did.to_owned() })
+                    })
                 }
                 (None, Some(doc), _) => v.verify_event(&event, &doc.key, prior.as_ref()),
                 (None, None, Some(did)) => Err(Error::NoKey { did: did.to_owned() }),
