@@ -128,7 +128,7 @@ pub enum Error {
     },
 
     /// A signature scalar (`r` or `s`) at or above the curve's group order.
-    #[error("expected signature {part} below the {curve} group order, found a larger value")]
+    #[error("expected signature {part} below the {curve} group order, found one at or above it")]
     ScalarOutOfRange {
         /// `"r"` or `"s"`.
         part: &'static str,
