@@ -898,6 +898,32 @@ fn diff_checks_the_records_it_lists_and_the_signatures() {
     assert!(run.stdout.contains("1 created, 0 updated, 0 deleted"), "{}", run.stdout);
 }
 
+/// `get` prints its record only once the whole repository has verified:
+/// a review found it printing an early key's record, exit 0, from a
+/// repository broken further on, because it stopped at the key.
+#[test]
+fn get_prints_nothing_unless_the_repository_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, key) = generated(dir.path(), "r.car", "200", "3", &[]);
+    let repo = repo.to_str().unwrap();
+    let first = "app.bsky.actor.profile/self";
+    let run = atrepo(&["get", repo, first, "--key", &key]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("app.bsky.actor.profile"), "{}", run.stdout);
+    let mut bytes = std::fs::read(repo).unwrap();
+    let at = bytes.len() - 5;
+    bytes[at] ^= 1;
+    let tampered = dir.path().join("tampered.car");
+    std::fs::write(&tampered, &bytes).unwrap();
+    let tampered = tampered.to_str().unwrap();
+    let run = atrepo(&["get", tampered, first, "--key", &key]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(run.stdout, "");
+    let run = atrepo_stdin(&["get", "-", first, "--key", &key], &bytes);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(run.stdout, "");
+}
+
 /// `diff` maps regular files (an index in memory, the blocks in the file)
 /// and reads `-` or a pipe whole, up to `--max-car-mib`: both give the
 /// same changes, and a block that does not hash to its CID fails either

@@ -62,7 +62,7 @@ enum Command {
     /// List a repository's records, each as soon as it verifies (only
     /// exit code 0 says the whole repository did).
     Ls(read_cmd::LsArgs),
-    /// Print one record as JSON.
+    /// Print one record as JSON, once the whole repository has verified.
     Get(read_cmd::GetArgs),
     /// Summarize a repository.
     Stats(read_cmd::StatsArgs),

@@ -3,8 +3,9 @@
 //! Every command verifies what it reads (block hashes, the commit's
 //! encoding, every MST rule, record encodings); the signature only with
 //! `--key` or `--did-doc` (a DID document, whose DID the repository must
-//! also belong to). `ls`, `stats` and `export` read the whole repository;
-//! `get` stops once it has the record; `diff` reads only the subtrees
+//! also belong to). `ls`, `get`, `stats` and `export` read the whole
+//! repository (`get` prints its record once all of it has verified);
+//! `diff` reads only the subtrees
 //! that differ: it checks both CARs' block hashes and commits (and their
 //! signatures with `--key` or `--did-doc`), the MST rules of the nodes it reads, and
 //! that every record it lists is present and valid, but not the parts
@@ -193,19 +194,20 @@ pub(crate) struct GetArgs {
 
 pub(crate) fn get(args: &GetArgs) -> Result<ExitCode> {
     let mut repo = args.common.open(&args.file, RecordBytes::Used)?;
+    // The whole repository is verified before the record is printed: a
+    // review found `get` printing a record, exit 0, from a repository
+    // whose later keys broke the tree (or repeated the key with another
+    // record), when it stopped at the key.
+    let mut found = None;
     while let Some(record) = repo.next_record()? {
-        if record.key() != args.record {
-            // Keys come in order: once past it, it is not there.
-            if record.key() > args.record.as_str() {
-                break;
-            }
-            continue;
+        if found.is_none() && record.key() == args.record {
+            found = Some(atrepo::json::to_json(&decoded(&record)?));
         }
-        let value = decoded(&record)?;
-        outln!("{:#}", crate::sorted(atrepo::json::to_json(&value)))?;
-        return Ok(ExitCode::SUCCESS);
     }
-    bail!("no record {} in {}", args.record, args.file.display())
+    repo.finish()?;
+    let Some(value) = found else { bail!("no record {} in {}", args.record, args.file.display()) };
+    outln!("{:#}", crate::sorted(value))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `atrepo stats`.
