@@ -898,6 +898,55 @@ fn diff_checks_the_records_it_lists_and_the_signatures() {
     assert!(run.stdout.contains("1 created, 0 updated, 0 deleted"), "{}", run.stdout);
 }
 
+/// A defect in what both repositories share (an invalid record listed in
+/// neither diff): `diff` verifies both whole first and fails (a review
+/// found it exiting 0, the shared parts never read); `--changed-only`
+/// skips them and says so.
+#[test]
+fn diff_verifies_both_repositories_whole_unless_told_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let strict = atrepo::mst::KeyRules::Strict;
+    let unsorted: &[u8] = b"\xa2\x61b\x01\x61a\x02";
+    let valid: &[u8] = b"\xa1\x61a\x01";
+    let shared = [("com.example.thing/abc", unsorted)];
+    let (before, key) = loosened_repo(dir.path(), "b.car", strict, &shared, false);
+    let more = [shared[0], ("com.example.thing/new", valid)];
+    let (after, _) = loosened_repo(dir.path(), "a.car", strict, &more, false);
+    let (before, after) = (before.to_str().unwrap(), after.to_str().unwrap());
+    let run = atrepo(&["diff", before, after, "--key", &key]);
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains(&format!("verifying {before}")), "{}", run.stderr);
+    assert!(run.stderr.contains("com.example.thing/abc"), "{}", run.stderr);
+    assert_eq!(run.stdout, "");
+    let car = std::fs::read(before).unwrap();
+    let run = atrepo_stdin(&["diff", "-", after, "--key", &key], &car);
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    let run = atrepo(&["diff", before, after, "--key", &key, "--changed-only"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.ends_with("1 created, 0 updated, 0 deleted (only the changes checked)\n"),
+        "{}",
+        run.stdout
+    );
+    let run = atrepo(&["diff", before, after, "--changed-only", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(json["verified_whole"], false);
+    assert_eq!(json["signatures_checked"], false);
+    // Valid repositories: the same changes either way.
+    let (a, _) = generated(dir.path(), "x.car", "40", "11", &[]);
+    let (b, _) = generated(dir.path(), "y.car", "45", "11", &[]);
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    let whole = atrepo(&["diff", a, b]);
+    let changed = atrepo(&["diff", a, b, "--changed-only"]);
+    assert_eq!((whole.code, changed.code), (0, 0), "{}{}", whole.stderr, changed.stderr);
+    assert!(whole.stdout.ends_with("deleted (signatures not checked)\n"), "{}", whole.stdout);
+    assert_eq!(
+        whole.stdout.replace(" (signatures not checked)", ""),
+        changed.stdout.replace(" (only the changes checked, signatures not checked)", "")
+    );
+}
+
 /// `get` prints its record only once the whole repository has verified:
 /// a review found it printing an early key's record, exit 0, from a
 /// repository broken further on, because it stopped at the key.

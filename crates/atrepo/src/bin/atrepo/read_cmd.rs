@@ -5,11 +5,13 @@
 //! `--key` or `--did-doc` (a DID document, whose DID the repository must
 //! also belong to). `ls`, `get`, `stats` and `export` read the whole
 //! repository (`get` prints its record once all of it has verified);
-//! `diff` reads only the subtrees
-//! that differ: it checks both CARs' block hashes and commits (and their
-//! signatures with `--key` or `--did-doc`), the MST rules of the nodes it reads, and
-//! that every record it lists is present and valid, but not the parts
-//! both trees share (run `verify` for those). It maps regular files
+//! `diff` verifies both repositories whole, then reads the subtrees that
+//! differ. With `--changed-only` it reads only those: it checks both CARs'
+//! block hashes and commits (and their signatures with `--key` or
+//! `--did-doc`), the MST rules of the nodes it reads, and that every
+//! record it lists is present and valid, but not the parts both trees
+//! share (a review found `diff` exiting 0 on repositories `verify`
+//! refuses when that was the default). It maps regular files
 //! (memory holds an index, and each block read is hashed again, since the
 //! file may change after it was indexed) and reads `-` or a pipe whole.
 //!
@@ -29,7 +31,9 @@
 //!   {"min", "max", "total"}, "mst": {"nodes", "node_bytes", "layers"},
 //!   "car": {...}}`.
 //! - `diff`: `{"created": n, "updated": n, "deleted": n, "changes":
-//!   [{"key", "before", "after"}]}` (`before`/`after` null when absent).
+//!   [{"key", "before", "after"}], "signatures_checked": bool,
+//!   "verified_whole": bool}` (`before`/`after` null when absent;
+//!   `verified_whole` false with `--changed-only`).
 //! - `export`: `{"records": n, "out": "..."}`.
 
 use std::collections::BTreeMap;
@@ -302,27 +306,38 @@ pub(crate) struct DiffArgs {
     /// be signed with its #atproto key and belong to its DID.
     #[arg(long, value_name = "FILE", conflicts_with = "key")]
     did_doc: Option<PathBuf>,
+    /// Check only what the changes rest on: both commits, the subtrees
+    /// that differ and the records listed, not the parts both trees share.
+    /// Faster on large repositories. Without it, both repositories are
+    /// first verified whole, as `verify` does.
+    #[arg(long)]
+    changed_only: bool,
+    /// Memory for blocks waiting to be verified, in MiB, while a
+    /// repository is verified whole.
+    #[arg(long, value_name = "MIB", default_value_t = 256)]
+    mem_limit: u64,
     #[command(flatten)]
     rules: crate::rules::Rules,
 }
 
-/// One side of a diff: a CAR's blocks, each hashed against its CID as the
-/// CAR was first read.
+/// One side of a diff: a CAR's blocks, each hashed against its CID when
+/// the CAR was first read or, when the repository is then verified whole,
+/// by that.
 enum Side {
     /// A regular file, mapped and indexed (48 bytes of memory per block,
     /// the blocks stay in the file). Every block read is hashed again,
     /// since the file may have changed since it was indexed.
     Mapped(CarFileStore),
     /// Standard input or a pipe, read whole into memory (at most
-    /// `--max-car-mib`).
-    Read(MemoryStore),
+    /// `--max-car-mib`): its blocks, and the CAR to verify whole.
+    Read(MemoryStore, Bytes),
 }
 
 impl Side {
     /// The block `cid`, confirmed to hash to it.
     fn block(&self, cid: &cid::Cid) -> atrepo::store::Result<Option<Bytes>> {
         match self {
-            Side::Read(store) => store.get(cid),
+            Side::Read(store, _) => store.get(cid),
             Side::Mapped(store) => {
                 let block = store.get(cid)?;
                 if let Some(bytes) = &block
@@ -347,7 +362,7 @@ impl BlockRead for Side {
 
     fn read_with(&self, cid: &cid::Cid, f: &mut dyn FnMut(&[u8])) -> atrepo::store::Result<bool> {
         match self {
-            Side::Read(store) => store.read_with(cid, f),
+            Side::Read(store, _) => store.read_with(cid, f),
             Side::Mapped(_) => {
                 let block = self.block(cid)?;
                 if let Some(bytes) = &block {
@@ -363,16 +378,20 @@ impl BlockRead for Side {
         f: &mut dyn FnMut(&cid::Cid, &[u8]) -> atrepo::store::Result<()>,
     ) -> atrepo::store::Result<()> {
         match self {
-            Side::Read(store) => store.scan(f),
+            Side::Read(store, _) => store.scan(f),
             Side::Mapped(store) => store.scan(f),
         }
     }
 }
 
-/// A CAR's blocks (hashes checked) and its strictly decoded commit: a
-/// regular file mapped, `-` or a pipe read whole.
-fn load(path: &Path, rules: &crate::rules::Rules) -> Result<(Side, Commit)> {
-    let car = rules.car(Default::default());
+/// A CAR's blocks and its strictly decoded commit: a regular file mapped,
+/// `-` or a pipe read whole. The blocks are hashed unless `whole` says the
+/// repository will be verified whole, which hashes every block.
+fn load(path: &Path, rules: &crate::rules::Rules, whole: bool) -> Result<(Side, cid::Cid, Commit)> {
+    let mut car = rules.car(Default::default());
+    if whole {
+        car = car.unchecked();
+    }
     let (root, side) = if input::is_regular_file(path)? {
         let options = CarFileOptions::default().car(car).index(IndexMode::InMemory);
         let store = CarFileStore::open_with(path, &options).map_err(|e| match e {
@@ -392,13 +411,14 @@ fn load(path: &Path, rules: &crate::rules::Rules) -> Result<(Side, Commit)> {
             .take(cap)
             .read_to_end(&mut bytes)
             .with_context(|| format!("cannot read {}", input.name))?;
-        let (header, store) = atrepo::load_car(bytes, car)?;
-        (header.root(), Side::Read(store))
+        let bytes = Bytes::from(bytes);
+        let (header, store) = atrepo::load_car(bytes.clone(), car)?;
+        (header.root(), Side::Read(store, bytes))
     };
     let commit_bytes = side.get(&root)?.ok_or(atrepo::Error::MissingCommit { cid: root })?;
     let commit =
         Commit::decode_block(&root, &commit_bytes, &rules.commit()).map_err(atrepo::Error::from)?;
-    Ok((side, commit))
+    Ok((side, root, commit))
 }
 
 /// Checks that the record `cid` that `key` holds in `store` is there and,
@@ -414,9 +434,32 @@ fn check_listed(store: &Side, key: &str, cid: cid::Cid, opaque: bool) -> Result<
     Ok(())
 }
 
+/// Verifies `side`'s repository whole with `options`: from the file read
+/// again (by the threaded file reader), or from the bytes read. The file
+/// must still hold the commit its index found, so that the blocks `diff`
+/// reads from the index (each hashed again) belong to the tree verified.
+fn verify_whole(side: &Side, path: &Path, root: &cid::Cid, options: VerifyOptions) -> Result<()> {
+    let context = || format!("verifying {}", path.display());
+    let report = match side {
+        Side::Mapped(_) => RepoReader::from_file(path, options).and_then(RepoReader::finish),
+        Side::Read(_, bytes) => atrepo::verify_repo(bytes.clone(), options),
+    };
+    let report = report.with_context(context)?;
+    if report.commit != root.to_string() {
+        let what = format!(
+            "{} changed while it was read: its commit was {root}, then {}",
+            path.display(),
+            report.commit
+        );
+        return Err(atrepo::store::Error::Corrupt { backend: "car file", what }.into());
+    }
+    Ok(())
+}
+
 pub(crate) fn diff(args: &DiffArgs) -> Result<ExitCode> {
-    let (a, commit_a) = load(&args.before, &args.rules)?;
-    let (b, commit_b) = load(&args.after, &args.rules)?;
+    let whole = !args.changed_only;
+    let (a, root_a, commit_a) = load(&args.before, &args.rules, whole)?;
+    let (b, root_b, commit_b) = load(&args.after, &args.rules, whole)?;
     if commit_a.did() != commit_b.did() {
         eprintln!(
             "warning: the repositories are of different accounts: {} and {}",
@@ -441,6 +484,21 @@ pub(crate) fn diff(args: &DiffArgs) -> Result<ExitCode> {
         }
         if let Some(key) = &key {
             commit.verify(key).map_err(atrepo::Error::from).with_context(context)?;
+        }
+    }
+    if whole {
+        let mut options = args
+            .rules
+            .apply(VerifyOptions::default().memory_limit(args.mem_limit.saturating_mul(1 << 20)));
+        options = match (&key, &did) {
+            (Some(key), _) => options.key(key.clone()),
+            (None, _) => options.signature(SignatureCheck::Skip),
+        };
+        if let Some(did) = &did {
+            options = options.did(did.clone());
+        }
+        for (side, path, root) in [(&a, &args.before, &root_a), (&b, &args.after, &root_b)] {
+            verify_whole(side, path, root, options.clone())?;
         }
     }
     let (changes, _) = atrepo::mst::diff(
@@ -476,8 +534,14 @@ pub(crate) fn diff(args: &DiffArgs) -> Result<ExitCode> {
                 })
             })
             .collect();
-        let out =
-            json!({"created": created, "updated": updated, "deleted": deleted, "changes": list});
+        let out = json!({
+            "created": created,
+            "updated": updated,
+            "deleted": deleted,
+            "changes": list,
+            "signatures_checked": key.is_some(),
+            "verified_whole": whole,
+        });
         outln!("{:#}", crate::sorted(out))?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -491,7 +555,14 @@ pub(crate) fn diff(args: &DiffArgs) -> Result<ExitCode> {
             (None, None) => {}
         }
     }
-    writeln!(out, "{created} created, {updated} updated, {deleted} deleted")?;
+    // What exit code 0 vouches for, as `stats` says of the signature.
+    let unchecked = match (key.is_some(), whole) {
+        (true, true) => "",
+        (false, true) => " (signatures not checked)",
+        (true, false) => " (only the changes checked)",
+        (false, false) => " (only the changes checked, signatures not checked)",
+    };
+    writeln!(out, "{created} created, {updated} updated, {deleted} deleted{unchecked}")?;
     out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
@@ -807,7 +878,7 @@ mod tests {
         let path = dir.path().join("a.car");
         std::fs::write(&path, &car).unwrap();
         let rules = WithRules::parse_from(["t"]).rules;
-        let (side, _) = load(&path, &rules).unwrap();
+        let (side, _, _) = load(&path, &rules, false).unwrap();
         assert!(matches!(side, Side::Mapped(_)));
         let options = atrepo::VerifyOptions::default().signature(atrepo::SignatureCheck::Skip);
         let mut reader = atrepo::RepoReader::from_bytes(car.clone(), options).unwrap();
