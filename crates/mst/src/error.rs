@@ -137,6 +137,27 @@ pub enum Error {
         node_layer: u8,
     },
 
+    /// One node holds keys of two layers. Where the node's place in the
+    /// tree gives its layer, the walk reports the key off that layer as
+    /// [`Error::WrongLayer`] instead; this is for a node read on its own
+    /// (or a root), where either key could be the misplaced one.
+    #[error(
+        "mst node {cid}: expected the keys of one layer, found {first:?} on layer \
+         {first_layer} and {key:?} on layer {key_layer}"
+    )]
+    MixedLayers {
+        /// The node.
+        cid: Cid,
+        /// Its first key.
+        first: String,
+        /// The first key's layer.
+        first_layer: u8,
+        /// The first key of another layer.
+        key: String,
+        /// That key's layer.
+        key_layer: u8,
+    },
+
     /// A key is not greater than the key before it in the walk: unsorted
     /// within a node, or outside its subtree's range.
     #[error("mst node {cid}: key {key:?} is out of order after {previous:?}")]
@@ -293,6 +314,7 @@ impl Error {
             | Error::InvalidKey { .. }
             | Error::KeyNotUtf8 { .. }
             | Error::WrongLayer { .. }
+            | Error::MixedLayers { .. }
             | Error::KeyOrder { .. }
             | Error::DuplicateKey { .. }
             | Error::NodeReachedTwice { .. }

@@ -197,8 +197,10 @@ pub(crate) fn decode(
         let key_layer = layer(key);
         match out.layer {
             None => out.layer = Some(key_layer),
-            Some(node_layer) if node_layer != key_layer => {
-                return Err(Error::WrongLayer { cid: *cid, key: show(key), key_layer, node_layer });
+            Some(first_layer) if first_layer != key_layer => {
+                let first = out.entries.first().map(|e| show(out.key(e))).unwrap_or_default();
+                let (cid, key) = (*cid, show(key));
+                return Err(Error::MixedLayers { cid, first, first_layer, key, key_layer });
             }
             Some(_) => {}
         }

@@ -24,6 +24,13 @@ fn every_error_message() {
         },
         Error::KeyNotUtf8 { cid, key: "\u{fffd}".to_owned() },
         Error::WrongLayer { cid, key: key.clone(), key_layer: 0, node_layer: 1 },
+        Error::MixedLayers {
+            cid,
+            first: key.clone(),
+            first_layer: 1,
+            key: "com.example.record/k2".to_owned(),
+            key_layer: 0,
+        },
         Error::KeyOrder { cid, key: "com.example.record/a".to_owned(), previous: key.clone() },
         Error::DuplicateKey { cid, key: key.clone() },
         Error::NodeReachedTwice { cid },

@@ -261,7 +261,42 @@ fn keys_of_two_layers_in_one_node() {
     let mut keys = [key_on_layer(0, 0), key_on_layer(1, 0)];
     keys.sort();
     let root = put(&s, node(None, &[(&keys[0], value(1), None), (&keys[1], value(2), None)]));
-    check(&s, root, |e| matches!(e, Error::WrongLayer { .. }));
+    // A root has no place to say which key is off its layer: both named.
+    check(&s, root, |e| {
+        matches!(e, Error::MixedLayers { first, key, .. }
+            if *first == keys[0] && *key == keys[1])
+    });
+}
+
+/// A child holding keys of two layers: its place under its parent says
+/// which key is off its layer. A review found the child's first key (the
+/// misplaced one) taken as its layer, and the keys that were in place
+/// blamed.
+#[test]
+fn a_key_of_the_wrong_layer_first_in_a_child_is_the_one_named() {
+    // A layer-1 root over a layer-0 child holding a layer-1 key `m` and a
+    // layer-0 key: `m` first (the child right of the root's key) or last
+    // (the child left of it). Either way `m` is named.
+    for misplaced_first in [true, false] {
+        let s = MemoryStore::new();
+        let (child, root, m) = if misplaced_first {
+            let r = key_on_layer(1, 0);
+            let m = key_on_layer_after(1, &r);
+            let l = key_on_layer_after(0, &m);
+            let child = put(&s, node(None, &[(&m, value(1), None), (&l, value(2), None)]));
+            (child, put(&s, node(None, &[(&r, value(3), Some(child))])), m)
+        } else {
+            let l = key_on_layer(0, 0);
+            let m = key_on_layer_after(1, &l);
+            let r = key_on_layer_after(1, &m);
+            let child = put(&s, node(None, &[(&l, value(1), None), (&m, value(2), None)]));
+            (child, put(&s, node(Some(child), &[(&r, value(3), None)])), m)
+        };
+        check(&s, root, |e| {
+            matches!(e, Error::WrongLayer { cid, key, key_layer: 1, node_layer: 0 }
+                if *cid == child && *key == m)
+        });
+    }
 }
 
 // See: https://github.com/bluesky-social/atproto/issues/5429 (key on the wrong layer).
