@@ -89,6 +89,33 @@ pub enum Error {
         found: usize,
     },
 
+    /// A legacy (bare) multibase key of the wrong length.
+    #[error(
+        "expected a 33-byte compressed {}{curve} key, found {found} bytes",
+        if *uncompressed { "or 65-byte uncompressed " } else { "" }
+    )]
+    LegacyKeyLength {
+        /// The key's curve.
+        curve: Curve,
+        /// The number of key bytes found.
+        found: usize,
+        /// Whether 65-byte uncompressed keys were accepted
+        /// ([`KeyOptions::legacy_uncompressed`](crate::KeyOptions::legacy_uncompressed)).
+        uncompressed: bool,
+    },
+
+    /// A multikey (multicodec prefix, then the key) where a legacy
+    /// verification method type needs the bare key: the method's type
+    /// should be `Multikey`.
+    #[error(
+        "expected a bare {curve} key for a legacy verification method type, found a multikey \
+         (a multicodec prefix): its type should be Multikey"
+    )]
+    MultikeyInLegacyMethod {
+        /// The curve the method type names.
+        curve: Curve,
+    },
+
     /// Public key bytes that are not a point of the curve: off the curve,
     /// the identity, an x coordinate out of range, or a bad SEC1 tag byte.
     #[error("expected a {curve} public key, found bytes that are not a valid curve point")]
@@ -328,6 +355,8 @@ impl Error {
             | Error::UnsupportedKeyType { .. }
             | Error::UncompressedKey { .. }
             | Error::KeyLength { .. }
+            | Error::LegacyKeyLength { .. }
+            | Error::MultikeyInLegacyMethod { .. }
             | Error::InvalidPoint { .. }
             | Error::SecretKey { .. }
             | Error::SignatureLength { .. }

@@ -169,11 +169,19 @@ impl PublicKey {
     /// [`KeyOptions::legacy_uncompressed`].
     pub fn from_legacy_multibase(curve: Curve, s: &str, options: &KeyOptions) -> Result<PublicKey> {
         let bytes = decode_base58btc(s)?;
-        match bytes.as_slice() {
-            [0x04, ..] if bytes.len() == 65 && options.legacy_uncompressed => {
-                PublicKey::from_sec1(curve, &bytes)
+        let uncompressed = options.legacy_uncompressed;
+        match (bytes.as_slice(), bytes.len()) {
+            ([0x04, ..], 65) if uncompressed => PublicKey::from_sec1(curve, &bytes),
+            // A multikey (multicodec prefix) in a legacy method: said so,
+            // not as a 35-byte key.
+            ([0xe7, 0x01, ..] | [0x80, 0x24, ..], 35) => {
+                Err(Error::MultikeyInLegacyMethod { curve })
             }
-            _ => PublicKey::from_compressed(curve, &bytes),
+            // Compressed or not a point; uncompressed where not allowed.
+            (_, 33) | ([0x04, ..], 65) => PublicKey::from_compressed(curve, &bytes),
+            // Another SEC1 tag (hybrid `06`/`07`) on 65 bytes.
+            (_, 65) if uncompressed => Err(Error::InvalidPoint { curve }),
+            (_, found) => Err(Error::LegacyKeyLength { curve, found, uncompressed }),
         }
     }
 

@@ -130,6 +130,36 @@ fn legacy_uncompressed_multibase() {
     assert_eq!(parsed, public);
 }
 
+/// A review found a multikey in a legacy method refused as "expected a
+/// 33-byte compressed key, found 35 bytes", and wrong lengths described
+/// as if uncompressed keys were never accepted.
+#[test]
+fn legacy_multibase_errors_say_what_was_found() {
+    let base58 = |b: &[u8]| cid::multibase::encode(cid::multibase::Base::Base58Btc, b);
+    let on = KeyOptions::default().legacy_uncompressed(true);
+    let off = KeyOptions::default();
+    for curve in [Curve::K256, Curve::P256] {
+        let public = key(curve, "legacy errors").public_key();
+        let multikey = public.to_did_key().trim_start_matches("did:key:").to_owned();
+        for options in [&on, &off] {
+            let err = PublicKey::from_legacy_multibase(curve, &multikey, options).unwrap_err();
+            assert_eq!(err, Error::MultikeyInLegacyMethod { curve });
+            assert!(err.to_string().contains("its type should be Multikey"), "{err}");
+        }
+        let short = base58(&public.to_compressed()[..32]);
+        let err = PublicKey::from_legacy_multibase(curve, &short, &on).unwrap_err();
+        assert_eq!(err, Error::LegacyKeyLength { curve, found: 32, uncompressed: true });
+        assert!(err.to_string().contains("compressed or 65-byte uncompressed"), "{err}");
+        let err = PublicKey::from_legacy_multibase(curve, &short, &off).unwrap_err();
+        assert!(!err.to_string().contains("uncompressed"), "{err}");
+        // A hybrid (06) encoding: 65 bytes, not a point form we take.
+        let mut hybrid = [0u8; 65];
+        hybrid[0] = 0x06;
+        let err = PublicKey::from_legacy_multibase(curve, &base58(&hybrid), &on).unwrap_err();
+        assert_eq!(err, Error::InvalidPoint { curve });
+    }
+}
+
 // ----- signatures ------------------------------------------------------------
 
 #[track_caller]
