@@ -20,7 +20,8 @@
 //!
 //! Documents are read into only the fields above: everything else is
 //! skipped as it is parsed, and so is every method whose `id` does not end
-//! in `#atproto` (at most [`MAX_ATPROTO_METHODS`] are kept per document).
+//! in `#atproto` (a document with more than [`MAX_ATPROTO_METHODS`] of
+//! those is refused).
 //! With at most [`MAX_DID_DOCUMENTS`] documents per input, what is held
 //! besides the input is bounded whatever the input holds.
 //!
@@ -44,8 +45,8 @@ pub const MAX_DID_DOCUMENTS_BYTES: usize = 64 * 1024 * 1024;
 /// Most documents (or values where a document is expected) in one input.
 pub const MAX_DID_DOCUMENTS: usize = 100_000;
 
-/// Most verification methods with an `id` ending in `#atproto` kept from
-/// one document; later ones are skipped.
+/// Most verification methods with an `id` ending in `#atproto` in one
+/// document; a document with more is refused.
 pub const MAX_ATPROTO_METHODS: usize = 16;
 
 /// What was wrong with a DID document.
@@ -121,15 +122,28 @@ pub enum DidDocumentError {
         /// How many (counting stops at [`MAX_ATPROTO_METHODS`]).
         found: usize,
     },
-    /// The `#atproto` method gives one of `id`, `type`, `controller` or
-    /// `publicKeyMultibase` twice.
+    /// A verification method with an `id` ending in `#atproto` gives one
+    /// of `id`, `type`, `controller` or `publicKeyMultibase` twice.
     #[error(
-        "expected each member of the #atproto verification method of {did} once, \
-         found one given twice"
+        "expected each member of the #atproto verification methods in the DID document of \
+         {did} once, found one given twice"
     )]
     AmbiguousMethod {
         /// The document's DID.
         did: String,
+    },
+    /// More than [`MAX_ATPROTO_METHODS`] verification methods with an
+    /// `id` ending in `#atproto`: refused, not cut short, since one
+    /// dropped unseen could be a second key.
+    #[error(
+        "expected at most {limit} verification methods with an id ending in #atproto in the \
+         DID document of {did}, found more"
+    )]
+    TooManyAtprotoMethods {
+        /// The document's DID.
+        did: String,
+        /// The cap.
+        limit: usize,
     },
     /// The `#atproto` method is controlled by another DID, or names no
     /// controller.
@@ -358,16 +372,10 @@ struct Method {
     kind: Option<Text>,
     controller: Option<Text>,
     multibase: Option<Text>,
-    /// One of the fields above was given twice (of two `id`s, one ending
-    /// in `#atproto` is kept, so that the method is still seen as one).
+    /// One of the fields above was given twice.
     ambiguous: bool,
-}
-
-impl Method {
-    /// Whether the method's `id` names an `#atproto` key (of any DID).
-    fn is_atproto_like(&self) -> bool {
-        self.id.as_ref().and_then(Text::as_str).is_some_and(|id| id.ends_with("#atproto"))
-    }
+    /// Some `id` given (the first, or a repeated one) ends in `#atproto`.
+    atproto_like: bool,
 }
 
 /// Reads the fields of one verification method from a map.
@@ -385,15 +393,12 @@ fn method_fields<'de, A: MapAccess<'de>>(mut map: A) -> Result<Method, A::Error>
             }
         };
         let value = map.next_value::<Text>()?;
+        if name.as_str() == Some("id") && value.as_str().is_some_and(|v| v.ends_with("#atproto")) {
+            m.atproto_like = true;
+        }
         match slot {
             None => *slot = Some(value),
-            Some(_) => {
-                m.ambiguous = true;
-                let atproto = value.as_str().is_some_and(|v| v.ends_with("#atproto"));
-                if name.as_str() == Some("id") && atproto {
-                    *slot = Some(value);
-                }
-            }
+            Some(_) => m.ambiguous = true,
         }
     }
     Ok(m)
@@ -403,7 +408,9 @@ fn method_fields<'de, A: MapAccess<'de>>(mut map: A) -> Result<Method, A::Error>
 /// skipped), or a value that holds none.
 #[derive(Debug)]
 enum Methods {
-    List(Vec<Method>),
+    /// The methods with an `id` ending in `#atproto` (at most
+    /// [`MAX_ATPROTO_METHODS`]), and whether there were more.
+    List(Vec<Method>, bool),
     NotAList,
 }
 
@@ -416,23 +423,27 @@ impl<'de> Visitor<'de> for MethodsVisitor {
     }
     visit_scalars!(Methods, |_| Methods::NotAList);
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Methods, A::Error> {
-        let mut methods = Vec::new();
+        let (mut methods, mut more) = (Vec::new(), false);
         while let Some(entry) = seq.next_element::<MaybeMethod>()? {
-            // Only `#atproto` methods can be the key (more than one is
-            // refused, so a few are enough to keep).
+            // Only `#atproto` methods can be the key. Past the cap the
+            // document is refused, not cut short: a method dropped
+            // unseen could be a second key.
             if let Some(method) = entry.0
-                && method.is_atproto_like()
-                && methods.len() < MAX_ATPROTO_METHODS
+                && method.atproto_like
             {
-                methods.push(method);
+                if methods.len() < MAX_ATPROTO_METHODS {
+                    methods.push(method);
+                } else {
+                    more = true;
+                }
             }
         }
-        Ok(Methods::List(methods))
+        Ok(Methods::List(methods, more))
     }
     // One method instead of an array of one, as the TypeScript
     // implementation reads it.
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Methods, A::Error> {
-        Ok(Methods::List(vec![method_fields(map)?]))
+        Ok(Methods::List(vec![method_fields(map)?], false))
     }
     fn visit_str<E: de::Error>(self, _: &str) -> Result<Methods, E> {
         Ok(Methods::NotAList)
@@ -498,9 +509,21 @@ impl Entry {
             _ => return Err(DidDocumentError::BadId { found: Text::shown(id.as_ref()) }),
         };
         let methods = match methods {
-            Some(Methods::List(methods)) => methods,
+            Some(Methods::List(_, true)) => {
+                return Err(DidDocumentError::TooManyAtprotoMethods {
+                    did,
+                    limit: MAX_ATPROTO_METHODS,
+                });
+            }
+            Some(Methods::List(methods, false)) => methods,
             _ => Vec::new(),
         };
+        // A method that gives a member twice and an id ending in #atproto
+        // is refused whichever DID it names: which id or key a reader
+        // keeps differs between parsers.
+        if methods.iter().any(|m| m.ambiguous) {
+            return Err(DidDocumentError::AmbiguousMethod { did });
+        }
         let full_id = format!("{did}#atproto");
         let mut atproto = methods.iter().filter(|m| {
             m.id.as_ref().and_then(Text::as_str).is_some_and(|id| id == "#atproto" || id == full_id)
@@ -511,9 +534,6 @@ impl Entry {
         let others = atproto.count();
         if others > 0 {
             return Err(DidDocumentError::SeveralAtprotoKeys { did, found: others + 1 });
-        }
-        if method.ambiguous {
-            return Err(DidDocumentError::AmbiguousMethod { did });
         }
         if method.controller.as_ref().and_then(Text::as_str) != Some(did.as_str()) {
             let found = Text::shown(method.controller.as_ref());
@@ -742,6 +762,29 @@ mod tests {
             assert!(matches!(e, DidDocumentError::AmbiguousMethod { .. }), "{extra}: {e:?}");
             assert!(e.to_string().contains("found one given twice"), "{e}");
         }
+        // A review's bypasses: a repeated id moving the method to another
+        // DID (JSON.parse keeps the last, another parser the first), and
+        // other DIDs' #atproto methods filling the slots kept so that a
+        // second key went unseen.
+        let text = format!(
+            "{{\"id\": \"{did}\", \"verificationMethod\": [\
+             {{\"id\": \"#atproto\", \"id\": \"did:plc:other#atproto\", \"type\": \"Multikey\", \
+               \"controller\": \"{did}\", \"publicKeyMultibase\": \"{a}\"}}, \
+             {{\"id\": \"{full}\", \"type\": \"Multikey\", \"controller\": \"{did}\", {k}}}]}}"
+        );
+        let e = did_document_key(text.as_bytes()).unwrap_err();
+        assert!(matches!(e, DidDocumentError::AmbiguousMethod { .. }), "{e:?}");
+        let mut list: Vec<Value> =
+            vec![json!({"id": "did:plc:other#atproto"}); MAX_ATPROTO_METHODS - 1];
+        list.push(method("#atproto", did, &a));
+        list.push(method(&full, did, &b));
+        let e = one(&json!({"id": did, "verificationMethod": list})).unwrap_err();
+        assert!(matches!(e, DidDocumentError::TooManyAtprotoMethods { .. }), "{e:?}");
+        list.pop();
+        assert_eq!(
+            one(&json!({"id": did, "verificationMethod": list})).unwrap().key,
+            key(Curve::P256)
+        );
         // A repeated member in a method that is not #atproto is not ours
         // to judge.
         let text = format!(
