@@ -971,6 +971,34 @@ fn get_prints_nothing_unless_the_repository_verifies() {
     let run = atrepo_stdin(&["get", "-", first, "--key", &key], &bytes);
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert_eq!(run.stdout, "");
+
+    // The record asked for does not decode (unsorted keys, let through by
+    // --opaque-records), and a later block is broken: the broken
+    // repository is what is said (exit 1), not the record (exit 2).
+    let strict = atrepo::mst::KeyRules::Strict;
+    let unsorted: &[u8] = b"\xa2\x61b\x01\x61a\x02";
+    let last: &[u8] = b"\xa1\x61a\x01";
+    let extra = [("com.example.thing/abc", unsorted), ("com.example.thing/zzz", last)];
+    let (path, key) = loosened_repo(dir.path(), "odd.car", strict, &extra, false);
+    let path = path.to_str().unwrap();
+    let args = ["get", path, "com.example.thing/abc", "--key", &key, "--opaque-records"];
+    let run = atrepo(&args);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    // Broken after every block the walk needs: one more section, a copy
+    // of the last with a byte of its data flipped.
+    let mut bytes = std::fs::read(path).unwrap();
+    let last = atrepo::car::CarSlice::new(&bytes).unwrap().last().unwrap().unwrap();
+    let mut section = last.cid.to_bytes();
+    section.extend_from_slice(last.data);
+    *section.last_mut().unwrap() ^= 1;
+    let len = u8::try_from(section.len()).unwrap();
+    assert!(len < 128, "a one-byte varint length");
+    bytes.push(len);
+    bytes.extend_from_slice(&section);
+    std::fs::write(path, &bytes).unwrap();
+    let run = atrepo(&args);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("hash"), "{}", run.stderr);
 }
 
 /// `diff` maps regular files (an index in memory, the blocks in the file)
@@ -1004,6 +1032,25 @@ fn diff_reads_files_and_standard_input_alike() {
     let run = atrepo_stdin(&["diff", "-", a, "--max-car-mib", "1"], &big_bytes);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("limit"), "{}", run.stderr);
+
+    // A flipped byte in the commit, which diff reads first (a review found
+    // it read unhashed and reported as a file changed, exit 3), or in the
+    // last block; mapped or read; whole or --changed-only.
+    let commit = atrepo::car::CarSlice::new(&b_bytes).unwrap().next().unwrap().unwrap();
+    let at = b_bytes.windows(commit.data.len()).position(|w| w == commit.data).unwrap() + 3;
+    let mut flipped = b_bytes.clone();
+    flipped[at] ^= 1;
+    let tampered = dir.path().join("commit.car");
+    std::fs::write(&tampered, &flipped).unwrap();
+    let tampered = tampered.to_str().unwrap();
+    for extra in [&[][..], &["--changed-only"][..]] {
+        let run = atrepo(&[&["diff", a, tampered][..], extra].concat());
+        assert_eq!(run.code, 1, "{}", run.stderr);
+        assert!(run.stderr.contains("hash mismatch"), "{}", run.stderr);
+        let run = atrepo_stdin(&[&["diff", a, "-"][..], extra].concat(), &flipped);
+        assert_eq!(run.code, 1, "{}", run.stderr);
+        assert!(run.stderr.contains("hash mismatch"), "{}", run.stderr);
+    }
 
     // A flipped byte in the last block, mapped or read.
     let mut flipped = b_bytes.clone();

@@ -13,7 +13,9 @@
 //! share (a review found `diff` exiting 0 on repositories `verify`
 //! refuses when that was the default). It maps regular files
 //! (memory holds an index, and each block read is hashed again, since the
-//! file may change after it was indexed) and reads `-` or a pipe whole.
+//! file may change after it was indexed; a file truncated meanwhile kills
+//! the process with SIGBUS, as for every mapped reader) and reads `-` or
+//! a pipe whole.
 //!
 //! `ls` prints each record as soon as the walk has verified the path to
 //! it (after the signature, with `--key` or `--did-doc`), so a repository that fails
@@ -84,15 +86,7 @@ impl Common {
     /// stream whose records are kept in a scratch file when the command
     /// uses their bytes.
     fn open(&self, file: &Path, bytes: RecordBytes) -> Result<Opened> {
-        let mut options = self
-            .rules
-            .apply(VerifyOptions::default().memory_limit(self.mem_limit.saturating_mul(1 << 20)));
-        let document = self.did_doc.as_deref().map(crate::did_doc::read_one).transpose()?;
-        options = match (&self.key, document) {
-            (Some(key), _) => options.key(PublicKey::from_did_key(key.trim())?),
-            (None, Some(doc)) => options.did(doc.did).key(doc.key),
-            (None, None) => options.signature(SignatureCheck::Skip),
-        };
+        let (options, _) = self.options()?;
         if input::is_regular_file(file)? {
             return Ok(Opened::File(RepoReader::from_file(file, options)?));
         }
@@ -101,6 +95,35 @@ impl Common {
         let options = options.keep_records(bytes == RecordBytes::Used);
         Ok(Opened::Stream(RepoReader::from_reader(reader, options)?))
     }
+}
+
+impl Common {
+    /// The verification options these arguments ask for, and the key and
+    /// DID they name (`--key`, or the `--did-doc` document's key and DID).
+    fn options(&self) -> Result<(VerifyOptions, Signer)> {
+        let options = self
+            .rules
+            .apply(VerifyOptions::default().memory_limit(self.mem_limit.saturating_mul(1 << 20)));
+        let document = self.did_doc.as_deref().map(crate::did_doc::read_one).transpose()?;
+        Ok(match (&self.key, document) {
+            (Some(key), _) => {
+                let key = PublicKey::from_did_key(key.trim())?;
+                (options.key(key.clone()), Signer { key: Some(key), did: None })
+            }
+            (None, Some(doc)) => {
+                let signer = Signer { key: Some(doc.key.clone()), did: Some(doc.did.clone()) };
+                (options.did(doc.did).key(doc.key), signer)
+            }
+            (None, None) => (options.signature(SignatureCheck::Skip), Signer::default()),
+        })
+    }
+}
+
+/// Who must have signed: the key, and the DID when a document named it.
+#[derive(Debug, Default)]
+struct Signer {
+    key: Option<PublicKey>,
+    did: Option<String>,
 }
 
 /// A repository opened from a file or from standard input.
@@ -202,15 +225,17 @@ pub(crate) fn get(args: &GetArgs) -> Result<ExitCode> {
     // review found `get` printing a record, exit 0, from a repository
     // whose later keys broke the tree (or repeated the key with another
     // record), when it stopped at the key.
+    // A record that does not decode (with --opaque-records) is said only
+    // after the rest has verified, so that a broken repository says so.
     let mut found = None;
     while let Some(record) = repo.next_record()? {
         if found.is_none() && record.key() == args.record {
-            found = Some(atrepo::json::to_json(&decoded(&record)?));
+            found = Some(decoded(&record).map(|value| atrepo::json::to_json(&value)));
         }
     }
     repo.finish()?;
     let Some(value) = found else { bail!("no record {} in {}", args.record, args.file.display()) };
-    outln!("{:#}", crate::sorted(value))?;
+    outln!("{:#}", crate::sorted(value?))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -291,38 +316,27 @@ pub(crate) fn stats(args: &StatsArgs) -> Result<ExitCode> {
 #[derive(Debug, Args)]
 pub(crate) struct DiffArgs {
     /// The earlier repository CAR, or `-` for standard input. A file is
-    /// mapped, not loaded: memory holds an index of 48 bytes per block;
+    /// mapped, not loaded (it must not be truncated or rewritten in place
+    /// meanwhile: reading a truncated map kills the process with SIGBUS);
     /// standard input or a pipe is read whole (at most --max-car-mib).
     before: PathBuf,
-    /// The later repository CAR, or `-` (for one of the two only).
+    /// The later repository CAR, or `-` (standard input can be read once).
     after: PathBuf,
     /// Print the changes as JSON.
     #[arg(long)]
     json: bool,
-    /// The key both commits must be signed with (`did:key:z...`).
-    #[arg(long)]
-    key: Option<String>,
-    /// A DID document (JSON; `-` for standard input): both commits must
-    /// be signed with its #atproto key and belong to its DID.
-    #[arg(long, value_name = "FILE", conflicts_with = "key")]
-    did_doc: Option<PathBuf>,
     /// Check only what the changes rest on: both commits, the subtrees
     /// that differ and the records listed, not the parts both trees share.
     /// Faster on large repositories. Without it, both repositories are
-    /// first verified whole, as `verify` does.
+    /// first verified whole, as `verify` does (in --mem-limit each).
     #[arg(long)]
     changed_only: bool,
-    /// Memory for blocks waiting to be verified, in MiB, while a
-    /// repository is verified whole.
-    #[arg(long, value_name = "MIB", default_value_t = 256)]
-    mem_limit: u64,
     #[command(flatten)]
-    rules: crate::rules::Rules,
+    common: Common,
 }
 
 /// One side of a diff: a CAR's blocks, each hashed against its CID when
-/// the CAR was first read or, when the repository is then verified whole,
-/// by that.
+/// the CAR was first read.
 enum Side {
     /// A regular file, mapped and indexed (48 bytes of memory per block,
     /// the blocks stay in the file). Every block read is hashed again,
@@ -384,14 +398,10 @@ impl BlockRead for Side {
     }
 }
 
-/// A CAR's blocks and its strictly decoded commit: a regular file mapped,
-/// `-` or a pipe read whole. The blocks are hashed unless `whole` says the
-/// repository will be verified whole, which hashes every block.
-fn load(path: &Path, rules: &crate::rules::Rules, whole: bool) -> Result<(Side, cid::Cid, Commit)> {
-    let mut car = rules.car(Default::default());
-    if whole {
-        car = car.unchecked();
-    }
+/// A CAR's blocks (each hashed against its CID) and its strictly decoded
+/// commit: a regular file mapped, `-` or a pipe read whole.
+fn load(path: &Path, rules: &crate::rules::Rules) -> Result<(Side, cid::Cid, Commit)> {
+    let car = rules.car(Default::default());
     let (root, side) = if input::is_regular_file(path)? {
         let options = CarFileOptions::default().car(car).index(IndexMode::InMemory);
         let store = CarFileStore::open_with(path, &options).map_err(|e| match e {
@@ -458,8 +468,9 @@ fn verify_whole(side: &Side, path: &Path, root: &cid::Cid, options: VerifyOption
 
 pub(crate) fn diff(args: &DiffArgs) -> Result<ExitCode> {
     let whole = !args.changed_only;
-    let (a, root_a, commit_a) = load(&args.before, &args.rules, whole)?;
-    let (b, root_b, commit_b) = load(&args.after, &args.rules, whole)?;
+    let rules = &args.common.rules;
+    let (a, root_a, commit_a) = load(&args.before, rules)?;
+    let (b, root_b, commit_b) = load(&args.after, rules)?;
     if commit_a.did() != commit_b.did() {
         eprintln!(
             "warning: the repositories are of different accounts: {} and {}",
@@ -467,14 +478,7 @@ pub(crate) fn diff(args: &DiffArgs) -> Result<ExitCode> {
             commit_b.did()
         );
     }
-    let (key, did) = match (&args.key, &args.did_doc) {
-        (Some(key), _) => (Some(PublicKey::from_did_key(key.trim())?), None),
-        (None, Some(path)) => {
-            let doc = crate::did_doc::read_one(path)?;
-            (Some(doc.key), Some(doc.did))
-        }
-        (None, None) => (None, None),
-    };
+    let (options, Signer { key, did }) = args.common.options()?;
     for (path, commit) in [(&args.before, &commit_a), (&args.after, &commit_b)] {
         let context = || format!("the commit of {}", path.display());
         if let Some(did) = did.as_ref().filter(|did| **did != commit.did()) {
@@ -487,16 +491,6 @@ pub(crate) fn diff(args: &DiffArgs) -> Result<ExitCode> {
         }
     }
     if whole {
-        let mut options = args
-            .rules
-            .apply(VerifyOptions::default().memory_limit(args.mem_limit.saturating_mul(1 << 20)));
-        options = match (&key, &did) {
-            (Some(key), _) => options.key(key.clone()),
-            (None, _) => options.signature(SignatureCheck::Skip),
-        };
-        if let Some(did) = &did {
-            options = options.did(did.clone());
-        }
         for (side, path, root) in [(&a, &args.before, &root_a), (&b, &args.after, &root_b)] {
             verify_whole(side, path, root, options.clone())?;
         }
@@ -506,12 +500,12 @@ pub(crate) fn diff(args: &DiffArgs) -> Result<ExitCode> {
         *commit_a.data(),
         &b,
         *commit_b.data(),
-        args.rules.keys(),
+        rules.keys(),
         &Limits::default(),
     )
     .map_err(atrepo::Error::from)?;
     // The records listed: present in their CAR, and valid.
-    let opaque = args.rules.opaque_records();
+    let opaque = rules.opaque_records();
     for c in &changes {
         if let Some(before) = c.before {
             check_listed(&a, &c.key, before, opaque)?;
@@ -878,7 +872,7 @@ mod tests {
         let path = dir.path().join("a.car");
         std::fs::write(&path, &car).unwrap();
         let rules = WithRules::parse_from(["t"]).rules;
-        let (side, _, _) = load(&path, &rules, false).unwrap();
+        let (side, _, _) = load(&path, &rules).unwrap();
         assert!(matches!(side, Side::Mapped(_)));
         let options = atrepo::VerifyOptions::default().signature(atrepo::SignatureCheck::Skip);
         let mut reader = atrepo::RepoReader::from_bytes(car.clone(), options).unwrap();
