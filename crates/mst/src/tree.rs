@@ -524,10 +524,16 @@ impl<S: BlockRead> Ctx<'_, S> {
     }
 
     /// Joins two subtrees on `layer`, all of `a`'s keys below all of `b`'s.
-    fn merge(&mut self, a: Link, b: Link, layer: u8) -> Result<Link> {
+    fn merge(&mut self, mut a: Link, mut b: Link, layer: u8) -> Result<Link> {
         match (&a, &b) {
-            (Link::None, _) => return Ok(b),
-            (_, Link::None) => return Ok(a),
+            (Link::None, _) => {
+                self.check_edge(&mut b, layer, Edge::First)?;
+                return Ok(b);
+            }
+            (_, Link::None) => {
+                self.check_edge(&mut a, layer, Edge::Last)?;
+                return Ok(a);
+            }
             _ => {}
         }
         let mut low = self.take(a, layer)?;
@@ -538,6 +544,43 @@ impl<S: BlockRead> Ctx<'_, S> {
         low.entries.append(&mut high.entries);
         low.cid = None;
         Ok(boxed(low))
+    }
+}
+
+/// Which edge of a subtree faces a seam: its first keys (the high side of
+/// a merge) or its last (the low side).
+#[derive(Debug, Clone, Copy)]
+enum Edge {
+    First,
+    Last,
+}
+
+impl<S: BlockRead> Ctx<'_, S> {
+    /// Reads, as far as the store has them, the nodes down `edge` of
+    /// `link` (on `layer`), each checked against the key range its parent
+    /// gave it. A merge with an empty side keeps the other side as it is,
+    /// unread: a subtree left on the wrong side of a removed key (a
+    /// malformed tree whose inversion still gives the right root, found
+    /// by a review) would go unseen. The nodes next to a removed key are
+    /// what a commit's covering proof carries (the TypeScript reference
+    /// includes both neighbours' paths); one the store lacks ends the
+    /// check there, since not every implementation sends them.
+    fn check_edge(&mut self, link: &mut Link, layer: u8, edge: Edge) -> Result<()> {
+        let (mut slot, mut layer) = (link, layer);
+        loop {
+            match slot {
+                Link::None => return Ok(()),
+                Link::Stub(cid, _) if !self.store.has(cid)? => return Ok(()),
+                _ => {}
+            }
+            let node = resolve(self.store, self.stats, slot, layer, self.keys, self.limits)?;
+            let Some(below) = layer.checked_sub(1) else { return Ok(()) };
+            slot = match edge {
+                Edge::First => &mut node.left,
+                Edge::Last => node.last_child(),
+            };
+            layer = below;
+        }
     }
 }
 

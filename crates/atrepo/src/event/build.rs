@@ -46,12 +46,14 @@ impl BlockRead for Recording<'_> {
 
 /// The MST nodes a verifier needs to check `ops` against the tree rooted
 /// at `after` and invert them: every node the [`Verifier`]'s tree phase
-/// reads (the root, each op's search path, and the neighbours that
-/// re-inserting or removing a key splits or merges), in the order first
-/// read. `store` must hold the whole tree after the commit.
+/// reads (the root, each op's search path, the neighbours that
+/// re-inserting or removing a key splits or merges, and the edges of the
+/// subtrees next to a removed key), in the order first read. `store` must
+/// hold the whole tree after the commit.
 ///
-/// Each block returned is needed: without it the verifier fails with a
-/// missing node.
+/// Each block returned is needed (without it the verifier fails with a
+/// missing node) except those edges: the verifier checks them against the
+/// removed key when they are there, and skips the check when not.
 ///
 /// [`Verifier`]: super::Verifier
 pub fn covering_proof(
