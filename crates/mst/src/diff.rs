@@ -166,7 +166,8 @@ impl<'s> Cursor<'s> {
 
     fn read(&self, cid: Cid, layer: Option<u8>, stats: &mut DiffStats) -> Result<NodeBuf> {
         let mut node = NodeBuf::default();
-        if node::read(self.store, &cid, &self.limits, self.keys, &mut node)?.is_none() {
+        let read = node::read(self.store, &cid, &self.limits, self.keys, &mut node);
+        if node::placed(read, layer)?.is_none() {
             return Err(Error::MissingNode { cid });
         }
         stats.nodes_read = stats.nodes_read.saturating_add(1);

@@ -254,6 +254,21 @@ pub(crate) fn read(
     decoded.transpose()
 }
 
+/// A node's decoding result seen from its place in the tree: with the
+/// layer its parent puts it on, keys of two layers ([`Error::MixedLayers`])
+/// become [`Error::WrongLayer`] for the key off that layer. Without one (a
+/// root), the error names both keys.
+pub(crate) fn placed<T>(result: Result<T>, expected: Option<u8>) -> Result<T> {
+    match (result, expected) {
+        (Err(Error::MixedLayers { cid, first, first_layer, key, key_layer }), Some(layer)) => {
+            let (key, key_layer) =
+                if first_layer == layer { (key, key_layer) } else { (first, first_layer) };
+            Err(Error::WrongLayer { cid, key, key_layer, node_layer: layer })
+        }
+        (result, _) => result,
+    }
+}
+
 /// Checks decoded node `cid` against the layer its parent puts it on:
 /// keys on that layer, or, with no entries, a link further down (only a
 /// root may be an empty node, and nothing is below layer 0).

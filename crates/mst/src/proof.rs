@@ -79,7 +79,7 @@ fn search(
         let Some(bytes) = store.get(&cid)? else {
             return Ok(ProofOutcome::Inconclusive { missing: cid });
         };
-        node::decode(&cid, &bytes, limits, keys, &mut node)?;
+        node::placed(node::decode(&cid, &bytes, limits, keys, &mut node), expected)?;
         if let Some(path) = path.as_deref_mut() {
             path.push((cid, bytes));
         }

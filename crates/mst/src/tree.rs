@@ -383,7 +383,8 @@ impl<S: BlockRead> Ctx<'_, S> {
             static BUF: std::cell::RefCell<NodeBuf> = std::cell::RefCell::default();
         }
         BUF.with_borrow_mut(|buf| {
-            if node::read(self.store, &cid, self.limits, self.keys, buf)?.is_none() {
+            let read = node::read(self.store, &cid, self.limits, self.keys, buf);
+            if node::placed(read, layer)?.is_none() {
                 return Err(Error::MissingNode { cid });
             }
             self.stats.loaded = self.stats.loaded.saturating_add(1);

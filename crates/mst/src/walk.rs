@@ -411,14 +411,7 @@ impl<S: BlockRead> Walker<S> {
         let (mut node, mut records_present) = self.pool.pop().unwrap_or_default();
         let read = self.read_node(&cid, &mut node, &mut records_present);
         // Keys of two layers in a child: its place says which is off it.
-        let read = read.map_err(|e| match e {
-            Error::MixedLayers { cid, first, first_layer, key, key_layer } => {
-                let (key, key_layer) =
-                    if first_layer == layer { (key, key_layer) } else { (first, first_layer) };
-                Error::WrongLayer { cid, key, key_layer, node_layer: layer }
-            }
-            e => e,
-        });
+        let read = node::placed(read, Some(layer));
         if !matches!(read, Ok(true)) {
             self.visited.remove(&k);
             self.pool.push((node, records_present));

@@ -279,23 +279,34 @@ fn a_key_of_the_wrong_layer_first_in_a_child_is_the_one_named() {
     // (the child left of it). Either way `m` is named.
     for misplaced_first in [true, false] {
         let s = MemoryStore::new();
-        let (child, root, m) = if misplaced_first {
+        let (child, root, m, l) = if misplaced_first {
             let r = key_on_layer(1, 0);
             let m = key_on_layer_after(1, &r);
             let l = key_on_layer_after(0, &m);
             let child = put(&s, node(None, &[(&m, value(1), None), (&l, value(2), None)]));
-            (child, put(&s, node(None, &[(&r, value(3), Some(child))])), m)
+            (child, put(&s, node(None, &[(&r, value(3), Some(child))])), m, l)
         } else {
             let l = key_on_layer(0, 0);
             let m = key_on_layer_after(1, &l);
             let r = key_on_layer_after(1, &m);
             let child = put(&s, node(None, &[(&l, value(1), None), (&m, value(2), None)]));
-            (child, put(&s, node(Some(child), &[(&r, value(3), None)])), m)
+            (child, put(&s, node(Some(child), &[(&r, value(3), None)])), m, l)
         };
-        check(&s, root, |e| {
+        let named = |e: &Error| {
             matches!(e, Error::WrongLayer { cid, key, key_layer: 1, node_layer: 0 }
                 if *cid == child && *key == m)
-        });
+        };
+        check(&s, root, named);
+        // The same from a diff (against the empty tree) and a proof: each
+        // knows the child's layer from its parent.
+        let empty = put(&s, node(None, &[]));
+        let err = atrepo_mst::diff(&s, empty, &s, root, KeyRules::Strict, &Limits::default())
+            .unwrap_err();
+        assert!(named(&err), "{err:?}");
+        // (The layer-0 key's search path goes down to the child.)
+        let err =
+            atrepo_mst::prove(&s, root, &l, KeyRules::Strict, &Limits::default()).unwrap_err();
+        assert!(named(&err), "{err:?}");
     }
 }
 
