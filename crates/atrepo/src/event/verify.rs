@@ -645,7 +645,13 @@ impl<C: Clock> Verifier<C> {
     ) -> Result<()> {
         let before = if ops.is_empty() {
             // An empty commit changes nothing: the tree is its own
-            // previous tree, and no node needs to be read.
+            // previous tree, and no node needs to be read. A root the
+            // event carries anyway is checked as a root (a review found an
+            // entry-less root that only points to a subtree let through
+            // here, refused as soon as an op made it read).
+            if store.has(&data)? {
+                Tree::load_with(store, data, self.options.keys, mst::Limits::default())?;
+            }
             data
         } else {
             let limits = mst::Limits::default();

@@ -435,6 +435,51 @@ fn empty_commits_verify_without_reading_the_tree() {
     assert_eq!(verified.ops, 0);
 }
 
+/// An empty commit whose tree is an entry-less root pointing to the real
+/// one (prevData the same): accepted while its root was not read, though
+/// the same root with one op is refused. The root carried is checked.
+#[test]
+fn an_empty_commit_checks_the_root_it_carries() {
+    let mut repo = Repo::new(Curve::K256, 10);
+    let prior = repo.state();
+    let root = repo.root;
+    let root_bytes = atrepo::store::BlockRead::get(&repo.store, &root).unwrap().unwrap();
+    let built = repo.commit(|b| b);
+    // A valid root carried passes.
+    let mut event = decode(&built.body);
+    let car = car_with(event.blocks, root, &root_bytes);
+    event.blocks = &car;
+    verify(&event.to_cbor(), &repo.key.public_key(), Some(&prior)).unwrap();
+
+    // {e: [], l: root}: an entry-less node above the real root, signed as
+    // the commit's tree and given as prevData too.
+    let mut e = Encoder::new();
+    e.map(2).text("e").array(0).text("l").link(&root);
+    let wrapper = e.into_bytes();
+    let wrapper_cid = blessed_cid(DAG_CBOR, &wrapper);
+    let mut event = decode(&built.body);
+    let commit = atrepo::verify::UnsignedCommit::new(&repo.did, wrapper_cid, event.rev, None)
+        .unwrap()
+        .sign(&repo.key)
+        .unwrap();
+    let commit_bytes = commit.to_cbor();
+    let commit_cid = blessed_cid(DAG_CBOR, &commit_bytes);
+    let header = atrepo::car::Header::new(vec![commit_cid]).unwrap();
+    let without_root: Vec<(Cid, &[u8])> = vec![(commit_cid, &commit_bytes)];
+    let with_root: Vec<(Cid, &[u8])> = vec![(commit_cid, &commit_bytes), (wrapper_cid, &wrapper)];
+    event.commit = commit_cid;
+    event.prev_data = Some(wrapper_cid);
+    let prior = RepoState { rev: prior.rev, data: wrapper_cid };
+    // Without the root in the blocks there is nothing to read.
+    let car = atrepo::car::encode(&header, without_root.iter().map(|(c, b)| (c, *b)));
+    event.blocks = &car;
+    verify(&event.to_cbor(), &repo.key.public_key(), Some(&prior)).unwrap();
+    let car = atrepo::car::encode(&header, with_root.iter().map(|(c, b)| (c, *b)));
+    event.blocks = &car;
+    let err = verify(&event.to_cbor(), &repo.key.public_key(), Some(&prior)).unwrap_err();
+    assert!(matches!(err, Error::Mst(mst::Error::RootOnlyPointer { .. })), "{err:?}");
+}
+
 #[test]
 fn dropped_proof_block_is_a_missing_block() {
     let (repo, prior, built) = typical(Curve::K256);
