@@ -1066,51 +1066,6 @@ fn diff_reads_files_and_standard_input_alike() {
     assert!(run.stderr.contains("hash"), "{}", run.stderr);
 }
 
-/// SIGTERM (or SIGINT, SIGHUP) during an export removes what it staged:
-/// reviews found the hidden temporary name left beside `--out`, never
-/// swept. Here the export waits on standard input, half of the CAR
-/// written, when the signal comes.
-#[cfg(unix)]
-#[test]
-fn export_removes_what_it_staged_on_sigterm() {
-    use std::io::Write as _;
-    use std::process::Stdio;
-    let dir = tempfile::tempdir().unwrap();
-    let (repo, key) = generated(dir.path(), "r.car", "300", "5", &[]);
-    let car = std::fs::read(&repo).unwrap();
-    for out in [dir.path().join("records"), dir.path().join("records.jsonl")] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_atrepo"))
-            .args(["export", "-", "--key", &key, "--out", out.to_str().unwrap()])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(&car[..car.len() / 2]).unwrap();
-        stdin.flush().unwrap();
-        // The staged name appears beside `--out`.
-        let staged = || {
-            std::fs::read_dir(dir.path())
-                .unwrap()
-                .filter_map(Result::ok)
-                .any(|e| e.file_name().to_string_lossy().contains(".atrepo-export."))
-        };
-        let started = std::time::Instant::now();
-        while !staged() {
-            assert!(started.elapsed().as_secs() < 20, "no staged export appeared");
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        let kill = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-        assert!(kill.success());
-        let status = child.wait().unwrap();
-        drop(stdin);
-        assert_eq!(status.code(), Some(128 + 15), "{status:?}");
-        assert!(!staged(), "left behind after SIGTERM");
-        assert!(!out.exists());
-    }
-}
-
 /// A review found an export to `.jsonl` always mode 0600 (the temporary
 /// file's), also when it replaced a file, and an export into an empty
 /// folder refused as "not empty" once a killed export had left its hidden

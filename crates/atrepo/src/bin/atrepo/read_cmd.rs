@@ -599,10 +599,9 @@ fn plain_name(part: &str) -> bool {
 /// `--out` only then: a repository that fails half-way (a bad block, a
 /// broken MST rule, a record key that cannot be a file name) leaves
 /// nothing under `--out`, where records of an unverified repository would
-/// otherwise pass for an export. What it wrote is removed on the way out,
-/// and on SIGINT, SIGTERM or SIGHUP ([`CleanupOnSignal`]); a process killed
-/// with SIGKILL leaves a hidden temporary name, `.NAME.atrepo-export.*`
-/// beside `--out` or `.atrepo-export.*` inside it.
+/// otherwise pass for an export. What it wrote is removed on the way out
+/// (a killed process leaves a hidden temporary name, `.NAME.atrepo-export.*`
+/// beside `--out` or `.atrepo-export.*` inside it).
 ///
 /// - A `.jsonl` file: a new file beside it, renamed over it.
 /// - A folder that does not exist: a new folder beside it, renamed to it.
@@ -740,80 +739,9 @@ impl Staged {
     }
 }
 
-/// Removes what an export staged when SIGINT, SIGTERM or SIGHUP arrives
-/// before the export is in place, then exits with 128 + the signal, as a
-/// shell reports a process a signal ended. (Before, such a signal left
-/// the hidden temporary name behind, as SIGKILL, which cannot be caught,
-/// still does.) A record being written holds the lock, so the removal
-/// never races a file being made; reading the input does not, so a stalled
-/// input does not delay it.
-#[cfg(unix)]
-struct CleanupOnSignal {
-    staged: std::sync::Arc<std::sync::Mutex<Option<PathBuf>>>,
-}
-
-#[cfg(unix)]
-impl CleanupOnSignal {
-    fn new(path: &Path) -> Result<Self> {
-        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-        let staged = std::sync::Arc::new(std::sync::Mutex::new(Some(path.to_owned())));
-        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
-            .context("cannot listen for signals")?;
-        let shared = std::sync::Arc::clone(&staged);
-        // Lives until the process ends: a signal after the export is in
-        // place only ends the process.
-        std::thread::spawn(move || {
-            if let Some(signal) = signals.forever().next() {
-                let mut staged = shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                if let Some(path) = staged.take() {
-                    let _ = if path.is_dir() {
-                        fs::remove_dir_all(&path)
-                    } else {
-                        fs::remove_file(&path)
-                    };
-                }
-                std::process::exit(128 + signal);
-            }
-        });
-        Ok(CleanupOnSignal { staged })
-    }
-
-    /// Holds off the removal while the caller writes.
-    fn hold(&self) -> std::sync::MutexGuard<'_, Option<PathBuf>> {
-        self.staged.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Runs `finish` (moving the export in place) under the lock, then
-    /// leaves nothing to remove.
-    fn finish(&self, finish: impl FnOnce() -> Result<()>) -> Result<()> {
-        let mut staged = self.hold();
-        let result = finish();
-        *staged = None;
-        result
-    }
-}
-
-/// Elsewhere: nothing is listened for.
-#[cfg(not(unix))]
-struct CleanupOnSignal;
-
-#[cfg(not(unix))]
-impl CleanupOnSignal {
-    fn new(_: &Path) -> Result<Self> {
-        Ok(CleanupOnSignal)
-    }
-
-    fn hold(&self) {}
-
-    fn finish(&self, finish: impl FnOnce() -> Result<()>) -> Result<()> {
-        finish()
-    }
-}
-
 pub(crate) fn export(args: &ExportArgs) -> Result<ExitCode> {
     let jsonl = args.out.extension().is_some_and(|e| e == "jsonl");
     let staged = Staged::new(&args.out, jsonl)?;
-    let cleanup = CleanupOnSignal::new(staged.path())?;
     let mut repo = args.common.open(&args.file, RecordBytes::Used)?;
     let mut lines = match &staged {
         Staged::File { temp, .. } => Some(BufWriter::new(temp.as_file().try_clone()?)),
@@ -825,8 +753,6 @@ pub(crate) fn export(args: &ExportArgs) -> Result<ExitCode> {
     // order, so each collection's records come together.
     let mut folder_of: Option<String> = None;
     while let Some(record) = repo.next_record()? {
-        #[allow(clippy::let_unit_value)]
-        let _writing = cleanup.hold();
         let json = match &last {
             // The same record as the key before: decoded already.
             Some((cid, json)) if *cid == record.cid() => json.clone(),
@@ -909,7 +835,7 @@ pub(crate) fn export(args: &ExportArgs) -> Result<ExitCode> {
         // Flushed and let go of before the file moves.
         lines.flush()?;
     }
-    cleanup.finish(|| staged.finish())?;
+    staged.finish()?;
     // The export is in place: a summary that cannot be written does not
     // undo it (a retry would find the folder taken).
     if args.json {
