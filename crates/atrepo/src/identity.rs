@@ -11,8 +11,10 @@
 //! (`publicKeyMultibase` a multikey), or of one of the two legacy types
 //! (`EcdsaSecp256k1VerificationKey2019`, `EcdsaSecp256r1VerificationKey2019`,
 //! whose `publicKeyMultibase` is the bare key, compressed or not). Other
-//! methods are ignored. A document with two or more `#atproto` methods, or
-//! whose `#atproto` method gives a member twice, is refused: the
+//! methods are ignored. A document with two or more `#atproto` methods, a
+//! method with an `id` ending in `#atproto` (of any DID) that gives a
+//! member twice, or more than [`MAX_ATPROTO_METHODS`] such methods, is
+//! refused: the
 //! implementations disagree on which would count (TypeScript takes the
 //! first, indigo the last its DID controls, `JSON.parse` the last of a
 //! repeated member), and a verifier must not pick a key another would not.

@@ -307,6 +307,9 @@ fn a_key_of_the_wrong_layer_first_in_a_child_is_the_one_named() {
         let err =
             atrepo_mst::prove(&s, root, &l, KeyRules::Strict, &Limits::default()).unwrap_err();
         assert!(named(&err), "{err:?}");
+        // And the partial tree that inverts commits, reading the child.
+        let err = atrepo_mst::Tree::load(&s, root).and_then(|mut t| t.get(&l)).unwrap_err();
+        assert!(named(&err), "{err:?}");
     }
 }
 

@@ -57,12 +57,13 @@ use crate::input;
 /// Arguments every reading command shares.
 #[derive(Debug, Args)]
 pub(crate) struct Common {
-    /// The key the commit must be signed with (`did:key:z...`); without
-    /// it, everything but the signature is checked.
+    /// The key the commit (for `diff`, both commits) must be signed with
+    /// (`did:key:z...`); without it, the signature is not checked.
     #[arg(long)]
     key: Option<String>,
-    /// A DID document (JSON; `-` for standard input): the commit must be
-    /// signed with its #atproto key, and the repository belong to its DID.
+    /// A DID document (JSON; `-` for standard input): the commit (for
+    /// `diff`, both commits) must be signed with its #atproto key, and the
+    /// repository belong to its DID.
     #[arg(long, value_name = "FILE", conflicts_with = "key")]
     did_doc: Option<PathBuf>,
     /// Memory for blocks waiting to be verified, in MiB.
