@@ -1810,6 +1810,23 @@ mod cli {
         assert!(stderr.contains("expected did:plc:someoneelse"), "{stderr}");
         let (_, stdout, _) = atrepo(&["event", "verify", &commit, "--did-doc", &one, "--json"]);
         assert!(stdout.contains("\"code\":\"did_mismatch\""), "{stdout}");
+        // A frame that does not decode (an op action that is none of the
+        // three) is still named by what its body says: a review found such
+        // errors with no seq or DID.
+        let bytes = std::fs::read(&commit).unwrap();
+        let at = bytes.windows(6).position(|w| w == b"create").unwrap();
+        let mut upsert = bytes.clone();
+        upsert[at..at + 6].copy_from_slice(b"upsert");
+        let upsert_path = s.path("upsert.frame");
+        std::fs::write(&upsert_path, &upsert).unwrap();
+        for args in [["event", "verify"], ["event", "verify-stream"]] {
+            let (code, stdout, stderr) =
+                atrepo(&[&args[..], &[upsert_path.as_str(), "--no-signature"]].concat());
+            assert_ne!(code, 0);
+            let said = format!("{stdout}{stderr}");
+            assert!(said.contains(&format!("#commit seq 101 {did} rev ")), "{said}");
+            assert!(said.contains("upsert"), "{said}");
+        }
         // The event's repo changed (same length; it is the first copy of
         // the DID in the frame, before the blocks), its commit still the
         // document's DID: the event is at fault, not the commit.

@@ -75,8 +75,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use atrepo::event::{
-    CheckMode, Event, EventError, Frames, MemoryStateStore, RepoState, SeqOrder, Verified,
-    Verifier, VerifyOptions,
+    CheckMode, Event, EventError, Frame, FrameHeader, Frames, MemoryStateStore, RepoState,
+    SeqOrder, Verified, Verifier, VerifyOptions,
 };
 use atrepo::mst::KeyRules;
 use atrepo::verify::{PublicKey, Tid};
@@ -246,6 +246,38 @@ struct About {
 }
 
 impl About {
+    /// What a frame that failed to decode says about itself, read
+    /// leniently: the header's type and the body's top-level `seq`, `repo`
+    /// (or `did`) and `rev`, so that its error names the event as a
+    /// decoded one's does (a review found a bad op action, or 201 ops,
+    /// reported with no seq or DID). Best effort: a value that does not
+    /// read is left out, a DID or rev only if it is one.
+    fn peek(&mut self, kind: Option<&str>, body: &[u8]) {
+        use atrepo::verify::drisl::{Decoder, Limits};
+        if let Some(kind) = kind {
+            self.kind = Some(kind.chars().take(64).collect());
+        }
+        let mut d = Decoder::new(body);
+        let Ok(n) = d.map() else { return };
+        let limits = Limits::default();
+        for _ in 0..n {
+            let Ok(key) = d.text_key() else { return };
+            let read = match key {
+                b"seq" => d.int().map(|seq| self.seq = Some(seq)),
+                b"repo" | b"did" => d.text().map(|did| {
+                    if atrepo::verify::syntax::did(did).is_ok() {
+                        self.did = Some(did.to_owned());
+                    }
+                }),
+                b"rev" => d.text().map(|rev| self.rev = Tid::parse(rev).ok()),
+                _ => d.skip(&limits),
+            };
+            if read.is_err() {
+                return;
+            }
+        }
+    }
+
     fn of(event: &Event<'_>) -> About {
         let rev = match event {
             Event::Commit(c) => Some(c.rev),
@@ -416,7 +448,21 @@ fn verify(args: &VerifyArgs) -> Result<ExitCode> {
     let v = verifier(&args.checks);
     let limits = v.options().limits;
     let (about, result) = match Event::decode(&bytes, &limits) {
-        Err(e) => (About::default(), Err(e.into())),
+        Err(e) => {
+            // A whole frame: its header's type and its body; else a body.
+            let mut about = About::default();
+            match Frame::decode(&bytes, &limits) {
+                Ok(frame) if Frame::looks_like_frame(&bytes) => {
+                    let kind = match frame.header {
+                        FrameHeader::Message { kind } => Some(kind),
+                        _ => None,
+                    };
+                    about.peek(kind, frame.body);
+                }
+                _ => about.peek(None, &bytes),
+            }
+            (about, Err(e.into()))
+        }
         Ok(event) => {
             let about = About { unsigned: args.no_signature, ..About::of(&event) };
             let result = match (&key, &document, event.did()) {
@@ -507,7 +553,15 @@ fn verify_stream(args: &StreamArgs) -> Result<ExitCode> {
         let Some(item) = frames.next() else { break };
         let mut about = About { index: Some(index), offset: Some(offset), ..About::default() };
         index = index.saturating_add(1);
-        let decoded = item.and_then(|frame| Event::from_frame(&frame, &limits));
+        let decoded = item.and_then(|frame| {
+            Event::from_frame(&frame, &limits).inspect_err(|_| {
+                let kind = match frame.header {
+                    FrameHeader::Message { kind } => Some(kind),
+                    _ => None,
+                };
+                about.peek(kind, frame.body);
+            })
+        });
         let seq = decoded.as_ref().ok().and_then(Event::seq);
         let mut out_of_order = seq.and_then(|seq| order.check(seq).err());
         // With --strict-seq an event out of order fails; otherwise it is
