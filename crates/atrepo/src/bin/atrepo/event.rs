@@ -252,9 +252,9 @@ impl About {
     /// decoded one's does (a review found a bad op action, or 201 ops,
     /// reported with no seq or DID). Best effort: a value that does not
     /// read is left out, a DID or rev only if it is one.
-    fn peek(&mut self, kind: Option<&str>, body: &[u8]) {
+    fn peek(&mut self, header: Option<FrameHeader<'_>>, body: &[u8]) {
         use atrepo::verify::drisl::{Decoder, Limits};
-        if let Some(kind) = kind {
+        if let Some(FrameHeader::Message { kind }) = header {
             self.kind = Some(kind.chars().take(64).collect());
         }
         let mut d = Decoder::new(body);
@@ -453,11 +453,7 @@ fn verify(args: &VerifyArgs) -> Result<ExitCode> {
             let mut about = About::default();
             match Frame::decode(&bytes, &limits) {
                 Ok(frame) if Frame::looks_like_frame(&bytes) => {
-                    let kind = match frame.header {
-                        FrameHeader::Message { kind } => Some(kind),
-                        _ => None,
-                    };
-                    about.peek(kind, frame.body);
+                    about.peek(Some(frame.header), frame.body);
                 }
                 _ => about.peek(None, &bytes),
             }
@@ -554,13 +550,8 @@ fn verify_stream(args: &StreamArgs) -> Result<ExitCode> {
         let mut about = About { index: Some(index), offset: Some(offset), ..About::default() };
         index = index.saturating_add(1);
         let decoded = item.and_then(|frame| {
-            Event::from_frame(&frame, &limits).inspect_err(|_| {
-                let kind = match frame.header {
-                    FrameHeader::Message { kind } => Some(kind),
-                    _ => None,
-                };
-                about.peek(kind, frame.body);
-            })
+            Event::from_frame(&frame, &limits)
+                .inspect_err(|_| about.peek(Some(frame.header), frame.body))
         });
         let seq = decoded.as_ref().ok().and_then(Event::seq);
         let mut out_of_order = seq.and_then(|seq| order.check(seq).err());

@@ -355,19 +355,26 @@ impl Side {
             Side::Read(store, _) => store.get(cid),
             Side::Mapped(store) => {
                 let block = store.get(cid)?;
-                if let Some(bytes) = &block
-                    && !atrepo::car::block_matches(cid, bytes)
-                {
-                    let what = format!(
-                        "block {cid} no longer hashes to its CID: {} changed while it was read",
-                        store.path().display()
-                    );
-                    return Err(atrepo::store::Error::Corrupt { backend: "car file", what });
+                if let Some(bytes) = &block {
+                    still_matches(store, cid, bytes)?;
                 }
                 Ok(block)
             }
         }
     }
+}
+
+/// Checks that a block read from the mapped file `store` still hashes to
+/// `cid`: the file may have been rewritten since it was indexed.
+fn still_matches(store: &CarFileStore, cid: &cid::Cid, bytes: &[u8]) -> atrepo::store::Result<()> {
+    if atrepo::car::block_matches(cid, bytes) {
+        return Ok(());
+    }
+    let what = format!(
+        "block {cid} no longer hashes to its CID: {} changed while it was read",
+        store.path().display()
+    );
+    Err(atrepo::store::Error::Corrupt { backend: "car file", what })
 }
 
 impl BlockRead for Side {
@@ -394,7 +401,11 @@ impl BlockRead for Side {
     ) -> atrepo::store::Result<()> {
         match self {
             Side::Read(store, _) => store.scan(f),
-            Side::Mapped(store) => store.scan(f),
+            // Hashed again, as every read of the mapped file is.
+            Side::Mapped(store) => store.scan(&mut |cid, bytes| {
+                still_matches(store, cid, bytes)?;
+                f(cid, bytes)
+            }),
         }
     }
 }
