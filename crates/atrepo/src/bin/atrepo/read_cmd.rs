@@ -412,8 +412,21 @@ impl BlockRead for Side {
 
 /// A CAR's blocks (each hashed against its CID) and its strictly decoded
 /// commit: a regular file mapped, `-` or a pipe read whole.
-fn load(path: &Path, rules: &crate::rules::Rules) -> Result<(Side, cid::Cid, Commit)> {
-    let car = rules.car(Default::default());
+///
+/// With `whole` (the options the repository is then verified whole with,
+/// by [`verify_whole`], which hashes every block), the CAR is read without
+/// hashing, so that no block is hashed twice: only the commit is, here,
+/// before it is used, and a commit that does not hash is handed to the
+/// whole check to say where.
+fn load(
+    path: &Path,
+    rules: &crate::rules::Rules,
+    whole: Option<&VerifyOptions>,
+) -> Result<(Side, cid::Cid, Commit)> {
+    let mut car = rules.car(Default::default());
+    if whole.is_some() {
+        car = car.unchecked();
+    }
     let (root, side) = if input::is_regular_file(path)? {
         let options = CarFileOptions::default().car(car).index(IndexMode::InMemory);
         let store = CarFileStore::open_with(path, &options).map_err(|e| match e {
@@ -437,7 +450,20 @@ fn load(path: &Path, rules: &crate::rules::Rules) -> Result<(Side, cid::Cid, Com
         let (header, store) = atrepo::load_car(bytes.clone(), car)?;
         (header.root(), Side::Read(store, bytes))
     };
-    let commit_bytes = side.get(&root)?.ok_or(atrepo::Error::MissingCommit { cid: root })?;
+    let commit_bytes = match &side {
+        Side::Mapped(store) => store.get(&root)?,
+        Side::Read(store, _) => store.get(&root)?,
+    };
+    let commit_bytes = commit_bytes.ok_or(atrepo::Error::MissingCommit { cid: root })?;
+    if !atrepo::car::block_matches(&root, &commit_bytes) {
+        if let Some(options) = whole {
+            verify_whole(&side, path, &root, options.clone())?;
+        }
+        // Hashed when read (or by the whole check just now): the file
+        // changed since.
+        let what = format!("commit {root} no longer hashes to its CID: {} changed", path.display());
+        return Err(atrepo::store::Error::Corrupt { backend: "car file", what }.into());
+    }
     let commit =
         Commit::decode_block(&root, &commit_bytes, &rules.commit()).map_err(atrepo::Error::from)?;
     Ok((side, root, commit))
@@ -479,10 +505,11 @@ fn verify_whole(side: &Side, path: &Path, root: &cid::Cid, options: VerifyOption
 }
 
 pub(crate) fn diff(args: &DiffArgs) -> Result<ExitCode> {
-    let whole = !args.changed_only;
     let rules = &args.common.rules;
-    let (a, root_a, commit_a) = load(&args.before, rules)?;
-    let (b, root_b, commit_b) = load(&args.after, rules)?;
+    let (options, Signer { key, did }) = args.common.options()?;
+    let whole = (!args.changed_only).then_some(&options);
+    let (a, root_a, commit_a) = load(&args.before, rules, whole)?;
+    let (b, root_b, commit_b) = load(&args.after, rules, whole)?;
     if commit_a.did() != commit_b.did() {
         eprintln!(
             "warning: the repositories are of different accounts: {} and {}",
@@ -490,7 +517,6 @@ pub(crate) fn diff(args: &DiffArgs) -> Result<ExitCode> {
             commit_b.did()
         );
     }
-    let (options, Signer { key, did }) = args.common.options()?;
     for (path, commit) in [(&args.before, &commit_a), (&args.after, &commit_b)] {
         let context = || format!("the commit of {}", path.display());
         if let Some(did) = did.as_ref().filter(|did| **did != commit.did()) {
@@ -502,7 +528,7 @@ pub(crate) fn diff(args: &DiffArgs) -> Result<ExitCode> {
             commit.verify(key).map_err(atrepo::Error::from).with_context(context)?;
         }
     }
-    if whole {
+    if let Some(options) = whole {
         for (side, path, root) in [(&a, &args.before, &root_a), (&b, &args.after, &root_b)] {
             verify_whole(side, path, root, options.clone())?;
         }
@@ -546,7 +572,7 @@ pub(crate) fn diff(args: &DiffArgs) -> Result<ExitCode> {
             "deleted": deleted,
             "changes": list,
             "signatures_checked": key.is_some(),
-            "verified_whole": whole,
+            "verified_whole": whole.is_some(),
         });
         outln!("{:#}", crate::sorted(out))?;
         return Ok(ExitCode::SUCCESS);
@@ -562,7 +588,7 @@ pub(crate) fn diff(args: &DiffArgs) -> Result<ExitCode> {
         }
     }
     // What exit code 0 vouches for, as `stats` says of the signature.
-    let unchecked = match (key.is_some(), whole) {
+    let unchecked = match (key.is_some(), whole.is_some()) {
         (true, true) => "",
         (false, true) => " (signatures not checked)",
         (true, false) => " (only the changes checked)",
@@ -884,7 +910,7 @@ mod tests {
         let path = dir.path().join("a.car");
         std::fs::write(&path, &car).unwrap();
         let rules = WithRules::parse_from(["t"]).rules;
-        let (side, _, _) = load(&path, &rules).unwrap();
+        let (side, _, _) = load(&path, &rules, None).unwrap();
         assert!(matches!(side, Side::Mapped(_)));
         let options = atrepo::VerifyOptions::default().signature(atrepo::SignatureCheck::Skip);
         let mut reader = atrepo::RepoReader::from_bytes(car.clone(), options).unwrap();
