@@ -6,7 +6,7 @@ use std::io::Write;
 use std::sync::Mutex;
 
 use atrepo_car::{CarWriter, DAG_CBOR, Header, blessed_cid};
-use atrepo_mst::{Builder, KeyRules, Records, WalkOptions, Walker};
+use atrepo_mst::{Builder, KeyRules, Limits, Records, WalkOptions, Walker};
 use atrepo_store::{BlockRead, Bytes, MemoryStore};
 use atrepo_verify::{Commit, SigningKey, Tid, UnsignedCommit, drisl};
 use cid::Cid;
@@ -160,9 +160,15 @@ fn no_root() -> Error {
 /// The order in which a validated walk of the tree at `root` asks for
 /// blocks: nodes in pre-order, each record right after its entry's left
 /// subtree. Each CID once.
+///
+/// Nodes of any width are walked: the entry cap is a verifier's policy
+/// for untrusted input (a reader of the CAR sets its own), and a writer
+/// given keys that share a layer writes the one tree they make. Depth is
+/// capped as for a verifier.
 pub fn streaming_order(store: &dyn BlockRead, root: Cid, keys: KeyRules) -> Result<Vec<Cid>> {
     let recorder = Recorder { inner: store, order: Mutex::new(Vec::new()) };
-    let options = WalkOptions::default().keys(keys).records(Records::Check);
+    let limits = Limits::default().max_entries(u64::MAX);
+    let options = WalkOptions::default().keys(keys).records(Records::Check).limits(limits);
     Walker::new(&recorder, root, options).for_each_leaf(|_, _, _| Ok(()))?;
     let mut order = recorder.order.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut seen = std::collections::HashSet::new();

@@ -62,12 +62,24 @@ pub fn covering_proof(
     ops: &[Op],
     keys: KeyRules,
 ) -> Result<Vec<(Cid, Bytes)>> {
+    covering_proof_with(store, after, ops, keys, mst::Limits::default())
+}
+
+/// [`covering_proof`] for a tree read within `limits` (a node wider than
+/// the default entry cap, say).
+pub fn covering_proof_with(
+    store: &dyn BlockRead,
+    after: Cid,
+    ops: &[Op],
+    keys: KeyRules,
+    limits: mst::Limits,
+) -> Result<Vec<(Cid, Bytes)>> {
     if ops.is_empty() {
         return Ok(Vec::new());
     }
     let recording = Recording { inner: store, seen: Mutex::new(Vec::new()) };
     {
-        let mut tree = Tree::load_with(&recording, after, keys, mst::Limits::default())?;
+        let mut tree = Tree::load_with(&recording, after, keys, limits)?;
         // The same reads, in the same order, as the verifier's tree phase.
         for op in ops {
             tree.get(op.key())?;
@@ -150,6 +162,7 @@ pub struct CommitEventBuilder<'s> {
     seq: i64,
     time: Option<String>,
     keys: KeyRules,
+    limits: mst::Limits,
     prev_data: bool,
     writes: Vec<(String, Option<Vec<u8>>)>,
 }
@@ -179,6 +192,7 @@ impl<'s> CommitEventBuilder<'s> {
             seq: 1,
             time: None,
             keys: KeyRules::Strict,
+            limits: mst::Limits::default(),
             prev_data: true,
             writes: Vec::new(),
         }
@@ -205,6 +219,13 @@ impl<'s> CommitEventBuilder<'s> {
     /// Sets the key rules for the paths written.
     pub fn keys(mut self, keys: KeyRules) -> Self {
         self.keys = keys;
+        self
+    }
+
+    /// Sets the limits the tree is read within (a repository with a node
+    /// wider than the default entry cap needs a higher one).
+    pub fn mst_limits(mut self, limits: mst::Limits) -> Self {
+        self.limits = limits;
         self
     }
 
@@ -239,8 +260,7 @@ impl<'s> CommitEventBuilder<'s> {
         let mut ops = Vec::new();
         let mut records: Vec<(Cid, Vec<u8>)> = Vec::new();
         let (after, new_blocks) = {
-            let mut tree =
-                Tree::load_with(self.store, self.before, self.keys, mst::Limits::default())?;
+            let mut tree = Tree::load_with(self.store, self.before, self.keys, self.limits)?;
             for (path, record) in self.writes {
                 if ops.iter().any(|op: &Op| op.key() == path) {
                     return Err(Error::Usage(format!("path {path:?} is written twice")));
@@ -271,7 +291,7 @@ impl<'s> CommitEventBuilder<'s> {
         batch.extend(records.iter().map(|(cid, bytes)| (*cid, Bytes::copy_from_slice(bytes))));
         self.store.write(batch)?;
 
-        let proof = covering_proof(self.store, after, &ops, self.keys)?;
+        let proof = covering_proof_with(self.store, after, &ops, self.keys, self.limits)?;
         let commit = UnsignedCommit::new(&self.did, after, self.rev, None)?.sign(key)?;
         let commit_bytes = commit.to_cbor();
         let commit_cid = commit.cid();

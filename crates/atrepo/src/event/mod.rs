@@ -104,7 +104,9 @@ mod verify;
 
 use std::time::Duration;
 
-pub use build::{BuiltCommit, BuiltSync, CommitEventBuilder, covering_proof, sync_event};
+pub use build::{
+    BuiltCommit, BuiltSync, CommitEventBuilder, covering_proof, covering_proof_with, sync_event,
+};
 pub use decode::{AccountEvent, Action, CommitEvent, EventType, IdentityEvent, RepoOp, SyncEvent};
 pub use error::EventError;
 pub use frame::{Event, Frame, FrameHeader, Frames, SeqOrder};
@@ -229,6 +231,9 @@ pub struct VerifyOptions {
     pub chain: CheckMode,
     /// Whether created and updated records are validated.
     pub records: RecordCheck,
+    /// Limits on the tree nodes an event carries (entries per node,
+    /// depth), as for a whole repository.
+    pub mst: crate::mst::Limits,
 }
 
 impl VerifyOptions {
@@ -267,6 +272,12 @@ impl VerifyOptions {
         self.records = check;
         self
     }
+
+    /// Returns these options with the MST limits set.
+    pub fn mst(mut self, limits: crate::mst::Limits) -> Self {
+        self.mst = limits;
+        self
+    }
 }
 
 impl Default for VerifyOptions {
@@ -278,6 +289,7 @@ impl Default for VerifyOptions {
             inversion: CheckMode::Enforce,
             chain: CheckMode::Enforce,
             records: RecordCheck::Validate,
+            mst: crate::mst::Limits::default(),
         }
     }
 }

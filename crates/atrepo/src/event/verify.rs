@@ -650,12 +650,11 @@ impl<C: Clock> Verifier<C> {
             // entry-less root that only points to a subtree let through
             // here, refused as soon as an op made it read).
             if store.has(&data)? {
-                Tree::load_with(store, data, self.options.keys, mst::Limits::default())?;
+                Tree::load_with(store, data, self.options.keys, self.options.mst)?;
             }
             data
         } else {
-            let limits = mst::Limits::default();
-            let mut tree = Tree::load_with(store, data, self.options.keys, limits)?;
+            let mut tree = Tree::load_with(store, data, self.options.keys, self.options.mst)?;
             // Each op's path must hold its `after` CID. Undoing an op
             // returns what its path held, so one pass checks and inverts;
             // paths are unique, so undoing one leaves the others as they

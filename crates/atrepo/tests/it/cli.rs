@@ -617,6 +617,52 @@ fn max_block_mib_raises_the_block_cap() {
     assert!(run.stderr.contains("limit 1048576"), "{}", run.stderr);
 }
 
+/// A repository whose only MST node is wider than the default entry cap
+/// (230 keys chosen to share layer 0, as only a writer picking its keys
+/// gets): every repository command refuses it as a limit (exit 2), and
+/// takes it with `--max-node-entries`.
+#[test]
+fn max_node_entries_raises_the_entry_cap() {
+    let mut writer = atrepo::writer::RepoWriter::new("did:plc:cliwidenode2222222222222");
+    let keys = (0u32..)
+        .map(|n| format!("app.bsky.feed.post/wide{n:04}"))
+        .filter(|k| atrepo::mst::layer(k.as_bytes()) == 0)
+        .take(230);
+    for key in keys {
+        writer.insert(&key, post()).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (path, car) = signed_car_file(&writer, dir.path(), "wide.car");
+    let path = path.as_str();
+    let out = dir.path().join("out");
+    let out = out.to_str().unwrap();
+    let key = "app.bsky.feed.post/wide0000";
+    let commands: [&[&str]; 6] = [
+        &["verify", path, "--no-signature"],
+        &["ls", path],
+        &["get", path, key],
+        &["stats", path],
+        &["export", path, "--out", out],
+        &["diff", path, path],
+    ];
+    for args in commands {
+        let run = atrepo(args);
+        assert_eq!(run.code, 2, "{args:?}: {}{}", run.stdout, run.stderr);
+        assert!(run.stderr.contains("has 230 entries: limit 200"), "{args:?}: {}", run.stderr);
+        let wide = [args, &["--max-node-entries", "230"]].concat();
+        let run = atrepo(&wide);
+        assert_eq!(run.code, 0, "{wide:?}: {}", run.stderr);
+    }
+    assert!(Path::new(out).join("app.bsky.feed.post").is_dir());
+    let args = ["verify", "-", "--no-signature", "--max-node-entries", "230"];
+    assert_eq!(atrepo_stdin(&args, &car).code, 0);
+    let args = ["verify", "-", "--no-signature", "--max-node-entries", "229"];
+    let run = atrepo_stdin(&args, &car);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("has 230 entries: limit 229"), "{}", run.stderr);
+    assert_eq!(atrepo(&["verify", path, "--max-node-entries", "0"]).code, 3);
+}
+
 /// A record key longer than a file name may be (record keys may have 512
 /// characters): `export` to a folder says so and leaves nothing; to a
 /// `.jsonl` file it works.

@@ -710,6 +710,58 @@ fn rev_in_the_future() {
     repo.rev = rev;
 }
 
+/// A repository whose only node holds 230 keys (chosen to share layer
+/// 0, past the default entry cap of 200), and a commit creating a 231st,
+/// built within a cap of 300.
+fn wide_commit() -> (Repo, RepoState, BuiltCommit) {
+    let mut repo = Repo::new(Curve::K256, 0);
+    let flat: Vec<u64> =
+        (0..).filter(|n| mst::layer(post_path(*n).as_bytes()) == 0).take(230).collect();
+    let pairs = flat.iter().map(|n| {
+        let record = post(*n);
+        let cid = blessed_cid(DAG_CBOR, &record);
+        repo.store.put(cid, record.into()).unwrap();
+        (post_path(*n), cid)
+    });
+    repo.root = Builder::new().build(&repo.store, pairs.collect::<Vec<_>>()).unwrap();
+    let prior = repo.state();
+    let next = flat[229] + 1;
+    let added = (next..).find(|n| mst::layer(post_path(*n).as_bytes()) == 0).unwrap();
+    fn put(b: CommitEventBuilder<'_>, n: u64) -> CommitEventBuilder<'_> {
+        b.put(&post_path(n), post(n))
+    }
+    // The builder reads the tree within its limits too.
+    let rev = tid(repo.rev.timestamp_micros() + SECOND);
+    let e = put(CommitEventBuilder::new(&repo.store, &repo.did, repo.root, rev), added)
+        .build(&repo.key)
+        .unwrap_err();
+    assert!(matches!(e, Error::Mst(mst::Error::TooManyEntries { .. })), "{e:?}");
+    let built = repo.commit(|b| put(b.mst_limits(mst::Limits::default().max_entries(300)), added));
+    (repo, prior, built)
+}
+
+/// A node wider than the default entry cap: its events are refused with
+/// the cap named until the verifier is given a higher one.
+#[test]
+fn a_node_wider_than_the_entry_cap_needs_a_higher_cap() {
+    let (repo, prior, built) = wide_commit();
+    let key = repo.key.public_key();
+    let e = verify(&built.body, &key, Some(&prior)).unwrap_err();
+    match &e {
+        Error::Mst(mst::Error::TooManyEntries { limit: 200, found: 231, .. }) => {}
+        _ => panic!("{e:?}"),
+    }
+    assert_eq!(e.kind(), ErrorKind::Limit);
+    let wide = mst::Limits::default().max_entries(300);
+    let v = verifier().with_options(VerifyOptions::default().mst(wide));
+    let verified = verify_with(&v, &built.body, &key, Some(&prior)).unwrap();
+    assert_eq!(verified.data, built.after);
+    // One entry short of the node's width is still a limit.
+    let v = verifier().with_options(VerifyOptions::default().mst(wide.max_entries(230)));
+    let e = verify_with(&v, &built.body, &key, Some(&prior)).unwrap_err();
+    assert!(matches!(e, Error::Mst(mst::Error::TooManyEntries { found: 231, .. })), "{e:?}");
+}
+
 #[test]
 fn two_hundred_and_one_ops() {
     let (repo, prior, built) = typical(Curve::K256);
@@ -1968,5 +2020,26 @@ mod cli {
             .unwrap();
         drop(child.stdout.take());
         assert_eq!(child.wait_with_output().unwrap().status.code(), Some(3));
+    }
+
+    /// `--max-node-entries` lets through an event whose tree has a node
+    /// wider than the default cap, which is refused as a limit (exit 2)
+    /// without it.
+    #[test]
+    fn max_node_entries_raises_the_entry_cap() {
+        let (repo, _, built) = wide_commit();
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "wide.cbor", &built.body);
+        let path = dir.path().join("wide.cbor");
+        let path = path.to_str().unwrap();
+        let key = repo.key.public_key().to_did_key();
+        let (code, stdout, stderr) = atrepo(&["event", "verify", path, "--key", &key]);
+        assert_eq!(code, 2, "{stdout}{stderr}");
+        assert!(stderr.contains("has 231 entries: limit 200"), "{stdout}{stderr}");
+        let args = ["event", "verify", path, "--key", &key, "--max-node-entries", "300"];
+        let (code, stdout, stderr) = atrepo(&args);
+        assert_eq!(code, 0, "{stdout}{stderr}");
+        let args = ["event", "verify", path, "--key", &key, "--max-node-entries", "0"];
+        assert_eq!(atrepo(&args).0, 3);
     }
 }

@@ -118,6 +118,15 @@ struct CheckArgs {
     /// instead of requiring an NSID collection.
     #[arg(long)]
     lax_paths: bool,
+    /// Most entries one MST node may hold, as for `verify`: a node of
+    /// random keys reaches the default with odds far below one in 10^20.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = atrepo::mst::Limits::DEFAULT_MAX_ENTRIES,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    max_node_entries: u64,
     /// Print JSON Lines instead of text.
     #[arg(long)]
     json: bool,
@@ -222,7 +231,8 @@ fn verifier(checks: &CheckArgs) -> Verifier {
         VerifyOptions::default()
             .keys(keys)
             .inversion(mode(checks.lenient_inversion))
-            .chain(mode(checks.lenient_chain)),
+            .chain(mode(checks.lenient_chain))
+            .mst(atrepo::mst::Limits::default().max_entries(checks.max_node_entries)),
     )
 }
 

@@ -45,7 +45,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use atrepo::mst::Limits;
 use atrepo::store::{BlockRead, Bytes, CarFileOptions, CarFileStore, IndexMode, MemoryStore};
 use atrepo::verify::{Commit, PublicKey, drisl};
 use atrepo::{FileSource, Record, RepoReader, SignatureCheck, StreamSource, VerifyOptions};
@@ -533,15 +532,9 @@ pub(crate) fn diff(args: &DiffArgs) -> Result<ExitCode> {
             verify_whole(side, path, root, options.clone())?;
         }
     }
-    let (changes, _) = atrepo::mst::diff(
-        &a,
-        *commit_a.data(),
-        &b,
-        *commit_b.data(),
-        rules.keys(),
-        &Limits::default(),
-    )
-    .map_err(atrepo::Error::from)?;
+    let (changes, _) =
+        atrepo::mst::diff(&a, *commit_a.data(), &b, *commit_b.data(), rules.keys(), &rules.mst())
+            .map_err(atrepo::Error::from)?;
     // The records listed: present in their CAR, and valid.
     let opaque = rules.opaque_records();
     for c in &changes {

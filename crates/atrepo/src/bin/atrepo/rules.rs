@@ -4,7 +4,7 @@
 //! writers, and repositories bigger than the default limits.
 
 use atrepo::car::Limits;
-use atrepo::mst::KeyRules;
+use atrepo::mst::{KeyRules, Limits as MstLimits};
 use atrepo::verify::CommitOptions;
 use atrepo::{RecordCheck, VerifyOptions};
 use clap::Args;
@@ -38,12 +38,24 @@ pub(crate) struct Rules {
     /// hashed, so this bounds the memory one block can take.
     #[arg(long, value_name = "MIB", default_value_t = Limits::DEFAULT_MAX_SECTION_LEN >> 20)]
     max_block_mib: u64,
+    /// Most entries one MST node may hold. The repository specification
+    /// asks for a "statistically unlikely" cap: a node of random keys
+    /// reaches the default with odds far below one in 10^20, so only keys
+    /// chosen to share a layer come near it. Raise it for such a
+    /// repository.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = MstLimits::DEFAULT_MAX_ENTRIES,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    max_node_entries: u64,
 }
 
 impl Rules {
     /// `options` with these switches applied.
     pub(crate) fn apply(&self, mut options: VerifyOptions) -> VerifyOptions {
-        options = options.keys(self.keys()).commit(self.commit());
+        options = options.keys(self.keys()).commit(self.commit()).mst(self.mst());
         if self.opaque_records {
             options = options.records(RecordCheck::Opaque);
         }
@@ -54,6 +66,11 @@ impl Rules {
     /// The record path rules.
     pub(crate) fn keys(&self) -> KeyRules {
         if self.lax_paths { KeyRules::Lax } else { KeyRules::Strict }
+    }
+
+    /// The MST limits (`--max-node-entries`).
+    pub(crate) fn mst(&self) -> MstLimits {
+        MstLimits::default().max_entries(self.max_node_entries)
     }
 
     /// Whether records are left undecoded (`--opaque-records`).
