@@ -255,9 +255,23 @@ impl Engine {
             return Err(Error::Usage("the commit has not been read yet".to_owned()));
         };
         commit.verify(key)?;
+        self.check_rev()?;
         self.signed_by = Some(key.to_did_key());
         if self.stage == Stage::AwaitKey {
             self.stage = Stage::Walk;
+        }
+        Ok(())
+    }
+
+    /// Checks that the commit's rev is not further ahead of the clock
+    /// than the options allow (a version 2 commit may have no rev).
+    fn check_rev(&self) -> Result<()> {
+        if let Some(rev) = self.commit.as_ref().and_then(Commit::rev) {
+            let tolerance = self.options.future_tolerance;
+            match self.options.now {
+                Some(now) => rev.check_not_future(&FixedClock(now), tolerance)?,
+                None => rev.check_not_future(&SystemClock, tolerance)?,
+            }
         }
         Ok(())
     }
@@ -310,13 +324,6 @@ impl Engine {
                 found: commit.did().to_owned(),
             });
         }
-        if let Some(rev) = commit.rev() {
-            let tolerance = self.options.future_tolerance;
-            match self.options.now {
-                Some(now) => rev.check_not_future(&FixedClock(now), tolerance)?,
-                None => rev.check_not_future(&SystemClock, tolerance)?,
-            }
-        }
         // The walk does not ask the buffer for records: `walk` takes each
         // one, and that is the presence check (one buffer lookup, not two).
         // It tells the buffer of each node's records as it decodes the
@@ -329,8 +336,13 @@ impl Engine {
             .records_ahead(true);
         self.walker = Some(Walker::new(Arc::clone(&self.buffer), *commit.data(), walk));
         self.commit = Some(commit);
+        // The rev is held to the clock after the signature: a rev changed
+        // under the old signature is a bad signature, not a clock problem.
         self.stage = match (self.options.signature, self.options.key.clone()) {
-            (SignatureCheck::Skip, _) => Stage::Walk,
+            (SignatureCheck::Skip, _) => {
+                self.check_rev()?;
+                Stage::Walk
+            }
             (SignatureCheck::Required, Some(key)) => {
                 self.stage = Stage::AwaitKey;
                 self.verify_signature(&key)?;

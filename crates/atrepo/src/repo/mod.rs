@@ -667,7 +667,13 @@ async fn verify_with<K: KeyResolver>(engine: &mut Engine, resolver: &K) -> Resul
     let resolve = |e: K::Error| Error::KeyResolution { did: did.clone(), source: Box::new(e) };
     let key = resolver.resolve_key(&did).await.map_err(resolve)?;
     match engine.verify_signature(&key) {
-        Err(Error::Verify(e)) if e.kind() == atrepo_verify::ErrorKind::Verification => {
+        // A signature that does not verify: the key may have rotated. (A
+        // rev ahead of the clock, checked once the signature is good, is
+        // not the key's fault.)
+        Err(Error::Verify(e))
+            if e.kind() == atrepo_verify::ErrorKind::Verification
+                && !matches!(e, atrepo_verify::Error::RevInFuture { .. }) =>
+        {
             let fresh = resolver.refresh_key(&did).await.map_err(resolve)?;
             if fresh == key {
                 return Err(Error::Verify(e));

@@ -88,7 +88,9 @@ pub struct VerifyOptions {
     /// positions in them (for an input held in memory, only with spill
     /// options; without, crossing the limit is an error there too).
     pub spill: Option<SpillOptions>,
-    /// How far in the future a commit's `rev` may be.
+    /// How far in the future a commit's `rev` may be. It is checked once
+    /// the signature is: a rev changed under an old signature fails as a
+    /// bad signature.
     pub future_tolerance: Duration,
     /// The time rev checks compare with; `None` for the system clock.
     pub now: Option<SystemTime>,
@@ -187,6 +189,13 @@ impl VerifyOptions {
     /// second key (see [`VerifyOptions::keep_records`]).
     pub fn keep_records(mut self, keep: bool) -> Self {
         self.keep_records = keep;
+        self
+    }
+
+    /// Returns these options allowing a rev up to `tolerance` ahead of the
+    /// clock.
+    pub fn future_tolerance(mut self, tolerance: Duration) -> Self {
+        self.future_tolerance = tolerance;
         self
     }
 

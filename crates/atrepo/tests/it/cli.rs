@@ -663,6 +663,55 @@ fn max_node_entries_raises_the_entry_cap() {
     assert_eq!(atrepo(&["verify", path, "--max-node-entries", "0"]).code, 3);
 }
 
+/// A repository signed an hour ahead of this machine's clock: refused as
+/// a verification failure (exit 1) by default, taken with
+/// `--max-rev-ahead`; a rev changed under the old signature is a bad
+/// signature whatever the switch.
+#[test]
+fn max_rev_ahead_widens_the_clock_check() {
+    use atrepo::verify::{Curve, SigningKey, Tid};
+    let mut writer = atrepo::writer::RepoWriter::new("did:plc:cliahead222222222222222222");
+    writer.insert("app.bsky.feed.post/3kbt4gmumu222", post()).unwrap();
+    let key = SigningKey::from_seed(Curve::K256, b"cli ahead of the clock").unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    let micros = u64::try_from(now.as_micros()).unwrap() + 3_600_000_000;
+    let rev = Tid::from_parts(micros, 0).unwrap();
+    let built = writer.build(&key, rev).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ahead.car");
+    std::fs::write(&path, writer.to_car(&key, rev).unwrap()).unwrap();
+    let path = path.to_str().unwrap();
+    let did_key = key.public_key().to_did_key();
+
+    let run = atrepo(&["verify", path, "--key", &did_key]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("ahead of the clock"), "{}", run.stderr);
+    let run = atrepo(&["verify", path, "--key", &did_key, "--max-rev-ahead", "7200"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = atrepo(&["ls", path, "--key", &did_key, "--max-rev-ahead", "7200"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+
+    // The rev an hour later still, under the same signature.
+    let later = Tid::from_parts(micros + 3_600_000_000, 0).unwrap().to_string();
+    let mut commit = built.blocks[0].1.to_vec();
+    let old = rev.to_string();
+    let at = commit.windows(old.len()).position(|w| w == old.as_bytes()).unwrap();
+    commit[at..at + old.len()].copy_from_slice(later.as_bytes());
+    let cid = atrepo::car::blessed_cid(atrepo::car::DAG_CBOR, &commit);
+    let mut blocks = built.blocks.clone();
+    blocks[0] = (cid, commit.into());
+    let header = atrepo::car::Header::new(vec![cid]).unwrap();
+    let car = atrepo::car::encode(&header, blocks.iter().map(|(c, b)| (c, &b[..])));
+    let tampered = dir.path().join("tampered.car");
+    std::fs::write(&tampered, car).unwrap();
+    let tampered = tampered.to_str().unwrap();
+    for extra in [&[][..], &["--max-rev-ahead", "99999"][..]] {
+        let run = atrepo(&[&["verify", tampered, "--key", &did_key][..], extra].concat());
+        assert_eq!(run.code, 1, "{}", run.stderr);
+        assert!(run.stderr.contains("signature"), "{}", run.stderr);
+    }
+}
+
 /// A record key longer than a file name may be (record keys may have 512
 /// characters): `export` to a folder says so and leaves nothing; to a
 /// `.jsonl` file it works.

@@ -2042,4 +2042,28 @@ mod cli {
         let args = ["event", "verify", path, "--key", &key, "--max-node-entries", "0"];
         assert_eq!(atrepo(&args).0, 3);
     }
+
+    /// `--max-rev-ahead` widens the clock check: an event an hour ahead of
+    /// this machine's clock fails (exit 1) by default and passes with it.
+    #[test]
+    fn max_rev_ahead_widens_the_clock_check() {
+        let repo = Repo::new(Curve::K256, 10);
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+        let rev = tid(u64::try_from(now.as_micros()).unwrap() + 3_600 * SECOND);
+        let built = CommitEventBuilder::new(&repo.store, &repo.did, repo.root, rev)
+            .put(&post_path(500), post(500))
+            .build(&repo.key)
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "ahead.cbor", &built.body);
+        let path = dir.path().join("ahead.cbor");
+        let path = path.to_str().unwrap();
+        let key = repo.key.public_key().to_did_key();
+        let (code, stdout, stderr) = atrepo(&["event", "verify", path, "--key", &key]);
+        assert_eq!(code, 1, "{stdout}{stderr}");
+        assert!(stderr.contains("ahead of the clock"), "{stdout}{stderr}");
+        let args = ["event", "verify", path, "--key", &key, "--max-rev-ahead", "7200"];
+        let (code, stdout, stderr) = atrepo(&args);
+        assert_eq!(code, 0, "{stdout}{stderr}");
+    }
 }

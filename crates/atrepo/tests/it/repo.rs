@@ -970,3 +970,82 @@ fn many_waiting_blocks_verify_from_a_stream_under_a_small_limit() {
         assert!(peak < limit + 32 * 1024, "{name}: peak {peak}");
     }
 }
+
+/// A resolver that hands out one key and counts the refreshes asked of it.
+struct Counting {
+    key: atrepo::verify::PublicKey,
+    refreshes: std::sync::atomic::AtomicUsize,
+}
+
+impl atrepo::verify::KeyResolver for Counting {
+    type Error = std::io::Error;
+
+    fn resolve_key(
+        &self,
+        _did: &str,
+    ) -> impl Future<Output = Result<atrepo::verify::PublicKey, Self::Error>> + Send {
+        std::future::ready(Ok(self.key.clone()))
+    }
+
+    fn refresh_key(
+        &self,
+        _did: &str,
+    ) -> impl Future<Output = Result<atrepo::verify::PublicKey, Self::Error>> + Send {
+        self.refreshes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        std::future::ready(Ok(self.key.clone()))
+    }
+}
+
+/// Polls a future that never waits (the resolver here is ready at once).
+fn block_on<F: Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+}
+
+/// A rev ahead of the clock is checked once the signature is good: a rev
+/// changed under the old signature is a bad signature (a review found it
+/// reported as a clock problem), a signed one too far ahead is
+/// `RevInFuture` until the tolerance allows it, and it does not send a
+/// resolver to refresh the key (the key is not at fault).
+#[test]
+fn a_rev_ahead_of_the_clock_is_checked_after_the_signature() {
+    use std::time::{Duration, SystemTime};
+    let (g, built) = repo(20);
+    let signed_at = SystemTime::UNIX_EPOCH + Duration::from_micros(g.rev.timestamp_micros());
+    let early = signed_at - Duration::from_secs(600);
+    let bytes = car(built.commit_cid, &built.blocks);
+
+    let err = check_fails(bytes.clone(), options(&g).now(early), ErrorKind::Verification);
+    assert!(matches!(err, Error::Verify(VerifyError::RevInFuture { .. })), "{err:?}");
+    let wide = options(&g).now(early).future_tolerance(Duration::from_secs(700));
+    assert_eq!(verify_repo(bytes.clone(), wide).unwrap().records, 20);
+    verify_repo(bytes.clone(), options(&g).now(signed_at)).unwrap();
+
+    // The same commit with a later rev, same length, old signature.
+    let later = atrepo::verify::Tid::from_parts(g.rev.timestamp_micros() + 3_600_000_000, 0)
+        .unwrap()
+        .to_string();
+    let (_, commit) = &built.blocks[0];
+    let old = g.rev.to_string();
+    let at = commit.windows(old.len()).position(|w| w == old.as_bytes()).unwrap();
+    let mut tampered = commit.to_vec();
+    tampered[at..at + old.len()].copy_from_slice(later.as_bytes());
+    let tampered = Bytes::from(tampered);
+    let cid = blessed_cid(DAG_CBOR, &tampered);
+    let mut blocks = built.blocks.clone();
+    blocks[0] = (cid, tampered);
+    let err = check_fails(car(cid, &blocks), options(&g).now(signed_at), ErrorKind::Verification);
+    assert!(matches!(err, Error::Verify(VerifyError::BadSignature { .. })), "{err:?}");
+
+    // Through a resolver: the rev error, and no refresh.
+    let resolver = Counting { key: g.key.public_key(), refreshes: Default::default() };
+    let mut reader = RepoReader::from_bytes(bytes, VerifyOptions::default().now(early)).unwrap();
+    let err = block_on(reader.verify_signature_with(&resolver)).unwrap_err();
+    assert!(matches!(err, Error::Verify(VerifyError::RevInFuture { .. })), "{err:?}");
+    assert_eq!(resolver.refreshes.load(std::sync::atomic::Ordering::SeqCst), 0);
+}

@@ -71,7 +71,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use atrepo::event::{
@@ -127,6 +127,15 @@ struct CheckArgs {
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     max_node_entries: u64,
+    /// How far an event's rev may be ahead of this machine's clock, in
+    /// seconds (the sync specification's "a few minutes"); an event
+    /// further ahead fails.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = atrepo::verify::DEFAULT_FUTURE_TOLERANCE.as_secs()
+    )]
+    max_rev_ahead: u64,
     /// Print JSON Lines instead of text.
     #[arg(long)]
     json: bool,
@@ -232,7 +241,8 @@ fn verifier(checks: &CheckArgs) -> Verifier {
             .keys(keys)
             .inversion(mode(checks.lenient_inversion))
             .chain(mode(checks.lenient_chain))
-            .mst(atrepo::mst::Limits::default().max_entries(checks.max_node_entries)),
+            .mst(atrepo::mst::Limits::default().max_entries(checks.max_node_entries))
+            .future_tolerance(Duration::from_secs(checks.max_rev_ahead)),
     )
 }
 

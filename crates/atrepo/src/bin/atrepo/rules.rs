@@ -5,9 +5,10 @@
 
 use atrepo::car::Limits;
 use atrepo::mst::{KeyRules, Limits as MstLimits};
-use atrepo::verify::CommitOptions;
+use atrepo::verify::{CommitOptions, DEFAULT_FUTURE_TOLERANCE};
 use atrepo::{RecordCheck, VerifyOptions};
 use clap::Args;
+use std::time::Duration;
 
 /// The switches; see the module docs.
 #[derive(Debug, Args)]
@@ -50,12 +51,21 @@ pub(crate) struct Rules {
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     max_node_entries: u64,
+    /// How far a commit's rev may be ahead of this machine's clock, in
+    /// seconds: a rev further ahead is refused (exit 1), as the
+    /// specifications ask. Raise it for a writer whose clock runs ahead.
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_FUTURE_TOLERANCE.as_secs())]
+    max_rev_ahead: u64,
 }
 
 impl Rules {
     /// `options` with these switches applied.
     pub(crate) fn apply(&self, mut options: VerifyOptions) -> VerifyOptions {
-        options = options.keys(self.keys()).commit(self.commit()).mst(self.mst());
+        options = options
+            .keys(self.keys())
+            .commit(self.commit())
+            .mst(self.mst())
+            .future_tolerance(Duration::from_secs(self.max_rev_ahead));
         if self.opaque_records {
             options = options.records(RecordCheck::Opaque);
         }
