@@ -175,10 +175,14 @@ pub enum Error {
 
     /// A well-formed signature that does not verify against the key and
     /// message.
-    #[error("signature does not match the {curve} key and message")]
+    #[error(
+        "expected a signature by {key} ({curve}), found one that does not match it and the message"
+    )]
     BadSignature {
         /// The key's curve.
         curve: Curve,
+        /// The key, as `did:key`.
+        key: String,
     },
 
     /// Signing failed (the RFC 6979 nonce gave a zero `r` or `s`, which

@@ -271,6 +271,11 @@ impl PublicKey {
         self.verify_prehash(&digest, signature)
     }
 
+    /// The error for a signature that does not verify against this key.
+    fn bad_signature(&self) -> Error {
+        Error::BadSignature { curve: self.curve(), key: self.to_did_key() }
+    }
+
     /// Like [`verify`](Self::verify), given the SHA-256 digest of the
     /// message.
     pub fn verify_prehash(&self, digest: &[u8; 32], signature: &[u8]) -> Result<()> {
@@ -285,7 +290,7 @@ impl PublicKey {
                 if bool::from(sig.s().is_high()) {
                     return Err(Error::HighS { curve });
                 }
-                key.verify_prehash(digest, &sig).map_err(|_| Error::BadSignature { curve })
+                key.verify_prehash(digest, &sig).map_err(|_| self.bad_signature())
             }
             Inner::P256(key) => {
                 use p256::ecdsa::signature::hazmat::PrehashVerifier;
@@ -296,7 +301,7 @@ impl PublicKey {
                 if bool::from(sig.s().is_high()) {
                     return Err(Error::HighS { curve });
                 }
-                key.verify_prehash(digest, &sig).map_err(|_| Error::BadSignature { curve })
+                key.verify_prehash(digest, &sig).map_err(|_| self.bad_signature())
             }
         }
     }

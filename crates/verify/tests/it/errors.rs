@@ -30,7 +30,10 @@ fn every_variant() -> Vec<Error> {
         Error::ZeroScalar { part: "r" },
         Error::ScalarOutOfRange { part: "s", curve: Curve::P256 },
         Error::HighS { curve: Curve::P256 },
-        Error::BadSignature { curve: Curve::K256 },
+        Error::BadSignature {
+            curve: Curve::K256,
+            key: "did:key:zQ3shPaEZ5BYv2WyjEJ8uwRHPjYZmQByxnJ24vjUFCb11ZuBQ".to_owned(),
+        },
         Error::Signing { curve: Curve::K256 },
         Error::Cbor { error: DecodeError { offset: 42, problem: Problem::Float } },
         Error::UnknownField { field: "tag".to_owned() },

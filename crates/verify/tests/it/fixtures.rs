@@ -74,7 +74,7 @@ fn signature_fixtures() {
         assert_eq!(short, Err(Error::SignatureLength { found: 3 }));
         if tags.is_empty() {
             let other = from_did.verify(&[1, 2, 3], &signature);
-            assert_eq!(other, Err(Error::BadSignature { curve }));
+            assert_eq!(other, Err(Error::BadSignature { curve, key: from_did.to_did_key() }));
         }
     }
 }

@@ -217,9 +217,10 @@ fn signature_table() {
         sig_err(&public, msg, &[], Error::SignatureLength { found: 0 }, ErrorKind::Malformed);
 
         // Well-formed but wrong: another message, another key.
-        let bad = Error::BadSignature { curve };
-        sig_err(&public, b"hello world!", &sig, bad.clone(), ErrorKind::Verification);
+        let bad = Error::BadSignature { curve, key: public.to_did_key() };
+        sig_err(&public, b"hello world!", &sig, bad, ErrorKind::Verification);
         let other = key(curve, "other").public_key();
+        let bad = Error::BadSignature { curve, key: other.to_did_key() };
         sig_err(&other, msg, &sig, bad, ErrorKind::Verification);
     }
 }
@@ -230,7 +231,7 @@ fn k256_signature_against_p256_key() {
     let sig = key(Curve::K256, "k").sign(msg).unwrap();
     let p256 = key(Curve::P256, "k").public_key();
     let err = p256.verify(msg, &sig).unwrap_err();
-    assert_eq!(err, Error::BadSignature { curve: Curve::P256 });
+    assert_eq!(err, Error::BadSignature { curve: Curve::P256, key: p256.to_did_key() });
     assert_eq!(err.kind(), ErrorKind::Verification);
 }
 
@@ -495,7 +496,8 @@ fn commit_signatures() {
         // Another MST root under the same signature.
         let tampered =
             Commit::decode(&map(&fields(&sig, node(b"other"))), &CommitOptions::default()).unwrap();
-        assert_eq!(tampered.verify(&public), Err(Error::BadSignature { curve }));
+        let bad = Error::BadSignature { curve, key: public.to_did_key() };
+        assert_eq!(tampered.verify(&public), Err(bad));
     }
 }
 

@@ -39,7 +39,7 @@ proptest! {
         other.push(0);
         prop_assert_eq!(
             public.verify(&other, &sig),
-            Err(Error::BadSignature { curve: signer.curve() })
+            Err(Error::BadSignature { curve: signer.curve(), key: public.to_did_key() })
         );
     }
 
