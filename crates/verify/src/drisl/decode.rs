@@ -120,6 +120,9 @@ pub enum Problem {
     UnblessedLink {
         /// What was required.
         expected: &'static str,
+        /// The link found, and what kind of CID it is (`bafk... (CIDv1,
+        /// raw, sha2-256)`).
+        found: String,
     },
     /// Well-formed DRISL that breaks an atproto data model rule (a bad
     /// `$type`, a malformed blob object, a top level that is not a map).
@@ -168,7 +171,9 @@ impl fmt::Display for Problem {
             Problem::InvalidLink => {
                 f.write_str("cid link is not a 0x00 byte followed by exactly one cid")
             }
-            Problem::UnblessedLink { expected } => write!(f, "expected {expected} cid link"),
+            Problem::UnblessedLink { expected, found } => {
+                write!(f, "expected {expected} cid link, found {found}")
+            }
             Problem::DataModel { rule } => write!(f, "data model violation: {rule}"),
             Problem::TooDeep { limit } => write!(f, "nesting deeper than {limit}"),
             Problem::TooLong { limit, found } => {
@@ -488,7 +493,10 @@ impl<'a> Decoder<'a> {
         if is_blessed(&cid) {
             Ok(cid)
         } else {
-            Err(Self::error_at(at, Problem::UnblessedLink { expected: BLESSED }))
+            Err(Self::error_at(
+                at,
+                Problem::UnblessedLink { expected: BLESSED, found: describe_cid(&cid) },
+            ))
         }
     }
 
@@ -509,7 +517,10 @@ impl<'a> Decoder<'a> {
         if is_blessed(&cid) && cid.codec() == DAG_CBOR {
             Ok(cid)
         } else {
-            Err(Self::error_at(at, Problem::UnblessedLink { expected: NODE }))
+            Err(Self::error_at(
+                at,
+                Problem::UnblessedLink { expected: NODE, found: describe_cid(&cid) },
+            ))
         }
     }
 
@@ -801,6 +812,29 @@ pub(crate) fn is_blessed(cid: &Cid) -> bool {
         && matches!(cid.codec(), DAG_CBOR | RAW)
         && cid.hash().code() == SHA2_256
         && cid.hash().size() == 32
+}
+
+/// `cid` and what kind of CID it is: its version, codec and hash, named
+/// where atproto uses them (`bafk... (CIDv1, raw, sha2-256)`, `Qm...
+/// (CIDv0)`, `bafy... (CIDv1, codec 0x70, hash 0x13 of 64 bytes)`). For
+/// errors only.
+#[cold]
+fn describe_cid(cid: &Cid) -> String {
+    let kind = if cid.version() == cid::Version::V0 {
+        "CIDv0".to_owned()
+    } else {
+        let codec = match cid.codec() {
+            DAG_CBOR => "dag-cbor".to_owned(),
+            RAW => "raw".to_owned(),
+            codec => format!("codec {codec:#x}"),
+        };
+        let hash = match (cid.hash().code(), cid.hash().size()) {
+            (SHA2_256, 32) => "sha2-256".to_owned(),
+            (code, size) => format!("hash {code:#x} of {size} bytes"),
+        };
+        format!("CIDv1, {codec}, {hash}")
+    };
+    format!("{cid} ({kind})")
 }
 
 /// Parses exactly one binary CID from `bytes`.

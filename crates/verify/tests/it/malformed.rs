@@ -349,14 +349,20 @@ fn commit_table() {
     );
 
     // Non-blessed data links: raw codec, sha2-512, CIDv0.
-    let unblessed = Problem::UnblessedLink { expected: "a CIDv1 dag-cbor sha2-256" };
+    let unblessed = |found: cid::Cid, kind: &str| Problem::UnblessedLink {
+        expected: "a CIDv1 dag-cbor sha2-256",
+        found: format!("{found} ({kind})"),
+    };
     let data_at = value_at(&base, "data");
-    for link in [
-        cid(0x55, b"raw"),
-        cid::Cid::new_v1(0x71, cid::multihash::Multihash::wrap(0x13, &[1u8; 64]).unwrap()),
-        cid::Cid::new_v0(*node(b"v0").hash()).unwrap(),
+    for (link, kind) in [
+        (cid(0x55, b"raw"), "CIDv1, raw, sha2-256"),
+        (
+            cid::Cid::new_v1(0x71, cid::multihash::Multihash::wrap(0x13, &[1u8; 64]).unwrap()),
+            "CIDv1, dag-cbor, hash 0x13 of 64 bytes",
+        ),
+        (cid::Cid::new_v0(*node(b"v0").hash()).unwrap(), "CIDv0"),
     ] {
-        commit_err(&map(&with("data", V::Link(link))), cbor(data_at, unblessed.clone()));
+        commit_err(&map(&with("data", V::Link(link))), cbor(data_at, unblessed(link, kind)));
     }
 
     // A float where version goes (3.0 as a float64).
