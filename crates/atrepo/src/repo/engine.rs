@@ -277,7 +277,8 @@ impl Engine {
     }
 
     /// Reads the commit if its block is at hand: `Ok(true)` once the commit
-    /// is read and checked (its signature may still be pending).
+    /// is read and checked (its signature, and then its rev against the
+    /// clock, may still be pending).
     pub(crate) fn poll_commit(&mut self) -> Result<bool> {
         if self.stage != Stage::Commit {
             return Ok(true);

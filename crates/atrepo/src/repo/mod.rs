@@ -343,7 +343,10 @@ impl ThreadedSource {
 /// Verifies a repository CAR and streams its records, in key order.
 ///
 /// Opening reads up to the commit block and checks it (strict encoding,
-/// DID, rev; the signature too if a key was given). Records then come one
+/// DID; if a key was given, the signature and then the rev against the
+/// clock; the rev alone if the signature check is skipped). With a key
+/// given later, [`verify_signature`](Self::verify_signature) checks the
+/// signature and then the rev. Records then come one
 /// at a time from [`next_record`](Self::next_record), each one verified
 /// before it is returned: the block hashes, the MST rules on the path to
 /// it, the record's encoding. [`finish`](Self::finish) reads the rest of
@@ -568,8 +571,8 @@ impl<S: BlockSource> RepoReader<S> {
         pull(&mut self.source, &mut self.engine)
     }
 
-    /// The commit, decoded and checked (its signature only once a key was
-    /// given).
+    /// The commit, decoded and checked (its signature, and its rev against
+    /// the clock, only once a key was given).
     pub fn commit(&self) -> &Commit {
         &self.commit
     }
@@ -579,9 +582,11 @@ impl<S: BlockSource> RepoReader<S> {
         self.engine.commit_cid()
     }
 
-    /// Checks the commit's signature with `key`. Needed before the first
-    /// record unless [`VerifyOptions::key`] was set or the signature check
-    /// is [`SignatureCheck::Skip`].
+    /// Checks the commit's signature with `key`, then its rev against the
+    /// clock ([`VerifyOptions::future_tolerance`]; a rev too far ahead is
+    /// `RevInFuture`). Needed before the first record unless
+    /// [`VerifyOptions::key`] was set or the signature check is
+    /// [`SignatureCheck::Skip`].
     pub fn verify_signature(&mut self, key: &PublicKey) -> Result<()> {
         self.engine.verify_signature(key)
     }
@@ -670,10 +675,7 @@ async fn verify_with<K: KeyResolver>(engine: &mut Engine, resolver: &K) -> Resul
         // A signature that does not verify: the key may have rotated. (A
         // rev ahead of the clock, checked once the signature is good, is
         // not the key's fault.)
-        Err(Error::Verify(e))
-            if e.kind() == atrepo_verify::ErrorKind::Verification
-                && !matches!(e, atrepo_verify::Error::RevInFuture { .. }) =>
-        {
+        Err(Error::Verify(e @ atrepo_verify::Error::BadSignature { .. })) => {
             let fresh = resolver.refresh_key(&did).await.map_err(resolve)?;
             if fresh == key {
                 return Err(Error::Verify(e));

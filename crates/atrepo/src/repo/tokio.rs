@@ -40,7 +40,8 @@ impl<R: AsyncRead + Unpin> AsyncRepoReader<R> {
         Ok(AsyncRepoReader { reader, engine, commit, failed: false })
     }
 
-    /// The commit, decoded and checked.
+    /// The commit, decoded and checked (its signature, and its rev against
+    /// the clock, only once a key was given).
     pub fn commit(&self) -> &Commit {
         &self.commit
     }
@@ -50,7 +51,8 @@ impl<R: AsyncRead + Unpin> AsyncRepoReader<R> {
         self.engine.commit_cid()
     }
 
-    /// Checks the commit's signature with `key`.
+    /// Checks the commit's signature with `key`, then its rev against the
+    /// clock (as [`RepoReader::verify_signature`](crate::RepoReader::verify_signature)).
     pub fn verify_signature(&mut self, key: &PublicKey) -> Result<()> {
         self.engine.verify_signature(key)
     }

@@ -661,6 +661,23 @@ fn max_node_entries_raises_the_entry_cap() {
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("has 230 entries: limit 229"), "{}", run.stderr);
     assert_eq!(atrepo(&["verify", path, "--max-node-entries", "0"]).code, 3);
+
+    // `diff --changed-only` reads only the changed part of two trees: a
+    // second wide repository, one key more, so that the diff itself reads
+    // the wide nodes.
+    let one_more = (230u32..)
+        .map(|n| format!("app.bsky.feed.post/wide{n:04}"))
+        .filter(|k| atrepo::mst::layer(k.as_bytes()) == 0)
+        .find(|k| writer.remove(k).is_none())
+        .unwrap();
+    writer.insert(&one_more, post()).unwrap();
+    let (after, _) = signed_car_file(&writer, dir.path(), "wider.car");
+    let run = atrepo(&["diff", path, &after, "--changed-only"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("entries: limit 200"), "{}", run.stderr);
+    let run = atrepo(&["diff", path, &after, "--changed-only", "--max-node-entries", "231"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains(&one_more), "{}", run.stdout);
 }
 
 /// A repository signed an hour ahead of this machine's clock: refused as
@@ -690,6 +707,12 @@ fn max_rev_ahead_widens_the_clock_check() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     let run = atrepo(&["ls", path, "--key", &did_key, "--max-rev-ahead", "7200"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
+    // `diff --changed-only` checks the commits alone, the rev included.
+    let run = atrepo(&["diff", path, path, "--changed-only", "--key", &did_key]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("ahead of the clock"), "{}", run.stderr);
+    let args = ["diff", path, path, "--changed-only", "--key", &did_key, "--max-rev-ahead", "7200"];
+    assert_eq!(atrepo(&args).code, 0);
 
     // The rev an hour later still, under the same signature.
     let later = Tid::from_parts(micros + 3_600_000_000, 0).unwrap().to_string();

@@ -121,8 +121,10 @@ pub enum Problem {
         /// What was required.
         expected: &'static str,
         /// The link found, and what kind of CID it is (`bafk... (CIDv1,
-        /// raw, sha2-256)`).
-        found: String,
+        /// raw, sha2-256)`). Boxed, not a `String`: a second variant of a
+        /// `String`'s size would cost the enum a separate tag (8 bytes on
+        /// every decoder `Result`).
+        found: Box<str>,
     },
     /// Well-formed DRISL that breaks an atproto data model rule (a bad
     /// `$type`, a malformed blob object, a top level that is not a map).
@@ -819,7 +821,7 @@ pub(crate) fn is_blessed(cid: &Cid) -> bool {
 /// (CIDv0)`, `bafy... (CIDv1, codec 0x70, hash 0x13 of 64 bytes)`). For
 /// errors only.
 #[cold]
-fn describe_cid(cid: &Cid) -> String {
+fn describe_cid(cid: &Cid) -> Box<str> {
     let kind = if cid.version() == cid::Version::V0 {
         "CIDv0".to_owned()
     } else {
@@ -834,7 +836,7 @@ fn describe_cid(cid: &Cid) -> String {
         };
         format!("CIDv1, {codec}, {hash}")
     };
-    format!("{cid} ({kind})")
+    format!("{cid} ({kind})").into_boxed_str()
 }
 
 /// Parses exactly one binary CID from `bytes`.
@@ -853,6 +855,16 @@ pub(crate) fn parse_cid(bytes: &[u8]) -> Option<Cid> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every decoder call returns a `Result` carrying a `DecodeError`: a
+    /// variant that grows `Problem` grows all of them (a review measured
+    /// 48 to 56 bytes when an error field was a second `String`).
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn decode_errors_stay_small() {
+        assert!(size_of::<Problem>() <= 40);
+        assert!(size_of::<Result<u64>>() <= 48);
+    }
 
     fn err(bytes: &[u8], f: impl FnOnce(&mut Decoder<'_>) -> Result<()>) -> Problem {
         let mut d = Decoder::new(bytes);

@@ -351,7 +351,7 @@ fn commit_table() {
     // Non-blessed data links: raw codec, sha2-512, CIDv0.
     let unblessed = |found: cid::Cid, kind: &str| Problem::UnblessedLink {
         expected: "a CIDv1 dag-cbor sha2-256",
-        found: format!("{found} ({kind})"),
+        found: format!("{found} ({kind})").into(),
     };
     let data_at = value_at(&base, "data");
     for (link, kind) in [

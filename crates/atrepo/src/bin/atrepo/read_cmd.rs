@@ -526,6 +526,13 @@ pub(crate) fn diff(args: &DiffArgs) -> Result<ExitCode> {
         if let Some(key) = &key {
             commit.verify(key).map_err(atrepo::Error::from).with_context(context)?;
         }
+        // As the whole check does, after the signature (`--changed-only`
+        // has only this one).
+        if let Some(rev) = commit.rev() {
+            rev.check_not_future(&atrepo::verify::SystemClock, options.future_tolerance)
+                .map_err(atrepo::Error::from)
+                .with_context(context)?;
+        }
     }
     if let Some(options) = whole {
         for (side, path, root) in [(&a, &args.before, &root_a), (&b, &args.after, &root_b)] {
