@@ -130,7 +130,7 @@ pub use open::{Backend, Durability, OpenOptions, StoreSpec, open, open_with};
 pub use redb_store::RedbStore;
 pub use scratch::{SCRATCH_LOCK_FILE, SCRATCH_MAKING_PREFIX, SCRATCH_PREFIX, clean_stale};
 #[cfg(feature = "sled")]
-pub use sled_store::SledStore;
+pub use sled_store::{SLED_MIN_CACHE_BYTES, SledStore};
 pub use spill::{SpillOptions, SpillStore};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;

@@ -23,6 +23,9 @@ fn backend(e: sled::Error) -> Error {
     Error::backend(NAME, e)
 }
 
+/// The smallest cache sled accepts, in bytes: it panics below this.
+pub const SLED_MIN_CACHE_BYTES: u64 = 256;
+
 /// Blocks in a [sled](https://docs.rs/sled/0.34) database: a folder, pure
 /// Rust, a lock-free log-structured tree.
 ///
@@ -66,7 +69,8 @@ impl SledStore {
         Self::open_with(path, &OpenOptions::default())
     }
 
-    /// Opens (creating if needed) the database folder at `path`.
+    /// Opens (creating if needed) the database folder at `path`. A
+    /// `cache_bytes` under [`SLED_MIN_CACHE_BYTES`] is raised to it.
     ///
     /// # Errors
     ///
@@ -75,7 +79,9 @@ impl SledStore {
         let path = path.as_ref();
         let mut config = sled::Config::new().path(path);
         if let Some(bytes) = options.cache_bytes {
-            config = config.cache_capacity(bytes);
+            // sled panics on a cache under 256 bytes (its LRU splits the
+            // capacity into 256 shards); a smaller ask gets that minimum.
+            config = config.cache_capacity(bytes.max(SLED_MIN_CACHE_BYTES));
         }
         let mut cleared = Vec::new();
         let db = match open_waiting_for_lock(&config) {
@@ -447,5 +453,23 @@ mod tests {
         assert!(cleared.is_empty());
         assert!(leftover.exists());
         drop(store);
+    }
+}
+
+#[cfg(test)]
+mod min_cache_tests {
+    use super::*;
+
+    /// sled panics on a cache under 256 bytes; `--mem-limit 0 --store
+    /// sled` asked for 0 (a black-box review found the panic).
+    #[test]
+    fn a_cache_under_sleds_minimum_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        for bytes in [0, 1, 255] {
+            let options = OpenOptions { cache_bytes: Some(bytes), ..OpenOptions::default() };
+            let path = dir.path().join(format!("db{bytes}"));
+            let store = SledStore::open_with(&path, &options).unwrap();
+            drop(store);
+        }
     }
 }
