@@ -1385,16 +1385,7 @@ impl KeyResolver for Rotating {
     }
 }
 
-/// Polls a future that never waits (the resolvers here are ready at once).
-fn block_on<F: Future>(f: F) -> F::Output {
-    let mut f = std::pin::pin!(f);
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    loop {
-        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-    }
-}
+use crate::block_on;
 
 #[test]
 fn key_refresh_once_on_a_bad_signature() {

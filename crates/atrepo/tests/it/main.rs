@@ -23,3 +23,15 @@ mod fuzz_bodies;
 // spilling or writing verified blocks to a durable store.
 #[cfg(all(unix, any(feature = "redb", feature = "sqlite", feature = "sled")))]
 mod crash;
+
+/// Polls a future that never waits (the key resolvers of these tests are
+/// ready at once); shared by `repo` and `event`.
+fn block_on<F: Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+}

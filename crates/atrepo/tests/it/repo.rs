@@ -996,17 +996,6 @@ impl atrepo::verify::KeyResolver for Counting {
     }
 }
 
-/// Polls a future that never waits (the resolver here is ready at once).
-fn block_on<F: Future>(f: F) -> F::Output {
-    let mut f = std::pin::pin!(f);
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    loop {
-        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-    }
-}
-
 /// A rev ahead of the clock is checked once the signature is good: a rev
 /// changed under the old signature is a bad signature (a review found it
 /// reported as a clock problem), a signed one too far ahead is
@@ -1045,7 +1034,7 @@ fn a_rev_ahead_of_the_clock_is_checked_after_the_signature() {
     // Through a resolver: the rev error, and no refresh.
     let resolver = Counting { key: g.key.public_key(), refreshes: Default::default() };
     let mut reader = RepoReader::from_bytes(bytes, VerifyOptions::default().now(early)).unwrap();
-    let err = block_on(reader.verify_signature_with(&resolver)).unwrap_err();
+    let err = crate::block_on(reader.verify_signature_with(&resolver)).unwrap_err();
     assert!(matches!(err, Error::Verify(VerifyError::RevInFuture { .. })), "{err:?}");
     assert_eq!(resolver.refreshes.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
